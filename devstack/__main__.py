@@ -1,0 +1,149 @@
+"""python -m devstack [--profile run|test] up|run|down|status|logs|reset|topics"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import time
+
+from devstack import ferretdb_server, kafka_broker, services
+from devstack.config import StackConfig, load_config
+from devstack.processes import DevstackError, ensure_port_free
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack",
+        description="Local Kafka broker, MongoDB-protocol server (FerretDB) and platform services.",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("run", "test"),
+        default="run",
+        help="'run' for the local platform, 'test' for the test suite (own ports and data)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "up", help="start Kafka and FerretDB (installing them once) and create topics"
+    )
+    commands.add_parser("run", help="'up', then start the four services and wait until ready")
+    commands.add_parser("down", help="stop everything this profile started (data is kept)")
+    commands.add_parser("status", help="what runs, where, and the data folder")
+    logs = commands.add_parser("logs", help="print the last lines of a component's log")
+    logs.add_argument("component", choices=("kafka", "ferretdb", *services.SERVICES))
+    logs.add_argument("-n", type=int, default=50)
+    commands.add_parser("reset", help="stop everything and delete this profile's data")
+    commands.add_parser("topics", help="create the platform's topics (part of 'up')")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.profile)
+    try:
+        match args.command:
+            case "up":
+                up(config)
+            case "run":
+                up(config)
+                start_services(config)
+            case "down":
+                down(config)
+            case "status":
+                return status(config)
+            case "logs":
+                print(_component(config, args.component).log_tail(args.n))
+            case "reset":
+                down(config)
+                shutil.rmtree(config.data_dir, ignore_errors=True)
+                print(f"removed {config.data_dir}")
+            case "topics":
+                create_topics(config)
+    except DevstackError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def up(config: StackConfig) -> None:
+    started = time.monotonic()
+    kafka_broker.install(config)
+    ferretdb_server.install(config)
+    check_ports(config)
+    kafka_started = kafka_broker.start(config)
+    ferretdb_started = ferretdb_server.start(config)
+    ferretdb_server.wait_ready(config)
+    kafka_broker.wait_ready(config, timeout=kafka_broker.ready_timeout())
+    create_topics(config)
+    state = "started" if (kafka_started or ferretdb_started) else "already running"
+    print(
+        f"infrastructure ({config.profile}) {state} in {time.monotonic() - started:.1f}s: "
+        f"Kafka {config.kafka_bootstrap}, FerretDB {config.mongo_url}, data {config.data_dir}"
+    )
+
+
+def check_ports(config: StackConfig) -> None:
+    """Fail before starting anything if a port of a component that is not running is taken."""
+    if kafka_broker.process(config).pid() is None:
+        ensure_port_free(config.kafka_port, "Kafka", config.env_name("KAFKA_PORT"))
+        ensure_port_free(
+            config.controller_port, "the Kafka controller", config.env_name("KAFKA_CONTROLLER_PORT")
+        )
+    if ferretdb_server.process(config).pid() is None:
+        ensure_port_free(config.mongo_port, "FerretDB", config.env_name("MONGO_PORT"))
+
+
+def create_topics(config: StackConfig) -> None:
+    from shared.kafka import ensure_topics
+    from shared.topics import platform_topics
+
+    specs = platform_topics(config.topic_partitions, config.topic_retention_ms)
+    created = asyncio.run(ensure_topics(config.kafka_bootstrap, specs))
+    if created:
+        print(f"  created {len(created)} topics")
+
+
+def start_services(config: StackConfig) -> None:
+    for service in services.SERVICES:
+        services.start(config, service)
+    for service in services.SERVICES:
+        services.wait_ready(config, service)
+        print(f"  {service:<13} http://127.0.0.1:{services.port(config, service)}  (docs: /docs)")
+
+
+def down(config: StackConfig) -> None:
+    for service in services.SERVICES:
+        if services.process(config, service).stop():
+            print(f"  stopped {service}")
+    for component in (kafka_broker.process(config), ferretdb_server.process(config)):
+        if component.stop(timeout=60):
+            print(f"  stopped {component.name}")
+
+
+def status(config: StackConfig) -> int:
+    rows = [
+        ("kafka", kafka_broker.process(config), config.kafka_bootstrap),
+        ("ferretdb", ferretdb_server.process(config), config.mongo_url),
+        *(
+            (s, services.process(config, s), f"http://127.0.0.1:{services.port(config, s)}")
+            for s in services.SERVICES
+        ),
+    ]
+    for name, proc, address in rows:
+        pid = proc.pid()
+        print(f"{name:<13} {'running' if pid else 'stopped':<8} {pid or '':<8} {address}")
+    print(f"data: {config.data_dir}")
+    return 0
+
+
+def _component(config: StackConfig, name: str):
+    if name == "kafka":
+        return kafka_broker.process(config)
+    if name == "ferretdb":
+        return ferretdb_server.process(config)
+    return services.process(config, name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Where things live: ports, data folder and the per-user cache, all overridable by environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+FERRETDB_VERSION = "1.24.2"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVSTACK_SOURCES = Path(__file__).resolve().parent
+
+# The run profile serves the local platform; the test profile has its own ports and data so
+# that running the tests never touches the run's data.
+_PROFILE_DEFAULTS = {
+    "run": {"kafka": 9092, "controller": 9093, "mongo": 27017, "http": 8001},
+    "test": {"kafka": 19092, "controller": 19093, "mongo": 37017, "http": 18001},
+}
+
+
+def cache_root() -> Path:
+    """Downloads and builds, outside the checkout and shared by every clone of the project."""
+    if explicit := os.environ.get("DEVSTACK_CACHE_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dvc-platform"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    profile: str
+    data_dir: Path
+    kafka_port: int
+    controller_port: int
+    mongo_port: int
+    http_base_port: int
+    topic_partitions: int
+    topic_retention_ms: int
+    kafka_heap: str
+
+    def env_name(self, setting: str) -> str:
+        """The environment variable that overrides `setting` in this profile."""
+        return ("DEVSTACK_TEST_" if self.profile == "test" else "DEVSTACK_") + setting
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return cache_root() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def ferretdb_binary(self) -> Path:
+        return cache_root() / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb-embedded"
+
+
+def load_config(profile: str) -> StackConfig:
+    if profile not in _PROFILE_DEFAULTS:
+        raise SystemExit(f"unknown profile {profile!r}: use 'run' or 'test'")
+    defaults = _PROFILE_DEFAULTS[profile]
+    prefix = "DEVSTACK_TEST_" if profile == "test" else "DEVSTACK_"  # see StackConfig.env_name
+
+    def env_int(name: str, default: int) -> int:
+        raw = os.environ.get(prefix + name)
+        try:
+            return int(raw) if raw else default
+        except ValueError:
+            raise SystemExit(f"{prefix}{name} must be an integer, got {raw!r}") from None
+
+    data_dir = Path(
+        os.environ.get(prefix + "DATA_DIR") or PROJECT_ROOT / ".devstack" / profile
+    ).resolve()
+    return StackConfig(
+        profile=profile,
+        data_dir=data_dir,
+        kafka_port=env_int("KAFKA_PORT", defaults["kafka"]),
+        controller_port=env_int("KAFKA_CONTROLLER_PORT", defaults["controller"]),
+        mongo_port=env_int("MONGO_PORT", defaults["mongo"]),
+        http_base_port=env_int("HTTP_BASE_PORT", defaults["http"]),
+        topic_partitions=env_int("TOPIC_PARTITIONS", 3),
+        topic_retention_ms=env_int("TOPIC_RETENTION_MS", -1),
+        kafka_heap=os.environ.get(prefix + "KAFKA_HEAP", "512m"),
+    )

@@ -1,0 +1,1 @@
+"""The platform's four services, each runnable as `python -m services.<name>`."""

@@ -1,0 +1,1 @@
+"""Intake gateway (tiếp nhận hồ sơ)."""

@@ -1,0 +1,1 @@
+"""Processing (xử lý hồ sơ)."""

@@ -1,0 +1,1 @@
+"""Reporting (báo cáo thống kê)."""

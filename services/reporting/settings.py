@@ -1,0 +1,12 @@
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    """Environment variables: `DVC_REPORTING_<FIELD>`, e.g. `DVC_REPORTING_KAFKA_BOOTSTRAP`."""
+
+    model_config = SettingsConfigDict(env_prefix="DVC_REPORTING_", extra="ignore")
+
+    service_name: str = "reporting"
+    http_port: int = 8004

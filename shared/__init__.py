@@ -1,0 +1,1 @@
+"""The platform's common library: event contracts, settings and adapters shared by every service."""

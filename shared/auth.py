@@ -1,0 +1,616 @@
+"""Staff authentication: bearer JWTs signed by the identity provider, verified with its public keys.
+
+Every service's officer and admin endpoints depend on `CurrentStaff` (any authenticated staff) or
+on `require_roles(...)`. The verifier lives on `app.state.jwt_verifier` (see
+`verifier_from_settings`), so each app — and each test app — carries its own keys.
+
+Only asymmetric signatures are accepted: the services hold public keys and nothing that could mint
+a token. Outside production a local development issuer (`DevIssuer`) stands in for the identity
+provider; `python -m shared.auth mint ...` prints a token signed by it.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves dependency annotations at runtime and
+# cannot see closure variables (`Depends(authenticate)`) through string annotations.
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict
+
+from shared.http import Problem
+from shared.settings import ServiceSettings
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "AuthenticationError",
+    "CurrentStaff",
+    "DevIssuer",
+    "JwtVerifier",
+    "Role",
+    "Staff",
+    "current_staff",
+    "default_dev_issuer_dir",
+    "ensure_same_unit",
+    "main",
+    "require_roles",
+    "staff_dependency",
+    "verifier_from_app",
+    "verifier_from_settings",
+]
+
+AUTH_FAILURES = Counter(
+    "dvc_auth_failures_total",
+    "Bearer tokens rejected, by reason (missing, expired, invalid_signature, ...).",
+    ["reason"],
+)
+FORBIDDEN = Counter(
+    "dvc_forbidden_total",
+    "Authenticated staff refused an action (missing role or other unit).",
+    ["service", "action"],
+)
+
+# Asymmetric only. HS* would let anyone holding the (public) verification key mint tokens.
+ALLOWED_ALGORITHMS: frozenset[str] = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"}
+)
+LEEWAY_SECONDS = 30
+# Far above any real staff token; bounds the work done on garbage input.
+MAX_TOKEN_LENGTH = 8192
+DEV_ISSUER = "dvc-dev-issuer"
+DEV_AUDIENCE = "dvc-platform"
+
+UNAUTHENTICATED_TITLE = "Chưa xác thực (authentication required)"
+FORBIDDEN_TITLE = "Không có quyền (forbidden)"
+
+
+class Role(StrEnum):
+    officer = "officer"
+    unit_head = "unit_head"
+    counter_officer = "counter_officer"
+    admin = "admin"
+
+
+class Staff(BaseModel):
+    """The authenticated staff member behind a request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    name: str | None = None
+    unit: str | None = None  # unit code, e.g. "G12"; admins may have none
+    roles: frozenset[Role]
+
+    def has_role(self, *roles: Role | str) -> bool:
+        """True when the staff holds at least one of `roles`."""
+        return any(role in self.roles for role in roles)
+
+    @property
+    def is_admin(self) -> bool:
+        return Role.admin in self.roles
+
+
+class AuthenticationError(Exception):
+    """A bearer token was refused. `reason` is a short, metric-friendly code."""
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail or reason
+
+
+# --------------------------------------------------------------------------- key loading
+
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s.*?-----END \1-----", re.DOTALL)
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384"}
+
+
+@dataclass(frozen=True, slots=True)
+class _VerificationKey:
+    key: PublicKey
+    algorithms: frozenset[str]
+    kid: str | None = None
+
+
+def _algorithms_for(key: object) -> frozenset[str]:
+    """The allowed algorithms a key can verify; binding them prevents key/alg confusion."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return frozenset({"RS256", "RS384", "RS512", "PS256"})
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        alg = _EC_ALGORITHMS.get(key.curve.name)
+        return frozenset({alg} if alg else ())
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return frozenset({"EdDSA"})
+    return frozenset()
+
+
+def _key_entry(key: Any, kid: str | None = None, alg: str | None = None) -> _VerificationKey:
+    algorithms = _algorithms_for(key)
+    if alg is not None:
+        algorithms &= {alg}
+    if not algorithms:
+        raise ValueError(f"unsupported verification key {type(key).__name__} (alg={alg})")
+    return _VerificationKey(key=key, algorithms=algorithms, kid=kid)
+
+
+def _parse_pem(text: str) -> list[_VerificationKey]:
+    keys: list[_VerificationKey] = []
+    for match in _PEM_BLOCK.finditer(text):
+        block, label = match.group(0).encode(), match.group(1)
+        if label == "CERTIFICATE":
+            public = x509.load_pem_x509_certificate(block).public_key()
+        elif label in {"PUBLIC KEY", "RSA PUBLIC KEY"}:
+            public = serialization.load_pem_public_key(block)
+        else:
+            raise ValueError(f"unexpected PEM block {label!r}: expected public keys only")
+        keys.append(_key_entry(public))
+    return keys
+
+
+def _parse_jwks(document: Any) -> list[_VerificationKey]:
+    jwks = document.get("keys") if isinstance(document, dict) and "keys" in document else None
+    entries = jwks if isinstance(jwks, list) else [document]
+    keys: list[_VerificationKey] = []
+    for jwk in entries:
+        if not isinstance(jwk, dict):
+            raise ValueError("a JWK must be a JSON object")
+        if jwk.get("kty") not in {"RSA", "EC", "OKP"}:
+            # "oct" (shared secrets) and anything unknown have no place in a public key set.
+            raise ValueError(f"unsupported JWK key type {jwk.get('kty')!r}")
+        if jwk.get("use", "sig") != "sig":
+            continue
+        if "d" in jwk:
+            raise ValueError("the JWK set contains a private key; publish public keys only")
+        alg = jwk.get("alg")
+        if alg is not None and alg not in ALLOWED_ALGORITHMS:
+            continue  # e.g. an ES512 key published for other relying parties
+        key = jwt.PyJWK(jwk, algorithm=alg).key
+        if _algorithms_for(key):
+            keys.append(_key_entry(key, kid=jwk.get("kid"), alg=alg))
+    return keys
+
+
+def parse_public_keys(text: str) -> list[_VerificationKey]:
+    """PEM text (public keys or certificates, one or more) or a JWKS / single JWK JSON document."""
+    stripped = text.strip()
+    keys = _parse_jwks(json.loads(stripped)) if stripped.startswith("{") else _parse_pem(stripped)
+    if not keys:
+        raise ValueError("no usable public key found")
+    return keys
+
+
+# --------------------------------------------------------------------------- verification
+
+
+class JwtVerifier:
+    """Verifies staff bearer tokens against an issuer, an audience and a set of public keys."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        keys: Sequence[_VerificationKey],
+        leeway_seconds: float = LEEWAY_SECONDS,
+    ) -> None:
+        if not keys:
+            raise ValueError("JwtVerifier needs at least one public key")
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway_seconds = leeway_seconds
+        self._keys = tuple(keys)
+
+    @classmethod
+    def from_text(
+        cls, text: str, *, issuer: str, audience: str, leeway_seconds: float = LEEWAY_SECONDS
+    ) -> "JwtVerifier":
+        """From PEM public key(s) / certificate(s) or a JWKS JSON document."""
+        return cls(
+            issuer=issuer,
+            audience=audience,
+            keys=parse_public_keys(text),
+            leeway_seconds=leeway_seconds,
+        )
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: float = LEEWAY_SECONDS,
+    ) -> "JwtVerifier":
+        text = Path(path).read_text(encoding="utf-8")
+        return cls.from_text(text, issuer=issuer, audience=audience, leeway_seconds=leeway_seconds)
+
+    def _candidates(self, alg: str, kid: Any) -> list[_VerificationKey]:
+        usable = [k for k in self._keys if alg in k.algorithms]
+        if kid is None:
+            return usable
+        if not isinstance(kid, str):
+            raise AuthenticationError("malformed", "The token header has an invalid key id.")
+        named = [k for k in usable if k.kid == kid]
+        # Keys loaded from PEM carry no kid; they remain candidates for any kid.
+        return named or [k for k in usable if k.kid is None]
+
+    def verify(self, token: str) -> Staff:
+        """The staff a token identifies; raises `AuthenticationError` on any defect."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationError("malformed", "The bearer token is malformed.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise AuthenticationError("malformed", "The bearer token is malformed.") from None
+        alg = header.get("alg")
+        # Checked before any key is touched: "none" and HS* never reach PyJWT.
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+            raise AuthenticationError(
+                "algorithm", "The token is not signed with an accepted algorithm."
+            )
+        candidates = self._candidates(alg, header.get("kid"))
+        if not candidates:
+            raise AuthenticationError("unknown_key", "No known key can verify this token.")
+
+        for candidate in candidates:
+            try:
+                claims = jwt.decode(
+                    token,
+                    candidate.key,
+                    algorithms=[alg],
+                    audience=self.audience,
+                    issuer=self.issuer,
+                    leeway=self.leeway_seconds,
+                    options={"require": ["exp", "iss", "aud", "sub"]},
+                )
+            except jwt.InvalidSignatureError:
+                continue  # another key of the set may have signed it (rotation)
+            except jwt.ExpiredSignatureError:
+                raise AuthenticationError("expired", "The bearer token has expired.") from None
+            except jwt.ImmatureSignatureError:
+                raise AuthenticationError(
+                    "not_yet_valid", "The bearer token is not valid yet."
+                ) from None
+            except jwt.InvalidIssuerError:
+                raise AuthenticationError(
+                    "invalid_issuer", "The token was not issued by the trusted issuer."
+                ) from None
+            except jwt.InvalidAudienceError:
+                raise AuthenticationError(
+                    "invalid_audience", "The token is not meant for this platform."
+                ) from None
+            except jwt.MissingRequiredClaimError as exc:
+                raise AuthenticationError(
+                    "missing_claim", f"The token lacks the {exc.claim!r} claim."
+                ) from None
+            except jwt.InvalidTokenError:
+                raise AuthenticationError("malformed", "The bearer token is malformed.") from None
+            return _staff_from_claims(claims)
+        raise AuthenticationError("invalid_signature", "The token signature is not valid.")
+
+
+def _staff_from_claims(claims: dict[str, Any]) -> Staff:
+    subject, name, unit, raw_roles = (
+        claims.get("sub"),
+        claims.get("name"),
+        claims.get("unit"),
+        claims.get("roles", []),
+    )
+    if (
+        not isinstance(subject, str)
+        or not subject
+        or not isinstance(name, str | None)
+        or not isinstance(unit, str | None)
+        or not isinstance(raw_roles, list)
+    ):
+        raise AuthenticationError("invalid_claims", "The token claims are malformed.")
+    known = {role.value for role in Role}
+    # Roles of other applications may share the token; they mean nothing here.
+    roles = frozenset(Role(r) for r in raw_roles if isinstance(r, str) and r in known)
+    if not roles:
+        raise AuthenticationError("no_role", "The token grants no staff role on this platform.")
+    return Staff(subject=subject, name=name, unit=unit or None, roles=roles)
+
+
+# --------------------------------------------------------------------------- FastAPI dependencies
+
+VerifierGetter = Callable[[Request], JwtVerifier]
+_bearer = HTTPBearer(auto_error=False, description="Staff access token (JWT).")
+
+
+def verifier_from_app(request: Request) -> JwtVerifier:
+    """The verifier each app installs at startup as `app.state.jwt_verifier`."""
+    verifier = getattr(request.app.state, "jwt_verifier", None)
+    if not isinstance(verifier, JwtVerifier):
+        # Fail closed (500), never open: a missing verifier is a deployment bug.
+        raise RuntimeError("app.state.jwt_verifier is not configured")
+    return verifier
+
+
+def _unauthenticated(reason: str, detail: str) -> Problem:
+    AUTH_FAILURES.labels(reason).inc()
+    # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+    challenge = "Bearer" if reason == "missing" else 'Bearer error="invalid_token"'
+    return Problem(401, UNAUTHENTICATED_TITLE, detail, headers={"WWW-Authenticate": challenge})
+
+
+def staff_dependency(
+    verifier_getter: VerifierGetter = verifier_from_app,
+) -> Callable[..., Awaitable[Staff]]:
+    """A dependency resolving the request's `Authorization: Bearer` token to `Staff` (or 401)."""
+
+    async def authenticated_staff(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Staff:
+        if credentials is None:
+            raise _unauthenticated("missing", "Send the staff access token as a Bearer token.")
+        verifier = verifier_getter(request)
+        try:
+            staff = verifier.verify(credentials.credentials)
+        except AuthenticationError as exc:
+            raise _unauthenticated(exc.reason, exc.detail) from None
+        request.state.staff = staff  # for access logs and audit trails
+        return staff
+
+    return authenticated_staff
+
+
+current_staff = staff_dependency()
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+
+
+def _service_label(request: Request) -> str:
+    return str(getattr(request.app.state, "service_name", None) or request.app.title)
+
+
+def _action_label(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+def _forbidden(service: str, action: str, detail: str) -> Problem:
+    FORBIDDEN.labels(service, action).inc()
+    return Problem(403, FORBIDDEN_TITLE, detail)
+
+
+def require_roles(
+    *roles: Role | str,
+    action: str | None = None,
+    authenticate: Callable[..., Awaitable[Staff]] = current_staff,
+) -> Callable[..., Awaitable[Staff]]:
+    """A dependency returning the staff if they hold at least one of `roles`, else 403.
+
+    `admin` is not implied: list it when admins may act. `action` labels the forbidden metric
+    (default: method and route template).
+    """
+    if not roles:
+        raise ValueError("require_roles needs at least one role")
+    wanted = tuple(Role(r) for r in roles)  # a typo fails at import, not at request time
+    names = ", ".join(wanted)
+
+    async def staff_with_role(
+        request: Request, staff: Annotated[Staff, Depends(authenticate)]
+    ) -> Staff:
+        if not staff.has_role(*wanted):
+            raise _forbidden(
+                _service_label(request),
+                action or _action_label(request),
+                f"This action needs one of the roles: {names}.",
+            )
+        return staff
+
+    return staff_with_role
+
+
+def ensure_same_unit(
+    staff: Staff, unit_code: str | None, *, service: str = "unknown", action: str = "unit_scope"
+) -> None:
+    """403 unless the staff is an admin or belongs to `unit_code`."""
+    if staff.is_admin or (staff.unit is not None and staff.unit == unit_code):
+        return
+    raise _forbidden(service, action, "This record belongs to another unit.")
+
+
+# --------------------------------------------------------------------------- development issuer
+
+
+def default_dev_issuer_dir() -> Path:
+    configured = os.environ.get("DVC_DEV_ISSUER_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".config" / "dvc-platform" / "dev-issuer"
+
+
+def _is_production() -> bool:
+    return os.environ.get("DVC_ENVIRONMENT", "").strip().lower() == "production"
+
+
+class DevIssuer:
+    """A local Ed25519 token issuer for development and tests; never used in production.
+
+    The key pair is created once in `directory` (private key mode 0600) and reused afterwards,
+    so services started later verify tokens minted earlier.
+    """
+
+    algorithm = "EdDSA"
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        issuer: str = DEV_ISSUER,
+        audience: str = DEV_AUDIENCE,
+    ) -> None:
+        if _is_production():
+            raise RuntimeError("the development issuer is disabled when DVC_ENVIRONMENT=production")
+        self.directory = Path(directory) if directory is not None else default_dev_issuer_dir()
+        self.issuer = issuer
+        self.audience = audience
+        self._private_key = self._load_or_create()
+        public_raw = self._private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        digest = hashlib.sha256(public_raw).digest()[:12]
+        self.kid = "dev-" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    @property
+    def private_key_path(self) -> Path:
+        return self.directory / "private_key.pem"
+
+    @property
+    def public_key_path(self) -> Path:
+        return self.directory / "public_key.pem"
+
+    def _load_or_create(self) -> ed25519.Ed25519PrivateKey:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.private_key_path.exists():
+            self._create_private_key()
+        key = serialization.load_pem_private_key(self.private_key_path.read_bytes(), None)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise ValueError(f"{self.private_key_path} is not an Ed25519 private key")
+        public_pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if not self.public_key_path.exists() or self.public_key_path.read_bytes() != public_pem:
+            tmp = self.directory / f".public_key.{uuid.uuid4().hex}.tmp"
+            tmp.write_bytes(public_pem)
+            os.replace(tmp, self.public_key_path)
+        return key
+
+    def _create_private_key(self) -> None:
+        pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tmp = self.directory / f".private_key.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+            # link() never overwrites: if another process won the race, keep its key.
+            try:
+                os.link(tmp, self.private_key_path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def mint(
+        self,
+        subject: str,
+        roles: Iterable[Role | str],
+        unit: str | None,
+        name: str | None = None,
+        ttl_seconds: int = 3600,
+    ) -> str:
+        """A signed staff token. Roles are passed through unchecked (tests need odd ones)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_seconds,
+            "jti": uuid.uuid4().hex,
+            "roles": [str(role) for role in roles],
+        }
+        if unit is not None:
+            claims["unit"] = unit
+        if name is not None:
+            claims["name"] = name
+        return jwt.encode(
+            claims, self._private_key, algorithm=self.algorithm, headers={"kid": self.kid}
+        )
+
+    def verifier(self) -> JwtVerifier:
+        return JwtVerifier.from_file(
+            self.public_key_path, issuer=self.issuer, audience=self.audience
+        )
+
+
+def verifier_from_settings(
+    settings: ServiceSettings, *, dev_issuer_dir: str | os.PathLike[str] | None = None
+) -> JwtVerifier:
+    """The verifier a service installs on `app.state.jwt_verifier`.
+
+    Uses `jwt_public_key_file` when set; otherwise, in development and test only, the local
+    development issuer's public key (creating the key pair on first use).
+    """
+    if settings.jwt_public_key_file:
+        return JwtVerifier.from_file(
+            settings.jwt_public_key_file,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    if settings.environment == "production":
+        raise RuntimeError("production needs DVC_JWT_PUBLIC_KEY_FILE; the dev issuer is not used")
+    issuer = DevIssuer(dev_issuer_dir, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return issuer.verifier()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m shared.auth mint --sub u1 --role officer --unit G12` prints a dev token."""
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.auth", description="Development staff tokens."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    mint = commands.add_parser("mint", help="print a token signed by the development issuer")
+    mint.add_argument("--sub", required=True, help="staff subject (user id)")
+    mint.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=[r.value for r in Role],
+        help="repeat for several roles",
+    )
+    mint.add_argument("--unit", help="unit code, e.g. G12")
+    mint.add_argument("--name", help="display name")
+    mint.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    mint.add_argument("--dir", help="key directory (default: $DVC_DEV_ISSUER_DIR or ~/.config/...)")
+    mint.add_argument("--issuer", help="iss claim (default: DVC_JWT_ISSUER or dvc-dev-issuer)")
+    mint.add_argument("--audience", help="aud claim (default: DVC_JWT_AUDIENCE or dvc-platform)")
+    args = parser.parse_args(argv)
+
+    if _is_production():
+        print("refusing to mint development tokens: DVC_ENVIRONMENT=production", file=sys.stderr)
+        return 2
+    if args.ttl <= 0:
+        parser.error("--ttl must be positive")
+    issuer = DevIssuer(
+        args.dir,
+        issuer=args.issuer or os.environ.get("DVC_JWT_ISSUER") or DEV_ISSUER,
+        audience=args.audience or os.environ.get("DVC_JWT_AUDIENCE") or DEV_AUDIENCE,
+    )
+    print(issuer.mint(args.sub, args.role, args.unit, name=args.name, ttl_seconds=args.ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

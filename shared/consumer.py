@@ -1,0 +1,198 @@
+"""Reliable consumption: parse, handle with bounded retries, dead-letter what cannot succeed.
+
+The offset is committed only after `handle_record` returns, i.e. after the handler succeeded or
+the message was safely written to the dead-letter topic. If even that write fails the exception
+propagates, FastStream seeks back, and the message is redelivered: nothing is silently dropped.
+Handlers must be idempotent (see `shared.idempotency`), since redelivery happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from shared.cloudevents import CloudEvent, MalformedEvent, unwrap
+from shared.events import DossierEvent
+from shared.logging import log_context
+from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """The event can never be processed as it is (e.g. it names an unknown procedure)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+
+    def backoff(self, failed_attempts: int) -> float:
+        """Exponential backoff with full jitter after the n-th failed attempt."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (failed_attempts - 1)))
+
+
+class Outcome(StrEnum):
+    HANDLED = "handled"
+    DEAD_LETTERED = "dead-lettered"
+
+
+EventHandler = Callable[[Any, CloudEvent], Awaitable[None]]
+
+
+class DeadLetterWriter(Protocol):
+    async def __call__(
+        self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
+    ) -> None: ...
+
+
+async def handle_record(
+    record: ConsumerRecord,
+    *,
+    handler: EventHandler,
+    expected: Sequence[type[DossierEvent]],
+    group: str,
+    dead_letter_topic: str,
+    write_dead_letter: DeadLetterWriter,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Outcome:
+    try:
+        cloud_event = CloudEvent.from_kafka(record.value, record.headers)
+        event = unwrap(cloud_event, expected)
+    except MalformedEvent as exc:
+        await _dead_letter(record, group, dead_letter_topic, write_dead_letter, "malformed", exc, 0)
+        return Outcome.DEAD_LETTERED
+
+    with log_context(dossier_code=event.dossier_code, event_id=cloud_event.id):
+        for attempt in range(1, policy.max_attempts + 1):
+            try:
+                await handler(event, cloud_event)
+                return Outcome.HANDLED
+            except PermanentError as exc:
+                await _dead_letter(
+                    record, group, dead_letter_topic, write_dead_letter, "permanent", exc, attempt
+                )
+                return Outcome.DEAD_LETTERED
+            except Exception as exc:
+                if attempt == policy.max_attempts:
+                    await _dead_letter(
+                        record,
+                        group,
+                        dead_letter_topic,
+                        write_dead_letter,
+                        "exhausted",
+                        exc,
+                        attempt,
+                    )
+                    return Outcome.DEAD_LETTERED
+                CONSUMER_RETRIES.labels(record.topic, group).inc()
+                delay = policy.backoff(attempt)
+                log.warning("attempt %d failed (%r); retrying in %.2fs", attempt, exc, delay)
+                await sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _dead_letter(
+    record: ConsumerRecord,
+    group: str,
+    dead_letter_topic: str,
+    write: DeadLetterWriter,
+    reason: str,
+    error: BaseException,
+    attempts: int,
+) -> None:
+    headers = {name: raw.decode(errors="replace") for name, raw in record.headers or ()}
+    headers.update(
+        {
+            "dlq_reason": reason,
+            "dlq_error": f"{type(error).__name__}: {error}"[:2000],
+            "dlq_attempts": str(attempts),
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_group": group,
+            "dlq_failed_at": datetime.now(UTC).isoformat(),
+        }
+    )
+    await write(dead_letter_topic, record.value or b"", record.key, headers)
+    DEAD_LETTERS.labels(record.topic, group, reason).inc()
+    log.error(
+        "message sent to %s (%s): %s",
+        dead_letter_topic,
+        reason,
+        headers["dlq_error"],
+        extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    """What to do with the records of one topic: the event model expected and its handler."""
+
+    model: type[DossierEvent]
+    handler: EventHandler
+
+
+def subscribe(
+    broker: KafkaBroker,
+    *,
+    group: str,
+    routes: Mapping[str, Route],
+    policy: RetryPolicy,
+    dead_letter_topic: Callable[[str], str],
+    **subscriber_options: Any,
+) -> Any:
+    """Register one reliable consumer in `group` for every topic of `routes`.
+
+    One consumer per group (rather than one per topic) means a single group membership, so a
+    service joins its group with one rebalance instead of one per topic.
+    """
+
+    async def write_dead_letter(
+        topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
+    ) -> None:
+        await broker.publish(value, topic, key=key, headers=headers)
+
+    subscriber_options.setdefault("auto_offset_reset", "earliest")
+    subscriber = broker.subscriber(
+        *routes,
+        group_id=group,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        # The body is parsed by `handle_record`, so that a malformed one reaches the DLQ.
+        decoder=_raw_body,
+        **subscriber_options,
+    )
+
+    async def consume(body: bytes, message: KafkaMessage) -> None:
+        record = message.raw_message
+        route = routes[record.topic]
+        await handle_record(
+            record,
+            handler=route.handler,
+            expected=[route.model],
+            group=group,
+            dead_letter_topic=dead_letter_topic(record.topic),
+            write_dead_letter=write_dead_letter,
+            policy=policy,
+        )
+
+    consume.__name__ = f"consume_{group}"
+    return subscriber(consume)
+
+
+async def _raw_body(message: Any) -> bytes:
+    return bytes(message.body)

@@ -1,0 +1,47 @@
+"""JSON Schema snapshots of the public event contracts, kept in `contracts/events/`.
+
+`python -m shared.contracts` rewrites the snapshots after a reviewed change; the test suite fails
+while the code and the snapshots disagree, so no contract changes by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.events import EVENT_MODELS, DossierEvent
+
+SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "contracts" / "events"
+
+
+def schema_of(model: type[DossierEvent]) -> dict[str, Any]:
+    schema = model.model_json_schema(mode="serialization")
+    schema["$id"] = f"urn:{model.event_type}"
+    schema["x-topic"] = model.topic
+    return schema
+
+
+def snapshot_path(model: type[DossierEvent]) -> Path:
+    return SNAPSHOT_DIR / f"{model.event_type}.schema.json"
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def write_snapshots() -> list[Path]:
+    SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    written = []
+    for model in EVENT_MODELS:
+        path = snapshot_path(model)
+        path.write_text(render(schema_of(model)))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_snapshots():
+        print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    sys.exit(0)

@@ -1,0 +1,180 @@
+"""Public, versioned event contracts of the dossier lifecycle.
+
+Each model is the `data` of a CloudEvent (see `shared.cloudevents`) published on its topic, keyed by
+the dossier code. Subscribers outside the Ministry rely on these: within a version, change them
+additively only (new optional fields); anything else needs a new `.vN` topic. The JSON Schemas in
+`contracts/` are snapshots of these models, checked by the test suite.
+
+Contact details and the applicant's identity travel only on internal topics; what other agencies
+read is a redacted projection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared import topics
+
+# `<agency id>-YYMMDD-NNNN`, e.g. 000.17.22.H56-210531-0001 (Circular 01/2018 art. 19).
+DOSSIER_CODE_PATTERN = r"^[0-9A-Z]{3}(\.[0-9A-Z]{2,3}){3}-\d{6}-\d{4}$"
+DossierCode = Annotated[
+    str, Field(pattern=DOSSIER_CODE_PATTERN, examples=["000.00.21.G12-190426-0001"])
+]
+
+
+class Channel(IntEnum):
+    """How the dossier reached the Ministry; the national portal's channel codes."""
+
+    COUNTER = 1
+    ONLINE = 2
+    POST = 3
+
+
+class DossierState(IntEnum):
+    """Dossier states as synchronised with the National Public Service Portal."""
+
+    SUBMITTED = 1  # submitted online, awaiting intake check
+    RECEIVED = 2  # complete: code issued, receipt with appointment date
+    NOT_RECEIVED = 3  # refused at intake, or redirected to the right authority
+    IN_PROCESSING = 4
+    SUPPLEMENT_REQUESTED = 5
+    PAYMENT_REQUESTED = 6  # financial obligation requested
+    WITHDRAWAL_REQUESTED = 7
+    STOPPED = 8  # stopped, refused after appraisal, or withdrawn
+    PROCESSED = 9  # result issued
+    RESULT_RETURNED = 10
+
+
+class ApplicantKind(StrEnum):
+    PERSON = "person"
+    ORGANISATION = "organisation"
+
+
+class Applicant(BaseModel):
+    kind: ApplicantKind
+    name: str = Field(min_length=1, max_length=300)
+    # A 12-digit citizen ID for a person, a tax code for an organisation. Personal data.
+    identifier: str = Field(min_length=10, max_length=14)
+
+
+class Contact(BaseModel):
+    email: str | None = None
+    phone: str | None = None
+
+
+class DocumentRef(BaseModel):
+    """A stored document (attachment or result); the bytes stay in the owning service's storage."""
+
+    document_type: str = Field(description="Code of the required document in the catalogue")
+    file_name: str
+    content_type: str
+    size_bytes: int = Field(ge=0)
+    storage_id: str = Field(description="Where the owning service keeps the bytes")
+    sha256: str | None = None
+
+
+class DossierEvent(BaseModel):
+    """Fields every dossier event carries."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    topic: ClassVar[str]
+    event_type: ClassVar[str]
+
+    dossier_code: DossierCode
+    occurred_at: AwareDatetime
+
+
+class DossierSubmitted(DossierEvent):
+    """A dossier was submitted online, or recorded at the counter or from the post."""
+
+    topic: ClassVar[str] = topics.DOSSIER_SUBMITTED_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.dossier.submitted.v1"
+
+    procedure_code: str
+    unit_code: str = Field(description="Lead unit of the procedure")
+    level: int = Field(ge=1, le=4, description="Online service level of the procedure")
+    channel: Channel
+    applicant: Applicant
+    contact: Contact
+    documents: list[DocumentRef] = Field(default_factory=list)
+    form: dict[str, Any] = Field(default_factory=dict)
+    fee_vnd: int = Field(default=0, ge=0)
+
+
+class DossierSupplemented(DossierEvent):
+    """The applicant supplied the documents a supplement request asked for."""
+
+    topic: ClassVar[str] = topics.DOSSIER_SUPPLEMENTED_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.dossier.supplemented.v1"
+
+    documents: list[DocumentRef] = Field(min_length=1)
+    note: str | None = None
+
+
+class DossierWithdrawn(DossierEvent):
+    """The applicant asked to withdraw the dossier (an officer confirms it in processing)."""
+
+    topic: ClassVar[str] = topics.DOSSIER_WITHDRAWN_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.dossier.withdrawn.v1"
+
+    reason: str | None = None
+
+
+class DossierPaid(DossierEvent):
+    """The fee of a level-4 dossier was paid online."""
+
+    topic: ClassVar[str] = topics.DOSSIER_PAID_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.dossier.paid.v1"
+
+    transaction_id: str
+    amount_vnd: int = Field(gt=0)
+    provider: str
+
+
+class DossierProcessed(DossierEvent):
+    """A step of the processing workflow: a transition, a deadline warning or an overdue flag."""
+
+    topic: ClassVar[str] = topics.DOSSIER_PROCESSED_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.dossier.processed.v1"
+
+    procedure_code: str
+    unit_code: str
+    action: str = Field(description="What happened, e.g. receive, request_supplement, warning")
+    state: DossierState
+    previous_state: DossierState | None = None
+    due_at: datetime | None = Field(default=None, description="The due date in force")
+    actor: str | None = Field(default=None, description="Officer id, or 'system'")
+    note: str | None = None
+    citizen_action: str | None = Field(
+        default=None, description="What the applicant must do now, if anything"
+    )
+    requested_documents: list[str] = Field(default_factory=list)
+    result_document: DocumentRef | None = None
+
+
+class DossierNotified(DossierEvent):
+    """The final outcome of one message to the applicant on one channel."""
+
+    topic: ClassVar[str] = topics.DOSSIER_NOTIFIED_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.dossier.notified.v1"
+
+    notification_id: str
+    source_event_id: str = Field(description="Id of the event the message is about")
+    channel: str = Field(description="sms, email or inbox")
+    status: str = Field(description="delivered, sent or technical-failure")
+
+
+EVENT_MODELS: tuple[type[DossierEvent], ...] = (
+    DossierSubmitted,
+    DossierSupplemented,
+    DossierWithdrawn,
+    DossierPaid,
+    DossierProcessed,
+    DossierNotified,
+)
+EVENT_MODELS_BY_TYPE: dict[str, type[DossierEvent]] = {m.event_type: m for m in EVENT_MODELS}

@@ -1,0 +1,197 @@
+"""HTTP conventions every service follows: health, metrics, RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class Problem(Exception):
+    """An error answered as `application/problem+json` (RFC 9457)."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        type_: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    type_: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "instance": request.url.path,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return problem_response(
+            request,
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_=exc.type,
+            headers=exc.headers,
+            **exc.extensions,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        title = _REASONS.get(exc.status_code, "Error")
+        return problem_response(request, exc.status_code, title, detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return problem_response(
+            request,
+            422,
+            "Dữ liệu không hợp lệ (invalid request)",
+            "The request does not match the expected schema.",
+            errors=errors,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request,
+            500,
+            "Lỗi hệ thống (internal error)",
+            "The request could not be completed; it has been logged.",
+        )
+
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and observes latency by route template (pure ASGI: no body buffering)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = _route_template(scope)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+            HTTP_REQUEST_SECONDS.labels(self.service, method, route).observe(
+                time.perf_counter() - started
+            )
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return getattr(route, "path", "unmatched")
+    return "unmatched"
+
+
+def install_operational_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
+    """`/health/live`, `/health/ready` (every check must pass) and `/metrics`."""
+
+    @app.get("/health/live", tags=["operations"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["operations"])
+    async def ready(request: Request) -> Response:
+        results = {name: await _safe(check) for name, check in checks.items()}
+        if all(results.values()):
+            return JSONResponse({"status": "ok", "checks": results})
+        failing = ", ".join(name for name, ok in results.items() if not ok)
+        return problem_response(
+            request, 503, "Not ready", f"Unreachable: {failing}", checks=results
+        )
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _safe(check: ReadinessCheck) -> bool:
+    try:
+        return bool(await check())
+    except Exception:
+        log.warning("readiness check failed", exc_info=True)
+        return False

@@ -1,0 +1,40 @@
+"""The idempotent consumer: an event's effect and the record that it was applied, in one write.
+
+Single-document atomicity is all we rely on (it holds on MongoDB and FerretDB alike): the update
+is applied only to a document that does not yet list the event id, and the same update pushes the
+id. A redelivered event matches no document and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+APPLIED_EVENTS_FIELD = "applied_event_ids"
+
+
+async def apply_once(
+    collection: AsyncCollection[Any],
+    document_filter: dict[str, Any],
+    event_id: str,
+    update: dict[str, Any],
+    *,
+    upsert: bool = True,
+) -> bool:
+    """Apply `update` to the document matched by `document_filter` unless it already holds
+    `event_id`. Returns True when applied now, False when it had been applied before (or, with
+    `upsert=False`, when no such document exists).
+
+    `document_filter` must identify one document by a unique key (usually `_id`), so that an
+    upsert racing an existing document fails on the key instead of creating a twin.
+    """
+    update = {**update, "$push": {**update.get("$push", {}), APPLIED_EVENTS_FIELD: event_id}}
+    try:
+        result = await collection.update_one(
+            {**document_filter, APPLIED_EVENTS_FIELD: {"$ne": event_id}}, update, upsert=upsert
+        )
+    except DuplicateKeyError:
+        return False  # the document exists and already lists the event
+    return result.modified_count == 1 or result.upserted_id is not None

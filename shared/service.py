@@ -1,0 +1,124 @@
+"""The skeleton every service shares: settings, MongoDB, the broker and the HTTP app, wired once.
+
+Each service's `main.py` calls `build_service_app` with its settings, its subscriptions and its
+routes; this module owns the lifecycle: connect, start consuming, and on shutdown stop consuming,
+let in-flight handlers finish, flush the producer and close the clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.auth import verifier_from_settings
+from shared.consumer import EventHandler, RetryPolicy, Route, subscribe
+from shared.events import DossierEvent
+from shared.http import (
+    RequestMetricsMiddleware,
+    install_operational_routes,
+    install_problem_handlers,
+)
+from shared.kafka import create_broker
+from shared.logging import configure_logging
+from shared.mongo import create_mongo_client, ping
+from shared.settings import ServiceSettings
+from shared.topics import dead_letter_topic
+
+
+@dataclass
+class ServiceContext:
+    """What handlers and routes of a service depend on."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    mongo: AsyncMongoClient[dict[str, Any]]
+    db: AsyncDatabase[dict[str, Any]]
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.settings.consumer_max_attempts,
+            base_delay=self.settings.consumer_backoff_seconds,
+        )
+
+
+Registration = Callable[[ServiceContext], None]
+
+
+def build_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    register: Registration,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    broker = create_broker(settings.kafka_bootstrap, settings.service_name)
+    mongo = create_mongo_client(settings.mongo_url, appname=settings.service_name)
+    context = ServiceContext(settings, broker, mongo, mongo[settings.database_name])
+    register(context)  # subscribers must exist before the broker starts
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()  # stops consumers, waits for in-flight handlers, flushes
+            await mongo.close()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.context = context
+    app.state.service_name = settings.service_name
+    app.state.jwt_verifier = verifier_from_settings(settings)
+    install_problem_handlers(app)
+    install_operational_routes(
+        app,
+        {
+            "kafka": lambda: broker.ping(timeout=2.0),
+            "mongodb": lambda: ping(mongo),
+        },
+    )
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestMetricsMiddleware, service=settings.service_name)
+    return app
+
+
+def run_service(
+    create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings
+) -> None:
+    """Serve the app with uvicorn on the configured address, JSON logs on stderr."""
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+def subscribe_dossier_events(
+    context: ServiceContext, *, group: str, handlers: Mapping[type[DossierEvent], EventHandler]
+) -> None:
+    """Subscribe `group` to the topic of each event model, with retries and dead-letter topics."""
+    routes = {
+        context.settings.topic(model.topic): Route(model, handler)
+        for model, handler in handlers.items()
+    }
+    subscribe(
+        context.broker,
+        group=group,
+        routes=routes,
+        policy=context.retry_policy,
+        dead_letter_topic=lambda topic: dead_letter_topic(topic, group),
+    )

@@ -1,0 +1,52 @@
+"""Settings shared by every service; each service subclasses them with its own env prefix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Connection and runtime settings. The defaults suit local development only."""
+
+    model_config = SettingsConfigDict(env_prefix="DVC_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    service_name: str = "dvc"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    mongo_database: str = ""
+    # Appended to every topic name; lets tests run in isolation on one broker.
+    topic_suffix: str = ""
+
+    log_level: str = "INFO"
+    # Consumer retries before a message goes to its dead-letter topic.
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_backoff_seconds: float = Field(default=0.2, ge=0)
+
+    # Staff authentication (bearer JWTs). Outside development the issuer and keys must be set.
+    jwt_issuer: str = "dvc-dev-issuer"
+    jwt_audience: str = "dvc-platform"
+    jwt_public_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _production_needs_real_keys(self) -> ServiceSettings:
+        if self.environment == "production" and (
+            not self.jwt_public_key_file or self.jwt_issuer == "dvc-dev-issuer"
+        ):
+            raise ValueError(
+                "production needs DVC_JWT_ISSUER and DVC_JWT_PUBLIC_KEY_FILE set to the real issuer"
+            )
+        return self
+
+    @property
+    def database_name(self) -> str:
+        return self.mongo_database or f"dvc_{self.service_name}"
+
+    def topic(self, name: str) -> str:
+        return f"{name}{self.topic_suffix}"

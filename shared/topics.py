@@ -1,0 +1,82 @@
+"""Kafka topic names and how they are created.
+
+One place for every topic the platform uses. A breaking change to an event makes a new `.vN`
+topic; within a version, changes are additive only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DOSSIER_SUBMITTED_TOPIC = "dvc.dossier.submitted.v1"
+DOSSIER_SUPPLEMENTED_TOPIC = "dvc.dossier.supplemented.v1"
+DOSSIER_WITHDRAWN_TOPIC = "dvc.dossier.withdrawn.v1"
+DOSSIER_PAID_TOPIC = "dvc.dossier.paid.v1"
+DOSSIER_PROCESSED_TOPIC = "dvc.dossier.processed.v1"
+DOSSIER_NOTIFIED_TOPIC = "dvc.dossier.notified.v1"
+PUBLIC_DOSSIER_STATUS_TOPIC = "dvc.public.dossier-status.v1"
+CATALOGUE_TOPIC = "dvc.catalogue.procedure.v1"
+
+DOSSIER_TOPICS = (
+    DOSSIER_SUBMITTED_TOPIC,
+    DOSSIER_SUPPLEMENTED_TOPIC,
+    DOSSIER_WITHDRAWN_TOPIC,
+    DOSSIER_PAID_TOPIC,
+    DOSSIER_PROCESSED_TOPIC,
+    DOSSIER_NOTIFIED_TOPIC,
+)
+
+# Consumer groups, one per service (and per purpose where a service reads a topic twice).
+INTAKE_GROUP = "intake"
+PROCESSING_GROUP = "processing"
+NOTIFICATION_GROUP = "notification"
+REPORTING_GROUP = "reporting"
+
+# Which group reads which topics. The dead-letter topics follow from it.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    INTAKE_GROUP: (DOSSIER_PROCESSED_TOPIC, DOSSIER_NOTIFIED_TOPIC),
+    PROCESSING_GROUP: (
+        DOSSIER_SUBMITTED_TOPIC,
+        DOSSIER_SUPPLEMENTED_TOPIC,
+        DOSSIER_WITHDRAWN_TOPIC,
+        DOSSIER_PAID_TOPIC,
+    ),
+    NOTIFICATION_GROUP: (DOSSIER_SUBMITTED_TOPIC, DOSSIER_PROCESSED_TOPIC),
+    REPORTING_GROUP: DOSSIER_TOPICS,
+}
+
+
+def dead_letter_topic(topic: str, group: str) -> str:
+    """The dead-letter topic of one consumer group on one topic: `<topic>.<group>.dlq`."""
+    return f"{topic}.{group}.dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int | None  # None: the broker's default; -1: keep forever
+    compacted: bool = False
+
+    def configs(self) -> dict[str, str]:
+        configs: dict[str, str] = {}
+        if self.compacted:
+            configs["cleanup.policy"] = "compact"
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
+
+
+def platform_topics(partitions: int = 3, retention_ms: int = -1) -> list[TopicSpec]:
+    """Every topic the platform needs, with the given partition count and retention.
+
+    Dossier topics are kept forever by default: reporting rebuilds its read models from the
+    beginning of the log. The catalogue topic is compacted (one record per procedure code).
+    Dead-letter topics have one partition: they are small and read by people and redrive.
+    """
+    specs = [TopicSpec(name, partitions, retention_ms) for name in DOSSIER_TOPICS]
+    specs.append(TopicSpec(PUBLIC_DOSSIER_STATUS_TOPIC, partitions, retention_ms))
+    specs.append(TopicSpec(CATALOGUE_TOPIC, 1, None, compacted=True))
+    for group, topics in SUBSCRIPTIONS.items():
+        specs.extend(TopicSpec(dead_letter_topic(t, group), 1, retention_ms) for t in topics)
+    return specs

@@ -1,0 +1,156 @@
+"""The idempotent consumer and the dead-letter path, against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.cloudevents import CloudEvent, unwrap, wrap
+from shared.consumer import RetryPolicy, Route, subscribe
+from shared.events import DossierSubmitted
+from shared.idempotency import apply_once
+from shared.kafka import create_broker, publish_cloud_event
+from tests.factories import dossier_code, submitted
+from tests.kafka_helpers import read_records
+
+
+async def test_the_same_event_applied_twice_has_one_effect(mongo_db) -> None:
+    cases = mongo_db["cases"]
+    code = dossier_code()
+
+    async def apply(event_id: str) -> bool:
+        return await apply_once(
+            cases,
+            {"_id": code},
+            event_id,
+            {"$inc": {"supplements": 1}, "$setOnInsert": {"unit": "G12"}},
+        )
+
+    assert await apply("event-1") is True
+    assert await apply("event-1") is False  # redelivered
+    assert await apply("event-2") is True
+    assert await asyncio.gather(apply("event-3"), apply("event-3")) in (
+        [True, False],
+        [False, True],
+    )
+
+    document = await cases.find_one({"_id": code})
+    assert document["supplements"] == 3
+    assert document["unit"] == "G12"
+    assert document["applied_event_ids"] == ["event-1", "event-2", "event-3"]
+
+
+async def test_a_redelivered_first_event_does_not_create_a_twin(mongo_db) -> None:
+    """The first event of a document upserts it; its redelivery must not insert another."""
+    cases = mongo_db["cases"]
+    results = await asyncio.gather(
+        *(apply_once(cases, {"_id": "X"}, "e1", {"$inc": {"n": 1}}) for _ in range(5))
+    )
+    assert results.count(True) == 1
+    assert await cases.count_documents({}) == 1
+    assert (await cases.find_one({"_id": "X"}))["n"] == 1
+
+
+async def test_a_poison_message_is_dead_lettered_and_valid_ones_keep_flowing(
+    kafka_bootstrap: str, make_topic, mongo_db, unique: str
+) -> None:
+    topic = await make_topic("submitted", partitions=1)
+    dead_letters = await make_topic("submitted-dlq", partitions=1)
+    group = f"group-{unique}"
+    handled = mongo_db["handled"]
+    done = asyncio.Event()
+
+    async def handle(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
+        if event.dossier_code == dossier_code(2):
+            raise RuntimeError("downstream rejects this dossier")
+        applied = await apply_once(
+            handled, {"_id": event.dossier_code}, cloud_event.id, {"$inc": {"n": 1}}
+        )
+        if applied and await handled.count_documents({}) == 2:
+            done.set()
+
+    broker = create_broker(kafka_bootstrap, "test-consumer")
+    subscribe(
+        broker,
+        group=group,
+        routes={topic: Route(DossierSubmitted, handle)},
+        policy=RetryPolicy(max_attempts=3, base_delay=0.01),
+        dead_letter_topic=lambda _: dead_letters,
+    )
+    valid_1, failing, valid_3 = (wrap(submitted(dossier_code(n)), "/t") for n in (1, 2, 3))
+    async with broker:
+        await broker.start()
+        await publish_cloud_event(broker, topic, valid_1)
+        await broker.publish(b'{"not": "a cloud event"}', topic, key=b"poison")  # no ce_ headers
+        await publish_cloud_event(broker, topic, failing)
+        await publish_cloud_event(broker, topic, valid_3)
+        await publish_cloud_event(broker, topic, valid_1)  # a duplicate, as after a crash
+        await asyncio.wait_for(done.wait(), timeout=30)
+
+    records = await read_records(kafka_bootstrap, dead_letters, expected=2)
+    by_reason = {dict(r.headers)["dlq_reason"].decode(): r for r in records}
+    assert set(by_reason) == {"malformed", "exhausted"}
+    assert by_reason["malformed"].value == b'{"not": "a cloud event"}'
+    assert b"missing CloudEvents headers" in dict(by_reason["malformed"].headers)["dlq_error"]
+    exhausted = by_reason["exhausted"]
+    assert unwrap(
+        CloudEvent.from_kafka(exhausted.value, exhausted.headers)
+    ).dossier_code == dossier_code(2)
+    assert dict(exhausted.headers)["dlq_error"] == b"RuntimeError: downstream rejects this dossier"
+    assert dict(exhausted.headers)["dlq_attempts"] == b"3"
+    assert {d["_id"]: d["n"] async for d in handled.find()} == {
+        dossier_code(1): 1,
+        dossier_code(3): 1,
+    }
+
+
+async def test_offsets_are_committed_only_after_the_handler_succeeded(
+    kafka_bootstrap: str, make_topic, unique: str
+) -> None:
+    """A consumer that stops mid-way resumes from the first unfinished message."""
+    topic = await make_topic("resume", partitions=1)
+    group = f"group-{unique}"
+    seen: list[str] = []
+    gate = asyncio.Event()
+
+    async def handle(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
+        seen.append(event.dossier_code)
+        if len(seen) == 2:
+            gate.set()
+            await asyncio.sleep(3600)  # "crash" while handling the second message
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    for n in (1, 2, 3):
+        record = wrap(submitted(dossier_code(n)), "/t").to_kafka()
+        await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
+    await producer.stop()
+
+    broker = create_broker(kafka_bootstrap, "test-consumer", graceful_timeout=0.5)
+    subscribe(
+        broker,
+        group=group,
+        routes={topic: Route(DossierSubmitted, handle)},
+        policy=RetryPolicy(),
+        dead_letter_topic=lambda t: t + ".dlq",
+    )
+    await broker.start()
+    await asyncio.wait_for(gate.wait(), timeout=30)
+    # Stop while the second handler is still running, as a crash or a deploy would.
+    await broker.stop()
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        first = await asyncio.wait_for(consumer.getone(), timeout=20)
+    finally:
+        await consumer.stop()
+    assert first.key == dossier_code(2).encode()
+    assert seen[:2] == [dossier_code(1), dossier_code(2)]

@@ -1,0 +1,30 @@
+"""The event contracts are public: a change to them must be deliberate and reviewed.
+
+If a test here fails after you changed `shared/events.py` on purpose, check the change is additive
+(or make a `.v2` topic), then run `python -m shared.contracts` and commit the new snapshots.
+"""
+
+import json
+
+import pytest
+
+from shared.contracts import render, schema_of, snapshot_path
+from shared.events import EVENT_MODELS, DossierEvent
+
+
+@pytest.mark.parametrize("model", EVENT_MODELS, ids=lambda m: m.event_type)
+def test_schema_matches_its_reviewed_snapshot(model: type[DossierEvent]) -> None:
+    path = snapshot_path(model)
+    assert path.exists(), f"no snapshot for {model.event_type}: run python -m shared.contracts"
+    assert render(schema_of(model)) == path.read_text(), (
+        f"{model.__name__} changed without its snapshot {path.name}: review, then "
+        "run python -m shared.contracts"
+    )
+
+
+@pytest.mark.parametrize("model", EVENT_MODELS, ids=lambda m: m.event_type)
+def test_every_event_names_a_versioned_topic_and_type(model: type[DossierEvent]) -> None:
+    assert model.topic.startswith("dvc.") and model.topic.rsplit(".", 1)[-1].startswith("v")
+    assert model.event_type.endswith(model.topic.removeprefix("dvc"))
+    schema = json.loads(snapshot_path(model).read_text())
+    assert {"dossier_code", "occurred_at"} <= set(schema["required"])
