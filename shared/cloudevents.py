@@ -15,13 +15,19 @@ from typing import TypeVar
 from pydantic import ValidationError
 from uuid6 import uuid7
 
+from shared.catalogue import Procedure
 from shared.events import EVENT_MODELS_BY_TYPE, DossierEvent
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type")
 
-E = TypeVar("E", bound=DossierEvent)
+Contract = DossierEvent | Procedure
+E = TypeVar("E", bound=Contract)
+CONTRACTS_BY_TYPE: dict[str, type[Contract]] = {
+    **EVENT_MODELS_BY_TYPE,
+    Procedure.event_type: Procedure,
+}
 
 
 class MalformedEvent(ValueError):
@@ -106,21 +112,34 @@ def new_event_id() -> str:
     return str(uuid7())
 
 
-def wrap(event: DossierEvent, source: str, event_id: str | None = None) -> CloudEvent:
-    """The CloudEvent announcing a dossier event (a fresh id unless one is given)."""
+def wrap(
+    event: DossierEvent | Procedure,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent:
+    """The CloudEvent announcing a contract model (a fresh id unless one is given).
+
+    The subject, and so the Kafka key, is the dossier code, or the procedure code for the catalogue.
+    """
+    if isinstance(event, Procedure):
+        subject, occurred_at = event.code, time or _now()
+    else:
+        subject, occurred_at = event.dossier_code, time or event.occurred_at
     return CloudEvent(
         id=event_id or new_event_id(),
         type=event.event_type,
         source=source,
-        subject=event.dossier_code,
-        time=event.occurred_at,
+        subject=subject,
+        time=occurred_at,
         data=event.model_dump_json().encode(),
     )
 
 
-def unwrap(cloud_event: CloudEvent, expected: Sequence[type[E]] | None = None) -> DossierEvent:
-    """The validated dossier event inside a CloudEvent, or `MalformedEvent`."""
-    model = EVENT_MODELS_BY_TYPE.get(cloud_event.type)
+def unwrap(cloud_event: CloudEvent, expected: Sequence[type[E]] | None = None) -> Contract:
+    """The validated contract model (dossier event or procedure) inside a CloudEvent, or
+    `MalformedEvent`."""
+    model = CONTRACTS_BY_TYPE.get(cloud_event.type)
     if model is None or (expected is not None and model not in expected):
         raise MalformedEvent(f"unexpected event type {cloud_event.type!r}")
     if cloud_event.datacontenttype.split(";")[0].strip() != JSON:
@@ -129,6 +148,7 @@ def unwrap(cloud_event: CloudEvent, expected: Sequence[type[E]] | None = None) -
         event = model.model_validate_json(cloud_event.data)
     except ValidationError as exc:
         raise MalformedEvent(f"invalid {cloud_event.type} data: {exc}") from exc
-    if cloud_event.subject and cloud_event.subject != event.dossier_code:
-        raise MalformedEvent("ce_subject does not match the dossier code in the data")
+    subject = event.code if isinstance(event, Procedure) else event.dossier_code
+    if cloud_event.subject and cloud_event.subject != subject:
+        raise MalformedEvent("ce_subject does not match the code in the data")
     return event

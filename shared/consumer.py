@@ -22,8 +22,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared.cloudevents import CloudEvent, MalformedEvent, unwrap
-from shared.events import DossierEvent
+from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
 from shared.logging import log_context
 from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS
 
@@ -63,7 +62,7 @@ async def handle_record(
     record: ConsumerRecord,
     *,
     handler: EventHandler,
-    expected: Sequence[type[DossierEvent]],
+    expected: Sequence[type[Contract]],
     group: str,
     dead_letter_topic: str,
     write_dead_letter: DeadLetterWriter,
@@ -77,7 +76,7 @@ async def handle_record(
         await _dead_letter(record, group, dead_letter_topic, write_dead_letter, "malformed", exc, 0)
         return Outcome.DEAD_LETTERED
 
-    with log_context(dossier_code=event.dossier_code, event_id=cloud_event.id):
+    with log_context(dossier_code=cloud_event.subject, event_id=cloud_event.id):
         for attempt in range(1, policy.max_attempts + 1):
             try:
                 await handler(event, cloud_event)
@@ -143,7 +142,7 @@ async def _dead_letter(
 class Route:
     """What to do with the records of one topic: the event model expected and its handler."""
 
-    model: type[DossierEvent]
+    model: type[Contract]
     handler: EventHandler
 
 

@@ -1,4 +1,5 @@
-"""JSON Schema snapshots of the public event contracts, kept in `contracts/events/`.
+"""JSON Schema snapshots of the public contracts (dossier events, catalogue records), kept in
+`contracts/events/`.
 
 `python -m shared.contracts` rewrites the snapshots after a reviewed change; the test suite fails
 while the code and the snapshots disagree, so no contract changes by accident.
@@ -11,19 +12,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.catalogue import Procedure
 from shared.events import EVENT_MODELS, DossierEvent
+
+CONTRACT_MODELS: tuple[type[DossierEvent | Procedure], ...] = (*EVENT_MODELS, Procedure)
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "contracts" / "events"
 
 
-def schema_of(model: type[DossierEvent]) -> dict[str, Any]:
+def schema_of(model: type[DossierEvent | Procedure]) -> dict[str, Any]:
     schema = model.model_json_schema(mode="serialization")
     schema["$id"] = f"urn:{model.event_type}"
     schema["x-topic"] = model.topic
     return schema
 
 
-def snapshot_path(model: type[DossierEvent]) -> Path:
+def snapshot_path(model: type[DossierEvent | Procedure]) -> Path:
     return SNAPSHOT_DIR / f"{model.event_type}.schema.json"
 
 
@@ -34,7 +38,7 @@ def render(schema: dict[str, Any]) -> str:
 def write_snapshots() -> list[Path]:
     SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
     written = []
-    for model in EVENT_MODELS:
+    for model in CONTRACT_MODELS:
         path = snapshot_path(model)
         path.write_text(render(schema_of(model)))
         written.append(path)

@@ -19,8 +19,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth import verifier_from_settings
+from shared.cloudevents import Contract
 from shared.consumer import EventHandler, RetryPolicy, Route, subscribe
-from shared.events import DossierEvent
 from shared.http import (
     RequestMetricsMiddleware,
     install_operational_routes,
@@ -108,7 +108,7 @@ def run_service(
 
 
 def subscribe_dossier_events(
-    context: ServiceContext, *, group: str, handlers: Mapping[type[DossierEvent], EventHandler]
+    context: ServiceContext, *, group: str, handlers: Mapping[type[Contract], EventHandler]
 ) -> None:
     """Subscribe `group` to the topic of each event model, with retries and dead-letter topics."""
     routes = {
