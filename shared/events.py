@@ -167,6 +167,11 @@ class DossierNotified(DossierEvent):
     source_event_id: str = Field(description="Id of the event the message is about")
     channel: str = Field(description="sms, email or inbox")
     status: str = Field(description="delivered, sent or technical-failure")
+    template: str | None = Field(default=None, description="Template name and version")
+    title: str | None = Field(default=None, description="Message title (inbox channel)")
+    body: str | None = Field(
+        default=None, description="Message text, for the inbox channel only (no contact details)"
+    )
 
 
 EVENT_MODELS: tuple[type[DossierEvent], ...] = (

@@ -1,0 +1,4 @@
+"""The procedure catalogue shipped with intake: `units.csv` and `procedures.json` (see README.md).
+
+Read through `services.intake.domain.catalogue.load_catalogue`.
+"""

@@ -1,0 +1,79 @@
+"""Persist, then publish: the outbox relay against the real database and broker."""
+
+from __future__ import annotations
+
+from shared.cloudevents import CloudEvent, unwrap, wrap
+from shared.events import DossierState
+from shared.kafka import create_broker
+from shared.outbox import OUTBOX_FIELD, PENDING_FIELD, OutboxRelay, merge_updates, outbox_update
+from tests.factories import dossier_code, processed
+from tests.kafka_helpers import read_records
+
+
+async def test_pending_events_are_published_in_order_then_cleared(
+    kafka_bootstrap: str, make_topic, mongo_db
+) -> None:
+    topic = await make_topic("outbox")
+    cases = mongo_db["cases"]
+    code = dossier_code(7)
+    events = [
+        wrap(processed(code, DossierState.RECEIVED, "receive"), "/t"),
+        wrap(processed(code, DossierState.IN_PROCESSING, "start"), "/t"),
+    ]
+    await cases.update_one(
+        {"_id": code},
+        merge_updates({"$set": {"state": 4}}, outbox_update([(topic, e) for e in events])),
+        upsert=True,
+    )
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    async with broker:
+        await broker.connect()
+        assert await OutboxRelay(cases, broker).publish_pending() == 2
+        assert await OutboxRelay(cases, broker).publish_pending() == 0  # nothing left
+
+    records = await read_records(kafka_bootstrap, topic, 2)
+    assert [CloudEvent.from_kafka(r.value, r.headers).id for r in records] == [e.id for e in events]
+    assert unwrap(CloudEvent.from_kafka(records[1].value, records[1].headers)).action == "start"
+    document = await cases.find_one({"_id": code})
+    assert document[OUTBOX_FIELD] == [] and document[PENDING_FIELD] is False
+    assert document["state"] == 4
+
+
+async def test_a_crash_after_publishing_republishes_with_the_same_ids(
+    kafka_bootstrap: str, make_topic, mongo_db
+) -> None:
+    """If the relay dies between publishing and clearing, the events go out again, same ids."""
+    topic = await make_topic("outbox-crash")
+    cases = mongo_db["cases"]
+    event = wrap(processed(dossier_code(8), DossierState.RECEIVED, "receive"), "/t")
+    await cases.insert_one({"_id": dossier_code(8), **_pending(topic, event)})
+
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    async with broker:
+        await broker.connect()
+        relay = OutboxRelay(cases, broker)
+
+        async def crash(document: dict, *_: object) -> int:
+            for entry in document[OUTBOX_FIELD]:
+                from shared.kafka import publish_cloud_event
+                from shared.outbox import _cloud_event
+
+                await publish_cloud_event(broker, entry["topic"], _cloud_event(entry))
+            raise ConnectionError("relay killed before it could clear the outbox")
+
+        relay._publish_document = crash  # type: ignore[method-assign]
+        try:
+            await relay.publish_pending()
+        except ConnectionError:
+            pass
+        # The lease of the dead relay expires; a new relay takes over.
+        await cases.update_one({"_id": dossier_code(8)}, {"$set": {"outbox_lease_until": None}})
+        assert await OutboxRelay(cases, broker).publish_pending() == 1
+
+    records = await read_records(kafka_bootstrap, topic, 2)
+    assert [CloudEvent.from_kafka(r.value, r.headers).id for r in records] == [event.id, event.id]
+
+
+def _pending(topic: str, event: CloudEvent) -> dict:
+    update = outbox_update([(topic, event)])
+    return {OUTBOX_FIELD: update["$push"][OUTBOX_FIELD]["$each"], **update["$set"]}
