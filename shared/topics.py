@@ -36,14 +36,34 @@ REPORTING_GROUP = "reporting"
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     INTAKE_GROUP: (DOSSIER_PROCESSED_TOPIC, DOSSIER_NOTIFIED_TOPIC),
     PROCESSING_GROUP: (
+        CATALOGUE_TOPIC,
         DOSSIER_SUBMITTED_TOPIC,
         DOSSIER_SUPPLEMENTED_TOPIC,
         DOSSIER_WITHDRAWN_TOPIC,
         DOSSIER_PAID_TOPIC,
     ),
     NOTIFICATION_GROUP: (DOSSIER_SUBMITTED_TOPIC, DOSSIER_PROCESSED_TOPIC),
-    REPORTING_GROUP: DOSSIER_TOPICS,
+    REPORTING_GROUP: (CATALOGUE_TOPIC, *DOSSIER_TOPICS),
 }
+
+
+# Which service may write which topics (besides the dead-letter topics of its own group).
+# Deployment grants Kafka ACLs from this: each service writes only its own topics.
+PRODUCERS: dict[str, tuple[str, ...]] = {
+    INTAKE_GROUP: (
+        DOSSIER_SUBMITTED_TOPIC,
+        DOSSIER_SUPPLEMENTED_TOPIC,
+        DOSSIER_WITHDRAWN_TOPIC,
+        DOSSIER_PAID_TOPIC,
+        CATALOGUE_TOPIC,
+    ),
+    PROCESSING_GROUP: (DOSSIER_PROCESSED_TOPIC,),
+    NOTIFICATION_GROUP: (DOSSIER_NOTIFIED_TOPIC, PUBLIC_DOSSIER_STATUS_TOPIC),
+    REPORTING_GROUP: (),
+}
+
+# Topics other agencies may read (read-only users, no personal data).
+PUBLIC_TOPICS: tuple[str, ...] = (PUBLIC_DOSSIER_STATUS_TOPIC, CATALOGUE_TOPIC)
 
 
 def dead_letter_topic(topic: str, group: str) -> str:
