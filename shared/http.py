@@ -12,7 +12,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -158,13 +157,9 @@ class RequestMetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return getattr(route, "path", "unmatched")
-    return "unmatched"
+    """The matched route's template (the router records it in the scope), never the raw path:
+    raw paths would make one time series per dossier code."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
 def install_operational_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 OUTBOX_FIELD = "outbox"
 PENDING_FIELD = "outbox_pending"
 LEASE_FIELD = "outbox_lease_until"
+LEASE_OWNER_FIELD = "outbox_lease_owner"
+# A bound on one pass, so that a document that cannot be cleared never spins the relay.
+MAX_BATCHES_PER_PASS = 1000
 
 
 def outbox_entry(topic: str, event: CloudEvent) -> dict[str, Any]:
@@ -107,53 +111,59 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish every pending event once; returns how many were published."""
         published = 0
-        done: set[Any] = set()  # a document is published at most once per pass
-        while claimed := await self._claim_batch(exclude=done):
-            for document in claimed:
-                published += await self._publish_document(document)
-                done.add(document["_id"])
+        for _ in range(MAX_BATCHES_PER_PASS):
+            claimed = await self._claim_batch()
+            if not claimed:
+                break
+            # Documents in parallel (their events in order within each), so that broker and
+            # database round trips overlap.
+            counts = await asyncio.gather(*(self._publish_document(d) for d in claimed))
+            published += sum(counts)
         return published
 
-    async def _claim_batch(self, exclude: set[Any]) -> list[dict[str, Any]]:
+    async def _claim_batch(self) -> list[dict[str, Any]]:
+        """Claim up to `batch_size` pending documents whose lease is free, in two round trips."""
         now = datetime.now(UTC)
-        query: dict[str, Any] = {PENDING_FIELD: True}
-        if exclude:
-            query["_id"] = {"$nin": list(exclude)}
-        projection = {"_id": 1, LEASE_FIELD: 1}
-        candidates = self.collection.find(query, projection).limit(self.batch_size)
-        claimed = []
-        async for candidate in candidates:
-            lease_until = candidate.get(LEASE_FIELD)
-            if lease_until is not None and _aware(lease_until) > now:
-                continue  # another relay is on it
-            # Claim with a compare-and-set on the lease we saw, then re-read the events.
-            result = await self.collection.update_one(
-                {"_id": candidate["_id"], LEASE_FIELD: lease_until},
-                {"$set": {LEASE_FIELD: now + self.lease}},
+        owner = uuid.uuid4().hex
+        free = {"$or": [{LEASE_FIELD: None}, {LEASE_FIELD: {"$lt": now}}]}
+        candidates = [
+            d["_id"]
+            async for d in self.collection.find({PENDING_FIELD: True, **free}, {"_id": 1}).limit(
+                self.batch_size
             )
-            if result.modified_count == 1:
-                document = await self.collection.find_one(
-                    {"_id": candidate["_id"]}, {OUTBOX_FIELD: 1}
-                )
-                if document:
-                    claimed.append(document)
-        return claimed
+        ]
+        if not candidates:
+            return []
+        await self.collection.update_many(
+            {"_id": {"$in": candidates}, **free},
+            {"$set": {LEASE_FIELD: now + self.lease, LEASE_OWNER_FIELD: owner}},
+        )
+        return [
+            d
+            async for d in self.collection.find(
+                {"_id": {"$in": candidates}, LEASE_OWNER_FIELD: owner}, {OUTBOX_FIELD: 1}
+            )
+        ]
 
     async def _publish_document(self, document: dict[str, Any]) -> int:
         entries = document.get(OUTBOX_FIELD) or []
         for entry in entries:  # in order: one dossier's events keep their order
             await publish_cloud_event(self.broker, entry["topic"], _cloud_event(entry))
-        # `$pull` of each whole entry as read: FerretDB matches `$pull` values as exact documents
-        # (no conditions such as `{"id": {"$in": [...]}}`), and MongoDB accepts that form too.
+        released = {LEASE_FIELD: None, LEASE_OWNER_FIELD: None}
+        # Usually nothing was appended meanwhile: empty the outbox in one write.
+        done = await self.collection.update_one(
+            {"_id": document["_id"], OUTBOX_FIELD: entries},
+            {"$set": {OUTBOX_FIELD: [], PENDING_FIELD: False, **released}},
+        )
+        if done.modified_count == 1:
+            return len(entries)
+        # Events were appended while publishing: remove just ours. `$pull` of each whole entry
+        # as read: FerretDB matches `$pull` values as exact documents (no conditions).
         for entry in entries:
             await self.collection.update_one(
                 {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: entry}}
             )
-        await self.collection.update_one({"_id": document["_id"]}, {"$set": {LEASE_FIELD: None}})
-        # Clear the flag only if nothing was appended meanwhile.
-        await self.collection.update_one(
-            {"_id": document["_id"], OUTBOX_FIELD: {"$size": 0}}, {"$set": {PENDING_FIELD: False}}
-        )
+        await self.collection.update_one({"_id": document["_id"]}, {"$set": released})
         return len(entries)
 
     async def run(self) -> None:

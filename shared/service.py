@@ -8,8 +8,8 @@ let in-flight handlers finish, flush the producer and close the clients.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -41,6 +41,9 @@ class ServiceContext:
     broker: KafkaBroker
     mongo: AsyncMongoClient[dict[str, Any]]
     db: AsyncDatabase[dict[str, Any]]
+    # The service's own runtime objects (store, relays...), set by its `register` function and
+    # reached by its lifecycle hooks.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -51,6 +54,9 @@ class ServiceContext:
 
 
 Registration = Callable[[ServiceContext], None]
+# A background part of a service (an outbox relay, a scanner, a retry worker): entered after the
+# broker started, exited before it stops, in reverse order.
+LifecycleHook = Callable[[ServiceContext], AbstractAsyncContextManager[Any]]
 
 
 def build_service_app(
@@ -59,6 +65,7 @@ def build_service_app(
     title: str,
     register: Registration,
     routers: Sequence[APIRouter] = (),
+    hooks: Sequence[LifecycleHook] = (),
 ) -> FastAPI:
     broker = create_broker(settings.kafka_bootstrap, settings.service_name)
     mongo = create_mongo_client(settings.mongo_url, appname=settings.service_name)
@@ -69,7 +76,10 @@ def build_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for hook in hooks:
+                    await stack.enter_async_context(hook(context))
+                yield
         finally:
             await broker.stop()  # stops consumers, waits for in-flight handlers, flushes
             await mongo.close()

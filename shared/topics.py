@@ -87,16 +87,21 @@ class TopicSpec:
         return configs
 
 
-def platform_topics(partitions: int = 3, retention_ms: int = -1) -> list[TopicSpec]:
+def platform_topics(
+    partitions: int = 3, retention_ms: int = -1, suffix: str = ""
+) -> list[TopicSpec]:
     """Every topic the platform needs, with the given partition count and retention.
 
     Dossier topics are kept forever by default: reporting rebuilds its read models from the
     beginning of the log. The catalogue topic is compacted (one record per procedure code).
     Dead-letter topics have one partition: they are small and read by people and redrive.
+    `suffix` is appended to every name (services' `topic_suffix`, for isolated test runs).
     """
-    specs = [TopicSpec(name, partitions, retention_ms) for name in DOSSIER_TOPICS]
-    specs.append(TopicSpec(PUBLIC_DOSSIER_STATUS_TOPIC, partitions, retention_ms))
-    specs.append(TopicSpec(CATALOGUE_TOPIC, 1, None, compacted=True))
+    specs = [TopicSpec(name + suffix, partitions, retention_ms) for name in DOSSIER_TOPICS]
+    specs.append(TopicSpec(PUBLIC_DOSSIER_STATUS_TOPIC + suffix, partitions, retention_ms))
+    specs.append(TopicSpec(CATALOGUE_TOPIC + suffix, 1, None, compacted=True))
     for group, topics in SUBSCRIPTIONS.items():
-        specs.extend(TopicSpec(dead_letter_topic(t, group), 1, retention_ms) for t in topics)
+        specs.extend(
+            TopicSpec(dead_letter_topic(t + suffix, group), 1, retention_ms) for t in topics
+        )
     return specs

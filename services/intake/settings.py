@@ -1,12 +1,59 @@
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
-    """Environment variables: `DVC_INTAKE_<FIELD>`, e.g. `DVC_INTAKE_KAFKA_BOOTSTRAP`."""
+    """Environment variables: `DVC_INTAKE_<FIELD>`, e.g. `DVC_INTAKE_AGENCY_ID`."""
 
     model_config = SettingsConfigDict(env_prefix="DVC_INTAKE_", extra="ignore")
 
     service_name: str = "intake"
     http_port: int = 8001
+
+    # The receiving agency's id in the national dotted format; it prefixes every dossier code
+    # (Circular 01/2018 art. 19). The Ministry's real id is to be confirmed [check].
+    agency_id: str = Field(default="000.00.21.G12", pattern=r"^[0-9A-Z]{3}(\.[0-9A-Z]{2,3}){3}$")
+    agency_name: str = "Bộ Khoa học và Công nghệ"
+    # Where citizens reach this gateway; used in receipt links and QR codes.
+    public_base_url: str = "http://127.0.0.1:8001"
+
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_dossier_bytes: int = Field(default=30 * 1024 * 1024, gt=0)
+    max_files: int = Field(default=20, gt=0)
+    max_json_bytes: int = Field(default=256 * 1024, gt=0)
+
+    # Per client address, per minute (moving window), in this replica.
+    submissions_per_minute: int = 30
+    tracking_per_minute: int = 120
+    # Wrong tracking secrets tolerated per client before tracking is refused for a while.
+    wrong_secrets_allowed: int = 5
+    wrong_secret_window_seconds: int = 900
+
+    seed_catalogue: bool = Field(
+        default=True, description="Load the shipped catalogue at start-up (idempotent)"
+    )
+    relay_poll_seconds: float = 1.0
+
+    payment_base_url: str = "http://127.0.0.1:8010"
+    payment_merchant_code: str = "BKHCN"
+    payment_request_key: str = "dev-payment-request-key"
+    payment_callback_key: str = "dev-payment-callback-key"
+    processing_token: str | None = Field(
+        default=None, description="Bearer token for processing's result endpoint (a secret)"
+    )
+    processing_base_url: str = Field(
+        default="http://127.0.0.1:8002", description="Where result documents are fetched from"
+    )
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> "IntakeSettings":
+        if self.environment == "production" and (
+            self.payment_request_key.startswith("dev-")
+            or self.payment_callback_key.startswith("dev-")
+        ):
+            raise ValueError(
+                "production needs DVC_INTAKE_PAYMENT_REQUEST_KEY and _CALLBACK_KEY set"
+            )
+        return self

@@ -1,0 +1,68 @@
+"""Publishes the catalogue on its compacted topic: persist, then publish, then record.
+
+A procedure is stored first; every procedure whose stored content differs from what was last
+published is then sent (key = procedure code), and only after the broker acknowledged it is the
+publication recorded. A crash in between republishes at the next pass, which a compacted topic
+absorbs (same key, same content). Passes run at start-up, after an admin change, and periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faststream.kafka import KafkaBroker
+
+from services.intake.store import IntakeStore
+from shared.cloudevents import wrap
+from shared.kafka import publish_cloud_event
+
+log = logging.getLogger(__name__)
+
+
+class CataloguePublisher:
+    def __init__(
+        self, store: IntakeStore, broker: KafkaBroker, topic: str, source: str, interval: float = 30
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.topic = topic
+        self.source = source
+        self.interval = interval
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish_changes(self) -> int:
+        async with self._lock:  # one pass at a time in this process
+            pending = await self.store.unpublished_procedures()
+            await asyncio.gather(
+                *(
+                    publish_cloud_event(self.broker, self.topic, wrap(procedure, self.source))
+                    for procedure, _ in pending
+                )
+            )
+            await self.store.mark_published([(p.code, sha) for p, sha in pending])
+            return len(pending)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                published = await self.publish_changes()
+                if published:
+                    log.info("published %d catalogue records", published)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("catalogue publication failed; retrying")
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="catalogue-publisher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass

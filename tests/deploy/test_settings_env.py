@@ -1,0 +1,65 @@
+"""Every DVC_<SERVICE>_<FIELD> the deployment sets is a setting the service reads."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import yaml
+
+from tests.deploy.tools import ROOT, SERVICES
+
+# Kafka over TLS with SCRAM-SHA-512, as the Strimzi cluster requires: the Kubernetes manifests
+# set these, but shared/settings.py and shared/kafka.create_broker do not read them yet (a change
+# requested from the lead). Remove a name here once the setting exists.
+PENDING_KAFKA_SECURITY_FIELDS = {
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+}
+
+
+def settings_fields(service: str) -> set[str]:
+    module = importlib.import_module(f"services.{service}.settings")
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and obj.__module__ == module.__name__
+        and hasattr(obj, "model_fields")
+    ]
+    assert len(classes) == 1
+    return set(classes[0].model_fields)
+
+
+def unknown(service: str, names: list[str]) -> set[str]:
+    prefix = f"DVC_{service.upper()}_"
+    fields = settings_fields(service) | PENDING_KAFKA_SECURITY_FIELDS
+    return {
+        n for n in names if n.startswith(prefix) and n.removeprefix(prefix).lower() not in fields
+    }
+
+
+def test_compose_sets_only_real_settings() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in SERVICES:
+        names = list(compose["services"][service]["environment"])
+        assert not unknown(service, names)
+
+
+def test_kubernetes_sets_only_real_settings(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for doc in rendered["overlays/production"]:
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] in SERVICES:
+            service = doc["metadata"]["name"]
+            env = doc["spec"]["template"]["spec"]["containers"][0]["env"]
+            names = [e["name"] for e in env]
+            assert not unknown(service, names)
+            assert f"DVC_{service.upper()}_KAFKA_SASL_PASSWORD" in names
+
+
+def test_pending_kafka_security_settings_are_still_missing() -> None:
+    """Fails once shared/settings.py gains one: then drop it from the pending list above."""
+    for service in SERVICES:
+        assert not PENDING_KAFKA_SECURITY_FIELDS & settings_fields(service)

@@ -1,0 +1,191 @@
+"""Online and counter submissions through the HTTP API, against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from shared.cloudevents import CloudEvent, unwrap
+from shared.events import Channel, DossierSubmitted
+from shared.topics import DOSSIER_SUBMITTED_TOPIC
+from tests.intake_samples import (
+    ORGANISATION,
+    PDF,
+    PNG,
+    TRADEMARK,
+    dossier_json,
+    multipart,
+    trademark_files,
+    valid_tax_code,
+)
+from tests.kafka_helpers import read_records
+
+
+async def submit(intake, dossier: str | None = None, files=None, **headers):
+    return await intake.client.post(
+        "/api/v1/dossiers",
+        **multipart(dossier or dossier_json(), trademark_files() if files is None else files),
+        headers=headers,
+    )
+
+
+async def counts(intake) -> tuple[int, int]:
+    store = intake.runtime.store
+    return (
+        await store.dossiers.count_documents({}),
+        await store.db["attachments.files"].count_documents({}),
+    )
+
+
+async def test_a_submission_is_stored_and_announced_by_exactly_one_cloud_event(
+    intake, kafka_bootstrap
+) -> None:
+    response = await submit(intake)
+    assert response.status_code == 201, response.text
+    receipt = response.json()
+    code = receipt["dossier_code"]
+    assert code.startswith(f"{intake.settings.agency_id}-")
+    assert receipt["state"] == 1 and receipt["channel"] == Channel.ONLINE
+    assert receipt["tracking_url"].startswith("https://dichvucong.most.gov.vn/api/v1/dossiers/")
+
+    records = await read_records(kafka_bootstrap, intake.topic(DOSSIER_SUBMITTED_TOPIC), 1)
+    mine = [r for r in records if r.key == code.encode()]
+    assert len(mine) == 1
+    headers = dict(mine[0].headers)
+    assert headers["ce_type"] == b"vn.gov.most.dvc.dossier.submitted.v1"
+    assert headers["ce_source"] == b"/dvc/intake"
+    assert headers["ce_subject"] == code.encode()
+    event = unwrap(CloudEvent.from_kafka(mine[0].value, mine[0].headers))
+    assert isinstance(event, DossierSubmitted)
+    assert event.procedure_code == TRADEMARK and event.unit_code == "SHTT" and event.level == 4
+    assert {d.document_type for d in event.documents} == {"to_khai", "mau_nhan_hieu"}
+    assert event.contact.phone == "+84912345678"
+
+
+async def test_the_same_idempotency_key_twice_gives_one_dossier(intake) -> None:
+    key = str(uuid.uuid4())
+    before = await counts(intake)
+    first = await submit(intake, **{"Idempotency-Key": key})
+    second = await submit(intake, **{"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert (await counts(intake))[0] == before[0] + 1
+
+    other = await submit(
+        intake, dossier_json(form={"ten_nhan_hieu": "Khác"}), **{"Idempotency-Key": key}
+    )
+    assert other.status_code == 422
+    assert other.json()["type"] == "urn:dvc:problem:idempotency-key-reused"
+
+
+async def test_fifty_concurrent_submissions_get_fifty_distinct_gap_free_codes(intake) -> None:
+    responses = await asyncio.gather(*(submit(intake) for _ in range(50)))
+    assert all(r.status_code == 201 for r in responses), [
+        r.text for r in responses if r.status_code != 201
+    ][:1]
+    codes = [r.json()["dossier_code"] for r in responses]
+    assert len(set(codes)) == 50
+    sequences = sorted(int(code.rsplit("-", 1)[1]) for code in codes)
+    assert sequences == list(range(sequences[0], sequences[0] + 50))  # no gap, no repeat
+
+
+async def test_an_organisation_with_a_valid_tax_code_can_submit(intake) -> None:
+    applicant = {**ORGANISATION, "identifier": valid_tax_code()}
+    response = await submit(intake, dossier_json(applicant=applicant))
+    assert response.status_code == 201, response.text
+
+
+async def assert_refused(intake, response, status: int, problem: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert problem in body["type"] or problem in body["title"] or problem in str(body.get("errors"))
+    assert "Traceback" not in response.text
+
+
+async def test_bad_input_is_refused_with_a_problem_and_nothing_is_stored(intake) -> None:
+    before = await counts(intake)
+    bad_tax = {
+        **ORGANISATION,
+        "identifier": valid_tax_code()[:-1] + str((int(valid_tax_code()[-1]) + 1) % 10),
+    }
+    cases = [
+        (await submit(intake, files=trademark_files()[:1]), 422, "missing-document"),
+        (
+            await submit(
+                intake,
+                files=[
+                    ("to_khai", ("tk.pdf", b"just text, not a PDF", "application/pdf")),
+                    ("mau_nhan_hieu", ("m.png", PNG, "image/png")),
+                ],
+            ),
+            422,
+            "attachment",
+        ),
+        (
+            await submit(
+                intake,
+                files=[
+                    ("to_khai", ("tk.pdf", PDF + b"0" * 300_000, "application/pdf")),
+                    ("mau_nhan_hieu", ("m.png", PNG, "image/png")),
+                ],
+            ),
+            413,
+            "large",
+        ),
+        (
+            await submit(
+                intake,
+                dossier_json(applicant={"kind": "person", "name": "A", "identifier": "12345"}),
+            ),
+            422,
+            "invalid-dossier",
+        ),
+        (await submit(intake, dossier_json(applicant=bad_tax)), 422, "invalid-dossier"),
+        (await submit(intake, dossier_json(procedure="9.999999")), 422, "unknown-procedure"),
+        (await submit(intake, dossier_json(procedure="1.002733")), 422, "not-online"),
+        (
+            await submit(
+                intake, files=[*trademark_files(), ("khong_co", ("x.pdf", PDF, "application/pdf"))]
+            ),
+            422,
+            "unknown-document",
+        ),
+        (await submit(intake, "{not json"), 422, "invalid-dossier"),
+    ]
+    for response, status, problem in cases:
+        await assert_refused(intake, response, status, problem)
+    assert await counts(intake) == before
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(intake) -> None:
+    big = PDF + b"0" * (intake.settings.max_dossier_bytes + intake.settings.max_json_bytes)
+    response = await submit(intake, files=[("to_khai", ("a.pdf", big, "application/pdf"))])
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_counter_dossiers_need_a_counter_officer_and_may_be_any_level(intake) -> None:
+    dossier = dossier_json(procedure="1.002733", channel=1)
+    files = []  # filled below from the procedure's mandatory documents
+    procedure = (await intake.client.get("/api/v1/procedures/1.002733")).json()
+    for document in procedure["documents"]:
+        if document["mandatory"]:
+            files.append((document["code"], ("a.pdf", PDF, "application/pdf")))
+    unauthenticated = await intake.client.post(
+        "/api/v1/counter/dossiers", **multipart(dossier, files)
+    )
+    assert unauthenticated.status_code == 401
+    citizen_like = await intake.client.post(
+        "/api/v1/counter/dossiers",
+        **multipart(dossier, files),
+        headers=intake.token("officer", unit="SHTT"),
+    )
+    assert citizen_like.status_code == 403
+    response = await intake.client.post(
+        "/api/v1/counter/dossiers",
+        **multipart(dossier, files),
+        headers=intake.token("counter_officer", unit="VPB"),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["state"] == 2 and response.json()["channel"] == Channel.COUNTER
