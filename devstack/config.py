@@ -58,7 +58,12 @@ class StackConfig:
 
     @property
     def ferretdb_binary(self) -> Path:
-        return cache_root() / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb-embedded"
+        # Keyed by the version and by our Go sources, so a change to them rebuilds.
+        return (
+            cache_root()
+            / f"ferretdb-{FERRETDB_VERSION}-{_ferretdb_sources_digest()}"
+            / "ferretdb-embedded"
+        )
 
 
 def load_config(profile: str) -> StackConfig:
@@ -88,3 +93,13 @@ def load_config(profile: str) -> StackConfig:
         topic_retention_ms=env_int("TOPIC_RETENTION_MS", -1),
         kafka_heap=os.environ.get(prefix + "KAFKA_HEAP", "512m"),
     )
+
+
+def _ferretdb_sources_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((DEVSTACK_SOURCES / "ferretdb").glob("*")):
+        if path.suffix in {".go", ".mod", ".sum"}:
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]

@@ -101,6 +101,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.lease = lease
         self.batch_size = batch_size
+        self._owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -117,15 +118,31 @@ class OutboxRelay:
                 break
             # Documents in parallel (their events in order within each), so that broker and
             # database round trips overlap.
-            counts = await asyncio.gather(*(self._publish_document(d) for d in claimed))
-            published += sum(counts)
+            results = await asyncio.gather(
+                *(self._publish_document(d) for d in claimed), return_exceptions=True
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            published += sum(r for r in results if isinstance(r, int))
+            if failures:
+                # Those documents keep their lease and are retried when it expires.
+                log.warning("outbox: %d documents not published: %r", len(failures), failures[0])
+                if len(failures) == len(results):
+                    break
         return published
 
     async def _claim_batch(self) -> list[dict[str, Any]]:
         """Claim up to `batch_size` pending documents whose lease is free, in two round trips."""
         now = datetime.now(UTC)
-        owner = uuid.uuid4().hex
-        free = {"$or": [{LEASE_FIELD: None}, {LEASE_FIELD: {"$lt": now}}]}
+        owner = self._owner
+        # Free: never leased, lease expired, or leased by this very relay (e.g. a pass that was
+        # interrupted by shutdown, before the final flush).
+        free = {
+            "$or": [
+                {LEASE_FIELD: None},
+                {LEASE_FIELD: {"$lt": now}},
+                {LEASE_OWNER_FIELD: owner},
+            ]
+        }
         candidates = [
             d["_id"]
             async for d in self.collection.find({PENDING_FIELD: True, **free}, {"_id": 1}).limit(
@@ -183,7 +200,7 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox-{self.collection.name}")
 
-    async def stop(self) -> None:
+    async def stop(self, flush_timeout: float = 10.0) -> None:
         if self._task:
             self._task.cancel()
             try:
@@ -191,7 +208,12 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        await self.publish_pending()  # flush what is pending before the broker closes
+        # Flush what is pending before the broker closes; what does not make it in time stays
+        # pending in the database and goes out after the next start.
+        try:
+            await asyncio.wait_for(self.publish_pending(), flush_timeout)
+        except TimeoutError:
+            log.warning("outbox flush of %s timed out; events stay pending", self.collection.name)
 
 
 def _aware(value: datetime) -> datetime:

@@ -127,7 +127,7 @@ def subscribe_dossier_events(
     }
     subscribe(
         context.broker,
-        group=group,
+        group=context.settings.consumer_group(group),
         routes=routes,
         policy=context.retry_policy,
         dead_letter_topic=lambda topic: dead_letter_topic(topic, group),

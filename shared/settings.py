@@ -50,3 +50,8 @@ class ServiceSettings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{name}{self.topic_suffix}"
+
+    def consumer_group(self, name: str) -> str:
+        """Isolated runs (a topic suffix) also get their own consumer groups, so that they never
+        wait on each other's rebalances."""
+        return f"{name}{self.topic_suffix}"

@@ -3,6 +3,8 @@ topic suffix and database name."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,8 +21,21 @@ async def create_suffixed_topics(bootstrap: str, suffix: str, partitions: int = 
 
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running (broker, consumers, relays) and a client to call it."""
-    async with app.router.lifespan_context(app):
+    """The app with its lifespan running (broker, consumers, relays) and a client to call it.
+
+    Shutdown must finish within a minute; if not, the stacks of every task are printed, so that
+    a hang names its culprit instead of timing the whole test run out.
+    """
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    try:
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://intake.test") as client:
             yield client
+    finally:
+        try:
+            await asyncio.wait_for(lifespan.__aexit__(None, None, None), timeout=60)
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(file=sys.stderr)
+            raise

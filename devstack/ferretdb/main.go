@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,9 +44,14 @@ func main() {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// FerretDB itself listens on a Unix socket in the data folder; clients reach it through the
+	// serialising proxy on the TCP address (see serialize.go).
+	socket := filepath.Join(abs, "ferretdb.sock")
+	_ = os.Remove(socket)
+
 	// The SQLite URL must name an existing directory and end with a slash.
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
@@ -57,6 +63,21 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Fprintf(os.Stderr, "ferretdb listening on %s, data in %s\n", *listen, abs)
+	listener, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	proxy := &serializingProxy{backendNetwork: "unix", backendAddress: socket}
+	go func() {
+		if err := proxy.serve(listener); err != nil {
+			log.Fatal(err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		listener.Close()
+	}()
+
+	fmt.Fprintf(os.Stderr, "ferretdb listening on %s (operations serialised), data in %s\n", *listen, abs)
 	f.Run(ctx)
 }

@@ -2,14 +2,21 @@
 
 from fastapi import FastAPI
 
-from services.notification import handlers
+from services.notification import api
+from services.notification.runtime import NotificationRuntime
 from services.notification.settings import NotificationSettings
 from shared.service import build_service_app
 
 
 def create_app(settings: NotificationSettings | None = None) -> FastAPI:
-    return build_service_app(
-        settings or NotificationSettings(),
+    settings = settings or NotificationSettings()
+    runtime = NotificationRuntime(settings)
+    app = build_service_app(
+        settings,
         title="Notification (thông báo)",
-        register=handlers.register,
+        register=runtime.register,
+        routers=[api.router],
+        hooks=[runtime.lifecycle],
     )
+    app.state.notification = runtime
+    return app

@@ -1,0 +1,114 @@
+"""Wiring of the notification service's parts (store, channels, notifier, relay, handlers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from services.notification.channels.base import Channel
+from services.notification.channels.email import SmtpEmailChannel
+from services.notification.channels.guard import GuardedChannel
+from services.notification.channels.inbox import InboxChannel
+from services.notification.channels.sms import HttpSmsChannel
+from services.notification.domain.rate_limit import TokenBucket
+from services.notification.handlers import NotificationHandlers
+from services.notification.notifier import Notifier, RetryConfig
+from services.notification.rendering import TemplateRenderer
+from services.notification.settings import NotificationSettings
+from services.notification.store import NotificationStore
+from shared.events import DossierNotified, DossierProcessed, DossierSubmitted
+from shared.outbox import OutboxRelay
+from shared.service import ServiceContext, subscribe_dossier_events
+from shared.topics import NOTIFICATION_GROUP
+
+
+def build_channels(settings: NotificationSettings, store: NotificationStore) -> dict[str, Channel]:
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    email = SmtpEmailChannel(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_sender,
+        tls=settings.smtp_tls,
+        username=settings.smtp_username,
+        password=password,
+        validate_certs=settings.smtp_validate_certs,
+        timeout=settings.smtp_timeout_seconds,
+        pool_size=settings.smtp_pool_size,
+    )
+    sms = HttpSmsChannel(
+        url=settings.sms_gateway_url,
+        token=settings.sms_gateway_token.get_secret_value(),
+        timeout=settings.sms_timeout_seconds,
+        max_connections=settings.sms_max_connections,
+    )
+    breaker = {
+        "failure_threshold": settings.breaker_failure_threshold,
+        "reset_timeout": settings.breaker_reset_seconds,
+    }
+    return {
+        "sms": GuardedChannel(
+            sms, bucket=TokenBucket(settings.sms_rate_per_second, settings.sms_burst), **breaker
+        ),
+        "email": GuardedChannel(
+            email,
+            bucket=TokenBucket(settings.email_rate_per_second, settings.email_burst),
+            **breaker,
+        ),
+        "inbox": InboxChannel(store.inbox),
+    }
+
+
+class NotificationRuntime:
+    def __init__(self, settings: NotificationSettings) -> None:
+        self.settings = settings
+        self.renderer = TemplateRenderer(
+            sms_max_segments=settings.sms_max_segments,
+            sms_strip_diacritics=settings.sms_strip_diacritics,
+        )
+
+    def register(self, context: ServiceContext) -> None:
+        settings = self.settings
+        self.store = NotificationStore(context.db)
+        self.relay = OutboxRelay(
+            self.store.deliveries, context.broker, poll_interval=settings.outbox_poll_seconds
+        )
+        self.channels = build_channels(settings, self.store)
+        self.notifier = Notifier(
+            self.store,
+            self.channels,
+            notified_topic=settings.topic(DossierNotified.topic),
+            relay=self.relay,
+            retry=RetryConfig(
+                max_attempts=settings.delivery_max_attempts,
+                base_delay=settings.delivery_backoff_seconds,
+                max_delay=settings.delivery_backoff_max_seconds,
+                lease=settings.delivery_lease_seconds,
+                poll_interval=settings.delivery_poll_seconds,
+                workers=settings.delivery_workers,
+            ),
+        )
+        self.handlers = NotificationHandlers(
+            store=self.store, notifier=self.notifier, renderer=self.renderer, settings=settings
+        )
+        subscribe_dossier_events(
+            context,
+            group=NOTIFICATION_GROUP,
+            handlers={
+                DossierSubmitted: self.handlers.on_submitted,
+                DossierProcessed: self.handlers.on_processed,
+            },
+        )
+
+    @asynccontextmanager
+    async def lifecycle(self, context: ServiceContext) -> AsyncIterator[None]:
+        """Background parts: started after the broker, stopped before it (see shared.service)."""
+        await self.store.ensure_indexes()
+        self.relay.start()
+        self.notifier.start()
+        try:
+            yield
+        finally:
+            await self.notifier.stop()
+            await self.relay.stop()  # publishes what is pending while the broker is still up
+            for channel in self.channels.values():
+                await channel.close()

@@ -1,0 +1,136 @@
+"""Real local stand-ins for the providers: an SMTP server (aiosmtpd) and an HTTP SMS gateway."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _MailHandler:
+    def __init__(self, inbox: list[EmailMessage]) -> None:
+        self.inbox = inbox
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
+        self.inbox.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+
+class SmtpServer:
+    """A real SMTP server on a free port; `messages` holds what it received, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.port = free_port()
+        self._controller = Controller(
+            _MailHandler(self.messages), hostname="127.0.0.1", port=self.port
+        )
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+@dataclass
+class SmsRequest:
+    idempotency_key: str | None
+    authorization: str | None
+    body: dict[str, Any]
+    answered: int
+
+
+@dataclass
+class SmsGateway:
+    """An HTTP SMS gateway on a free port that records every request.
+
+    `mode`: ok (200, deduplicating on Idempotency-Key like a real gateway), fail (500),
+    hang (answers after `hang_seconds`, past the client's time-out), slow (answers 200 after
+    `slow_seconds`).
+    """
+
+    mode: str = "ok"
+    hang_seconds: float = 2.0
+    slow_seconds: float = 0.2
+    requests: list[SmsRequest] = field(default_factory=list)
+    accepted: dict[str, str] = field(default_factory=dict)  # idempotency key -> message id
+
+    def __post_init__(self) -> None:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                status, answer = gateway._answer(self.headers.get("Idempotency-Key"))
+                gateway.requests.append(
+                    SmsRequest(
+                        self.headers.get("Idempotency-Key"),
+                        self.headers.get("Authorization"),
+                        body,
+                        status,
+                    )
+                )
+                payload = json.dumps(answer).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the client gave up (time-out)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/sms"
+
+    def _answer(self, key: str | None) -> tuple[int, dict[str, Any]]:
+        mode = self.mode
+        if mode == "fail":
+            return 500, {"error": "gateway down"}
+        if mode == "hang":
+            time.sleep(self.hang_seconds)
+        if mode == "slow":
+            time.sleep(self.slow_seconds)
+        if key and key in self.accepted:
+            return 200, {"id": self.accepted[key], "duplicate": True}
+        message_id = uuid.uuid4().hex
+        if key:
+            self.accepted[key] = message_id
+        return 200, {"id": message_id}
+
+    def start(self) -> None:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def to(self, phone: str) -> list[SmsRequest]:
+        return [r for r in self.requests if r.body.get("to") == phone]
