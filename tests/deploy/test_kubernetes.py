@@ -464,7 +464,7 @@ def test_every_secret_referenced_is_made_by_strimzi_or_documented(
     undocumented = {
         name for name in _referenced_secrets(docs) - from_strimzi if f"`{name}`" not in readme
     }
-    assert not undocumented, f"README.md (Deployment) must say how to create: {sorted(undocumented)}"
+    assert not undocumented, f"README.md must say how to create: {sorted(undocumented)}"
 
 
 def test_production_runs_a_released_image_in_production_mode(
