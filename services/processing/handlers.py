@@ -1,7 +1,16 @@
-"""Subscriptions of the processing service."""
+"""Subscriptions of the processing service: the catalogue copy and the applicants' dossier events.
+
+Two consumers in the processing group: the catalogue has its own, so that a submitted dossier
+waiting for its procedure (start-up: the catalogue topic not read yet) does not block the very
+consumer that would bring the procedure in. Both get the shared retries and dead-letter topics.
+"""
+
+from __future__ import annotations
 
 import logging
 
+from services.processing.runtime import ProcessingRuntime
+from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent
 from shared.events import DossierPaid, DossierSubmitted, DossierSupplemented, DossierWithdrawn
 from shared.service import ServiceContext, subscribe_dossier_events
@@ -10,10 +19,32 @@ from shared.topics import PROCESSING_GROUP
 log = logging.getLogger(__name__)
 
 
-def register(context: ServiceContext) -> None:
+def register(context: ServiceContext, runtime: ProcessingRuntime) -> None:
+    group = PROCESSING_GROUP  # isolated runs get `<group><topic suffix>` (ServiceSettings)
+
+    async def on_procedure(event: Procedure, cloud_event: CloudEvent) -> None:
+        await runtime.on_procedure(event)
+
+    async def on_submitted(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
+        await runtime.open_case(event, cloud_event.id)
+
+    async def on_supplemented(event: DossierSupplemented, cloud_event: CloudEvent) -> None:
+        change = runtime.supplement(event.occurred_at, event.note)
+        await runtime.apply_event(event.dossier_code, cloud_event.id, "supplemented", change)
+
+    async def on_withdrawn(event: DossierWithdrawn, cloud_event: CloudEvent) -> None:
+        change = runtime.withdrawal(event.occurred_at, event.reason)
+        await runtime.apply_event(event.dossier_code, cloud_event.id, "withdrawn", change)
+
+    async def on_paid(event: DossierPaid, cloud_event: CloudEvent) -> None:
+        await runtime.apply_event(
+            event.dossier_code, cloud_event.id, "paid", runtime.payment(event)
+        )
+
+    subscribe_dossier_events(context, group=group, handlers={Procedure: on_procedure})
     subscribe_dossier_events(
         context,
-        group=PROCESSING_GROUP,
+        group=group,
         handlers={
             DossierSubmitted: on_submitted,
             DossierSupplemented: on_supplemented,
@@ -21,23 +52,3 @@ def register(context: ServiceContext) -> None:
             DossierPaid: on_paid,
         },
     )
-
-
-async def on_submitted(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
-    """Skeleton: will build a new case (issue 4)."""
-    log.info("received %s", cloud_event.type)
-
-
-async def on_supplemented(event: DossierSupplemented, cloud_event: CloudEvent) -> None:
-    """Skeleton: will build resuming the case (issue 4)."""
-    log.info("received %s", cloud_event.type)
-
-
-async def on_withdrawn(event: DossierWithdrawn, cloud_event: CloudEvent) -> None:
-    """Skeleton: will build a withdrawal request (issue 4)."""
-    log.info("received %s", cloud_event.type)
-
-
-async def on_paid(event: DossierPaid, cloud_event: CloudEvent) -> None:
-    """Skeleton: will build resuming the case (issue 4)."""
-    log.info("received %s", cloud_event.type)

@@ -1,0 +1,109 @@
+"""The case: processing's record of one dossier (one MongoDB document, key = dossier code).
+
+Pure data. `workflow` changes it; `store` persists it. The fields that only serve queries
+(`online_rank`, `due_sort`, `active`, `next_check_at`) are derived by `workflow.refresh`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.catalogue import ProcessingTime
+from shared.events import Channel, DocumentRef, DossierState
+
+# Sorts after every real due date: cases without one (not received yet, paused) come last.
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class HistoryEntry(BaseModel):
+    """One step: who, when, which unit, what (shown to the citizen, DOMAIN.md §3)."""
+
+    at: datetime
+    action: str
+    actor: str
+    unit_code: str
+    from_state: DossierState | None
+    to_state: DossierState
+    note: str | None = None
+
+
+class PauseRecord(BaseModel):
+    """R7: the clock stopped while a supplement is awaited."""
+
+    started_at: datetime
+    ended_at: datetime | None = None
+    reason: str
+
+
+class DueDateRecord(BaseModel):
+    """R8: the original due date and every re-set one, with when and why."""
+
+    due_at: datetime | None
+    set_at: datetime
+    reason: str
+
+
+class ExtensionRecord(BaseModel):
+    """Form 04: the apology and the one new appointment date."""
+
+    recorded_at: datetime
+    actor: str
+    reason: str
+    previous_due_at: datetime
+    new_due_at: datetime
+
+
+class Case(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    procedure_code: str
+    procedure_name: str = ""
+    unit_code: str
+    level: int
+    channel: Channel
+    state: DossierState
+    applicant_name: str = ""
+    assignee: str | None = None
+    fee_vnd: int = 0
+
+    # Deadline inputs, copied from the catalogue when the case opened.
+    processing_time: ProcessingTime | None = None
+    cutoff_15h: bool = False
+    fee_starts_clock: bool = False
+
+    submitted_at: datetime
+    received_at: datetime | None = None
+    paid_at: datetime | None = None
+    clock_started_at: datetime | None = None  # t0
+    due_at: datetime | None = None  # the due date in force (None before t0 and while paused)
+    due_history: list[DueDateRecord] = Field(default_factory=list)
+    pauses: list[PauseRecord] = Field(default_factory=list)
+    extensions: list[ExtensionRecord] = Field(default_factory=list)
+    start_processing_at: datetime | None = None  # paper dossiers: when 2 → 4 happens by itself
+
+    requested_documents: list[str] = Field(default_factory=list)
+    payment_amount_vnd: int | None = None
+    approved: bool = False
+    result_document: DocumentRef | None = None
+    return_method: str | None = None
+    warnings_emitted: list[str] = Field(default_factory=list)
+
+    # Derived, for the worklist and the deadline scanner.
+    online_rank: int = 1
+    due_sort: datetime = NO_DUE_DATE
+    active: bool = True
+    next_check_at: datetime | None = None
+
+    version: int = 0
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @property
+    def online(self) -> bool:
+        return self.channel == Channel.ONLINE
+
+    @property
+    def paused(self) -> bool:
+        return any(pause.ended_at is None for pause in self.pauses)

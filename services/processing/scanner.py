@@ -1,0 +1,96 @@
+"""The deadline scanner: what time alone does to cases (warnings, overdue, paper dossiers 2 → 4).
+
+Several replicas may run it. Only the holder of the `deadline-scanner` lease (a document in the
+`leases` collection, claimed by compare-and-set with an expiry) scans; and even if two scanned at
+once (a lease expiring mid-pass), each warning is emitted at most once per case and threshold:
+the "emitted" marker and the pending event are written in one compare-and-set on the case
+version, so only one of two racing writers succeeds.
+
+Cases are found through the indexed `next_check_at` (the earliest instant something is due), so a
+pass reads only the cases that need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from services.processing import metrics
+from services.processing.domain.workflow import OVERDUE, scan
+from services.processing.runtime import ProcessingRuntime
+from services.processing.store import VersionConflict
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "deadline-scanner"
+
+
+class DeadlineScanner:
+    def __init__(self, runtime: ProcessingRuntime, owner: str | None = None) -> None:
+        self.runtime = runtime
+        self.owner = owner or f"scanner-{uuid.uuid4().hex[:12]}"
+        self._task: asyncio.Task[None] | None = None
+
+    async def scan_once(self, now: datetime | None = None) -> int:
+        """One pass if this scanner holds (or gets) the lease; returns the steps emitted."""
+        settings = self.runtime.settings
+        store = self.runtime.store
+        lease = timedelta(seconds=settings.scanner_lease_seconds)
+        if not await store.claim_lease(LEASE_NAME, self.owner, lease):
+            return 0
+        started = time.perf_counter()
+        now = now or datetime.now(UTC)
+        emitted = 0
+        for code in await store.due_for_check(now, settings.scanner_batch_size):
+            emitted += await self._check(code, now)
+        metrics.SCAN_SECONDS.observe(time.perf_counter() - started)
+        return emitted
+
+    async def _check(self, code: str, now: datetime) -> int:
+        stored = await self.runtime.store.load(code)
+        if stored is None:
+            return 0
+        outcome = scan(stored.case, now, self.runtime.rules)
+        if not outcome.steps and outcome.case.next_check_at == stored.case.next_check_at:
+            return 0
+        try:
+            await self.runtime.store.save(outcome, stored.case.version)
+        except VersionConflict:
+            return 0  # changed meanwhile: the writer recomputed next_check_at; seen next pass
+        for step in outcome.steps:
+            if step.action.startswith("deadline_warning_") or step.action == OVERDUE:
+                metrics.DEADLINE_ALERTS.labels(step.action).inc()
+            metrics.ACTIONS.labels(step.action, "system").inc()
+        if outcome.steps:
+            self.runtime.relay.poke()
+        return len(outcome.steps)
+
+    async def run(self) -> None:
+        interval = self.runtime.settings.scanner_interval_seconds
+        while True:
+            try:
+                await self.scan_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deadline scan failed; retrying")
+            await asyncio.sleep(interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="deadline-scanner")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        try:
+            await self.runtime.store.release_lease(LEASE_NAME, self.owner)
+        except Exception:
+            log.warning("could not release the scanner lease", exc_info=True)

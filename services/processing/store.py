@@ -1,0 +1,346 @@
+"""Processing's MongoDB repository: cases (with their outbox), the catalogue copy, calendar changes
+and leases. Single-document atomicity only (FerretDB and MongoDB alike).
+
+Every case write is a compare-and-set on the case's `version`, and carries, in the same update, the
+history entries, the pending events (`shared.outbox`) and the id of the input event or the
+`Idempotency-Key` that caused it. So two officers acting at once cannot both apply conflicting
+transitions, a redelivered event or a retried request changes nothing, and nothing is announced
+that was not stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.processing.domain.calendar import CalendarChange
+from services.processing.domain.case import Case
+from services.processing.domain.lifecycle import CLOCK_RUNNING
+from services.processing.domain.workflow import Outcome, Step
+from shared.catalogue import Procedure
+from shared.cloudevents import CloudEvent, wrap
+from shared.events import DossierProcessed
+from shared.idempotency import APPLIED_EVENTS_FIELD
+from shared.outbox import ensure_outbox_index, merge_updates, outbox_update
+
+REQUEST_KEYS_FIELD = "applied_request_keys"
+CASES = "cases"
+PROCEDURES = "procedures"
+CALENDAR_CHANGES = "calendar_changes"
+LEASES = "leases"
+RESULTS_BUCKET = "results"
+
+# What the worklist returns per case (the history stays in the detail view).
+SUMMARY_FIELDS = (
+    "procedure_code",
+    "procedure_name",
+    "unit_code",
+    "level",
+    "channel",
+    "state",
+    "applicant_name",
+    "assignee",
+    "submitted_at",
+    "received_at",
+    "due_at",
+    "online_rank",
+    "due_sort",
+)
+
+
+class VersionConflict(Exception):
+    """The case changed since it was read (another officer or event acted first)."""
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    case: Case
+    applied_event_ids: frozenset[str]
+    request_keys: frozenset[str]
+
+
+def case_from_document(document: dict[str, Any]) -> Case:
+    return Case.model_validate({**document, "code": document["_id"]})
+
+
+def processed_event(case: Case, step: Step) -> DossierProcessed:
+    return DossierProcessed(
+        dossier_code=case.code,
+        occurred_at=step.at,
+        procedure_code=case.procedure_code,
+        unit_code=case.unit_code,
+        action=step.action,
+        state=step.to_state,
+        previous_state=step.from_state,
+        due_at=case.due_at,
+        actor=step.actor,
+        note=step.note,
+        citizen_action=step.citizen_action,
+        requested_documents=list(step.requested_documents),
+        result_document=step.result_document,
+    )
+
+
+class CaseStore:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, processed_topic: str, source: str):
+        self.db = db
+        self.cases: AsyncCollection[dict[str, Any]] = db[CASES]
+        self.procedures: AsyncCollection[dict[str, Any]] = db[PROCEDURES]
+        self.calendar_changes: AsyncCollection[dict[str, Any]] = db[CALENDAR_CHANGES]
+        self.leases: AsyncCollection[dict[str, Any]] = db[LEASES]
+        self.processed_topic = processed_topic
+        self.source = source
+
+    async def ensure_indexes(self) -> None:
+        await ensure_outbox_index(self.cases)
+        await self.cases.create_index([("next_check_at", ASCENDING)])
+        # The worklist: one unit's active cases, online first, then by due date (keyset on _id).
+        await self.cases.create_index(
+            [
+                ("unit_code", ASCENDING),
+                ("active", ASCENDING),
+                ("online_rank", ASCENDING),
+                ("due_sort", ASCENDING),
+                ("_id", ASCENDING),
+            ]
+        )
+
+    # -- cases --------------------------------------------------------------------------------
+
+    async def load(self, code: str) -> StoredCase | None:
+        document = await self.cases.find_one(
+            {"_id": code}, {"outbox": 0, "outbox_pending": 0, "outbox_lease_until": 0}
+        )
+        if document is None:
+            return None
+        return StoredCase(
+            case=case_from_document(document),
+            applied_event_ids=frozenset(document.get(APPLIED_EVENTS_FIELD) or ()),
+            request_keys=frozenset(document.get(REQUEST_KEYS_FIELD) or ()),
+        )
+
+    def _events(self, outcome: Outcome) -> list[tuple[str, CloudEvent]]:
+        return [
+            (self.processed_topic, wrap(processed_event(outcome.case, step), self.source))
+            for step in outcome.steps
+        ]
+
+    async def insert(self, outcome: Outcome, event_id: str) -> bool:
+        """Store a new case; False when it exists already (a redelivered submitted event)."""
+        case = outcome.case
+        document: dict[str, Any] = {
+            "_id": case.code,
+            **_fields(case),
+            "version": 1,
+            "history": [entry.model_dump() for entry in case.history],
+            APPLIED_EVENTS_FIELD: [event_id],
+            REQUEST_KEYS_FIELD: [],
+            "outbox": [],
+            "outbox_pending": False,
+        }
+        if outcome.steps:
+            update = outbox_update(self._events(outcome))
+            document["outbox"] = update["$push"]["outbox"]["$each"]
+            document.update(update["$set"])
+        try:
+            await self.cases.insert_one(document)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def save(
+        self,
+        outcome: Outcome,
+        expected_version: int,
+        *,
+        event_id: str | None = None,
+        request_key: str | None = None,
+    ) -> None:
+        """Write the changed case, its new history entries and its events in one update, if the
+        case is still at `expected_version`; else `VersionConflict`."""
+        case = outcome.case
+        new_entries = case.history[len(case.history) - len(outcome.steps) :]
+        pushes: dict[str, Any] = {
+            "history": {"$each": [entry.model_dump() for entry in new_entries]}
+        }
+        if event_id is not None:
+            pushes[APPLIED_EVENTS_FIELD] = event_id
+        if request_key is not None:
+            pushes[REQUEST_KEYS_FIELD] = request_key
+        update = merge_updates(
+            {"$set": _fields(case), "$inc": {"version": 1}, "$push": pushes},
+            outbox_update(self._events(outcome)) if outcome.steps else {},
+        )
+        result = await self.cases.update_one(
+            {"_id": case.code, "version": expected_version}, update
+        )
+        if result.modified_count != 1:
+            raise VersionConflict(case.code)
+
+    async def worklist(
+        self,
+        *,
+        unit_code: str | None,
+        states: Sequence[int] = (),
+        procedure_code: str | None = None,
+        overdue_at: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Active cases, online first then by due date; returns (page, next cursor)."""
+        query: dict[str, Any] = {"active": True}
+        if unit_code is not None:
+            query["unit_code"] = unit_code
+        if states:
+            query["state"] = {"$in": list(states)}
+        if procedure_code:
+            query["procedure_code"] = procedure_code
+        if overdue_at is not None:
+            running = [int(s) for s in CLOCK_RUNNING]
+            wanted = [s for s in running if not states or s in states]
+            query["state"] = {"$in": wanted}
+            query["due_sort"] = {"$lt": overdue_at}
+        if cursor:
+            rank, due, last_id = decode_cursor(cursor)
+            query["$or"] = [
+                {"online_rank": {"$gt": rank}},
+                {"online_rank": rank, "due_sort": {"$gt": due}},
+                {"online_rank": rank, "due_sort": due, "_id": {"$gt": last_id}},
+            ]
+        projection = dict.fromkeys(SUMMARY_FIELDS, 1)
+        found = (
+            self.cases.find(query, projection)
+            .sort([("online_rank", ASCENDING), ("due_sort", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit + 1)
+        )
+        page = [document async for document in found]
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            last = page[-1]
+            next_cursor = encode_cursor(last["online_rank"], last["due_sort"], last["_id"])
+        return page, next_cursor
+
+    async def due_for_check(self, now: datetime, limit: int) -> list[str]:
+        found = (
+            self.cases.find({"next_check_at": {"$lte": now}}, {"_id": 1})
+            .sort("next_check_at", ASCENDING)
+            .limit(limit)
+        )
+        return [document["_id"] async for document in found]
+
+    async def counts_by_unit_and_state(self) -> dict[tuple[str, int], int]:
+        pipeline = [
+            {"$match": {"active": True}},
+            {"$group": {"_id": {"unit": "$unit_code", "state": "$state"}, "n": {"$sum": 1}}},
+        ]
+        counts: dict[tuple[str, int], int] = {}
+        async for row in await self.cases.aggregate(pipeline):
+            counts[(row["_id"]["unit"], int(row["_id"]["state"]))] = row["n"]
+        return counts
+
+    async def overdue_by_unit(self, now: datetime) -> dict[str, int]:
+        pipeline = [
+            {
+                "$match": {
+                    "state": {"$in": [int(s) for s in CLOCK_RUNNING]},
+                    "due_sort": {"$lt": now},
+                }
+            },
+            {"$group": {"_id": "$unit_code", "n": {"$sum": 1}}},
+        ]
+        return {row["_id"]: row["n"] async for row in await self.cases.aggregate(pipeline)}
+
+    # -- the catalogue copy ---------------------------------------------------------------------
+
+    async def put_procedure(self, procedure: Procedure) -> None:
+        await self.procedures.replace_one(
+            {"_id": procedure.code},
+            {"_id": procedure.code, **procedure.model_dump(mode="json")},
+            upsert=True,
+        )
+
+    async def get_procedure(self, code: str) -> Procedure | None:
+        document = await self.procedures.find_one({"_id": code})
+        return None if document is None else Procedure.model_validate(document)
+
+    # -- the administrators' calendar changes ---------------------------------------------------
+
+    async def calendar_changes_list(self) -> list[CalendarChange]:
+        found = self.calendar_changes.find({}).sort([("recorded_at", ASCENDING), ("_id", 1)])
+        return [
+            CalendarChange(
+                day=date.fromisoformat(document["day"]),
+                working=document["working"],
+                reason=document.get("reason", ""),
+            )
+            async for document in found
+        ]
+
+    async def add_calendar_change(self, change: CalendarChange, actor: str) -> None:
+        await self.calendar_changes.insert_one(
+            {
+                "day": change.day.isoformat(),
+                "working": change.working,
+                "reason": change.reason,
+                "actor": actor,
+                "recorded_at": datetime.now(UTC),
+            }
+        )
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def claim_lease(self, name: str, owner: str, ttl: timedelta) -> bool:
+        """Hold lease `name` for `ttl` unless another owner holds an unexpired one (CAS)."""
+        now = datetime.now(UTC)
+        claim = {"$set": {"owner": owner, "until": now + ttl}}
+        result = await self.leases.update_one(
+            {"_id": name, "$or": [{"owner": owner}, {"until": {"$lt": now}}]}, claim
+        )
+        if result.modified_count == 1:
+            return True
+        try:
+            await self.leases.insert_one({"_id": name, "owner": owner, "until": now + ttl})
+        except DuplicateKeyError:
+            return False  # held by someone else
+        return True
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self.leases.delete_one({"_id": name, "owner": owner})
+
+
+def _fields(case: Case) -> dict[str, Any]:
+    """The case's fields as stored (the history is appended separately, the key is `_id`)."""
+    fields = case.model_dump(mode="python", exclude={"history", "version", "code"})
+    fields["state"] = int(case.state)
+    fields["channel"] = int(case.channel)
+    if case.processing_time is not None:
+        fields["processing_time"] = case.processing_time.model_dump(mode="json")
+    return fields
+
+
+def encode_cursor(rank: int, due: datetime, last_id: str) -> str:
+    raw = json.dumps([rank, due.isoformat(), last_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, datetime, str]:
+    """Raises ValueError on a cursor this service did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        rank, due, last_id = json.loads(raw)
+        parsed = datetime.fromisoformat(due)
+        if not isinstance(rank, int) or not isinstance(last_id, str) or parsed.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    return rank, parsed, last_id

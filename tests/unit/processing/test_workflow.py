@@ -1,0 +1,224 @@
+"""What actions and time do to a case, with its deadlines (pure, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.processing.domain.calendar import WorkingCalendar
+from services.processing.domain.case import Case
+from services.processing.domain.lifecycle import Action, TransitionError
+from services.processing.domain.workflow import (
+    OVERDUE,
+    Command,
+    Rules,
+    WorkflowError,
+    apply,
+    open_case,
+    record_payment,
+    scan,
+)
+from shared.catalogue import Procedure, ProcessingTime, TimeUnit
+from shared.events import Channel, DocumentRef, DossierState
+from tests.factories import submitted
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+RULES = Rules(WorkingCalendar())
+
+
+def procedure(**overrides: object) -> Procedure:
+    fields: dict[str, object] = {
+        "code": "1.004473",
+        "name": "Cấp giấy phép",
+        "unit_code": "G12",
+        "unit_name": "Cục",
+        "field": "KH&CN",
+        "level": 4,
+        "processing_time": ProcessingTime(value=5, unit=TimeUnit.WORKING_DAYS),
+    }
+    fields.update(overrides)
+    return Procedure.model_validate(fields)
+
+
+def arrived(channel: Channel, at: datetime, proc: Procedure | None = None) -> Case:
+    event = submitted().model_copy(update={"channel": channel, "occurred_at": at})
+    return open_case(event, proc or procedure(), RULES).case
+
+
+def do(case: Case, action: Action, at: datetime, **fields: object) -> Case:
+    return apply(case, Command(action, "officer-1", at, **fields), RULES).case  # type: ignore[arg-type]
+
+
+def in_processing(at: datetime = datetime(2019, 4, 26, 10, tzinfo=VN)) -> Case:
+    return do(arrived(Channel.ONLINE, at - timedelta(hours=1)), Action.RECEIVE, at)
+
+
+def test_an_online_dossier_waits_for_the_intake_check_without_a_due_date() -> None:
+    case = arrived(Channel.ONLINE, datetime(2019, 4, 26, 9, tzinfo=VN))
+    assert case.state == DossierState.SUBMITTED and case.due_at is None
+    assert case.unit_code == "G12" and case.online_rank == 0
+
+
+def test_receiving_an_online_dossier_starts_the_clock_and_processing_at_once() -> None:
+    """DOMAIN.md: received Fri 26 Apr 2019 + 5 working days → Tue 7 May 2019."""
+    case = arrived(Channel.ONLINE, datetime(2019, 4, 26, 9, tzinfo=VN))
+    outcome = apply(
+        case, Command(Action.RECEIVE, "o1", datetime(2019, 4, 26, 10, tzinfo=VN)), RULES
+    )
+    assert [s.action for s in outcome.steps] == ["receive", "start_processing"]
+    assert [(s.from_state, s.to_state) for s in outcome.steps] == [(1, 2), (2, 4)]
+    assert outcome.case.due_at is not None
+    assert outcome.case.due_at.astimezone(VN).date() == date(2019, 5, 7)
+    assert [h.action for h in outcome.case.history] == ["receive", "start_processing"]
+    assert outcome.case.due_history[0].reason == "receipt"
+
+
+def test_a_paper_dossier_after_the_cut_off_counts_and_moves_from_the_next_morning() -> None:
+    proc = procedure(cutoff_15h=True)
+    outcome = open_case(
+        submitted().model_copy(
+            update={
+                "channel": Channel.COUNTER,
+                "occurred_at": datetime(2019, 4, 25, 15, 30, tzinfo=VN),
+            }
+        ),
+        proc,
+        RULES,
+    )
+    case = outcome.case
+    assert case.state == DossierState.RECEIVED and outcome.steps[0].action == "receive"
+    assert case.start_processing_at == datetime(2019, 4, 26, 7, 30, tzinfo=VN)
+    # Counted as received Fri 26 Apr: + 5 working days → Tue 7 May (DOMAIN.md's example).
+    assert case.due_at is not None and case.due_at.astimezone(VN).date() == date(2019, 5, 7)
+    assert case.next_check_at == case.start_processing_at
+    moved = scan(case, datetime(2019, 4, 26, 8, tzinfo=VN), RULES)
+    assert moved.case.state == DossierState.IN_PROCESSING
+    assert [s.action for s in moved.steps] == ["start_processing"]
+
+
+def test_a_supplement_pauses_the_clock_and_restarts_it_from_zero() -> None:
+    case = in_processing()
+    paused = do(
+        case,
+        Action.REQUEST_SUPPLEMENT,
+        datetime(2019, 4, 29, 9, tzinfo=VN),
+        reason="Thiếu bản sao",
+        documents=("CMND",),
+    )
+    assert paused.state == DossierState.SUPPLEMENT_REQUESTED and paused.due_at is None
+    assert paused.paused and paused.next_check_at is None
+    resumed = apply(
+        paused,
+        Command(Action.SUPPLEMENT_RECEIVED, "applicant", datetime(2019, 5, 6, 9, tzinfo=VN)),
+        RULES,
+    ).case
+    assert resumed.state == DossierState.IN_PROCESSING and not resumed.paused
+    assert resumed.pauses[0].ended_at == datetime(2019, 5, 6, 9, tzinfo=VN)
+    assert resumed.due_at is not None
+    assert resumed.due_at.astimezone(VN).date() == date(2019, 5, 13)  # Mon 6 May + 5
+    assert [d.reason for d in resumed.due_history] == ["receipt", "supplement"]
+
+
+def test_the_supplement_request_needs_a_reason_and_documents() -> None:
+    with pytest.raises(WorkflowError):
+        do(in_processing(), Action.REQUEST_SUPPLEMENT, datetime.now(VN), reason="x")
+    with pytest.raises(WorkflowError):
+        do(in_processing(), Action.REQUEST_SUPPLEMENT, datetime.now(VN), documents=("a",))
+
+
+def test_one_extension_at_least_a_day_before_the_due_date() -> None:
+    case = in_processing()  # due Tue 7 May 2019
+    extended = do(
+        case,
+        Action.EXTEND,
+        datetime(2019, 5, 3, 9, tzinfo=VN),
+        reason="Cần xin ý kiến",
+        new_due_date=date(2019, 5, 14),
+    )
+    assert extended.due_at is not None and extended.due_at.astimezone(VN).date() == date(
+        2019, 5, 14
+    )
+    assert extended.extensions[0].previous_due_at == case.due_at
+    assert [d.reason for d in extended.due_history] == ["receipt", "extension"]
+    with pytest.raises(WorkflowError, match="chỉ được gia hạn"):
+        do(
+            extended,
+            Action.EXTEND,
+            datetime(2019, 5, 6, 9, tzinfo=VN),
+            reason="again",
+            new_due_date=date(2019, 5, 20),
+        )
+
+
+def test_no_extension_on_the_due_day_or_after() -> None:
+    case = in_processing()
+    for when in (datetime(2019, 5, 7, 8, tzinfo=VN), datetime(2019, 5, 9, 8, tzinfo=VN)):
+        with pytest.raises(WorkflowError):
+            do(case, Action.EXTEND, when, reason="late", new_due_date=date(2019, 5, 20))
+
+
+def test_the_result_needs_an_approval_and_a_document() -> None:
+    document = DocumentRef(
+        document_type="ket_qua",
+        file_name="kq.pdf",
+        content_type="application/pdf",
+        size_bytes=3,
+        storage_id="x",
+    )
+    case = in_processing()
+    with pytest.raises(WorkflowError, match="phê duyệt"):
+        do(case, Action.ISSUE_RESULT, datetime.now(VN), result_document=document)
+    approved = do(case, Action.APPROVE, datetime.now(VN))
+    assert approved.state == DossierState.IN_PROCESSING and approved.approved
+    done = apply(
+        approved,
+        Command(Action.ISSUE_RESULT, "o1", datetime.now(VN), result_document=document),
+        RULES,
+    )
+    assert done.case.state == DossierState.PROCESSED
+    assert done.steps[0].result_document == document
+    assert done.steps[0].citizen_action and "trực tuyến" in done.steps[0].citizen_action
+
+
+def test_forbidden_moves_raise_and_change_nothing() -> None:
+    case = in_processing()
+    with pytest.raises(TransitionError):
+        do(case, Action.RETURN_RESULT, datetime.now(VN))
+    assert case.state == DossierState.IN_PROCESSING and len(case.history) == 2
+
+
+def test_warnings_fire_once_each_and_overdue_after_the_due_date() -> None:
+    case = in_processing()  # t0 Fri 26 Apr 10:00, due Tue 7 May 23:59
+    assert case.next_check_at is not None
+    early = scan(case, case.next_check_at - timedelta(seconds=1), RULES)
+    assert early.steps == ()
+    halfway = scan(case, case.next_check_at, RULES)
+    assert [s.action for s in halfway.steps] == ["deadline_warning_50"]
+    again = scan(halfway.case, case.next_check_at, RULES)
+    assert again.steps == ()
+    late = scan(halfway.case, datetime(2019, 5, 8, 8, tzinfo=VN), RULES)
+    assert [s.action for s in late.steps] == ["deadline_warning_80", OVERDUE]
+    assert all(s.to_state == DossierState.IN_PROCESSING for s in late.steps)
+    assert late.case.next_check_at is None
+    assert scan(late.case, datetime(2019, 6, 1, tzinfo=VN), RULES).steps == ()
+
+
+def test_fee_first_procedures_start_the_clock_when_paid() -> None:
+    proc = procedure(fee_starts_clock=True)
+    case = arrived(Channel.ONLINE, datetime(2019, 4, 26, 9, tzinfo=VN), proc)
+    received = do(case, Action.RECEIVE, datetime(2019, 4, 26, 10, tzinfo=VN))
+    assert received.due_at is None and received.clock_started_at is None
+    paid = record_payment(received, datetime(2019, 5, 2, 9, tzinfo=VN), RULES)
+    assert [s.action for s in paid.steps] == ["clock_started"]
+    assert paid.case.due_at is not None
+    # Thu 2 May + 5 working days, Sat 4 May 2019 being a make-up working day → Wed 8 May.
+    assert paid.case.due_at.astimezone(VN).date() == date(2019, 5, 8)
+
+
+def test_requesting_payment_and_receiving_it() -> None:
+    case = do(in_processing(), Action.REQUEST_PAYMENT, datetime.now(VN), amount_vnd=500_000)
+    assert case.state == DossierState.PAYMENT_REQUESTED and case.payment_amount_vnd == 500_000
+    back = do(case, Action.PAYMENT_RECEIVED, datetime.now(VN))
+    assert back.state == DossierState.IN_PROCESSING and back.paid_at is not None
