@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from prometheus_client import REGISTRY
 
 from shared.cloudevents import CloudEvent
+from shared.settings import ServiceSettings
 from shared.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
 
+def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """TLS, and SCRAM credentials, as the settings ask (None: plain, for one machine)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol == "SSL":
+        return BaseSecurity(ssl_context=context)
+    if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+        raise ValueError("SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(
+        settings.kafka_sasl_username,
+        settings.kafka_sasl_password.get_secret_value(),
+        ssl_context=context,
+    )
+
+
 def create_broker(
-    bootstrap: str, service_name: str, *, graceful_timeout: float = 15.0
+    bootstrap: str,
+    service_name: str,
+    *,
+    graceful_timeout: float = 15.0,
+    security: BaseSecurity | None = None,
 ) -> KafkaBroker:
     """A broker whose producer waits for all in-sync replicas and never duplicates on retry.
 
@@ -30,6 +54,7 @@ def create_broker(
         acks="all",
         enable_idempotence=True,
         graceful_timeout=graceful_timeout,
+        security=security,
         logger=logging.getLogger(f"faststream.{service_name}"),
         middlewares=[
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service_name),

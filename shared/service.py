@@ -26,7 +26,7 @@ from shared.http import (
     install_operational_routes,
     install_problem_handlers,
 )
-from shared.kafka import create_broker
+from shared.kafka import create_broker, kafka_security
 from shared.logging import configure_logging
 from shared.mongo import create_mongo_client, ping
 from shared.settings import ServiceSettings
@@ -67,7 +67,9 @@ def build_service_app(
     routers: Sequence[APIRouter] = (),
     hooks: Sequence[LifecycleHook] = (),
 ) -> FastAPI:
-    broker = create_broker(settings.kafka_bootstrap, settings.service_name)
+    broker = create_broker(
+        settings.kafka_bootstrap, settings.service_name, security=kafka_security(settings)
+    )
     mongo = create_mongo_client(settings.mongo_url, appname=settings.service_name)
     context = ServiceContext(settings, broker, mongo, mongo[settings.database_name])
     register(context)  # subscribers must exist before the broker starts

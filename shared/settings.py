@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,14 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Plain on one machine; in Kubernetes, TLS with SCRAM, each service as its own Kafka user.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(
+        default=None, description="CA of the brokers' certificates"
+    )
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_database: str = ""
     # Appended to every topic name; lets tests run in isolation on one broker.

@@ -1,15 +1,64 @@
 """Composition root of the reporting service."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
-from services.reporting import handlers
+from services.reporting import api, handlers
+from services.reporting.metrics import BUSINESS, snapshot_of
 from services.reporting.settings import ReportingSettings
-from shared.service import build_service_app
+from services.reporting.store import ReportingStore
+from shared.service import ServiceContext, build_service_app
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
-    return build_service_app(
-        settings or ReportingSettings(),
+    settings = settings or ReportingSettings()
+
+    def register(context: ServiceContext) -> None:
+        store = ReportingStore(context.db)
+        context.extras["store"] = store
+        handlers.register(context, store)
+
+    app = build_service_app(
+        settings,
         title="Reporting (báo cáo thống kê)",
-        register=handlers.register,
+        register=register,
+        routers=[api.router],
+        hooks=[refresh_metrics],
     )
+    app.state.reporting_store = app.state.context.extras["store"]
+    return app
+
+
+async def refresh_once(store: ReportingStore) -> None:
+    BUSINESS.snapshot = snapshot_of(await store.all_counters(), await store.all_procedures())
+
+
+@asynccontextmanager
+async def refresh_metrics(context: ServiceContext) -> AsyncIterator[None]:
+    store: ReportingStore = context.extras["store"]
+    interval = getattr(context.settings, "metrics_refresh_seconds", 30.0)
+
+    async def loop() -> None:
+        while True:
+            try:
+                await refresh_once(store)
+            except Exception:
+                log.exception("business metrics refresh failed")
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(loop(), name="reporting-metrics-refresh")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -10,3 +11,5 @@ class ReportingSettings(ServiceSettings):
 
     service_name: str = "reporting"
     http_port: int = 8004
+    # How often the business metrics are recomputed from the read models.
+    metrics_refresh_seconds: float = Field(default=30.0, gt=0)

@@ -1,0 +1,152 @@
+"""The reports API: the quarterly report in JSON, CSV or a printable HTML page."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from services.reporting.domain.indicators import INDICATOR_FORMULAS, LEVEL4_FORMULA
+from services.reporting.domain.quarters import quarter_label, quarters_between
+from services.reporting.render import to_csv, to_html
+from services.reporting.report import QuarterlyReport, build_report
+from services.reporting.store import ReportingStore
+from shared.auth import Role, Staff, require_roles
+from shared.http import Problem
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+Reader = Annotated[Staff, Depends(require_roles(Role.unit_head, Role.admin, action="reports"))]
+Format = Literal["json", "csv", "html"]
+
+_FORMULAS_DOC = "\n".join(f"- `{code}` = {formula}" for code, formula in INDICATOR_FORMULAS.items())
+DESCRIPTION = f"""The decision's quarterly report: progress and results per unit and ministry-wide,
+the catalogue roll-up and the indicators of Decision 766 (percentages).
+
+Period: `year` and `quarter`, or a date range `from`..`to` rolled into the whole quarters it
+touches (quarters in Viet Nam time). Unit heads see their own unit; admins see every unit (or one,
+with `unit`). Formats: `format=json` (default), `csv`, `html` (printable, for leadership).
+
+Indicators:
+{_FORMULAS_DOC}
+- level-4 share = {LEVEL4_FORMULA}
+"""
+
+
+def get_store(request: Request) -> ReportingStore:
+    return request.app.state.reporting_store
+
+
+def resolve_quarters(
+    year: int | None, quarter: int | None, start: date | None, end: date | None
+) -> list[str]:
+    if year is not None and quarter is not None and start is None and end is None:
+        if not 1 <= quarter <= 4:
+            raise Problem(422, "Kỳ báo cáo không hợp lệ (invalid period)", "quarter must be 1..4")
+        return [quarter_label(year, quarter)]
+    if start is not None and end is not None and year is None and quarter is None:
+        if end < start or (end - start).days > 366 * 10:
+            raise Problem(
+                422, "Kỳ báo cáo không hợp lệ (invalid period)", "from..to must span ≤ 10 years"
+            )
+        return quarters_between(start, end)
+    raise Problem(
+        422,
+        "Kỳ báo cáo không hợp lệ (invalid period)",
+        "Give either year and quarter, or from and to (dates).",
+    )
+
+
+async def _report(
+    staff: Staff,
+    store: ReportingStore,
+    year: int | None,
+    quarter: int | None,
+    start: date | None,
+    end: date | None,
+    unit: str | None,
+) -> QuarterlyReport:
+    quarters = resolve_quarters(year, quarter, start, end)
+    if not staff.is_admin:
+        if staff.unit is None:
+            raise Problem(403, "Không có quyền (forbidden)", "A unit head needs a unit.")
+        if unit is not None and unit != staff.unit:
+            raise Problem(403, "Không có quyền (forbidden)", "Unit heads see their own unit only.")
+        unit = staff.unit
+    rows = await store.counters_for(quarters)
+    procedures = await store.all_procedures()
+    return build_report(quarters, rows, procedures, unit)
+
+
+def _respond(report: QuarterlyReport, fmt: Format) -> Response | QuarterlyReport:
+    name = f"bao-cao-{'_'.join(report.quarters[:1] + report.quarters[-1:])}-{report.scope}"
+    if fmt == "csv":
+        return Response(
+            to_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if fmt == "html":
+        return HTMLResponse(to_html(report))
+    return report
+
+
+Year = Annotated[int | None, Query(ge=2000, le=2100)]
+QuarterQ = Annotated[int | None, Query(ge=1, le=4)]
+From = Annotated[date | None, Query(alias="from")]
+To = Annotated[date | None, Query(alias="to")]
+Unit = Annotated[str | None, Query(max_length=40)]
+Store = Annotated[ReportingStore, Depends(get_store)]
+
+
+@router.get(
+    "/quarterly",
+    response_model=QuarterlyReport,
+    summary="Quarterly report (JSON, CSV or HTML)",
+    description=DESCRIPTION,
+)
+async def quarterly(
+    staff: Reader,
+    store: Store,
+    year: Year = None,
+    quarter: QuarterQ = None,
+    start: From = None,
+    end: To = None,
+    unit: Unit = None,
+    format: Format = "json",
+) -> Response | QuarterlyReport:
+    return _respond(await _report(staff, store, year, quarter, start, end, unit), format)
+
+
+@router.get("/quarterly.csv", summary="Quarterly report as CSV", description=DESCRIPTION)
+async def quarterly_csv(
+    staff: Reader,
+    store: Store,
+    year: Year = None,
+    quarter: QuarterQ = None,
+    start: From = None,
+    end: To = None,
+    unit: Unit = None,
+) -> Response:
+    report = await _report(staff, store, year, quarter, start, end, unit)
+    return _respond(report, "csv")  # type: ignore[return-value]
+
+
+@router.get(
+    "/quarterly.html",
+    summary="Quarterly report for leadership (printable HTML)",
+    description=DESCRIPTION,
+    response_class=HTMLResponse,
+)
+async def quarterly_html(
+    staff: Reader,
+    store: Store,
+    year: Year = None,
+    quarter: QuarterQ = None,
+    start: From = None,
+    end: To = None,
+    unit: Unit = None,
+) -> Response:
+    report = await _report(staff, store, year, quarter, start, end, unit)
+    return _respond(report, "html")  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Reporting's pure arithmetic: quarters, per-dossier contributions to counters, indicators."""

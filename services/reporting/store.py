@@ -1,0 +1,96 @@
+"""Reporting's read models in MongoDB: per-dossier facts, quarterly counters, the catalogue copy.
+
+- `<prefix>dossiers` (`_id` = dossier code): the facts gathered from its events, the ids of the
+  events applied (`apply_once`), and `counted`, what it has added to the counters so far
+  (`{k, f, n}` entries: FerretDB stores no nested arrays).
+- `<prefix>counters` (`_id` = `quarter|unit|procedure|channel|level`): `$inc` upserts only.
+- `<prefix>procedures` (`_id` = procedure code): the copy of the catalogue topic.
+
+An event is applied to its dossier's facts once; then the dossier's contributions are derived
+(`domain.contributions`) and the difference to `counted` is added to the counters. `counted` is
+saved (compare-and-set on a version) *before* the `$inc`s: a crash between the two leaves the
+counters short by that difference, never doubled; `python -m services.reporting.rebuild`
+recomputes everything from the topics. Queries by quarter are `_id` range scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.reporting.domain.contributions import (
+    contributions,
+    difference,
+    parse_key,
+    to_triples,
+)
+from shared.catalogue import Procedure
+from shared.idempotency import apply_once
+
+MAX_CAS_ATTEMPTS = 20
+
+
+class ReportingStore:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], prefix: str = "") -> None:
+        self.db = db
+        self.prefix = prefix
+        self.dossiers = db[f"{prefix}dossiers"]
+        self.counters = db[f"{prefix}counters"]
+        self.procedures = db[f"{prefix}procedures"]
+
+    async def save_procedure(self, procedure: Procedure) -> None:
+        document = {
+            "name": procedure.name,
+            "unit_code": procedure.unit_code,
+            "unit_name": procedure.unit_name,
+            "level": procedure.level,
+            "fee_vnd": procedure.total_fee_vnd,
+        }
+        await self.procedures.replace_one({"_id": procedure.code}, document, upsert=True)
+
+    async def record(self, dossier_code: str, event_id: str, update: dict[str, Any]) -> bool:
+        """Apply one event's facts once, then bring the counters in line. True if new."""
+        update = {**update, "$setOnInsert": {"v": 0, "counted": []}}
+        applied = await apply_once(self.dossiers, {"_id": dossier_code}, event_id, update)
+        # Reconciled even for a redelivery: it is a no-op unless an earlier attempt stopped early.
+        await self.reconcile(dossier_code)
+        return applied
+
+    async def reconcile(self, dossier_code: str) -> None:
+        for _ in range(MAX_CAS_ATTEMPTS):
+            facts = await self.dossiers.find_one({"_id": dossier_code})
+            if facts is None:
+                return
+            wanted = contributions(facts)
+            delta = difference(facts.get("counted", []), wanted)
+            if not delta:
+                return
+            saved = await self.dossiers.update_one(
+                {"_id": dossier_code, "v": facts["v"]},
+                {"$set": {"counted": to_triples(wanted)}, "$inc": {"v": 1}},
+            )
+            if saved.modified_count != 1:
+                continue  # another consumer moved the dossier on: derive again
+            for key, fields in delta.items():
+                await self.counters.update_one(
+                    {"_id": key}, {"$inc": fields, "$setOnInsert": parse_key(key)}, upsert=True
+                )
+            return
+        raise RuntimeError(f"could not reconcile {dossier_code}: too much contention")
+
+    async def counters_for(self, quarters: Iterable[str]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for quarter in quarters:
+            cursor = self.counters.find(
+                {"_id": {"$gte": f"{quarter}|", "$lt": f"{quarter}|\uffff"}}
+            )
+            rows.extend([row async for row in cursor])
+        return rows
+
+    async def all_counters(self) -> list[dict[str, Any]]:
+        return [row async for row in self.counters.find({})]
+
+    async def all_procedures(self) -> list[dict[str, Any]]:
+        return [row async for row in self.procedures.find({})]

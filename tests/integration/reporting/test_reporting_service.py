@@ -1,0 +1,335 @@
+"""The reporting service against the real broker and database: a scripted mix of dossier events
+gives exact report figures, and redelivering every event changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.reporting.main import create_app
+from services.reporting.settings import ReportingSettings
+from shared.auth import DevIssuer
+from shared.catalogue import Fee, Procedure
+from shared.cloudevents import CloudEvent, wrap
+from shared.events import (
+    Applicant,
+    ApplicantKind,
+    Channel,
+    Contact,
+    DocumentRef,
+    DossierNotified,
+    DossierPaid,
+    DossierProcessed,
+    DossierSubmitted,
+    DossierSupplemented,
+    DossierWithdrawn,
+)
+from shared.kafka import create_broker, publish_cloud_event
+from shared.topics import REPORTING_GROUP, SUBSCRIPTIONS
+from tests.service_harness import create_suffixed_topics, serve
+
+T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 09:00 on 5 Jan 2026 in Ha Noi: 2026-Q1
+UNIT_OF = {"P1": "G12", "P2": "G12", "P3": "H56"}
+DOC = DocumentRef(
+    document_type="d1",
+    file_name="a.pdf",
+    content_type="application/pdf",
+    size_bytes=1,
+    storage_id="s",
+)
+
+
+def code(n: int) -> str:
+    return f"000.00.21.G12-260105-{n:04d}"
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def submitted(n: int, procedure: str, level: int, channel: Channel, fee: int = 0) -> Any:
+    return DossierSubmitted(
+        dossier_code=code(n),
+        occurred_at=T0,
+        procedure_code=procedure,
+        unit_code=UNIT_OF[procedure],
+        level=level,
+        channel=channel,
+        applicant=Applicant(
+            kind=ApplicantKind.PERSON, name="Nguyễn Văn A", identifier="001203004567"
+        ),
+        contact=Contact(email="a@example.vn"),
+        documents=[DOC] if channel == Channel.ONLINE else [],
+        fee_vnd=fee,
+    )
+
+
+def step(n: int, procedure: str, prev: int | None, state: int, hours: float, **kw: Any) -> Any:
+    return DossierProcessed(
+        dossier_code=code(n),
+        occurred_at=at(hours),
+        procedure_code=procedure,
+        unit_code=UNIT_OF[procedure],
+        action=kw.pop("action", "x"),
+        state=state,
+        previous_state=prev,
+        actor="officer-1",
+        **kw,
+    )
+
+
+def notified(n: int, status: str) -> Any:
+    return DossierNotified(
+        dossier_code=code(n),
+        occurred_at=at(1),
+        notification_id=uuid.uuid4().hex,
+        source_event_id="e",
+        channel="email",
+        status=status,
+    )
+
+
+def script() -> list[Any]:
+    due = at(48)
+    return [
+        Procedure(
+            code="P1",
+            name="Thủ tục 1",
+            unit_code="G12",
+            unit_name="Vụ A",
+            field="f",
+            level=4,
+            fees=[Fee(name="phí", amount_vnd=100_000)],
+        ),
+        Procedure(
+            code="P2", name="Thủ tục 2", unit_code="G12", unit_name="Vụ A", field="f", level=3
+        ),
+        Procedure(
+            code="P3", name="Thủ tục 3", unit_code="H56", unit_name="Cục B", field="f", level=2
+        ),
+        # 1: online, paid, result on the due day with an electronic result, notified.
+        submitted(1, "P1", 4, Channel.ONLINE, fee=100_000),
+        step(1, "P1", 1, 2, 1, due_at=due),
+        step(1, "P1", 2, 4, 1),
+        DossierPaid(
+            dossier_code=code(1),
+            occurred_at=at(2),
+            transaction_id="t1",
+            amount_vnd=100_000,
+            provider="sim",
+        ),
+        step(1, "P1", 4, 9, 47, result_document=DOC),
+        notified(1, "delivered"),
+        # 2: counter, result late.
+        submitted(2, "P2", 3, Channel.COUNTER),
+        step(2, "P2", None, 2, 0, due_at=due),
+        step(2, "P2", 2, 4, 1),
+        step(2, "P2", 4, 9, 50),
+        # 3: online, not received.
+        submitted(3, "P1", 4, Channel.ONLINE),
+        step(3, "P1", 1, 3, 3),
+        # 4: counter, withdrawn.
+        submitted(4, "P3", 2, Channel.COUNTER),
+        step(4, "P3", None, 2, 0, due_at=due),
+        step(4, "P3", 2, 4, 1),
+        DossierWithdrawn(dossier_code=code(4), occurred_at=at(2), reason="rút"),
+        step(4, "P3", 4, 7, 2),
+        step(4, "P3", 7, 8, 3),
+        # 5: online, a supplement requested and supplied, still in progress; a failed message.
+        submitted(5, "P2", 3, Channel.ONLINE),
+        step(5, "P2", 1, 2, 1, due_at=due),
+        step(5, "P2", 2, 4, 1),
+        step(5, "P2", 4, 5, 2),
+        DossierSupplemented(dossier_code=code(5), occurred_at=at(3), documents=[DOC]),
+        step(5, "P2", 5, 4, 3, due_at=at(96)),
+        notified(5, "technical-failure"),
+        # 6: post, flagged overdue by processing.
+        submitted(6, "P3", 2, Channel.POST),
+        step(6, "P3", None, 2, 0, due_at=due),
+        step(6, "P3", 2, 4, 1),
+        step(6, "P3", 4, 4, 48, action="overdue"),
+    ]
+
+
+EXPECTED_MINISTRY = {
+    "received": 6,
+    "online": 3,
+    "counter": 2,
+    "post": 1,
+    "with_fee": 1,
+    "paid_online": 1,
+    "in_progress": 2,
+    "in_progress_overdue": 1,
+    "results_issued": 2,
+    "digitised": 1,
+    "finished_early": 0,
+    "finished_on_time": 1,
+    "finished_late": 1,
+    "refused": 1,
+    "withdrawn": 1,
+    "supplement_requests": 1,
+    "notified_delivered": 1,
+    "notified_failed": 1,
+}
+
+
+@pytest.fixture(scope="module")
+async def reporting(
+    kafka_bootstrap: str, mongo_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Any, ReportingSettings, DevIssuer]]:
+    token = uuid.uuid4().hex[:10]
+    issuer = DevIssuer(Path(tmp_path_factory.mktemp("issuer")))
+    settings = ReportingSettings(
+        environment="test",
+        kafka_bootstrap=kafka_bootstrap,
+        mongo_url=mongo_url,
+        mongo_database=f"test_reporting_{token}",
+        topic_suffix=f".{token}",
+        jwt_public_key_file=str(issuer.public_key_path),
+        metrics_refresh_seconds=0.2,
+    )
+    await create_suffixed_topics(kafka_bootstrap, settings.topic_suffix)
+    app = create_app(settings)
+    async with serve(app) as client:
+        yield client, settings, issuer
+    from pymongo import MongoClient
+
+    with MongoClient(mongo_url) as mongo:
+        mongo.drop_database(settings.mongo_database)
+
+
+def auth(issuer: DevIssuer, role: str, unit: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issuer.mint('u1', [role], unit, name='Lãnh đạo')}"}
+
+
+async def publish_all(settings: ReportingSettings, events: list[CloudEvent]) -> None:
+    broker = create_broker(settings.kafka_bootstrap, "reporting-test")
+    await broker.start()
+    try:
+        for model, cloud_event in events:
+            await publish_cloud_event(broker, settings.topic(model.topic), cloud_event)
+    finally:
+        await broker.stop()
+
+
+async def wait_consumed(settings: ReportingSettings, limit_seconds: float = 20) -> None:
+    """Until the reporting group has committed every record of its topics."""
+    topics = [settings.topic(t) for t in SUBSCRIPTIONS[REPORTING_GROUP]]
+    group = settings.consumer_group(REPORTING_GROUP)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+        parts = [
+            TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
+        ]
+        assert len(parts) == 3 * 6 + 1
+        ends = await consumer.end_offsets(parts)
+        deadline = asyncio.get_running_loop().time() + limit_seconds
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            if all(
+                ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp])
+                for tp in parts
+            ):
+                return
+            assert asyncio.get_running_loop().time() < deadline, "reporting did not catch up"
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+async def test_report_figures_are_exact_and_redelivery_changes_nothing(reporting: Any) -> None:
+    client, settings, issuer = reporting
+    events = [
+        (m, wrap(m, "/test", time=T0 if isinstance(m, Procedure) else None)) for m in script()
+    ]
+    await publish_all(settings, events)
+    await wait_consumed(settings)
+
+    admin = auth(issuer, "admin")
+    response = await client.get("/api/v1/reports/quarterly?year=2026&quarter=1", headers=admin)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["ministry"]["counts"] == EXPECTED_MINISTRY
+    units = {u["unit_code"]: u for u in report["units"]}
+    assert units["G12"]["counts"]["received"] == 4
+    assert units["H56"]["counts"]["withdrawn"] == 1
+    assert units["H56"]["counts"]["in_progress_overdue"] == 1
+    indicators = {i["code"]: i for i in report["ministry"]["indicators"]}
+    # (0 early + 1 on time + 2 in progress - 1 overdue) / (2 finished + 2 in progress)
+    assert (indicators["on_time_rate"]["numerator"], indicators["on_time_rate"]["denominator"]) == (
+        2,
+        4,
+    )
+    assert indicators["online_rate"]["percent"] == 50.0
+    assert indicators["online_payment_rate"]["percent"] == 100.0
+    assert indicators["digitisation_rate"]["percent"] == 50.0
+    assert indicators["satisfaction_proxy"]["percent"] == 50.0
+    assert all(i["formula"] for i in indicators.values())
+    catalogue = report["catalogue"]
+    assert catalogue["by_level"] == {"1": 0, "2": 1, "3": 1, "4": 1}
+    assert catalogue["level4_share"] == 0.5
+    assert [(c["code"], c["received"]) for c in catalogue["upgrade_candidates"]] == [
+        ("P2", 2),
+        ("P3", 2),
+    ]
+    # Another quarter is empty.
+    other = await client.get("/api/v1/reports/quarterly?year=2026&quarter=2", headers=admin)
+    assert other.json()["ministry"]["counts"]["received"] == 0
+
+    # Redeliver every event (same ids): the figures stay the same.
+    await publish_all(settings, events)
+    await wait_consumed(settings)
+    again = await client.get("/api/v1/reports/quarterly?year=2026&quarter=1", headers=admin)
+    assert again.json()["ministry"]["counts"] == EXPECTED_MINISTRY
+
+    # A date range rolls into quarters; CSV and HTML carry the same figures.
+    ranged = await client.get(
+        "/api/v1/reports/quarterly.csv?from=2025-12-01&to=2026-02-01", headers=admin
+    )
+    rows = list(csv.DictReader(io.StringIO(ranged.text)))
+    assert rows[0]["scope"] == "ministry" and rows[0]["quarters"] == "2025-Q4 2026-Q1"
+    assert int(rows[0]["received"]) == 6 and rows[0]["on_time_rate"] == "50.00"
+    html = await client.get(
+        "/api/v1/reports/quarterly?year=2026&quarter=1&format=html", headers=admin
+    )
+    assert html.status_code == 200 and "Tỷ lệ hồ sơ trực tuyến" in html.text and "<svg" in html.text
+
+    # Business metrics come from the same read model.
+    async def metrics_ready() -> str:
+        for _ in range(100):
+            text = (await client.get("/metrics")).text
+            if 'dvc_reporting_open_dossiers{unit="H56"} 1.0' in text:
+                return text
+            await asyncio.sleep(0.1)
+        raise AssertionError("metrics not refreshed")
+
+    text = await metrics_ready()
+    assert "dvc_catalogue_level4_share 0.5" in text
+    assert 'dvc_reporting_notification_failures{unit="G12"} 1.0' in text
+
+
+async def test_unit_heads_see_their_unit_only(reporting: Any) -> None:
+    client, _, issuer = reporting
+    url = "/api/v1/reports/quarterly?year=2026&quarter=1"
+    assert (await client.get(url)).status_code == 401
+    assert (await client.get(url, headers=auth(issuer, "officer", "H56"))).status_code == 403
+    head = auth(issuer, "unit_head", "H56")
+    own = (await client.get(url, headers=head)).json()
+    assert own["scope"] == "H56" and [u["unit_code"] for u in own["units"]] in ([], ["H56"])
+    assert (await client.get(url + "&unit=G12", headers=head)).status_code == 403
+    assert (await client.get("/api/v1/reports/quarterly", headers=head)).status_code == 422
