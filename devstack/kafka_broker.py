@@ -146,8 +146,8 @@ def start(config: StackConfig) -> bool:
             config,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            _cluster_id(config),
+            # One argument: a base64url id may start with "-", which would read as an option.
+            f"--cluster-id={_cluster_id(config)}",
             "-c",
             str(properties),
             "--ignore-formatted",

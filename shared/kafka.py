@@ -56,6 +56,7 @@ def create_broker(
         graceful_timeout=graceful_timeout,
         security=security,
         logger=logging.getLogger(f"faststream.{service_name}"),
+        log_level=logging.DEBUG,  # "Received"/"Processed" per message: debug detail only
         middlewares=[
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service_name),
         ],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,17 +103,60 @@ class OutboxRelay:
         self.batch_size = batch_size
         self._owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
+        self._poked: set[Any] = set()
+        self._scan_requested = False
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self) -> None:
-        """Publish soon: call after writing a document with pending events."""
+    def poke(self, document_id: Any = None) -> None:
+        """Publish soon: call after writing a document with pending events. Naming the document
+        lets the relay fetch it by `_id` instead of scanning for pending documents (a scan is
+        cheap on MongoDB with the index, a full collection read on FerretDB)."""
+        if document_id is None:
+            self._scan_requested = True
+        else:
+            self._poked.add(document_id)
         self._wake.set()
 
     async def publish_pending(self) -> int:
         """Publish every pending event once; returns how many were published."""
+        return await self._publish_claimed(self._claim_batch)
+
+    async def publish_documents(self, document_ids: Iterable[Any]) -> int:
+        """Publish the pending events of the named documents (found by `_id`)."""
+        ids = list(document_ids)
+
+        async def claim_named() -> list[dict[str, Any]]:
+            nonlocal ids
+            batch, ids = ids[: self.batch_size], ids[self.batch_size :]
+            return [d for d in await asyncio.gather(*(self._claim_one(i) for i in batch)) if d]
+
+        return await self._publish_claimed(claim_named)
+
+    async def _claim_one(self, document_id: Any) -> dict[str, Any] | None:
+        now = datetime.now(UTC)
+        claimed = await self.collection.update_one(
+            {"_id": document_id, PENDING_FIELD: True, **self._free(now)},
+            {"$set": {LEASE_FIELD: now + self.lease, LEASE_OWNER_FIELD: self._owner}},
+        )
+        if claimed.modified_count != 1:
+            return None
+        return await self.collection.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
+
+    def _free(self, now: datetime) -> dict[str, Any]:
+        # Free: never leased, lease expired, or leased by this very relay (e.g. a pass that was
+        # interrupted by shutdown, before the final flush).
+        return {
+            "$or": [
+                {LEASE_FIELD: None},
+                {LEASE_FIELD: {"$lt": now}},
+                {LEASE_OWNER_FIELD: self._owner},
+            ]
+        }
+
+    async def _publish_claimed(self, claim: Callable[[], Awaitable[list[dict[str, Any]]]]) -> int:
         published = 0
         for _ in range(MAX_BATCHES_PER_PASS):
-            claimed = await self._claim_batch()
+            claimed = await claim()
             if not claimed:
                 break
             # Documents in parallel (their events in order within each), so that broker and
@@ -134,15 +177,7 @@ class OutboxRelay:
         """Claim up to `batch_size` pending documents whose lease is free, in two round trips."""
         now = datetime.now(UTC)
         owner = self._owner
-        # Free: never leased, lease expired, or leased by this very relay (e.g. a pass that was
-        # interrupted by shutdown, before the final flush).
-        free = {
-            "$or": [
-                {LEASE_FIELD: None},
-                {LEASE_FIELD: {"$lt": now}},
-                {LEASE_OWNER_FIELD: owner},
-            ]
-        }
+        free = self._free(now)
         candidates = [
             d["_id"]
             async for d in self.collection.find({PENDING_FIELD: True, **free}, {"_id": 1}).limit(
@@ -184,17 +219,26 @@ class OutboxRelay:
         return len(entries)
 
     async def run(self) -> None:
+        """Named documents as soon as they are poked; a scan for any pending one (left by a
+        crash, another replica, an unnamed poke) every `poll_interval`."""
+        scan = True
         while True:
             try:
-                await self.publish_pending()
+                poked, self._poked = self._poked, set()
+                if poked:
+                    await self.publish_documents(poked)
+                if scan or self._scan_requested:
+                    self._scan_requested = False
+                    await self.publish_pending()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay failed; retrying")
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                scan = False
             except TimeoutError:
-                pass
+                scan = True
             self._wake.clear()
 
     def start(self) -> None:

@@ -395,7 +395,7 @@ async def withdraw(
     )
     if not applied:
         raise Problem(409, "Hồ sơ vừa thay đổi (dossier changed)", "Reload and try again.")
-    runtime.dossier_relay.poke()
+    runtime.dossier_relay.poke(dossier["_id"])
     CITIZEN_ACTIONS.labels("withdrawal").inc()
     return {"dossier_code": dossier["_id"], "withdrawal_requested": True}
 
@@ -458,7 +458,7 @@ async def supplement(dossier: CitizenDossier, request: Request, runtime: Runtime
     if not applied:
         await runtime.store.delete_attachments(r.storage_id for r in refs)
         raise Problem(409, "Hồ sơ vừa thay đổi (dossier changed)", "Reload and try again.")
-    runtime.dossier_relay.poke()
+    runtime.dossier_relay.poke(dossier["_id"])
     CITIZEN_ACTIONS.labels("supplement").inc()
     return {"dossier_code": dossier["_id"], "documents": [r.document_type for r in refs]}
 

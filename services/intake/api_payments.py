@@ -154,7 +154,7 @@ async def payment_callback(
             outbox_update([(runtime.topic(DOSSIER_PAID_TOPIC), wrap(event, SOURCE))]),
         ),
     )
-    runtime.dossier_relay.poke()
+    runtime.dossier_relay.poke(callback.dossier_code)
     await runtime.store.settle_payment(
         callback.transaction_id,
         {

@@ -34,7 +34,7 @@ class IntakeSettings(ServiceSettings):
     seed_catalogue: bool = Field(
         default=True, description="Load the shipped catalogue at start-up (idempotent)"
     )
-    relay_poll_seconds: float = 1.0
+    relay_poll_seconds: float = Field(default=5.0, description="Scan for unpublished events")
 
     payment_base_url: str = "http://127.0.0.1:8010"
     payment_merchant_code: str = "BKHCN"

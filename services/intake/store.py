@@ -7,7 +7,6 @@ announcing it are one document; a status update and the id of the event that cau
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -56,7 +55,6 @@ class IntakeStore:
         self.idempotency = db["idempotency_keys"]
         self.payments = db["payments"]
         self.attachments = AsyncGridFSBucket(db, bucket_name="attachments")
-        self._sequence_lock = asyncio.Lock()
 
     async def ensure_indexes(self) -> None:
         await ensure_outbox_index(self.dossiers)
@@ -179,21 +177,19 @@ class IntakeStore:
     ) -> Document:
         """Draw the next number of a daily sequence and insert the dossier `build(number)` makes.
 
-        The counter's `$inc` is atomic on MongoDB, across replicas; FerretDB does not make
-        `findAndModify` atomic under concurrency, so draws in this process are serialised too,
-        and the unique dossier code is the last line of defence: a number that is taken is
-        never reused, the insert retries with the next one. A number is consumed only by a
-        dossier that is inserted or a taken code, so the sequence has no gaps.
+        The counter's `$inc` is atomic (on MongoDB, and on devstack's FerretDB, which serialises
+        writes), across replicas; the unique dossier code is the last line of defence: a number
+        that is taken is never reused, the insert retries with the next one. Every check runs
+        before a number is drawn, so a number is consumed by an inserted dossier: no gaps.
         """
-        async with self._sequence_lock:
-            for _ in range(attempts):
-                number = await self.next_sequence(sequence)
-                dossier, events = build(number)
-                try:
-                    await self.insert_dossier(dossier, events)
-                    return dossier
-                except DuplicateKeyError:
-                    continue
+        for _ in range(attempts):
+            number = await self.next_sequence(sequence)
+            dossier, events = build(number)
+            try:
+                await self.insert_dossier(dossier, events)
+                return dossier
+            except DuplicateKeyError:
+                continue
         raise RuntimeError(f"no free dossier code in {sequence} after {attempts} attempts")
 
     async def get_dossier(self, code: str) -> Document | None:

@@ -291,7 +291,7 @@ async def _persist(
     except BaseException:
         await store.delete_attachments(r.storage_id for r in refs)
         raise
-    runtime.dossier_relay.poke()
+    runtime.dossier_relay.poke(dossier["_id"])
     SUBMISSIONS.labels(procedure.unit_code, str(procedure.level), str(int(channel))).inc()
     receipt = build_receipt(runtime, dossier, secret, documents)
     return 201, receipt.model_dump(mode="json")

@@ -12,7 +12,7 @@ import httpx
 from services.intake.domain.payments import sign_callback
 from services.intake.payment_simulator import create_simulator
 from shared.cloudevents import CloudEvent, unwrap, wrap
-from shared.events import DossierProcessed, DossierState
+from shared.events import DocumentRef, DossierProcessed, DossierState
 from shared.kafka import publish_cloud_event
 from shared.topics import (
     DOSSIER_PAID_TOPIC,
@@ -274,3 +274,40 @@ async def test_a_dossier_written_while_the_broker_is_unreachable_is_published_la
     relay.poke()
     [event] = await events_of(kafka_bootstrap, intake, DOSSIER_SUBMITTED_TOPIC, code)
     assert event.dossier_code == code
+
+
+async def test_the_result_of_a_level4_dossier_is_downloadable_once_issued(intake) -> None:
+    code, secret = await new_dossier(intake)
+    early = await intake.client.get(f"/api/v1/dossiers/{code}/result", params={"secret": secret})
+    assert early.status_code == 404
+
+    class ProcessingResults:
+        async def fetch(self, storage_id: str) -> bytes:
+            assert storage_id == "result-1"
+            return PDF
+
+    original = intake.runtime.result_documents
+    intake.runtime.result_documents = ProcessingResults()
+    try:
+        await processing_says(
+            intake,
+            code,
+            DossierState.PROCESSED,
+            "issue_result",
+            result_document=DocumentRef(
+                document_type="ket_qua",
+                file_name="Văn bằng.pdf",
+                content_type="application/pdf",
+                size_bytes=len(PDF),
+                storage_id="result-1",
+            ),
+        )
+        body = await wait_for_state(intake, code, secret, 9)
+        assert body["result_available"] is True
+        result = await intake.client.get(
+            f"/api/v1/dossiers/{code}/result", params={"secret": secret}
+        )
+    finally:
+        intake.runtime.result_documents = original
+    assert result.status_code == 200 and result.content == PDF
+    assert "filename*=utf-8''V%C4%83n" in result.headers["content-disposition"]
