@@ -21,16 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class CataloguePublisher:
-    def __init__(
-        self, store: IntakeStore, broker: KafkaBroker, topic: str, source: str, interval: float = 30
-    ) -> None:
+    def __init__(self, store: IntakeStore, broker: KafkaBroker, topic: str, source: str) -> None:
         self.store = store
         self.broker = broker
         self.topic = topic
         self.source = source
-        self.interval = interval
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
 
     async def publish_changes(self) -> int:
         async with self._lock:  # one pass at a time in this process
@@ -42,27 +38,6 @@ class CataloguePublisher:
                 )
             )
             await self.store.mark_published([(p.code, sha) for p, sha in pending])
+            if pending:
+                log.info("published %d catalogue records", len(pending))
             return len(pending)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                published = await self.publish_changes()
-                if published:
-                    log.info("published %d catalogue records", published)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("catalogue publication failed; retrying")
-            await asyncio.sleep(self.interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="catalogue-publisher")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass

@@ -19,6 +19,7 @@ from services.intake.runtime import SOURCE, IntakeRuntime
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from shared.auth import DevIssuer, Role
+from shared.background import periodically
 from shared.outbox import OutboxRelay
 from shared.service import ServiceContext, build_service_app
 from shared.topics import CATALOGUE_TOPIC
@@ -106,11 +107,11 @@ async def prepare_store(context: ServiceContext) -> AsyncIterator[None]:
 @asynccontextmanager
 async def run_relays(context: ServiceContext) -> AsyncIterator[None]:
     runtime: IntakeRuntime = context.extras["intake"]
-    runtime.catalogue.start()  # its first pass publishes what the seeding changed
     runtime.dossier_relay.start()
     try:
-        yield
+        # The first pass publishes what the seeding changed; later ones retry failed passes.
+        async with periodically("catalogue-publisher", 30, runtime.catalogue.publish_changes):
+            yield
     finally:
         await runtime.dossier_relay.stop()
-        await runtime.catalogue.stop()
         await context.extras["http"].aclose()

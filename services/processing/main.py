@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from services.processing.runtime import ProcessingRuntime
 from services.processing.scanner import DeadlineScanner
 from services.processing.settings import ProcessingSettings
 from services.processing.store import RESULTS_BUCKET, CaseStore
+from shared.background import periodically
 from shared.outbox import OutboxRelay
 from shared.service import ServiceContext, build_service_app
 from shared.topics import DOSSIER_PROCESSED_TOPIC
@@ -89,11 +89,12 @@ async def run_scanner(context: ServiceContext) -> AsyncIterator[None]:
         yield
         return
     scanner = DeadlineScanner(runtime)
-    scanner.start()
     try:
-        yield
+        interval = runtime.settings.scanner_interval_seconds
+        async with periodically("deadline-scanner", interval, scanner.scan_once):
+            yield
     finally:
-        await scanner.stop()
+        await scanner.release()
 
 
 async def refresh_gauges(runtime: ProcessingRuntime) -> None:
@@ -114,27 +115,15 @@ async def run_refresher(context: ServiceContext) -> AsyncIterator[None]:
     runtime = _runtime(context)
     settings = runtime.settings
 
-    async def loop() -> None:
-        calendar_due = 0.0
-        while True:
-            try:
-                await refresh_gauges(runtime)
-                calendar_due += settings.metrics_refresh_seconds
-                if calendar_due >= settings.calendar_refresh_seconds:
-                    calendar_due = 0.0
-                    await runtime.reload_calendar()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("refreshing gauges or the calendar failed")
-            await asyncio.sleep(settings.metrics_refresh_seconds)
+    calendar_due = 0.0
 
-    task = asyncio.create_task(loop(), name="processing-refresher")
-    try:
+    async def refresh() -> None:
+        nonlocal calendar_due
+        await refresh_gauges(runtime)
+        calendar_due += settings.metrics_refresh_seconds
+        if calendar_due >= settings.calendar_refresh_seconds:
+            calendar_due = 0.0
+            await runtime.reload_calendar()
+
+    async with periodically("processing-refresher", settings.metrics_refresh_seconds, refresh):
         yield
-    finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass

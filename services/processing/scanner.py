@@ -12,7 +12,6 @@ pass reads only the cases that need it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -32,7 +31,6 @@ class DeadlineScanner:
     def __init__(self, runtime: ProcessingRuntime, owner: str | None = None) -> None:
         self.runtime = runtime
         self.owner = owner or f"scanner-{uuid.uuid4().hex[:12]}"
-        self._task: asyncio.Task[None] | None = None
 
     async def scan_once(self, now: datetime | None = None) -> int:
         """One pass if this scanner holds (or gets) the lease; returns the steps emitted."""
@@ -68,28 +66,8 @@ class DeadlineScanner:
             self.runtime.relay.poke()
         return len(outcome.steps)
 
-    async def run(self) -> None:
-        interval = self.runtime.settings.scanner_interval_seconds
-        while True:
-            try:
-                await self.scan_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("deadline scan failed; retrying")
-            await asyncio.sleep(interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="deadline-scanner")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+    async def release(self) -> None:
+        """Give the lease up at shutdown, so another replica scans at once."""
         try:
             await self.runtime.store.release_lease(LEASE_NAME, self.owner)
         except Exception:
