@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.reporting import api, handlers
 from services.reporting.metrics import BUSINESS, snapshot_of
 from services.reporting.settings import ReportingSettings
-from services.reporting.store import ReportingStore
+from services.reporting.store import ActiveStore, ReportingStore
 from shared.service import ServiceContext, build_service_app
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
 
     def register(context: ServiceContext) -> None:
-        store = ReportingStore(context.db)
+        # Follows the read-model pointer, so a rebuild's swap reaches consumer and API.
+        store = ActiveStore(context.db)
         context.extras["store"] = store
         handlers.register(context, store)
 

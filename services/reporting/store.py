@@ -15,6 +15,7 @@ recomputes everything from the topics. Queries by quarter are `_id` range scans.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -94,3 +95,57 @@ class ReportingStore:
 
     async def all_procedures(self) -> list[dict[str, Any]]:
         return [row async for row in self.procedures.find({})]
+
+
+POINTER_COLLECTION = "read_model_pointer"
+POINTER_ID = "active"
+
+
+async def read_active_prefix(db: AsyncDatabase[dict[str, Any]]) -> str:
+    """The prefix of the active read-model set ("" until a rebuild has swapped one in)."""
+    pointer = await db[POINTER_COLLECTION].find_one({"_id": POINTER_ID})
+    return "" if pointer is None else str(pointer["prefix"])
+
+
+class ActiveStore(ReportingStore):
+    """The store of the service: every call goes to the set the pointer names.
+
+    The pointer is read at the first call and again when older than `ttl` seconds, so a rebuild's
+    swap reaches the consumer and the API within `ttl`. Each call runs wholly on one set.
+    """
+
+    def __init__(
+        self, db: AsyncDatabase[dict[str, Any]], ttl: float = 1.0, clock: Any = None
+    ) -> None:
+        super().__init__(db, "")
+        self.ttl = ttl
+        self._clock = clock or time.monotonic
+        self._checked_at: float | None = None
+        self._current = ReportingStore(db, "")
+
+    async def current(self) -> ReportingStore:
+        now = self._clock()
+        if self._checked_at is None or now - self._checked_at >= self.ttl:
+            prefix = await read_active_prefix(self.db)
+            if prefix != self._current.prefix:
+                self._current = ReportingStore(self.db, prefix)
+            self._checked_at = now
+        return self._current
+
+    async def save_procedure(self, procedure: Procedure) -> None:
+        await (await self.current()).save_procedure(procedure)
+
+    async def record(self, dossier_code: str, event_id: str, update: dict[str, Any]) -> bool:
+        return await (await self.current()).record(dossier_code, event_id, update)
+
+    async def reconcile(self, dossier_code: str) -> None:
+        await (await self.current()).reconcile(dossier_code)
+
+    async def counters_for(self, quarters: Iterable[str]) -> list[dict[str, Any]]:
+        return await (await self.current()).counters_for(quarters)
+
+    async def all_counters(self) -> list[dict[str, Any]]:
+        return await (await self.current()).all_counters()
+
+    async def all_procedures(self) -> list[dict[str, Any]]:
+        return await (await self.current()).all_procedures()
