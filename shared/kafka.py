@@ -36,6 +36,27 @@ def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
     )
 
 
+def aiokafka_security_options(settings: ServiceSettings) -> dict[str, object]:
+    """The same security as `kafka_security`, for plain aiokafka clients (admin, offsets)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, object] = {
+        "security_protocol": settings.kafka_security_protocol,
+        "ssl_context": ssl.create_default_context(cafile=settings.kafka_ssl_cafile),
+    }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=(
+                settings.kafka_sasl_password.get_secret_value()
+                if settings.kafka_sasl_password
+                else None
+            ),
+        )
+    return options
+
+
 def create_broker(
     bootstrap: str,
     service_name: str,

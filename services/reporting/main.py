@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,10 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.reporting import api, handlers
-from services.reporting.metrics import BUSINESS, snapshot_of
+from services.reporting.lag import consumer_lag
+from services.reporting.metrics import BUSINESS, CONSUMER_LAG, snapshot_of
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import ActiveStore, ReportingStore
+from shared.background import periodically
 from shared.service import ServiceContext, build_service_app
+from shared.topics import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,18 @@ async def refresh_once(store: ReportingStore) -> None:
 @asynccontextmanager
 async def refresh_metrics(context: ServiceContext) -> AsyncIterator[None]:
     store: ReportingStore = context.extras["store"]
-    interval = getattr(context.settings, "metrics_refresh_seconds", 30.0)
+    settings = context.settings
+    interval = getattr(settings, "metrics_refresh_seconds", 30.0)
+    groups = [settings.consumer_group(group) for group in SUBSCRIPTIONS]
 
-    async def loop() -> None:
-        while True:
-            try:
-                await refresh_once(store)
-            except Exception:
-                log.exception("business metrics refresh failed")
-            await asyncio.sleep(interval)
+    async def refresh_lag() -> None:
+        lag = await consumer_lag(settings, groups)
+        CONSUMER_LAG.clear()
+        for (group, topic), messages in lag.items():
+            CONSUMER_LAG.labels(group, topic).set(messages)
 
-    task = asyncio.create_task(loop(), name="reporting-metrics-refresh")
-    try:
+    async with (
+        periodically("reporting-metrics-refresh", interval, lambda: refresh_once(store)),
+        periodically("consumer-lag", interval, refresh_lag),
+    ):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Gauge
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -106,4 +107,10 @@ def _per_unit(name: str, documentation: str, values: Mapping[str, float]) -> Gau
 
 
 BUSINESS = BusinessCollector()
+
+CONSUMER_LAG = Gauge(
+    "dvc_consumer_lag_messages",
+    "Messages a platform consumer group has yet to read, by group and topic.",
+    ["consumergroup", "topic"],
+)
 REGISTRY.register(BUSINESS)

@@ -27,7 +27,6 @@ METRIC_MODULES = ("shared.metrics", "shared.auth")
 # Exported by something other than the services' code.
 EXTERNAL_METRICS = {
     "up": "Prometheus itself, per scrape target",
-    "kafka_consumergroup_lag": "kafka-exporter (backlog.yml; to be deployed)",
 }
 # Grafana's built-in interval variables, replaced by a sample value before parsing.
 GRAFANA_VARIABLES = re.compile(r"\$__(rate_interval|interval|range)\b")
