@@ -174,6 +174,21 @@ class DossierNotified(DossierEvent):
     )
 
 
+class PublicDossierStatus(DossierEvent):
+    """A dossier's step as other agencies may see it: no citizen ID, name, phone, e-mail or
+    attachment — only the dossier, procedure, unit, channel, state and dates."""
+
+    topic: ClassVar[str] = topics.PUBLIC_DOSSIER_STATUS_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.public.dossier-status.v1"
+
+    procedure_code: str
+    unit_code: str
+    state: DossierState
+    action: str = Field(description="The step: submit, receive, request_supplement, ...")
+    channel: Channel | None = Field(default=None, description="Known on the submission step")
+    due_at: datetime | None = Field(default=None, description="The due date in force")
+
+
 EVENT_MODELS: tuple[type[DossierEvent], ...] = (
     DossierSubmitted,
     DossierSupplemented,
@@ -181,5 +196,6 @@ EVENT_MODELS: tuple[type[DossierEvent], ...] = (
     DossierPaid,
     DossierProcessed,
     DossierNotified,
+    PublicDossierStatus,
 )
 EVENT_MODELS_BY_TYPE: dict[str, type[DossierEvent]] = {m.event_type: m for m in EVENT_MODELS}

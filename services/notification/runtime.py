@@ -13,13 +13,15 @@ from services.notification.channels.sms import HttpSmsChannel
 from services.notification.domain.rate_limit import TokenBucket
 from services.notification.handlers import NotificationHandlers
 from services.notification.notifier import Notifier, RetryConfig
+from services.notification.public_stream import PublicStream
 from services.notification.rendering import TemplateRenderer
 from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
+from shared.cloudevents import CloudEvent
 from shared.events import DossierNotified, DossierProcessed, DossierSubmitted
 from shared.outbox import OutboxRelay
 from shared.service import ServiceContext, subscribe_dossier_events
-from shared.topics import NOTIFICATION_GROUP
+from shared.topics import NOTIFICATION_GROUP, PUBLIC_DOSSIER_STATUS_TOPIC
 
 
 def build_channels(settings: NotificationSettings, store: NotificationStore) -> dict[str, Channel]:
@@ -90,13 +92,20 @@ class NotificationRuntime:
         self.handlers = NotificationHandlers(
             store=self.store, notifier=self.notifier, renderer=self.renderer, settings=settings
         )
+        public = PublicStream(context.broker, settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC))
+
+        async def on_submitted(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
+            await public.publish(event, cloud_event)
+            await self.handlers.on_submitted(event, cloud_event)
+
+        async def on_processed(event: DossierProcessed, cloud_event: CloudEvent) -> None:
+            await public.publish(event, cloud_event)
+            await self.handlers.on_processed(event, cloud_event)
+
         subscribe_dossier_events(
             context,
             group=NOTIFICATION_GROUP,
-            handlers={
-                DossierSubmitted: self.handlers.on_submitted,
-                DossierProcessed: self.handlers.on_processed,
-            },
+            handlers={DossierSubmitted: on_submitted, DossierProcessed: on_processed},
         )
 
     @asynccontextmanager

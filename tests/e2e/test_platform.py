@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import uuid
@@ -22,8 +23,12 @@ import pytest
 from devstack.config import PROJECT_ROOT
 from devstack.processes import ManagedProcess, port_in_use
 from shared.auth import DevIssuer
+from shared.cloudevents import CloudEvent, unwrap
+from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC
+from tests.conftest import KAFKA_BOOTSTRAP
 from tests.intake_samples import dossier_json, multipart, trademark_files
 from tests.integration.test_devstack import free_ports
+from tests.kafka_helpers import read_until
 from tests.service_harness import create_suffixed_topics
 
 SERVICES = ("intake", "processing", "notification", "reporting")
@@ -73,7 +78,7 @@ async def platform(kafka_bootstrap: str, mongo_url: str, tmp_path: Path):
         async with httpx.AsyncClient(timeout=30) as client:
             for service, port in ports.items():
                 await wait_ready(client, f"http://127.0.0.1:{port}", processes[service])
-            yield client, {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}, issuer
+            yield client, {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}, issuer, suffix
     finally:
         for process in processes.values():
             if pid := process.pid():
@@ -116,8 +121,15 @@ async def eventually(probe, within: float = 60):
     return last
 
 
+def assert_no_personal_data(payload: str) -> None:
+    assert not re.search(r"\b\d{12}\b", payload), payload  # a citizen ID
+    assert not re.search(r"(\+84|\b0)\d{9}\b", payload), payload  # a phone number
+    assert "@" not in payload, payload  # an e-mail address
+    assert "Nguyễn" not in payload, payload  # the applicant's name
+
+
 async def test_a_dossier_goes_in_is_received_told_and_counted(platform) -> None:
-    client, url, issuer = platform
+    client, url, issuer, suffix = platform
     submitted = await client.post(
         f"{url['intake']}/api/v1/dossiers", **multipart(dossier_json(), trademark_files())
     )
@@ -162,3 +174,16 @@ async def test_a_dossier_goes_in_is_received_told_and_counted(platform) -> None:
 
     counts = await eventually(counted)
     assert counts["online"] == 1
+
+    # Other agencies see the steps on the public stream, without any personal data.
+    records = await read_until(
+        KAFKA_BOOTSTRAP,
+        PUBLIC_DOSSIER_STATUS_TOPIC + suffix,
+        lambda rs: (
+            {unwrap(CloudEvent.from_kafka(r.value, r.headers)).action for r in rs}
+            >= {"submit", "receive"}
+        ),
+    )
+    assert all(r.key == code.encode() for r in records)
+    for record in records:
+        assert_no_personal_data(record.value.decode())

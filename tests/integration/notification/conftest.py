@@ -27,6 +27,7 @@ from shared.topics import (
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
     NOTIFICATION_GROUP,
+    PUBLIC_DOSSIER_STATUS_TOPIC,
     TopicSpec,
     dead_letter_topic,
 )
@@ -114,6 +115,7 @@ async def settings(
         settings.topic(DOSSIER_SUBMITTED_TOPIC),
         settings.topic(DOSSIER_PROCESSED_TOPIC),
         settings.topic(DOSSIER_NOTIFIED_TOPIC),
+        settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC),
     ]
     specs = [TopicSpec(name, 3, None) for name in names]
     specs += [TopicSpec(dead_letter_topic(name, NOTIFICATION_GROUP), 1, None) for name in names[:2]]
