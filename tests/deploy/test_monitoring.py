@@ -22,7 +22,7 @@ RULES = ROOT / "deploy" / "prometheus" / "rules"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests"
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
-RUNBOOK = ROOT / "docs" / "runbook.md"
+RUNBOOK = ROOT / "README.md"  # its "Runbook: platform alerts" section
 METRIC_MODULES = ("shared.metrics", "shared.auth")
 # Exported by something other than the services' code.
 EXTERNAL_METRICS = {
@@ -150,8 +150,8 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook_section() -> None:
         annotations = alert["annotations"]
         assert annotations["summary"] and annotations["description"], alert["alert"]
         path, _, anchor = annotations["runbook_url"].partition("#")
-        assert path == "docs/runbook.md", alert["alert"]
-        assert anchor in anchors, f"{alert['alert']}: no section #{anchor} in docs/runbook.md"
+        assert path == "README.md", alert["alert"]
+        assert anchor in anchors, f"{alert['alert']}: no section #{anchor} in README.md"
 
 
 def test_dashboards_query_the_provisioned_datasource() -> None:
