@@ -14,10 +14,20 @@ from typing import Any
 
 from shared.catalogue import Procedure
 from shared.events import EVENT_MODELS, DossierEvent
+from shared.topics import PUBLIC_TOPICS
 
 CONTRACT_MODELS: tuple[type[DossierEvent | Procedure], ...] = (*EVENT_MODELS, Procedure)
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "contracts" / "events"
+
+
+def public_models() -> dict[str, type[DossierEvent | Procedure]]:
+    """The contract model of every topic other agencies may read (`PUBLIC_TOPICS`), by topic."""
+    by_topic = {model.topic: model for model in CONTRACT_MODELS}
+    missing = [topic for topic in PUBLIC_TOPICS if topic not in by_topic]
+    if missing:
+        raise LookupError(f"no contract model for public topic(s) {', '.join(missing)}")
+    return {topic: by_topic[topic] for topic in PUBLIC_TOPICS}
 
 
 def schema_of(model: type[DossierEvent | Procedure]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+from collections.abc import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -93,6 +95,25 @@ async def publish_cloud_event(broker: KafkaBroker, topic: str, event: CloudEvent
         key=record.key,
         headers={name: value.decode() for name, value in record.headers},
     )
+
+
+async def publish_cloud_events(
+    broker: KafkaBroker, topic: str, events: Sequence[CloudEvent]
+) -> None:
+    """Publish many CloudEvents and wait once for all the broker's acks (order kept per key)."""
+    pending = []
+    for event in events:
+        record = event.to_kafka()
+        pending.append(
+            await broker.publish(
+                record.value,
+                topic,
+                key=record.key,
+                headers={name: value.decode() for name, value in record.headers},
+                no_confirm=True,
+            )
+        )
+    await asyncio.gather(*pending)
 
 
 async def ensure_topics(

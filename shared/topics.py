@@ -31,6 +31,11 @@ INTAKE_GROUP = "intake"
 PROCESSING_GROUP = "processing"
 NOTIFICATION_GROUP = "notification"
 REPORTING_GROUP = "reporting"
+# Notification's other readers, each with its own offsets so that one cannot hold up another:
+# the public projection, the webhook deliveries, the national-portal synchronisation.
+PUBLIC_STREAM_GROUP = "notification-public-stream"
+WEBHOOK_GROUP = "notification-webhooks"
+PORTAL_GROUP = "notification-portal"
 
 # Which group reads which topics. The dead-letter topics follow from it.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
@@ -43,8 +48,44 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         DOSSIER_PAID_TOPIC,
     ),
     NOTIFICATION_GROUP: (DOSSIER_SUBMITTED_TOPIC, DOSSIER_PROCESSED_TOPIC),
+    PUBLIC_STREAM_GROUP: (DOSSIER_SUBMITTED_TOPIC, DOSSIER_PROCESSED_TOPIC),
+    WEBHOOK_GROUP: (PUBLIC_DOSSIER_STATUS_TOPIC,),
+    PORTAL_GROUP: (
+        DOSSIER_SUBMITTED_TOPIC,
+        DOSSIER_SUPPLEMENTED_TOPIC,
+        DOSSIER_WITHDRAWN_TOPIC,
+        DOSSIER_PAID_TOPIC,
+        DOSSIER_PROCESSED_TOPIC,
+    ),
     REPORTING_GROUP: (CATALOGUE_TOPIC, *DOSSIER_TOPICS),
 }
+
+# The service each consumer group belongs to (a service's main group bears its name).
+GROUP_SERVICE: dict[str, str] = {
+    INTAKE_GROUP: INTAKE_GROUP,
+    PROCESSING_GROUP: PROCESSING_GROUP,
+    NOTIFICATION_GROUP: NOTIFICATION_GROUP,
+    PUBLIC_STREAM_GROUP: NOTIFICATION_GROUP,
+    WEBHOOK_GROUP: NOTIFICATION_GROUP,
+    PORTAL_GROUP: NOTIFICATION_GROUP,
+    REPORTING_GROUP: REPORTING_GROUP,
+}
+
+
+def groups_of(service: str) -> tuple[str, ...]:
+    """The consumer groups a service reads with."""
+    return tuple(group for group, owner in GROUP_SERVICE.items() if owner == service)
+
+
+def subscriptions_of(service: str) -> tuple[str, ...]:
+    """Every topic a service reads, over all its groups (no duplicates, in order)."""
+    topics = (t for group in groups_of(service) for t in SUBSCRIPTIONS[group])
+    return tuple(dict.fromkeys(topics))
+
+
+def dead_letters_of(service: str) -> tuple[str, ...]:
+    """The dead-letter topics a service writes: one per topic of each of its groups."""
+    return tuple(dead_letter_topic(t, g) for g in groups_of(service) for t in SUBSCRIPTIONS[g])
 
 
 # Which service may write which topics (besides the dead-letter topics of its own group).

@@ -6,7 +6,7 @@
 What is generated, and from what:
 - `kafka/topics.generated.yaml`: a Strimzi `KafkaTopic` per topic of `platform_topics()`;
 - `kafka/users.generated.yaml`: a `KafkaUser` per service (writes only `PRODUCERS[service]` and its
-  own group's dead-letter topics, reads its `SUBSCRIPTIONS` as its consumer group) and a read-only
+  groups' dead-letter topics, reads its groups' `SUBSCRIPTIONS`; see `GROUP_SERVICE`), a read-only
   user per agency of `deploy/k8s/agencies.yaml` (reads `PUBLIC_TOPICS` only);
 - `services/<service>.generated.yaml`: the service's Deployment, Service, HPA,
   PodDisruptionBudget, NetworkPolicy, ServiceAccount and ServiceMonitor;
@@ -28,9 +28,10 @@ import yaml
 from shared.topics import (
     PRODUCERS,
     PUBLIC_TOPICS,
-    SUBSCRIPTIONS,
-    dead_letter_topic,
+    dead_letters_of,
+    groups_of,
     platform_topics,
+    subscriptions_of,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,13 +139,11 @@ def _acl(resource_type: str, name: str, operations: list[str]) -> dict[str, Any]
 
 
 def service_acls(service: str) -> list[dict[str, Any]]:
-    """Write its own topics (and its group's dead letters), read its subscriptions as its group."""
-    subscribed = SUBSCRIPTIONS.get(service, ())
-    writes = [*PRODUCERS.get(service, ()), *(dead_letter_topic(t, service) for t in subscribed)]
+    """Write its own topics (and its groups' dead letters), read its subscriptions as its groups."""
+    writes = [*PRODUCERS.get(service, ()), *dead_letters_of(service)]
     acls = [_acl("topic", topic, ["Write", "Describe"]) for topic in writes]
-    acls += [_acl("topic", topic, ["Read", "Describe"]) for topic in subscribed]
-    if subscribed:
-        acls.append(_acl("group", service, ["Read"]))
+    acls += [_acl("topic", topic, ["Read", "Describe"]) for topic in subscriptions_of(service)]
+    acls += [_acl("group", group, ["Read"]) for group in groups_of(service)]
     return acls
 
 

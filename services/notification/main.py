@@ -5,6 +5,8 @@ from fastapi import FastAPI
 from services.notification import api
 from services.notification.runtime import NotificationRuntime
 from services.notification.settings import NotificationSettings
+from services.notification.webhooks import api as webhooks_api
+from shared.asyncapi import asyncapi_router
 from shared.service import build_service_app
 
 
@@ -15,8 +17,9 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         settings,
         title="Notification (thông báo)",
         register=runtime.register,
-        routers=[api.router],
+        routers=[api.router, webhooks_api.router, asyncapi_router],
         hooks=[runtime.lifecycle],
     )
     app.state.notification = runtime
+    app.state.webhooks = runtime.webhooks  # None when disabled
     return app

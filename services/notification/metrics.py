@@ -11,6 +11,10 @@
 - `receipts_total{outcome}`: SMS receipts (delivered, failed, duplicate, unknown,
   bad_signature, stale, missing, invalid).
 - `events_skipped_total{reason}`: events that send nothing new (internal-step, duplicate).
+
+For other agencies: `dvc_public_events_total`, `dvc_webhook_attempts_total{outcome}`,
+`dvc_webhook_delivery_seconds`, `dvc_webhook_subscription_paused{subscription,agency}`,
+`dvc_webhook_queued_deliveries`.
 """
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -64,8 +68,54 @@ EVENTS_SKIPPED = Counter(
     ["reason"],
 )
 
+# What goes to other agencies: the public stream and the webhook deliveries.
+PUBLIC_EVENTS = Counter(
+    "dvc_public_events_total", "Events published on the public dossier-status stream."
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "dvc_webhook_attempts_total",
+    "Webhook delivery attempts by outcome (delivered, retry, failed, refused).",
+    ["outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "dvc_webhook_delivery_seconds",
+    "Time for a subscriber to answer a webhook delivery.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOK_PAUSED = Gauge(
+    "dvc_webhook_subscription_paused",
+    "1 while a subscription is paused by its circuit breaker (its owner is alerted).",
+    ["subscription", "agency"],
+)
+WEBHOOK_QUEUED = Gauge(
+    "dvc_webhook_queued_deliveries", "Webhook deliveries waiting in this replica's queues."
+)
+
 BREAKER_STATE_VALUES = {
     BreakerState.CLOSED: 0,
     BreakerState.HALF_OPEN: 1,
     BreakerState.OPEN: 2,
 }
+
+# National Public Service Portal sync (services/notification/portal/). The share is one of the
+# national indicators (Decision 766/QĐ-TTg): dossiers the portal holds as they stand / all known.
+PORTAL_SYNC_DOSSIERS = Gauge(
+    "dvc_portal_sync_dossiers",
+    "Dossiers per portal sync status (pending, waiting, synced, failed), recounted periodically.",
+    ["status"],
+)
+PORTAL_SYNC_SHARE = Gauge(
+    "dvc_portal_sync_share",
+    "Share of known dossiers the national portal holds up to date (synced / all; 1 when none).",
+)
+PORTAL_SYNC_ATTEMPTS = Counter(
+    "dvc_portal_sync_attempts_total",
+    "Messages sent to the national portal, by kind (dossier, step) and outcome.",
+    ["kind", "outcome"],
+)
+PORTAL_SEND_SECONDS = Histogram(
+    "dvc_portal_send_seconds",
+    "Latency of one message to the national portal, by kind and outcome.",
+    ["kind", "outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

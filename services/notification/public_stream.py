@@ -12,6 +12,8 @@ import uuid
 
 from faststream.kafka import KafkaBroker
 
+from services.notification.metrics import PUBLIC_EVENTS
+from shared.batch_consumer import Parsed
 from shared.cloudevents import CloudEvent, wrap
 from shared.events import (
     DossierProcessed,
@@ -19,7 +21,7 @@ from shared.events import (
     DossierSubmitted,
     PublicDossierStatus,
 )
-from shared.kafka import publish_cloud_event
+from shared.kafka import publish_cloud_events
 
 SOURCE = "/dvc/notification/public-stream"
 _NAMESPACE = uuid.UUID("6f1c3a52-6d0e-4d7c-9a51-3b8f0e2f4c11")
@@ -48,17 +50,32 @@ def project(event: DossierSubmitted | DossierProcessed) -> PublicDossierStatus:
     )
 
 
+def is_public(event: DossierSubmitted | DossierProcessed) -> bool:
+    """Deadline warnings are internal to the unit; every other step is public."""
+    return not (isinstance(event, DossierProcessed) and event.action.startswith("deadline_warning"))
+
+
+def public_cloud_event(
+    event: DossierSubmitted | DossierProcessed, source_event: CloudEvent
+) -> CloudEvent:
+    """The public CloudEvent of one internal step; its id follows from the source event's id."""
+    event_id = str(uuid.uuid5(_NAMESPACE, source_event.id))
+    return wrap(project(event), SOURCE, event_id=event_id)
+
+
 class PublicStream:
+    """Reads the dossier topics in batches (its own consumer group) and publishes the projection,
+    waiting once per batch for the broker's acks."""
+
     def __init__(self, broker: KafkaBroker, topic: str) -> None:
         self.broker = broker
         self.topic = topic
 
-    async def publish(
-        self, event: DossierSubmitted | DossierProcessed, source_event: CloudEvent
-    ) -> None:
-        if isinstance(event, DossierProcessed) and event.action.startswith("deadline_warning"):
-            return  # internal to the unit
-        event_id = str(uuid.uuid5(_NAMESPACE, source_event.id))
-        await publish_cloud_event(
-            self.broker, self.topic, wrap(project(event), SOURCE, event_id=event_id)
-        )
+    async def publish_batch(self, batch: list[Parsed]) -> None:
+        events = [
+            public_cloud_event(item.event, item.cloud_event)
+            for item in batch
+            if is_public(item.event)
+        ]
+        await publish_cloud_events(self.broker, self.topic, events)
+        PUBLIC_EVENTS.inc(len(events))

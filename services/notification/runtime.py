@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from services.notification.channels.base import Channel
 from services.notification.channels.email import SmtpEmailChannel
@@ -13,15 +13,22 @@ from services.notification.channels.sms import HttpSmsChannel
 from services.notification.domain.rate_limit import TokenBucket
 from services.notification.handlers import NotificationHandlers
 from services.notification.notifier import Notifier, RetryConfig
+from services.notification.portal.sync import PortalSync
 from services.notification.public_stream import PublicStream
 from services.notification.rendering import TemplateRenderer
 from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
-from shared.cloudevents import CloudEvent
+from services.notification.webhooks.service import Webhooks
+from shared.batch_consumer import BatchConsumer, routes_for
 from shared.events import DossierNotified, DossierProcessed, DossierSubmitted
 from shared.outbox import OutboxRelay
 from shared.service import ServiceContext, subscribe_dossier_events
-from shared.topics import NOTIFICATION_GROUP, PUBLIC_DOSSIER_STATUS_TOPIC
+from shared.topics import (
+    NOTIFICATION_GROUP,
+    PORTAL_GROUP,
+    PUBLIC_DOSSIER_STATUS_TOPIC,
+    PUBLIC_STREAM_GROUP,
+)
 
 
 def build_channels(settings: NotificationSettings, store: NotificationStore) -> dict[str, Channel]:
@@ -92,21 +99,30 @@ class NotificationRuntime:
         self.handlers = NotificationHandlers(
             store=self.store, notifier=self.notifier, renderer=self.renderer, settings=settings
         )
-        public = PublicStream(context.broker, settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC))
-
-        async def on_submitted(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
-            await public.publish(event, cloud_event)
-            await self.handlers.on_submitted(event, cloud_event)
-
-        async def on_processed(event: DossierProcessed, cloud_event: CloudEvent) -> None:
-            await public.publish(event, cloud_event)
-            await self.handlers.on_processed(event, cloud_event)
-
         subscribe_dossier_events(
             context,
             group=NOTIFICATION_GROUP,
-            handlers={DossierSubmitted: on_submitted, DossierProcessed: on_processed},
+            handlers={
+                DossierSubmitted: self.handlers.on_submitted,
+                DossierProcessed: self.handlers.on_processed,
+            },
         )
+        # The public projection reads the same topics with its own group, in batches.
+        public = PublicStream(context.broker, settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC))
+        self.public_consumer = BatchConsumer(
+            settings,
+            context.broker,
+            group=PUBLIC_STREAM_GROUP,
+            routes=routes_for(settings, [DossierSubmitted, DossierProcessed]),
+            handle=public.publish_batch,
+            policy=context.retry_policy,
+            max_records=settings.public_stream_batch_size,
+        )
+        self.webhooks = Webhooks(settings, context) if settings.webhook_enabled else None
+        self.portal: PortalSync | None = None
+        if settings.portal_enabled:
+            self.portal = PortalSync(context.db, settings)
+            subscribe_dossier_events(context, group=PORTAL_GROUP, handlers=self.portal.handlers())
 
     @asynccontextmanager
     async def lifecycle(self, context: ServiceContext) -> AsyncIterator[None]:
@@ -114,9 +130,16 @@ class NotificationRuntime:
         await self.store.ensure_indexes()
         self.relay.start()
         self.notifier.start()
+        await self.public_consumer.start()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if self.webhooks:
+                    await stack.enter_async_context(self.webhooks.lifecycle())
+                if self.portal:
+                    await stack.enter_async_context(self.portal.lifecycle(context))
+                yield
         finally:
+            await self.public_consumer.stop()
             await self.notifier.stop()
             await self.relay.stop()  # publishes what is pending while the broker is still up
             for channel in self.channels.values():

@@ -3,12 +3,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.notification.portal.settings import PortalSettings
+from services.notification.webhooks.settings import WebhookSettings
 from shared.settings import ServiceSettings
 
 ChannelName = Literal["sms", "email", "inbox"]
 
 
-class NotificationSettings(ServiceSettings):
+class NotificationSettings(ServiceSettings, WebhookSettings, PortalSettings):
     """Environment variables: `DVC_NOTIFICATION_<FIELD>`, e.g. `DVC_NOTIFICATION_SMTP_HOST`.
 
     Secrets (SMTP password, SMS token, receipt secret) have development defaults only; production
@@ -72,6 +74,8 @@ class NotificationSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> "NotificationSettings":
+        if self.environment == "production" and self.webhook_allow_private_urls:
+            raise ValueError("production never calls private or plain-http webhook URLs")
         if self.environment == "production" and (
             self.sms_gateway_token.get_secret_value() == "dev-sms-token"
             or self.sms_receipt_secret.get_secret_value() == "dev-sms-receipt-secret"

@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 
 from shared.topics import (
+    GROUP_SERVICE,
     PRODUCERS,
     PUBLIC_TOPICS,
     SUBSCRIPTIONS,
-    dead_letter_topic,
+    dead_letters_of,
     platform_topics,
+    subscriptions_of,
 )
 from tests.deploy.tools import SERVICES
 
@@ -49,9 +51,7 @@ def allowed(user: Doc, operation: str, resource_type: str, name: str) -> bool:
 
 
 def own_topics(service: str) -> set[str]:
-    return set(PRODUCERS[service]) | {
-        dead_letter_topic(t, service) for t in SUBSCRIPTIONS.get(service, ())
-    }
+    return set(PRODUCERS[service]) | set(dead_letters_of(service))
 
 
 def test_every_topic_the_code_uses_has_a_kafka_topic(production: list[Doc]) -> None:
@@ -73,7 +73,8 @@ def test_every_topic_the_code_uses_has_a_kafka_topic(production: list[Doc]) -> N
 
 
 def test_the_services_are_the_topic_owners() -> None:
-    assert set(SERVICES) == set(PRODUCERS) == set(SUBSCRIPTIONS)
+    assert set(SERVICES) == set(PRODUCERS) == set(GROUP_SERVICE.values())
+    assert set(GROUP_SERVICE) == set(SUBSCRIPTIONS)
 
 
 def test_each_service_writes_only_its_own_topics(production: list[Doc]) -> None:
@@ -94,10 +95,10 @@ def test_each_service_reads_its_subscriptions_as_its_own_group(production: list[
     for service in SERVICES:
         user = by_name[f"dvc-{service}"]
         readable = {s.name for s in platform_topics() if allowed(user, "Read", "topic", s.name)}
-        assert readable == set(SUBSCRIPTIONS[service])
+        assert readable == set(subscriptions_of(service))
         assert allowed(user, "Read", "group", service)
-        for other in set(SERVICES) - {service}:
-            assert not allowed(user, "Read", "group", other)
+        for group, owner in GROUP_SERVICE.items():
+            assert allowed(user, "Read", "group", group) == (owner == service), group
 
 
 def test_every_topic_has_exactly_one_writer(production: list[Doc]) -> None:

@@ -23,9 +23,10 @@ from devstack.processes import port_in_use
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` consecutive free ports on 127.0.0.1."""
+    """`count` consecutive free ports on 127.0.0.1, below Linux's ephemeral range (32768+), so
+    that no client connection takes one between this check and the server's bind."""
     for _ in range(200):
-        base = random.randint(20000, 40000)
+        base = random.randint(20000, 32000 - count)
         if not any(port_in_use(base + i) for i in range(count)):
             return [base + i for i in range(count)]
     raise RuntimeError("no free ports")

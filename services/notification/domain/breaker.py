@@ -77,6 +77,10 @@ class CircuitBreaker:
         if self._state == BreakerState.CLOSED and self._failures >= self.failure_threshold:
             self._open()
 
+    def trip(self) -> None:
+        """Open now (e.g. restoring a state saved before a restart)."""
+        self._open()
+
     def _open(self) -> None:
         self._opened_at = self._clock()
         self._set(BreakerState.OPEN)

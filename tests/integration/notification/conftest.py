@@ -21,17 +21,15 @@ from services.notification.main import create_app
 from services.notification.settings import NotificationSettings
 from shared.auth import DevIssuer
 from shared.cloudevents import CloudEvent
-from shared.kafka import ensure_topics
 from shared.topics import (
     DOSSIER_NOTIFIED_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
     NOTIFICATION_GROUP,
-    PUBLIC_DOSSIER_STATUS_TOPIC,
-    TopicSpec,
     dead_letter_topic,
 )
 from tests.integration.notification.servers import SmsGateway, SmtpServer
+from tests.service_harness import create_suffixed_topics
 
 T = TypeVar("T")
 RECEIPT_SECRET = "test-receipt-secret"
@@ -111,15 +109,7 @@ async def settings(
         breaker_failure_threshold=3,
         breaker_reset_seconds=0.5,
     )
-    names = [
-        settings.topic(DOSSIER_SUBMITTED_TOPIC),
-        settings.topic(DOSSIER_PROCESSED_TOPIC),
-        settings.topic(DOSSIER_NOTIFIED_TOPIC),
-        settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC),
-    ]
-    specs = [TopicSpec(name, 3, None) for name in names]
-    specs += [TopicSpec(dead_letter_topic(name, NOTIFICATION_GROUP), 1, None) for name in names[:2]]
-    await ensure_topics(kafka_bootstrap, specs)
+    await create_suffixed_topics(kafka_bootstrap, settings.topic_suffix)
     yield settings
     await mongo_client.drop_database(settings.mongo_database)
 

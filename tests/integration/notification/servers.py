@@ -134,3 +134,91 @@ class SmsGateway:
 
     def to(self, phone: str) -> list[SmsRequest]:
         return [r for r in self.requests if r.body.get("to") == phone]
+
+
+@dataclass
+class WebhookCall:
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+    received_at: float
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    """An agency's webhook endpoint on a free port that records every call.
+
+    `mode`: ok (204), fail (`fail_status`), hang (answers after `hang_seconds`, past the
+    client's time-out), slow (answers 204 after `slow_seconds`). `fail_first`: answer
+    `fail_status` to that many calls first, whatever the mode.
+    """
+
+    mode: str = "ok"
+    fail_status: int = 500
+    fail_first: int = 0
+    hang_seconds: float = 2.0
+    slow_seconds: float = 0.5
+    calls: list[WebhookCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        receiver = self
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like a real endpoint
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                status = receiver._answer()
+                with receiver._lock:
+                    receiver.calls.append(
+                        WebhookCall(
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            status,
+                            time.time(),
+                        )
+                    )
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the client gave up (time-out)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/dvc"
+
+    def _answer(self) -> int:
+        with self._lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return self.fail_status
+        if self.mode == "fail":
+            return self.fail_status
+        if self.mode == "hang":
+            time.sleep(self.hang_seconds)
+            return 504  # recorded as not delivered: the client gave up before this answer
+        if self.mode == "slow":
+            time.sleep(self.slow_seconds)
+        return 204
+
+    def start(self) -> WebhookReceiver:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def delivered(self) -> list[WebhookCall]:
+        return [c for c in self.calls if 200 <= c.answered < 300]

@@ -1,0 +1,493 @@
+"""Webhook deliveries: from the public stream to each matching subscriber, signed, retried, in
+order per dossier.
+
+The database is the record (a delivery is inserted before the Kafka offset of its event is
+committed, and every attempt's outcome is written); memory is the schedule. Each replica holds
+the pending deliveries of the public-topic partitions it consumes — the record key is the dossier
+code, so one dossier's deliveries always belong to one replica — and reloads them from the
+database when it gains partitions, after a redrive or replay, and when its queue overflowed.
+
+Each subscription has its own workers, queues and circuit breaker, so a slow or dead subscriber
+holds up only itself. When the breaker opens the subscription is *paused*: nothing is attempted
+(and no retry is spent) until a probe succeeds or the agency resumes it; its deliveries wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from services.notification.domain.breaker import BreakerState, CircuitBreaker
+from services.notification.metrics import (
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_LATENCY,
+    WEBHOOK_PAUSED,
+    WEBHOOK_QUEUED,
+)
+from services.notification.webhooks.domain import (
+    DeliveryStatus,
+    Filters,
+    SubscriptionStatus,
+    is_retryable,
+    next_attempt_delay,
+    webhook_body,
+)
+from services.notification.webhooks.queues import DossierQueues, QueuedDelivery
+from services.notification.webhooks.signing import signature_headers
+from services.notification.webhooks.store import Document, WebhookStore, delivery_id
+from services.notification.webhooks.urls import UrlRefused, check_url
+from shared.batch_consumer import Parsed
+from shared.events import PublicDossierStatus
+
+log = logging.getLogger(__name__)
+USER_AGENT = "DVC-BoKHCN-Webhooks/1.0"
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    retry_schedule: tuple[float, ...]
+    workers_per_subscription: int = 8
+    timeout: float = 10.0
+    breaker_failures: int = 20
+    breaker_probe_seconds: float = 300.0
+    max_queued_per_subscription: int = 10_000
+    allow_private_urls: bool = False
+    max_connections: int = 200
+    flush_interval: float = 0.1
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ok: bool
+    status_code: int | None
+    error: str | None
+    retryable: bool
+
+
+class WebhookSender:
+    """One signed POST to a subscriber; never follows redirects; the answer body is not read."""
+
+    def __init__(self, config: DispatchConfig) -> None:
+        self.config = config
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_connections,
+            ),
+            headers={"user-agent": USER_AGENT},
+        )
+
+    async def send(self, url: str, secret: str, delivery: QueuedDelivery) -> Attempt:
+        try:
+            await check_url(url, allow_private=self.config.allow_private_urls)
+        except UrlRefused as exc:  # e.g. the name now points inside: retried, counted as failure
+            return Attempt(False, None, f"refused: {exc}", retryable=True)
+        headers = signature_headers(secret, delivery.event_id, int(time.time()), delivery.body)
+        headers["content-type"] = "application/cloudevents+json"
+        try:
+            async with self.client.stream(
+                "POST", url, content=delivery.body, headers=headers
+            ) as response:
+                status = response.status_code
+        except httpx.TimeoutException:
+            return Attempt(False, None, "timeout", retryable=True)
+        except httpx.HTTPError as exc:
+            return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:300], retryable=True)
+        if 200 <= status < 300:
+            return Attempt(True, status, None, retryable=False)
+        return Attempt(False, status, f"HTTP {status}", retryable=is_retryable(status))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class OutcomeWriter:
+    """Attempt outcomes, written in batches. `lock` keeps a reload from reading the database
+    between an attempt's end and the write of its outcome (see `Dispatcher.reload`)."""
+
+    def __init__(self, store: WebhookStore) -> None:
+        self.store = store
+        self.lock = asyncio.Lock()
+        self._pending: dict[str, Document] = {}
+
+    def record(self, _id: str, update: Document) -> None:
+        previous = self._pending.get(_id)
+        self._pending[_id] = _merge(previous, update) if previous else update
+
+    def unwritten(self) -> set[str]:
+        return set(self._pending)
+
+    async def flush(self) -> None:
+        async with self.lock:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                try:
+                    await self.store.write_outcomes(batch.items())
+                except Exception:
+                    for _id, update in batch.items():  # keep them for the next flush
+                        self._pending.setdefault(_id, update)
+                    raise
+
+
+def _merge(first: Document, second: Document) -> Document:
+    """One update doing what `first` then `second` do (only `$set` and `$unset` are used)."""
+    sets = dict(first.get("$set", {}))
+    unsets = dict(first.get("$unset", {}))
+    for name, value in second.get("$set", {}).items():
+        sets[name] = value
+        unsets.pop(name, None)
+    for name in second.get("$unset", {}):
+        unsets[name] = ""
+        sets.pop(name, None)
+    merged: Document = {"$set": sets} if sets else {}
+    if unsets:
+        merged["$unset"] = unsets
+    return merged
+
+
+@dataclass
+class LiveSubscription:
+    document: Document
+    breaker: CircuitBreaker
+    queues: DossierQueues = field(default_factory=DossierQueues)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    timers: set[asyncio.TimerHandle] = field(default_factory=set)
+    spilled: bool = True  # the database may hold pending deliveries not in memory
+
+    @property
+    def id(self) -> str:
+        return str(self.document["_id"])
+
+    @property
+    def filters(self) -> Filters:
+        return Filters.model_validate(self.document.get("filters") or {})
+
+
+class Dispatcher:
+    def __init__(self, store: WebhookStore, config: DispatchConfig) -> None:
+        self.store = store
+        self.config = config
+        self.sender = WebhookSender(config)
+        self.writer = OutcomeWriter(store)
+        self.live: dict[str, LiveSubscription] = {}
+        self.owned: set[int] = set()  # public-topic partitions this replica consumes
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    async def refresh(self) -> None:
+        """Follow the registry: start new subscriptions, stop removed or disabled ones."""
+        documents = {str(d["_id"]): d for d in await self.store.live_subscriptions()}
+        for sub_id in set(self.live) - set(documents):
+            await self._stop(self.live.pop(sub_id))
+        for sub_id, document in documents.items():
+            live = self.live.get(sub_id)
+            if live is None:
+                await self.reload(self._start(document))
+            else:  # active <-> paused is this replica's breaker's to say
+                document["status"] = live.document.get("status", document["status"])
+                live.document = document
+
+    def _start(self, document: Document) -> LiveSubscription:
+        sub_id = str(document["_id"])
+        breaker = CircuitBreaker(
+            failure_threshold=self.config.breaker_failures,
+            reset_timeout=self.config.breaker_probe_seconds,
+            on_change=lambda state: self._on_breaker(sub_id, state),
+        )
+        live = LiveSubscription(document, breaker)
+        self.live[sub_id] = live
+        if document.get("status") == SubscriptionStatus.PAUSED:
+            breaker.trip()  # paused before a restart: stays paused until a probe succeeds
+        live.workers = [
+            asyncio.create_task(self._work(live), name=f"webhook-{live.id}-{n}")
+            for n in range(self.config.workers_per_subscription)
+        ]
+        return live
+
+    async def _stop(self, live: LiveSubscription) -> None:
+        for task in live.workers:
+            task.cancel()
+        await asyncio.gather(*live.workers, return_exceptions=True)
+        for timer in live.timers:
+            timer.cancel()
+        WEBHOOK_QUEUED.dec(len(live.queues))
+        self._set_paused_metric(live, None)
+
+    async def resume(self, subscription_id: str) -> None:
+        """The agency resumes a paused subscription: close its breaker, wake its workers."""
+        live = self.live.get(subscription_id)
+        if live:
+            live.breaker.record_success()
+            live.wakeup.set()
+
+    # ------------------------------------------------------------------ intake of events
+
+    async def ingest(self, batch: list[Parsed]) -> None:
+        """Record one delivery per matching subscription and event, then queue them."""
+        if not self.live:
+            return
+        now = datetime.now(UTC)
+        documents: list[Document] = []
+        queued: list[tuple[LiveSubscription, QueuedDelivery]] = []
+        for item in batch:
+            event: PublicDossierStatus = item.event
+            matching = [live for live in self.live.values() if live.filters.matches(event)]
+            if not matching:
+                continue
+            body = webhook_body(item.cloud_event)
+            for live in matching:
+                delivery = QueuedDelivery(
+                    id=delivery_id(live.id, item.cloud_event.id),
+                    dossier_code=event.dossier_code,
+                    event_id=item.cloud_event.id,
+                    body=body,
+                    partition=item.record.partition,
+                    seq=item.record.offset,
+                )
+                documents.append(_delivery_document(live, delivery, event, now))
+                queued.append((live, delivery))
+        inserted = await self.store.insert_deliveries(documents)
+        for live, delivery in queued:
+            if delivery.id in inserted:  # a redelivered event's deliveries are already known
+                self._enqueue(live, delivery)
+
+    def _enqueue(self, live: LiveSubscription, delivery: QueuedDelivery) -> None:
+        if live.spilled or len(live.queues) >= self.config.max_queued_per_subscription:
+            live.spilled = True  # stays in the database; reloaded when the queue drains
+            return
+        if live.queues.add(delivery):
+            WEBHOOK_QUEUED.inc()
+            live.wakeup.set()
+
+    async def reload(self, live: LiveSubscription) -> int:
+        """Queue the pending deliveries of owned partitions that are not in memory yet."""
+        room = self.config.max_queued_per_subscription - len(live.queues)
+        if room <= 0 or not self.owned:
+            return 0
+        async with self.writer.lock:  # no outcome is written meanwhile, so once read, ...
+            documents = await self.store.pending(live.id, self.owned, room)
+            # ... every attempt finished but not yet written is in here (and not in memory)
+            unwritten = self.writer.unwritten()
+        added = 0
+        for document in documents:
+            if document["_id"] in unwritten or document["_id"] in live.queues:
+                continue
+            if document.get("partition") not in self.owned or "body" not in document:
+                continue
+            delivery = QueuedDelivery(
+                id=document["_id"],
+                dossier_code=document["dossier_code"],
+                event_id=document["event_id"],
+                body=bytes(document["body"]),
+                partition=document["partition"],
+                seq=document["seq"],
+                attempts=document.get("attempts", 0),
+                not_before=_aware(document.get("next_attempt_at")),
+            )
+            if live.queues.add(delivery):
+                WEBHOOK_QUEUED.inc()
+                added += 1
+        live.spilled = len(documents) >= room
+        if added:
+            live.wakeup.set()
+        return added
+
+    async def reload_all(self) -> None:
+        for live in list(self.live.values()):
+            if live.spilled or not live.queues:
+                await self.reload(live)
+
+    async def on_assignment(self, assigned: set[Any], revoked: set[Any]) -> None:
+        """Follow the public topic's partitions this replica consumes."""
+        lost = {tp.partition for tp in revoked}
+        if lost:
+            self.owned -= lost
+            for live in self.live.values():
+                WEBHOOK_QUEUED.dec(live.queues.drop_partitions(lost))
+                live.spilled = True
+        if assigned:
+            self.owned |= {tp.partition for tp in assigned}
+            for live in self.live.values():
+                live.spilled = True
+                await self.reload(live)
+
+    # ------------------------------------------------------------------ attempts
+
+    async def _work(self, live: LiveSubscription) -> None:
+        while True:
+            delivery = live.queues.take()
+            if delivery is None:
+                live.wakeup.clear()
+                await live.wakeup.wait()
+                continue
+            now = datetime.now(UTC)
+            if delivery.not_before and delivery.not_before > now:
+                self._release_later(live, delivery, (delivery.not_before - now).total_seconds())
+                continue
+            # Paused: wait for the probe time or a resume (the breaker's clock decides, so poll).
+            while not live.breaker.allow():  # noqa: ASYNC110
+                await asyncio.sleep(min(max(live.breaker.retry_after(), 0.05), 1.0))
+            try:
+                await self._attempt(live, delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never lose the worker; the delivery is tried again later
+                log.exception("webhook attempt crashed for %s", delivery.id)
+                self._release_later(live, delivery, 1.0)
+
+    async def _attempt(self, live: LiveSubscription, delivery: QueuedDelivery) -> None:
+        document = live.document
+        started = time.perf_counter()
+        result = await self.sender.send(document["url"], document["secret"], delivery)
+        WEBHOOK_LATENCY.observe(time.perf_counter() - started)
+        now = datetime.now(UTC)
+        delivery.attempts += 1
+        recorded: Document = {
+            "attempts": delivery.attempts,
+            "last_attempt_at": now,
+            "last_status_code": result.status_code,
+            "last_error": result.error,
+        }
+        if result.ok:
+            live.breaker.record_success()
+            self._finish(live, delivery, DeliveryStatus.DELIVERED, recorded, now)
+            WEBHOOK_ATTEMPTS.labels("delivered").inc()
+            return
+        live.breaker.record_failure()
+        delay = (
+            next_attempt_delay(delivery.attempts, self.config.retry_schedule)
+            if result.retryable
+            else None
+        )
+        if delay is None:
+            self._finish(live, delivery, DeliveryStatus.FAILED, recorded, now)
+            WEBHOOK_ATTEMPTS.labels("failed").inc()
+            return
+        next_at = now + timedelta(seconds=delay)
+        self.writer.record(delivery.id, {"$set": {**recorded, "next_attempt_at": next_at}})
+        WEBHOOK_ATTEMPTS.labels("retry").inc()
+        self._release_later(live, delivery, delay)
+
+    def _finish(
+        self,
+        live: LiveSubscription,
+        delivery: QueuedDelivery,
+        status: DeliveryStatus,
+        recorded: Document,
+        now: datetime,
+    ) -> None:
+        update: Document = {"$set": {**recorded, "status": status}}
+        if status == DeliveryStatus.DELIVERED:
+            update["$set"]["delivered_at"] = now
+            update["$unset"] = {"body": "", "next_attempt_at": ""}
+        else:
+            update["$unset"] = {"next_attempt_at": ""}
+        self.writer.record(delivery.id, update)
+        live.queues.done(delivery)
+        WEBHOOK_QUEUED.dec()
+        if live.spilled and not live.queues:
+            self._spawn(self.reload(live))
+
+    def _release_later(
+        self, live: LiveSubscription, delivery: QueuedDelivery, delay: float
+    ) -> None:
+        delivery.not_before = None
+
+        def release() -> None:
+            live.timers.discard(timer)
+            live.queues.release(delivery.dossier_code)
+            live.wakeup.set()
+
+        timer = asyncio.get_running_loop().call_later(delay, release)
+        live.timers.add(timer)
+
+    # ------------------------------------------------------------------ breaker
+
+    def _on_breaker(self, subscription_id: str, state: BreakerState) -> None:
+        live = self.live.get(subscription_id)
+        if live is None:
+            return
+        if state == BreakerState.OPEN:
+            paused = live.document.get("status") != SubscriptionStatus.PAUSED
+            if paused:
+                log.warning("webhook subscription %s paused: subscriber unhealthy", live.id)
+            self._set_status(live, SubscriptionStatus.PAUSED)
+            self._set_paused_metric(live, True)
+        elif state == BreakerState.CLOSED:
+            if live.document.get("status") == SubscriptionStatus.PAUSED:
+                log.info("webhook subscription %s resumed", live.id)
+                self._set_status(live, SubscriptionStatus.ACTIVE)
+            self._set_paused_metric(live, False)
+
+    def _set_status(self, live: LiveSubscription, status: SubscriptionStatus) -> None:
+        if live.document.get("status") == status:
+            return
+        live.document["status"] = status
+        fields: Document = {"status": status}
+        if status == SubscriptionStatus.PAUSED:
+            fields.update(paused_at=datetime.now(UTC), pause_reason="circuit breaker open")
+        self._spawn(self.store.update_subscription(live.id, fields))
+
+    def _set_paused_metric(self, live: LiveSubscription, paused: bool | None) -> None:
+        labels = (live.id, str(live.document.get("agency_id", "")))
+        if paused is not None:
+            WEBHOOK_PAUSED.labels(*labels).set(1 if paused else 0)
+            return
+        with suppress(KeyError):
+            WEBHOOK_PAUSED.remove(*labels)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        await self.writer.flush()
+
+    async def close(self) -> None:
+        for live in list(self.live.values()):
+            await self._stop(live)
+        self.live.clear()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writer.flush()
+        await self.sender.close()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _delivery_document(
+    live: LiveSubscription, delivery: QueuedDelivery, event: PublicDossierStatus, now: datetime
+) -> Document:
+    return {
+        "_id": delivery.id,
+        "subscription_id": live.id,
+        "agency_id": live.document.get("agency_id"),
+        "event_id": delivery.event_id,
+        "event_type": event.action,
+        "dossier_code": delivery.dossier_code,
+        "occurred_at": event.occurred_at,
+        "partition": delivery.partition,
+        "seq": delivery.seq,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "body": delivery.body,
+    }

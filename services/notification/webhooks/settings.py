@@ -1,0 +1,33 @@
+"""Settings of the webhook subscriptions (mixed into `NotificationSettings`: environment variables
+`DVC_NOTIFICATION_WEBHOOK_<FIELD>`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from services.notification.webhooks.domain import RETRY_SCHEDULE_SECONDS
+
+
+class WebhookSettings(BaseSettings):
+    webhook_enabled: bool = True
+    # Plain http and private, loopback or link-local subscriber addresses; allowed only in
+    # development and tests (refused in production).
+    webhook_allow_private_urls: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_workers_per_subscription: int = Field(default=8, ge=1, le=64)
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: list(RETRY_SCHEDULE_SECONDS),
+        min_length=1,
+        description="Delays after each failed attempt; the default spans about 27.6 hours",
+    )
+    # Consecutive failures that pause a subscription, and the time before a probe attempt.
+    webhook_breaker_failures: int = Field(default=20, ge=1)
+    webhook_breaker_probe_seconds: float = Field(default=300.0, gt=0)
+    webhook_max_queued_per_subscription: int = Field(default=10_000, ge=10)
+    webhook_max_connections: int = Field(default=200, ge=1)
+    # How often the registry and the pending deliveries (redrives, replays, other replicas'
+    # partitions) are looked up again.
+    webhook_refresh_seconds: float = Field(default=10.0, gt=0)
+    webhook_batch_size: int = Field(default=500, ge=1)
+    public_stream_batch_size: int = Field(default=1000, ge=1)

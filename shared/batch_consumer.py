@@ -1,0 +1,196 @@
+"""Batch consumption, for readers whose work is cheap per record and costly per round trip.
+
+The public projection (produce many records, wait once) and the webhook intake (insert many
+deliveries at once) read with this instead of `shared.consumer.subscribe`. The guarantees are the
+same: offsets are committed only after the batch handler returned; a malformed record goes to the
+dead-letter topic at once; a batch that keeps failing is retried record by record through
+`shared.consumer.handle_record`, so one poisoned record is dead-lettered and the others pass.
+Handlers must be idempotent: a batch is redelivered whole after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError
+from faststream.kafka import KafkaBroker
+
+from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
+from shared.consumer import RetryPolicy, _dead_letter, handle_record
+from shared.kafka import aiokafka_security_options
+from shared.metrics import CONSUMER_RETRIES
+from shared.settings import ServiceSettings
+from shared.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One record with its CloudEvent and validated contract model."""
+
+    record: ConsumerRecord
+    cloud_event: CloudEvent
+    event: Any
+
+
+BatchHandler = Callable[[list[Parsed]], Awaitable[None]]
+AssignmentHandler = Callable[[set[TopicPartition], set[TopicPartition]], Awaitable[None]]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: BatchConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.consumer.on_assignment:
+            await self.consumer.on_assignment(set(), set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self.consumer.on_assignment:
+            await self.consumer.on_assignment(set(assigned), set())
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        broker: KafkaBroker,
+        *,
+        group: str,
+        routes: Mapping[str, type[Contract]],
+        handle: BatchHandler,
+        policy: RetryPolicy,
+        max_records: int = 500,
+        on_assignment: AssignmentHandler | None = None,
+    ) -> None:
+        """`group` is the logical group (dead-letter names); its suffixed name is the Kafka one.
+
+        `routes` maps each (suffixed) topic to the model expected on it. `on_assignment(assigned,
+        revoked)` is told of every rebalance, for handlers that keep per-partition state.
+        """
+        self.settings = settings
+        self.broker = broker
+        self.group = group
+        self.routes = dict(routes)
+        self.handle = handle
+        self.policy = policy
+        self.max_records = max_records
+        self.on_assignment = on_assignment
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.settings.consumer_group(self.group),
+            client_id=f"{self.settings.service_name}-{self.group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **aiokafka_security_options(self.settings),  # type: ignore[arg-type]
+        )
+        await self._consumer.start()
+        self._consumer.subscribe(list(self.routes), listener=_Listener(self))
+        self._task = asyncio.create_task(self._run(), name=f"batch-consumer-{self.group}")
+
+    async def stop(self, grace: float = 15.0) -> None:
+        """Let the batch in hand finish (up to `grace` seconds), then leave the group."""
+        self._stopping.set()
+        if self._task:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                self._task.cancel()  # uncommitted: redelivered to the next owner
+                await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer:
+            await self._consumer.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                records = [record for part in batches.values() for record in part]
+                if not records:
+                    continue
+                await self.process(records)
+                await self._consumer.commit()
+            except CommitFailedError as exc:  # a rebalance took the partitions: redelivered
+                log.warning("commit failed after a rebalance: %s", exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a dead-letter write failed: seek back and try again
+                log.exception("batch of %s failed; it will be read again", self.group)
+                await self._rewind()
+                await asyncio.sleep(self.policy.backoff(1) + 0.1)
+
+    async def _rewind(self) -> None:
+        assert self._consumer is not None
+        for partition in self._consumer.assignment():
+            committed = await self._consumer.committed(partition)
+            if committed is None:
+                await self._consumer.seek_to_beginning(partition)
+            else:
+                self._consumer.seek(partition, committed)
+
+    async def process(self, records: list[ConsumerRecord]) -> None:
+        """Parse the records, hand the valid ones to the handler, dead-letter the others."""
+        parsed: list[Parsed] = []
+        for record in records:
+            try:
+                cloud_event = CloudEvent.from_kafka(record.value, record.headers)
+                event = unwrap(cloud_event, [self.routes[record.topic]])
+            except MalformedEvent as exc:
+                await _dead_letter(
+                    record, self.group, self._dlq(record), self._write_dlq, "malformed", exc, 0
+                )
+                continue
+            parsed.append(Parsed(record, cloud_event, event))
+        if not parsed:
+            return
+        for attempt in range(1, self.policy.max_attempts + 1):
+            try:
+                await self.handle(parsed)
+                return
+            except Exception as exc:
+                if attempt == self.policy.max_attempts or len(parsed) == 1:
+                    log.warning("batch failed (%r); handling its records one by one", exc)
+                    break
+                CONSUMER_RETRIES.labels(parsed[0].record.topic, self.group).inc()
+                await asyncio.sleep(self.policy.backoff(attempt))
+        for item in parsed:
+
+            async def alone(_event: Any, _cloud_event: CloudEvent, item: Parsed = item) -> None:
+                await self.handle([item])
+
+            await handle_record(
+                item.record,
+                handler=alone,
+                expected=[self.routes[item.record.topic]],
+                group=self.group,
+                dead_letter_topic=self._dlq(item.record),
+                write_dead_letter=self._write_dlq,
+                policy=self.policy,
+            )
+
+    def _dlq(self, record: ConsumerRecord) -> str:
+        return dead_letter_topic(record.topic, self.group)
+
+    async def _write_dlq(
+        self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
+    ) -> None:
+        await self.broker.publish(value, topic, key=key, headers=headers)
+
+
+def routes_for(
+    settings: ServiceSettings, models: list[type[Contract]]
+) -> dict[str, type[Contract]]:
+    """The (suffixed) topic of each model, as `BatchConsumer(routes=...)` takes them."""
+    return {settings.topic(model.topic): model for model in models}

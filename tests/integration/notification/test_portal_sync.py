@@ -1,0 +1,499 @@
+"""The national-portal sync end to end: events on the real broker, the facts and sync state in
+FerretDB, and the portal simulator served by uvicorn on a real local port (with fault injection)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+
+from services.notification.portal.__main__ import run as portal_command
+from services.notification.portal.settings import PortalCommandSettings
+from services.notification.portal.simulator import PortalState, create_app
+from services.notification.portal.store import FAILED, PENDING, SYNCED
+from services.notification.portal.sync import PortalSync
+from shared.cloudevents import CloudEvent, wrap
+from shared.consumer import RetryPolicy, Route, subscribe
+from shared.events import (
+    Applicant,
+    ApplicantKind,
+    Channel,
+    Contact,
+    DocumentRef,
+    DossierPaid,
+    DossierProcessed,
+    DossierState,
+    DossierSubmitted,
+    DossierSupplemented,
+    DossierWithdrawn,
+)
+from shared.kafka import create_broker
+from tests.integration.notification.conftest import eventually, publish
+from tests.integration.notification.servers import free_port
+
+USER, PASSWORD = "dvc-most", "portal-test-password"
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+MODELS = (DossierSubmitted, DossierSupplemented, DossierWithdrawn, DossierPaid, DossierProcessed)
+
+
+class PortalServer:
+    """The simulator app under uvicorn, in a thread, on a free port."""
+
+    def __init__(self, session_ttl: float = 900) -> None:
+        self.app = create_app(username=USER, password=PASSWORD, session_ttl=session_ttl)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = int(self.url.rsplit(":", 1)[1])
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def state(self) -> PortalState:
+        return self.app.state.portal
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the portal simulator did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return httpx.post(self.url + path, json=body or {}, timeout=5).json()
+
+    def requests(self, kind: str | None = None) -> list[tuple[str, int]]:
+        return [
+            (r["kind"], r["status"])
+            for r in list(self.state.requests)
+            if kind is None or r["kind"] == kind
+        ]
+
+
+@pytest.fixture
+def portal() -> Iterator[PortalServer]:
+    server = PortalServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(mongo_url: str, mongo_db: Any, portal: PortalServer) -> PortalCommandSettings:
+    return PortalCommandSettings(
+        environment="test",
+        mongo_url=mongo_url,
+        mongo_database=mongo_db.name,
+        portal_enabled=True,
+        portal_url=portal.url,
+        portal_username=USER,
+        portal_password=PASSWORD,
+        portal_timeout_seconds=0.5,
+        portal_max_attempts=3,
+        portal_backoff_seconds=0.05,
+        portal_backoff_max_seconds=0.2,
+        portal_lease_seconds=10,
+        portal_poll_seconds=0.05,
+        portal_metrics_seconds=60,
+    )
+
+
+@dataclass
+class Pipeline:
+    sync: PortalSync
+    topics: dict[type, str]
+    producer: AIOKafkaProducer
+
+    async def send(self, event: Any, event_id: str | None = None) -> CloudEvent:
+        cloud_event = wrap(event, "/dvc/test", event_id=event_id)
+        await self.resend(cloud_event)
+        return cloud_event
+
+    async def resend(self, cloud_event: CloudEvent) -> None:
+        model = next(m for m in MODELS if m.event_type == cloud_event.type)
+        await publish(self.producer, self.topics[model], cloud_event)
+
+    async def status(self, code: str) -> str:
+        state = await self.sync.store.sync_state(code)
+        return state["status"] if state else ""
+
+    async def until_status(self, code: str, status: str, within: float = 20) -> dict:
+        async def reached() -> dict | None:
+            state = await self.sync.store.sync_state(code)
+            return state if state and state["status"] == status else None
+
+        return await eventually(reached, within=within)
+
+
+@asynccontextmanager
+async def pipeline(
+    settings: PortalCommandSettings,
+    mongo_db: Any,
+    kafka_bootstrap: str,
+    make_topic: Any,
+    producer: AIOKafkaProducer,
+    unique: str,
+) -> AsyncIterator[Pipeline]:
+    """PortalSync consuming its five topics through the reliable consumer, worker running."""
+    topics = {model: await make_topic(model.__name__.lower()) for model in MODELS}
+    dead_letters = await make_topic("portal-dlq", partitions=1)
+    sync = PortalSync(mongo_db, settings)
+    handlers = sync.handlers()
+    broker = create_broker(kafka_bootstrap, "test-portal")
+    subscribe(
+        broker,
+        group=f"notification-portal-{unique}",
+        routes={topics[m]: Route(m, handlers[m]) for m in MODELS},
+        policy=RetryPolicy(max_attempts=3, base_delay=0.05),
+        dead_letter_topic=lambda _: dead_letters,
+    )
+    await broker.start()
+    try:
+        async with sync.lifecycle():
+            yield Pipeline(sync, topics, producer)
+    finally:
+        await broker.stop()
+
+
+def code_of(n: int) -> str:
+    return f"000.00.21.G12-261129-{n:04d}"
+
+
+def submitted(code: str, at: datetime) -> DossierSubmitted:
+    return DossierSubmitted(
+        dossier_code=code,
+        occurred_at=at,
+        procedure_code="1.004473",
+        unit_code="G12",
+        level=4,
+        channel=Channel.ONLINE,
+        applicant=Applicant(
+            kind=ApplicantKind.PERSON, name="Trần Thị B", identifier="001303004567"
+        ),
+        contact=Contact(email="b@example.vn", phone="0987654321"),
+        documents=[
+            DocumentRef(
+                document_type="to_khai",
+                file_name="to_khai.pdf",
+                content_type="application/pdf",
+                size_bytes=2048,
+                storage_id="att-1",
+            )
+        ],
+        fee_vnd=500_000,
+    )
+
+
+def processed(
+    code: str,
+    action: str,
+    state: DossierState,
+    previous: DossierState | None,
+    at: datetime,
+    **extra: Any,
+) -> DossierProcessed:
+    return DossierProcessed(
+        dossier_code=code,
+        occurred_at=at,
+        procedure_code="1.004473",
+        unit_code="G12",
+        action=action,
+        state=state,
+        previous_state=previous,
+        actor=extra.pop("actor", "officer-7"),
+        **extra,
+    )
+
+
+def base_time() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+def share() -> float | None:
+    return REGISTRY.get_sample_value("dvc_portal_sync_share")
+
+
+def dossiers_gauge(status: str) -> float | None:
+    return REGISTRY.get_sample_value("dvc_portal_sync_dossiers", {"status": status})
+
+
+async def test_a_dossier_and_its_steps_reach_the_portal_in_order_exactly_once(
+    settings: PortalCommandSettings,
+    mongo_db: Any,
+    kafka_bootstrap: str,
+    make_topic: Any,
+    producer: AIOKafkaProducer,
+    unique: str,
+    portal: PortalServer,
+) -> None:
+    code, t0 = code_of(1), base_time()
+    due = t0 + timedelta(days=5)
+    async with pipeline(settings, mongo_db, kafka_bootstrap, make_topic, producer, unique) as p:
+        submit = await p.send(submitted(code, t0))
+        receive = await p.send(
+            processed(
+                code,
+                "receive",
+                DossierState.RECEIVED,
+                DossierState.SUBMITTED,
+                t0 + timedelta(minutes=5),
+                due_at=due,
+            )
+        )
+        await p.send(
+            processed(
+                code,
+                "start_processing",
+                DossierState.IN_PROCESSING,
+                DossierState.RECEIVED,
+                t0 + timedelta(minutes=5),
+                due_at=due,
+                actor="system",
+            )
+        )
+        warning = processed(
+            code,
+            "deadline_warning_50",
+            DossierState.IN_PROCESSING,
+            DossierState.IN_PROCESSING,
+            t0 + timedelta(minutes=30),
+        )
+        await p.send(warning)
+        await p.send(
+            DossierPaid(
+                dossier_code=code,
+                occurred_at=t0 + timedelta(minutes=40),
+                transaction_id="TX-9",
+                amount_vnd=500_000,
+                provider="payment-platform",
+            )
+        )
+
+        async def portal_has_it() -> dict | None:
+            dossier = portal.state.dossiers.get(code)
+            steps = portal.state.steps.get(code, {})
+            paid = dossier and dossier.get("DanhSachLePhi", [{}])[0].get("DaThanhToan") == 1
+            return dossier if paid and len(steps) == 3 else None
+
+        dossier = await eventually(portal_has_it)
+        await p.until_status(code, SYNCED)
+        assert dossier["TrangThaiHoSo"] == 4 and dossier["KenhThucHien"] == 2
+        assert dossier["NgayHenTra"] == due.astimezone(HANOI).strftime("%Y%m%d%H%M%S")
+        assert "0987654321" not in str(dossier) and "001303004567" not in str(dossier)
+        steps = list(portal.state.steps[code].values())
+        assert [s["MaBuoc"] for s in steps][:2] == [submit.id, receive.id]
+        assert [s["TrangThai"] for s in steps] == [1, 2, 4]  # no internal warning
+        # Every payload passed the simulator's checks, and the dossier came before any step.
+        sync_requests = [r for r in portal.requests() if r[0] != "login"]
+        assert all(status == 200 for _, status in sync_requests)
+        assert sync_requests[0] == ("dossier", 200)
+
+        # A redelivered event (same id) adds nothing; a new step goes after a new dossier state.
+        before = len(portal.requests("step"))
+        await p.resend(receive)
+        request = processed(
+            code,
+            "request_supplement",
+            DossierState.SUPPLEMENT_REQUESTED,
+            DossierState.IN_PROCESSING,
+            t0 + timedelta(minutes=50),
+            note="Thiếu bản sao",
+            requested_documents=["Bản sao Giấy phép"],
+        )
+        # The portal dropped its sessions meanwhile (e.g. it restarted): the sync logs in again.
+        portal.admin("/_admin/sessions/expire")
+        await p.send(request)
+
+        async def supplement_step() -> bool:
+            return len(portal.state.steps.get(code, {})) == 4
+
+        await eventually(supplement_step)
+        await p.until_status(code, SYNCED)
+        assert portal.state.dossiers[code]["TrangThaiHoSo"] == 5
+        assert portal.state.dossiers[code]["DanhSachHoSoBoSung"][0]["GiayToYeuCau"] == [
+            "Bản sao Giấy phép"
+        ]
+        assert len(portal.requests("step")) - before == 1  # only the new step, once
+        assert ("dossier", 401) in portal.requests() and portal.state.logins == 2
+        record = await mongo_db["portal_dossiers"].find_one({"_id": code})
+        assert (
+            len(record["steps"]) == 4
+        )  # submit, receive, start, request: no duplicate, no warning
+
+        counts = await p.sync.refresh_metrics()
+        assert counts[SYNCED] == 1 and share() == 1.0
+
+
+async def test_a_portal_that_is_down_gets_everything_once_it_is_back(
+    settings: PortalCommandSettings,
+    mongo_db: Any,
+    kafka_bootstrap: str,
+    make_topic: Any,
+    producer: AIOKafkaProducer,
+    unique: str,
+    portal: PortalServer,
+) -> None:
+    settings = settings.model_copy(update={"portal_max_attempts": 1000})
+    code, t0 = code_of(2), base_time()
+    portal.admin("/_admin/faults", {"fail_next": 10_000, "status": 503})
+    async with pipeline(settings, mongo_db, kafka_bootstrap, make_topic, producer, unique) as p:
+        await p.send(submitted(code, t0))
+        await p.send(
+            processed(
+                code,
+                "receive",
+                DossierState.RECEIVED,
+                DossierState.SUBMITTED,
+                t0 + timedelta(minutes=1),
+            )
+        )
+
+        async def retried() -> dict | None:
+            state = await p.sync.store.sync_state(code)
+            return state if state and state.get("attempts", 0) >= 3 else None
+
+        state = await eventually(retried)
+        assert state["status"] == PENDING and "HTTP 503" in state["last_error"]
+        await p.sync.refresh_metrics()
+        assert dossiers_gauge(PENDING) == 1 and share() == 0.0
+
+        portal.admin("/_admin/faults", {"fail_next": 0})
+        await p.until_status(code, SYNCED)
+        assert portal.state.dossiers[code]["TrangThaiHoSo"] == 2
+        assert len(portal.state.steps[code]) == 2
+        assert portal.requests("login")[0] == ("login", 503)  # the portal really was down
+        await p.sync.refresh_metrics()
+        assert dossiers_gauge(SYNCED) == 1 and share() == 1.0
+
+
+async def test_a_hanging_portal_times_out_and_the_retry_changes_nothing_twice(
+    settings: PortalCommandSettings,
+    mongo_db: Any,
+    kafka_bootstrap: str,
+    make_topic: Any,
+    producer: AIOKafkaProducer,
+    unique: str,
+    portal: PortalServer,
+) -> None:
+    code = code_of(3)
+    # The dossier call hangs past the 0.5 s time-out; the portal still stores it, late.
+    portal.admin("/_admin/faults", {"hang_next": 1, "hang_seconds": 1.5, "on": ["dossier"]})
+    async with pipeline(settings, mongo_db, kafka_bootstrap, make_topic, producer, unique) as p:
+        await p.send(submitted(code, base_time()))
+        state = await p.until_status(code, SYNCED)
+        assert state["attempts"] == 0 and state["last_error"] is None
+        assert len(portal.state.steps[code]) == 1
+
+        async def hung_call_landed() -> list:
+            return portal.requests("dossier") if len(portal.requests("dossier")) == 2 else []
+
+        # The retry and the late hung call both landed: one dossier, the same content.
+        assert await eventually(hung_call_landed) == [("dossier", 200), ("dossier", 200)]
+        assert list(portal.state.dossiers) == [code]
+
+
+async def test_steps_that_overtake_their_submission_wait_for_it(
+    settings: PortalCommandSettings,
+    mongo_db: Any,
+    kafka_bootstrap: str,
+    make_topic: Any,
+    producer: AIOKafkaProducer,
+    unique: str,
+    portal: PortalServer,
+) -> None:
+    """The submitted and processed topics are separate, so a step can arrive first."""
+    code, t0 = code_of(6), base_time()
+    async with pipeline(settings, mongo_db, kafka_bootstrap, make_topic, producer, unique) as p:
+        receive = await p.send(
+            processed(
+                code,
+                "receive",
+                DossierState.RECEIVED,
+                DossierState.SUBMITTED,
+                t0 + timedelta(minutes=1),
+            )
+        )
+        await p.until_status(code, "waiting")
+        assert code not in portal.state.dossiers  # nothing can be sent without the dossier
+        submit = await p.send(submitted(code, t0))
+        await p.until_status(code, SYNCED)
+        steps = list(portal.state.steps[code])
+        assert steps == [submit.id, receive.id]  # in time order, not in arrival order
+        assert portal.state.dossiers[code]["TrangThaiHoSo"] == 2
+
+
+async def test_a_refused_dossier_fails_and_resync_sends_it_again_idempotently(
+    capsys: pytest.CaptureFixture[str],
+    settings: PortalCommandSettings,
+    mongo_db: Any,
+    kafka_bootstrap: str,
+    make_topic: Any,
+    producer: AIOKafkaProducer,
+    unique: str,
+    portal: PortalServer,
+) -> None:
+    refused, exhausted, t0 = code_of(4), code_of(5), base_time()
+    async with pipeline(settings, mongo_db, kafka_bootstrap, make_topic, producer, unique) as p:
+        # The portal refuses the first dossier (its procedure is missing from the national
+        # catalogue): failed at once, with the portal's reason, nothing retried.
+        portal.admin("/_admin/procedures", {"unknown": ["1.004473"]})
+        await p.send(submitted(refused, t0))
+        state = await p.until_status(refused, FAILED)
+        assert state["attempts"] == 1 and "HTTP 400" in state["last_error"]
+        assert "không có trong CSDL quốc gia" in state["last_error"]
+        assert portal.requests("dossier") == [("dossier", 400)]
+        portal.admin("/_admin/procedures", {"unknown": []})  # the catalogue is fixed
+
+        # Down for longer than the retry budget (3 attempts): failed, with the last error.
+        portal.admin("/_admin/faults", {"fail_next": 3, "status": 502})
+        await p.send(submitted(exhausted, t0))
+        state = await p.until_status(exhausted, FAILED)
+        assert state["attempts"] == 3 and "HTTP 502" in state["last_error"]
+        assert refused not in portal.state.dossiers and exhausted not in portal.state.dossiers
+        await p.sync.refresh_metrics()
+        assert dossiers_gauge(FAILED) == 2 and share() == 0.0
+
+        # Nothing was lost: the portal is fine again and the operator resyncs the failed ones.
+        assert await portal_command(["resync", "--failed"], settings) == 0
+        assert await p.status(refused) == SYNCED and await p.status(exhausted) == SYNCED
+        assert {refused, exhausted} <= set(portal.state.dossiers)
+
+        # Resync twice: the portal's state is unchanged, though everything was sent again.
+        snapshot = copy.deepcopy(portal.state.snapshot())
+        sent = len(portal.requests("dossier") + portal.requests("step"))
+        for _ in range(2):
+            assert await portal_command(["resync", "--dossier", refused], settings) == 0
+        assert portal.state.snapshot() == snapshot
+        resent = portal.requests("dossier") + portal.requests("step")
+        assert len(resent) - sent == 4  # (the dossier + its one step) x 2
+        assert await portal_command(["resync", "--dossier", code_of(99)], settings) == 1
+        assert capsys.readouterr().out.splitlines()[-1] == f"{code_of(99)}\tunknown"
+        await p.sync.refresh_metrics()
+        assert share() == 1.0
+        assert await portal_command(["status"], settings) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["dossiers"][SYNCED] == 2 and status["synced_share"] == 1.0
