@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop everything this profile started (data is kept)")
     commands.add_parser("status", help="what runs, where, and the data folder")
     logs = commands.add_parser("logs", help="print the last lines of a component's log")
-    logs.add_argument("component", choices=("kafka", "ferretdb", *services.SERVICES))
+    logs.add_argument("component", choices=("kafka", "ferretdb", *services.PROCESSES))
     logs.add_argument("-n", type=int, default=50)
     commands.add_parser("reset", help="stop everything and delete this profile's data")
     commands.add_parser("topics", help="create the platform's topics (part of 'up')")
@@ -105,15 +105,15 @@ def create_topics(config: StackConfig) -> None:
 
 
 def start_services(config: StackConfig) -> None:
-    for service in services.SERVICES:
+    for service in services.PROCESSES:
         services.start(config, service)
-    for service in services.SERVICES:
+    for service in services.PROCESSES:
         services.wait_ready(config, service)
-        print(f"  {service:<13} http://127.0.0.1:{services.port(config, service)}  (docs: /docs)")
+        print(f"  {service:<16} http://127.0.0.1:{services.port(config, service)}  (docs: /docs)")
 
 
 def down(config: StackConfig) -> None:
-    for service in services.SERVICES:
+    for service in services.PROCESSES:
         if services.process(config, service).stop():
             print(f"  stopped {service}")
     for component in (kafka_broker.process(config), ferretdb_server.process(config)):
@@ -127,12 +127,12 @@ def status(config: StackConfig) -> int:
         ("ferretdb", ferretdb_server.process(config), config.mongo_url),
         *(
             (s, services.process(config, s), f"http://127.0.0.1:{services.port(config, s)}")
-            for s in services.SERVICES
+            for s in services.PROCESSES
         ),
     ]
     for name, proc, address in rows:
         pid = proc.pid()
-        print(f"{name:<13} {'running' if pid else 'stopped':<8} {pid or '':<8} {address}")
+        print(f"{name:<16} {'running' if pid else 'stopped':<8} {pid or '':<8} {address}")
     print(f"data: {config.data_dir}")
     return 0
 

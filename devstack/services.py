@@ -1,4 +1,5 @@
-"""The four platform services as local processes (`python -m services.<name>`)."""
+"""The four platform services as local processes (`python -m services.<name>`), and local
+stand-ins of outside systems they call (the national portal's simulator)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,24 @@ from devstack.config import PROJECT_ROOT, StackConfig
 from devstack.processes import DevstackError, ManagedProcess, ensure_port_free
 
 SERVICES = ("intake", "processing", "notification", "reporting")
+PORTAL_SIMULATOR = "portal-simulator"
+# Everything `run` starts, on consecutive ports from the profile's HTTP base port.
+PROCESSES = (*SERVICES, PORTAL_SIMULATOR)
 
 
 def port(config: StackConfig, service: str) -> int:
-    return config.http_base_port + SERVICES.index(service)
+    return config.http_base_port + PROCESSES.index(service)
+
+
+def command(config: StackConfig, name: str) -> list[str]:
+    if name == PORTAL_SIMULATOR:
+        module = "services.notification.portal.simulator"
+        return [sys.executable, "-m", module, "--port", str(port(config, name))]
+    return [sys.executable, "-m", f"services.{name}"]
+
+
+def ready_path(name: str) -> str:
+    return "/_admin/state" if name == PORTAL_SIMULATOR else "/health/ready"
 
 
 def process(config: StackConfig, service: str) -> ManagedProcess:
@@ -23,14 +38,21 @@ def process(config: StackConfig, service: str) -> ManagedProcess:
 
 
 def environment(config: StackConfig, service: str) -> dict[str, str]:
+    if service == PORTAL_SIMULATOR:
+        return {}
     prefix = f"DVC_{service.upper()}_"
-    return {
+    env = {
         prefix + "ENVIRONMENT": "development",
         prefix + "HTTP_HOST": "127.0.0.1",
         prefix + "HTTP_PORT": str(port(config, service)),
         prefix + "KAFKA_BOOTSTRAP": config.kafka_bootstrap,
         prefix + "MONGO_URL": config.mongo_url,
     }
+    if service == "notification":  # local agencies' endpoints, and the portal's simulator
+        env[prefix + "WEBHOOK_ALLOW_PRIVATE_URLS"] = "true"
+        env[prefix + "PORTAL_ENABLED"] = "true"
+        env[prefix + "PORTAL_URL"] = f"http://127.0.0.1:{port(config, PORTAL_SIMULATOR)}"
+    return env
 
 
 def start(config: StackConfig, service: str) -> bool:
@@ -40,16 +62,12 @@ def start(config: StackConfig, service: str) -> bool:
     ensure_port_free(
         port(config, service), f"the {service} service", config.env_name("HTTP_BASE_PORT")
     )
-    proc.start(
-        [sys.executable, "-m", f"services.{service}"],
-        env=environment(config, service),
-        cwd=PROJECT_ROOT,
-    )
+    proc.start(command(config, service), env=environment(config, service), cwd=PROJECT_ROOT)
     return True
 
 
 def wait_ready(config: StackConfig, service: str, timeout: float = 60.0) -> None:
-    url = f"http://127.0.0.1:{port(config, service)}/health/ready"
+    url = f"http://127.0.0.1:{port(config, service)}{ready_path(service)}"
     proc = process(config, service)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

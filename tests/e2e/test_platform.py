@@ -12,7 +12,9 @@ import os
 import re
 import signal
 import sys
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,11 +24,13 @@ import pytest
 
 from devstack.config import PROJECT_ROOT
 from devstack.processes import ManagedProcess, port_in_use
+from services.notification.webhooks.signing import verify
 from shared.auth import DevIssuer
 from shared.cloudevents import CloudEvent, unwrap
 from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.intake_samples import dossier_json, multipart, trademark_files
+from tests.integration.notification.servers import WebhookReceiver
 from tests.integration.test_devstack import free_ports
 from tests.kafka_helpers import read_until
 from tests.service_harness import create_suffixed_topics
@@ -42,6 +46,7 @@ async def platform(kafka_bootstrap: str, mongo_url: str, tmp_path: Path):
     issuer = DevIssuer(tmp_path / "issuer")
     ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     closed_port = free_ports(1)[0]  # nothing listens: SMS gateway and SMTP are "down"
+    portal_port = free_ports(1)[0]
     common = {
         "ENVIRONMENT": "test",
         "HTTP_HOST": "127.0.0.1",
@@ -63,9 +68,21 @@ async def platform(kafka_bootstrap: str, mongo_url: str, tmp_path: Path):
             "SMTP_PORT": str(closed_port),
             "DELIVERY_MAX_ATTEMPTS": "1",
             "DELIVERY_BACKOFF_SECONDS": "0",
+            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",  # the agency's receiver is local here
+            "WEBHOOK_REFRESH_SECONDS": "0.5",
+            "PORTAL_ENABLED": "true",
+            "PORTAL_URL": f"http://127.0.0.1:{portal_port}",
+            "PORTAL_POLL_SECONDS": "0.2",
         },
     }
-    processes = {}
+    simulator = ManagedProcess("portal", tmp_path / "portal.pid", tmp_path / "portal.log")
+    portal_module = "services.notification.portal.simulator"
+    simulator.start(
+        [sys.executable, "-m", portal_module, "--port", str(portal_port)],
+        env={},
+        cwd=PROJECT_ROOT,
+    )
+    processes = {"portal-simulator": simulator}
     for service in SERVICES:
         prefix = f"DVC_{service.upper()}_"
         env = {prefix + k: v for k, v in {**common, **extra.get(service, {})}.items()}
@@ -78,7 +95,13 @@ async def platform(kafka_bootstrap: str, mongo_url: str, tmp_path: Path):
         async with httpx.AsyncClient(timeout=30) as client:
             for service, port in ports.items():
                 await wait_ready(client, f"http://127.0.0.1:{port}", processes[service])
-            yield client, {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}, issuer, suffix
+            urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+            urls["portal"] = f"http://127.0.0.1:{portal_port}"
+            env = {
+                "DVC_NOTIFICATION_MONGO_URL": mongo_url,
+                "DVC_NOTIFICATION_MONGO_DATABASE": f"e2e_{token}_notification",
+            }
+            yield client, urls, issuer, suffix, env
     finally:
         for process in processes.values():
             if pid := process.pid():
@@ -94,7 +117,14 @@ async def platform(kafka_bootstrap: str, mongo_url: str, tmp_path: Path):
         for service in SERVICES:
             await mongo.drop_database(f"e2e_{token}_{service}")
         await mongo.close()
-        assert all(not port_in_use(p) for p in ports.values())
+        assert all(not port_in_use(p) for p in [*ports.values(), portal_port])
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
 
 
 async def wait_ready(client: httpx.AsyncClient, base: str, process: ManagedProcess) -> None:
@@ -128,8 +158,30 @@ def assert_no_personal_data(payload: str) -> None:
     assert "Nguyễn" not in payload, payload  # the applicant's name
 
 
-async def test_a_dossier_goes_in_is_received_told_and_counted(platform) -> None:
-    client, url, issuer, suffix = platform
+async def test_a_dossier_goes_in_is_received_told_and_counted(
+    platform, webhook_receiver: WebhookReceiver
+) -> None:
+    client, url, issuer, suffix, notification_env = platform
+    # An agency subscribes to the dossier steps of the unit (its API key from the operator).
+    command = [sys.executable, "-m", "services.notification.webhooks", "create-agency"]
+    created = await asyncio.create_subprocess_exec(
+        *command,
+        *("--id", "so-khcn-hn", "--name", "Sở KH&CN Hà Nội"),
+        env={**os.environ, **notification_env},
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await created.communicate()
+    assert created.returncode == 0
+    agency = {"Authorization": f"Bearer {output.decode().split()[-1]}"}
+    subscription = await client.post(
+        f"{url['notification']}/api/v1/webhooks/subscriptions",
+        json={"url": webhook_receiver.url, "filters": {"unit_codes": ["SHTT"]}},
+        headers=agency,
+    )
+    assert subscription.status_code == 201, subscription.text
+    signing_secret = subscription.json()["secret"]
+
     submitted = await client.post(
         f"{url['intake']}/api/v1/dossiers", **multipart(dossier_json(), trademark_files())
     )
@@ -187,3 +239,23 @@ async def test_a_dossier_goes_in_is_received_told_and_counted(platform) -> None:
     assert all(r.key == code.encode() for r in records)
     for record in records:
         assert_no_personal_data(record.value.decode())
+
+    # The subscribed agency got the same steps over its webhook, signed.
+    async def hooked() -> list | None:
+        calls = webhook_receiver.delivered()
+        actions = {call.event["data"]["action"] for call in calls}
+        return calls if actions >= {"submit", "receive"} else None
+
+    for call in await eventually(hooked):
+        verify(signing_secret, call.headers, call.body, now=int(time.time()))
+        assert call.event["subject"] == code
+        assert_no_personal_data(call.body.decode())
+
+    # The national portal holds the dossier, in processing, with its history.
+    async def on_portal() -> dict | None:
+        response = await client.get(f"{url['portal']}/_admin/dossiers/{code}")
+        body = response.json() if response.status_code == 200 else None
+        return body if body and str(body["dossier"]["TrangThaiHoSo"]) == "4" else None
+
+    synced = await eventually(on_portal)
+    assert synced["dossier"]["MaHoSo"] == code

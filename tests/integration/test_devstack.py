@@ -113,19 +113,20 @@ def test_a_missing_java_gets_a_clear_message(own_stack: dict[str, str], tmp_path
     assert "Traceback" not in result.stderr
 
 
-def test_the_four_services_run_as_processes_and_report_ready(
+def test_the_four_services_and_the_portal_simulator_run_as_processes_and_report_ready(
     kafka_bootstrap: str, mongo_url: str, tmp_path: Path
 ) -> None:
     config = dataclasses.replace(
         load_config("test"),
         data_dir=tmp_path,
-        http_base_port=free_ports(len(services.SERVICES))[0],
+        http_base_port=free_ports(len(services.PROCESSES))[0],
     )
     try:
+        for name in services.PROCESSES:
+            services.start(config, name)
+        for name in services.PROCESSES:
+            services.wait_ready(config, name)
         for service in services.SERVICES:
-            services.start(config, service)
-        for service in services.SERVICES:
-            services.wait_ready(config, service)
             base = f"http://127.0.0.1:{services.port(config, service)}"
             ready = json.load(urllib.request.urlopen(f"{base}/health/ready"))
             assert ready == {"status": "ok", "checks": {"kafka": True, "mongodb": True}}
@@ -134,17 +135,21 @@ def test_the_four_services_run_as_processes_and_report_ready(
                 f'dvc_http_requests_total{{method="GET",route="/health/ready",service="{service}"'
                 in metrics
             )
+        simulator = f"http://127.0.0.1:{services.port(config, services.PORTAL_SIMULATOR)}"
+        assert "dossiers" in json.load(urllib.request.urlopen(f"{simulator}/_admin/state"))
+        notification = services.environment(config, "notification")
+        assert notification["DVC_NOTIFICATION_PORTAL_URL"] == simulator
     finally:
-        for service in services.SERVICES:
-            process = services.process(config, service)
+        for name in services.PROCESSES:
+            process = services.process(config, name)
             pid = process.pid()
             if pid:
                 os.kill(pid, signal.SIGTERM)
-    for service in services.SERVICES:
-        process = services.process(config, service)
+    for name in services.PROCESSES:
+        process = services.process(config, name)
         from devstack.processes import wait_until
 
-        wait_until(lambda p=process: p.pid() is None, 30, f"{service} to stop")
+        wait_until(lambda p=process: p.pid() is None, 30, f"{name} to stop")
         assert "Application shutdown complete" in process.log_tail(10)
 
 
