@@ -410,8 +410,15 @@ def network_policy(service: str, shape: ServiceShape) -> dict[str, Any]:
                     {
                         "ipBlock": {
                             "cidr": "0.0.0.0/0",
-                            # not the cluster's own private ranges
-                            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+                            # not the cluster's own private ranges, nor link-local (cloud
+                            # metadata) or shared ones: webhook URLs are checked in the code too
+                            "except": [
+                                "10.0.0.0/8",
+                                "172.16.0.0/12",
+                                "192.168.0.0/16",
+                                "169.254.0.0/16",
+                                "100.64.0.0/10",
+                            ],
                         }
                     }
                 ],

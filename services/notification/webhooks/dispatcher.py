@@ -163,14 +163,18 @@ class LiveSubscription:
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     timers: set[asyncio.TimerHandle] = field(default_factory=set)
     spilled: bool = True  # the database may hold pending deliveries not in memory
+    filters: Filters = field(init=False)
 
     @property
     def id(self) -> str:
         return str(self.document["_id"])
 
-    @property
-    def filters(self) -> Filters:
-        return Filters.model_validate(self.document.get("filters") or {})
+    def __post_init__(self) -> None:
+        self.update(self.document)
+
+    def update(self, document: Document) -> None:
+        self.document = document
+        self.filters = Filters.model_validate(document.get("filters") or {})  # parsed once
 
 
 class Dispatcher:
@@ -196,7 +200,7 @@ class Dispatcher:
                 await self.reload(self._start(document))
             else:  # active <-> paused is this replica's breaker's to say
                 document["status"] = live.document.get("status", document["status"])
-                live.document = document
+                live.update(document)
 
     def _start(self, document: Document) -> LiveSubscription:
         sub_id = str(document["_id"])

@@ -1,0 +1,1 @@
+"""Sample code for other agencies (not part of the platform; each file stands alone)."""

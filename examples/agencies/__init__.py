@@ -1,0 +1,1 @@
+"""Samples for agencies reading the public stream or receiving webhooks: copy one file."""
