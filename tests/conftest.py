@@ -6,9 +6,10 @@ isolates itself with unique topic, group and database names instead of restartin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -47,10 +48,42 @@ def mongo_url() -> str:
     return MONGO_URL
 
 
+# Every token handed out this session: their topics are deleted when the session ends, so that
+# a long-lived local broker does not pile up partitions run after run (it would run out of heap).
+_TOKENS: list[str] = []
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique token for topic, group and database names of one test."""
-    return uuid.uuid4().hex[:10]
+    token = uuid.uuid4().hex[:10]
+    _TOKENS.append(token)
+    return token
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _delete_this_sessions_topics() -> Iterator[None]:
+    yield
+    if _TOKENS:
+        import asyncio
+
+        asyncio.run(_delete_topics_with(set(_TOKENS)))
+
+
+async def _delete_topics_with(tokens: set[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        names = [t for t in await admin.list_topics() if any(token in t for token in tokens)]
+        for start in range(0, len(names), 200):
+            await admin.delete_topics(names[start : start + 200])
+    except Exception as exc:  # best effort: a broker already gone keeps them, that is all
+        print(f"\ntest topics not deleted: {exc!r}")
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ e-mail may go twice in that window (same Message-ID, which mail clients collapse
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +50,7 @@ from shared.cloudevents import wrap
 from shared.events import DossierNotified
 from shared.logging import log_context, mask
 from shared.outbox import OutboxRelay, merge_updates, outbox_update
+from shared.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,16 @@ class Notifier:
         self.retry = retry
         self.relay = relay
         self._clock = clock
-        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=50_000)
-        # Ids queued or being processed here: never two sends of one delivery in this process.
-        # (Across replicas the claim's compare-and-set decides; see `claim` in the store.)
-        self._active: set[str] = set()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._busy = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._stopping = False
+        # Never two sends of one delivery in this process (across replicas the claim's
+        # compare-and-set decides; see `claim` in the store).
+        self.pool = WorkPool(
+            "notification",
+            process=self.process,
+            poll=self.poll_once,
+            workers=retry.workers,
+            poll_interval=retry.poll_interval,
+            max_queued=50_000,
+        )
 
     # ------------------------------------------------------------------ creating
 
@@ -167,13 +168,7 @@ class Notifier:
 
     def submit(self, nid: str) -> None:
         """Queue a delivery for the workers (the poller finds it anyway if the queue is full)."""
-        if nid in self._active or self._stopping:
-            return
-        try:
-            self._queue.put_nowait(nid)
-        except asyncio.QueueFull:
-            return
-        self._active.add(nid)
+        self.pool.submit(nid)
 
     async def process(self, nid: str) -> None:
         """Claim one due delivery and attempt it once."""
@@ -354,24 +349,6 @@ class Notifier:
 
     # ------------------------------------------------------------------ workers
 
-    async def _worker(self) -> None:
-        while True:
-            nid = await self._queue.get()
-            if self._stopping:
-                self._active.discard(nid)
-                continue  # persisted: the next start picks it up
-            self._busy += 1
-            self._idle.clear()
-            try:
-                await self.process(nid)
-            except Exception:
-                log.exception("delivery %s failed unexpectedly; the poller retries it", nid)
-            finally:
-                self._active.discard(nid)
-                self._busy -= 1
-                if not self._busy:
-                    self._idle.set()
-
     async def poll_once(self) -> int:
         """Queue due retries and orphaned sends; finish interrupted fallbacks."""
         now = self._clock()
@@ -388,39 +365,13 @@ class Notifier:
             )
         return len(ids)
 
-    async def _poller(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery poll failed; retrying")
-            await asyncio.sleep(self.retry.poll_interval)
-
     def start(self) -> None:
-        self._stopping = False
-        self._tasks = [
-            asyncio.create_task(self._worker(), name=f"notification-worker-{i}")
-            for i in range(self.retry.workers)
-        ]
-        self._tasks.append(asyncio.create_task(self._poller(), name="notification-poller"))
+        self.pool.start()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let in-flight sends finish (up to `grace` seconds), then stop.
         An abandoned send stays `sending` and is taken over after its lease."""
-        self._stopping = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            log.warning("%d sends still in flight at shutdown", self._busy)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-        self._active.clear()
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        await self.pool.stop(grace)
 
 
 _MESSAGE_FIELDS = frozenset(

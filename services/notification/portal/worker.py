@@ -19,7 +19,6 @@ After settling, the worker re-reads the record's `seq`: if an event arrived mean
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -43,6 +42,7 @@ from services.notification.portal.store import (
     PortalStore,
 )
 from shared.logging import log_context
+from shared.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,14 @@ class PortalWorker:
         self.client = client
         self.schedule = schedule
         self._clock = clock
-        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
-        # Codes queued or in progress here: never two workers of this process on one dossier.
-        self._active: set[str] = set()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._busy = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._stopping = False
+        # Never two workers of this process on one dossier.
+        self.pool = WorkPool(
+            "portal-sync",
+            process=self.process,
+            poll=self.poll_once,
+            workers=schedule.workers,
+            poll_interval=schedule.poll_interval,
+        )
 
     # ------------------------------------------------------------------ one dossier
 
@@ -202,13 +202,7 @@ class PortalWorker:
 
     def submit(self, code: str) -> None:
         """Queue a dossier for the workers (the poller finds it anyway if this is lost)."""
-        if not self._tasks or self._stopping or code in self._active:
-            return
-        try:
-            self._queue.put_nowait(code)
-        except asyncio.QueueFull:
-            return
-        self._active.add(code)
+        self.pool.submit(code)
 
     async def poll_once(self) -> int:
         codes = await self.store.due_codes(self._clock(), limit=500)
@@ -216,54 +210,10 @@ class PortalWorker:
             self.submit(code)
         return len(codes)
 
-    async def _worker(self) -> None:
-        while True:
-            code = await self._queue.get()
-            if self._stopping:
-                self._active.discard(code)
-                continue
-            self._busy += 1
-            self._idle.clear()
-            try:
-                await self.process(code)
-            except Exception:
-                log.exception("portal sync of %s failed unexpectedly; the poller retries", code)
-            finally:
-                self._active.discard(code)
-                self._busy -= 1
-                if not self._busy:
-                    self._idle.set()
-
-    async def _poller(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("portal sync poll failed; retrying")
-            await asyncio.sleep(self.schedule.poll_interval)
-
     def start(self) -> None:
-        self._stopping = False
-        self._tasks = [
-            asyncio.create_task(self._worker(), name=f"portal-sync-worker-{i}")
-            for i in range(self.schedule.workers)
-        ]
-        self._tasks.append(asyncio.create_task(self._poller(), name="portal-sync-poller"))
+        self.pool.start()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let in-flight syncs finish (up to `grace` seconds), then stop. An
         abandoned dossier keeps its lease and is taken over when it expires."""
-        self._stopping = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            log.warning("%d portal syncs still in flight at shutdown", self._busy)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-        self._active.clear()
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        await self.pool.stop(grace)
