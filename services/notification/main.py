@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 
 from services.notification import api
+from services.notification.portal import api as portal_api
 from services.notification.runtime import NotificationRuntime
 from services.notification.settings import NotificationSettings
 from services.notification.webhooks import api as webhooks_api
@@ -17,7 +18,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         settings,
         title="Notification (thông báo)",
         register=runtime.register,
-        routers=[api.router, webhooks_api.router, asyncapi_router],
+        routers=[api.router, webhooks_api.router, portal_api.router, asyncapi_router],
         hooks=[runtime.lifecycle],
     )
     app.state.notification = runtime
