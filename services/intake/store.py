@@ -25,6 +25,7 @@ from services.intake.domain.catalogue import Unit, search_text
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent
 from shared.idempotency import apply_once
+from shared.mongo import bulk_write_in_chunks
 from shared.outbox import ensure_outbox_index, merge_updates, outbox_update
 
 Document = dict[str, Any]
@@ -108,14 +109,14 @@ class IntakeStore:
         ]
 
     async def mark_published(self, versions: Sequence[tuple[str, str]]) -> None:
-        """Record (code, content sha) pairs as published (small documents, one bulk write)."""
+        """Record (code, content sha) pairs as published (small documents, bulk writes)."""
         if versions:
-            await self.catalogue_publications.bulk_write(
+            await bulk_write_in_chunks(
+                self.catalogue_publications,
                 [
                     UpdateOne({"_id": code}, {"$set": {"content_sha256": sha}}, upsert=True)
                     for code, sha in versions
                 ],
-                ordered=False,
             )
 
     async def get_procedure(self, code: str) -> Procedure | None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
+from pymongo import UpdateOne
+
+from shared.mongo import bulk_write_in_chunks
+
 
 async def test_concurrent_increments_of_one_document_are_all_applied(mongo_db) -> None:
     counters = mongo_db["counters"]
@@ -26,3 +30,14 @@ async def test_concurrent_updates_of_different_fields_are_all_kept(mongo_db) -> 
     )
     document = await dossiers.find_one({"_id": "D"})
     assert {f"field_{n}" for n in range(50)} <= set(document)
+
+
+async def test_a_large_bulk_update_completes_in_chunks(mongo_db) -> None:
+    """FerretDB 1.24 hangs on an update command of more than ~100 statements (and every write
+    behind it): bulk updates are chunked. A regression here hangs, so it is bounded."""
+    documents = mongo_db["bulk"]
+    await documents.insert_many([{"_id": n, "v": 0} for n in range(300)])
+    operations = [UpdateOne({"_id": n}, {"$set": {"v": n}}) for n in range(300)]
+    async with asyncio.timeout(60):
+        await bulk_write_in_chunks(documents, operations)
+    assert [d["v"] async for d in documents.find().sort("_id")] == list(range(300))

@@ -15,7 +15,7 @@ class WebhookSettings(BaseSettings):
     # development and tests (refused in production).
     webhook_allow_private_urls: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    webhook_workers_per_subscription: int = Field(default=8, ge=1, le=64)
+    webhook_workers_per_subscription: int = Field(default=16, ge=1, le=64)
     webhook_retry_schedule_seconds: list[float] = Field(
         default_factory=lambda: list(RETRY_SCHEDULE_SECONDS),
         min_length=1,

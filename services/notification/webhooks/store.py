@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from services.notification.webhooks.domain import DeliveryStatus, SubscriptionStatus
+from shared.mongo import bulk_write_in_chunks
 
 Document = dict[str, Any]
 API_KEY_PREFIX = "dvcak_"
@@ -135,10 +136,11 @@ class WebhookStore:
         return set(ids)
 
     async def write_outcomes(self, updates: Iterable[tuple[str, Document]]) -> None:
-        """Record attempt outcomes (`_id`, update) in one round trip."""
+        """Record attempt outcomes (`_id`, update), in as few round trips as FerretDB allows."""
         operations = [UpdateOne({"_id": _id}, update) for _id, update in updates]
-        if operations:
-            await self.deliveries.bulk_write(operations, ordered=False)
+        # Small chunks: on a database that serialises writes (devstack's FerretDB) the intake of
+        # new deliveries gets its turn between them instead of waiting behind a long bulk.
+        await bulk_write_in_chunks(self.deliveries, operations, chunk=10)
 
     async def pending(
         self, subscription_id: str, partitions: Iterable[int] | None, limit: int
@@ -204,5 +206,4 @@ class WebhookStore:
                     upsert=True,
                 )
             )
-        if operations:
-            await self.deliveries.bulk_write(operations, ordered=False)
+        await bulk_write_in_chunks(self.deliveries, operations)

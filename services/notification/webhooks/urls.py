@@ -2,9 +2,9 @@
 
 Outside development: HTTPS only, and the host must resolve to public addresses only — never
 private, loopback, link-local (cloud metadata at 169.254.169.254), shared, reserved or multicast.
-The check runs at registration and again before each delivery (a DNS name can change what it
-points to). In development (`allow_private`) plain HTTP and local addresses are allowed, for local
-receivers and tests.
+The check runs at registration and again before attempts, at most every 30 s per URL (a DNS name
+can change what it points to). In development (`allow_private`) plain HTTP and local addresses are
+allowed, for local receivers and tests.
 """
 
 from __future__ import annotations
