@@ -72,10 +72,16 @@ class ServiceShape:
     public_http: bool = True
     # Talks to the outside world: SMTP submission (587), the SMS gateway and webhooks (443).
     internet_egress_ports: tuple[int, ...] = ()
+    # Other services it calls over HTTP (intake fetches result documents from processing).
+    calls: tuple[str, ...] = ()
 
 
 SERVICES: dict[str, ServiceShape] = {
-    "intake": ServiceShape("250m", "256Mi", "1", "512Mi", max_replicas=10),
+    "intake": ServiceShape(
+        "250m", "256Mi", "1", "512Mi", max_replicas=10,
+        internet_egress_ports=(443,),  # the national payment platform
+        calls=("processing",),
+    ),
     "processing": ServiceShape("200m", "256Mi", "1", "512Mi", max_replicas=TOPIC_PARTITIONS),
     "notification": ServiceShape(
         "100m", "192Mi", "500m", "384Mi", max_replicas=TOPIC_PARTITIONS,
@@ -248,7 +254,52 @@ def service_env(service: str) -> list[dict[str, Any]]:
         _env_from(service, "JWT_ISSUER", "configmap", "dvc-platform", "jwt-issuer"),
         _env_from(service, "JWT_AUDIENCE", "configmap", "dvc-platform", "jwt-audience"),
         _env(service, "JWT_PUBLIC_KEY_FILE", "/etc/dvc/jwt/public-key.pem"),
+        *SERVICE_SECRET_ENV.get(service, []),
     ]
+
+
+# Secrets a service refuses to start without in production (from the Secret `<service>-secrets`)
+# and optional settings from the `dvc-platform` ConfigMap.
+SERVICE_SECRET_ENV: dict[str, list[dict[str, Any]]] = {
+    "intake": [
+        _env_from(
+            "intake", "PAYMENT_REQUEST_KEY", "secret", "intake-secrets", "payment-request-key"
+        ),
+        _env_from(
+            "intake", "PAYMENT_CALLBACK_KEY", "secret", "intake-secrets", "payment-callback-key"
+        ),
+        _env_from("intake", "PROCESSING_TOKEN", "secret", "intake-secrets", "processing-token"),
+        _env_from("intake", "PAYMENT_BASE_URL", "configmap", "dvc-platform", "payment-base-url"),
+        _env("intake", "PROCESSING_BASE_URL", f"http://processing:{HTTP_PORT}"),
+    ],
+    "notification": [
+        _env_from(
+            "notification",
+            "SMS_GATEWAY_TOKEN",
+            "secret",
+            "notification-secrets",
+            "sms-gateway-token",
+        ),
+        _env_from(
+            "notification",
+            "SMS_RECEIPT_SECRET",
+            "secret",
+            "notification-secrets",
+            "sms-receipt-secret",
+        ),
+        _env_from(
+            "notification",
+            "WEBHOOK_SEALING_KEYS",
+            "secret",
+            "notification-secrets",
+            "webhook-sealing-keys",
+        ),
+        _env_from("notification", "SMTP_HOST", "configmap", "dvc-platform", "smtp-host"),
+        _env_from(
+            "notification", "SMS_GATEWAY_URL", "configmap", "dvc-platform", "sms-gateway-url"
+        ),
+    ],
+}
 
 
 def restricted_container_security() -> dict[str, Any]:
@@ -393,7 +444,25 @@ def network_policy(service: str, shape: ServiceShape) -> dict[str, Any]:
                 "ports": http,
             }
         )
+    callers = [name for name, other in SERVICES.items() if service in other.calls]
+    if callers:
+        ingress.append(
+            {
+                "from": [
+                    {"podSelector": {"matchLabels": {"app.kubernetes.io/name": name}}}
+                    for name in callers
+                ],
+                "ports": http,
+            }
+        )
     egress: list[dict[str, Any]] = [
+        *(
+            {
+                "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": name}}}],
+                "ports": [{"protocol": "TCP", "port": HTTP_PORT}],
+            }
+            for name in shape.calls
+        ),
         {
             "to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}}}],
             "ports": [{"protocol": "TCP", "port": 9093}],

@@ -4,6 +4,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.notification.portal.settings import PortalSettings
+from services.notification.webhooks.sealing import DEV_SEALING_KEY
 from services.notification.webhooks.settings import WebhookSettings
 from shared.settings import ServiceSettings
 
@@ -76,6 +77,11 @@ class NotificationSettings(ServiceSettings, WebhookSettings, PortalSettings):
     def _production_needs_real_secrets(self) -> "NotificationSettings":
         if self.environment == "production" and self.webhook_allow_private_urls:
             raise ValueError("production never calls private or plain-http webhook URLs")
+        if (
+            self.environment == "production"
+            and DEV_SEALING_KEY in self.webhook_sealing_keys.get_secret_value()
+        ):
+            raise ValueError("production needs DVC_NOTIFICATION_WEBHOOK_SEALING_KEYS")
         if self.environment == "production" and (
             self.sms_gateway_token.get_secret_value() == "dev-sms-token"
             or self.sms_receipt_secret.get_secret_value() == "dev-sms-receipt-secret"

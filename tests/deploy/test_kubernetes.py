@@ -370,6 +370,10 @@ def test_services_reach_only_kafka_mongodb_and_what_they_need(
             assert _egress_ports(policy) == {9093, 27017, 443, 587}
             assert len(internet) == 1
             assert "10.0.0.0/8" in internet[0]["to"][0]["ipBlock"]["except"]
+        elif service == "intake":  # the payment platform over HTTPS, processing's results
+            assert _egress_ports(policy) == {9093, 27017, 443, 8000}
+            assert len(internet) == 1
+            assert "169.254.0.0/16" in internet[0]["to"][0]["ipBlock"]["except"]
         else:
             assert _egress_ports(policy) == {9093, 27017}
             assert not internet

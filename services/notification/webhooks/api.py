@@ -176,20 +176,21 @@ async def create_subscription(body: SubscriptionIn, service: Service, agency: Ag
     if len(existing) >= MAX_SUBSCRIPTIONS_PER_AGENCY:
         raise Problem(409, "Quá số đăng ký cho phép (too many subscriptions)")
     now = datetime.now(UTC)
+    secret = new_secret()
     document: Document = {
         "_id": str(uuid.uuid4()),
         "agency_id": agency["_id"],
         "url": await _checked_url(service, body.url),
         "filters": _checked_filters(body.filters).model_dump(),
         "description": body.description,
-        "secret": new_secret(),
+        "sealed_secret": service.box.seal(secret),
         "status": SubscriptionStatus.ACTIVE,
         "created_at": now,
         "updated_at": now,
     }
     await service.store.insert_subscription(document)
     await service.changed(document["_id"])
-    return _subscription_out(document, SubscriptionWithSecret)
+    return _subscription_out({**document, "secret": secret}, SubscriptionWithSecret)
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionOut])
@@ -239,9 +240,12 @@ async def delete_subscription(subscription_id: str, service: Service, agency: Ag
 async def rotate_secret(subscription_id: str, service: Service, agency: Agency) -> Any:
     """A new signing secret, in force at once (the old one stops working)."""
     await _own_subscription(service, agency, subscription_id)
-    updated = await service.store.update_subscription(subscription_id, {"secret": new_secret()})
+    secret = new_secret()
+    updated = await service.store.update_subscription(
+        subscription_id, {"sealed_secret": service.box.seal(secret)}
+    )
     await service.changed(subscription_id)
-    return _subscription_out(updated or {}, SubscriptionWithSecret)
+    return _subscription_out({**(updated or {}), "secret": secret}, SubscriptionWithSecret)
 
 
 @router.post("/subscriptions/{subscription_id}/resume", response_model=SubscriptionOut)

@@ -40,6 +40,7 @@ from services.notification.webhooks.domain import (
     webhook_body,
 )
 from services.notification.webhooks.queues import DossierQueues, QueuedDelivery
+from services.notification.webhooks.sealing import SecretBox
 from services.notification.webhooks.signing import signature_headers
 from services.notification.webhooks.store import Document, WebhookStore, delivery_id
 from services.notification.webhooks.urls import UrlRefused, check_url
@@ -173,6 +174,7 @@ def _merge(first: Document, second: Document) -> Document:
 @dataclass
 class LiveSubscription:
     document: Document
+    secret: str
     breaker: CircuitBreaker
     queues: DossierQueues = field(default_factory=DossierQueues)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -186,16 +188,18 @@ class LiveSubscription:
         return str(self.document["_id"])
 
     def __post_init__(self) -> None:
-        self.update(self.document)
+        self.update(self.document, self.secret)
 
-    def update(self, document: Document) -> None:
+    def update(self, document: Document, secret: str) -> None:
         self.document = document
+        self.secret = secret  # opened once
         self.filters = Filters.model_validate(document.get("filters") or {})  # parsed once
 
 
 class Dispatcher:
-    def __init__(self, store: WebhookStore, config: DispatchConfig) -> None:
+    def __init__(self, store: WebhookStore, box: SecretBox, config: DispatchConfig) -> None:
         self.store = store
+        self.box = box
         self.config = config
         self.sender = WebhookSender(config)
         self.writer = OutcomeWriter(store)
@@ -216,7 +220,7 @@ class Dispatcher:
                 await self.reload(self._start(document))
             else:  # active <-> paused is this replica's breaker's to say
                 document["status"] = live.document.get("status", document["status"])
-                live.update(document)
+                live.update(document, self.box.open(document["sealed_secret"]))
 
     def _start(self, document: Document) -> LiveSubscription:
         sub_id = str(document["_id"])
@@ -225,7 +229,7 @@ class Dispatcher:
             reset_timeout=self.config.breaker_probe_seconds,
             on_change=lambda state: self._on_breaker(sub_id, state),
         )
-        live = LiveSubscription(document, breaker)
+        live = LiveSubscription(document, self.box.open(document["sealed_secret"]), breaker)
         self.live[sub_id] = live
         if document.get("status") == SubscriptionStatus.PAUSED:
             breaker.trip()  # paused before a restart: stays paused until a probe succeeds
@@ -369,7 +373,7 @@ class Dispatcher:
     async def _attempt(self, live: LiveSubscription, delivery: QueuedDelivery) -> None:
         document = live.document
         started = time.perf_counter()
-        result = await self.sender.send(document["url"], document["secret"], delivery)
+        result = await self.sender.send(document["url"], live.secret, delivery)
         WEBHOOK_LATENCY.observe(time.perf_counter() - started)
         now = datetime.now(UTC)
         delivery.attempts += 1

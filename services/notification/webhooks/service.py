@@ -12,6 +12,7 @@ from typing import Any
 
 from services.notification.webhooks.dispatcher import DispatchConfig, Dispatcher
 from services.notification.webhooks.replay import replay
+from services.notification.webhooks.sealing import SecretBox
 from services.notification.webhooks.settings import WebhookSettings
 from services.notification.webhooks.store import Document, WebhookStore
 from shared.background import periodically
@@ -35,8 +36,10 @@ class Webhooks:
         self.settings = settings
         self.context = context
         self.store = WebhookStore(context.db)
+        self.box = SecretBox(settings.webhook_sealing_keys.get_secret_value())
         self.dispatcher = Dispatcher(
             self.store,
+            self.box,
             DispatchConfig(
                 retry_schedule=tuple(settings.webhook_retry_schedule_seconds),
                 workers_per_subscription=settings.webhook_workers_per_subscription,

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from services.notification.webhooks.domain import RETRY_SCHEDULE_SECONDS
+from services.notification.webhooks.sealing import DEV_SEALING_KEY
 
 
 class WebhookSettings(BaseSettings):
     webhook_enabled: bool = True
+    # Fernet keys sealing the signing secrets at rest (first seals, all open); see `sealing`.
+    webhook_sealing_keys: SecretStr = SecretStr(DEV_SEALING_KEY)
     # Plain http and private, loopback or link-local subscriber addresses; allowed only in
     # development and tests (refused in production).
     webhook_allow_private_urls: bool = False

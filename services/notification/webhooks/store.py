@@ -3,7 +3,8 @@
 - `webhook_agencies`: the agencies allowed to subscribe (created by an operator).
 - `webhook_api_keys`: `_id` = SHA-256 of an agency's API key (the key itself is never stored; it
   is 256 random bits, so a plain hash is enough), with the agency id.
-- `webhook_subscriptions`: URL, filters, signing secret, status (active / paused / disabled).
+- `webhook_subscriptions`: URL, filters, the signing secret sealed (see `sealing`), status
+  (active / paused / disabled).
 - `webhook_deliveries`: one document per (subscription, event), `_id` = `<subscription>:<event
   id>`: status, attempts, times, last answer (the delivery log, metadata only), and the body
   while it is pending (public data only; removed once delivered).

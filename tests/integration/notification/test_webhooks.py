@@ -200,6 +200,9 @@ async def test_the_registry_refuses_bad_keys_urls_and_filters(
         sub_id = created.json()["id"]
         assert created.json()["secret"].startswith("whsec_")
         assert "secret" not in (await client.get(f"{path}/{sub_id}", headers=auth)).json()
+        stored = await app.state.webhooks.store.subscription(sub_id)
+        assert created.json()["secret"] not in str(stored)  # sealed at rest
+        assert app.state.webhooks.box.open(stored["sealed_secret"]) == created.json()["secret"]
         assert (await client.get(f"{path}/{sub_id}", headers=other)).status_code == 404
         assert (await client.delete(f"{path}/{sub_id}", headers=other)).status_code == 404
         stored = await app.state.webhooks.store.api_keys.find().to_list()

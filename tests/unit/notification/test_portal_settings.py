@@ -38,6 +38,7 @@ def test_production_refuses_the_development_portal_password(
         "jwt_public_key_file": "/keys/jwt.pem",
         "sms_gateway_token": "t",
         "sms_receipt_secret": "s",
+        "webhook_sealing_keys": "lOwHjTQ0ZEvh3Z8wGr5oqGN2Bf0m4e-IKBTfUSTyGKk=",
     }
     with pytest.raises(ValidationError, match="PORTAL_PASSWORD"):
         Combined(**real, portal_enabled=True)

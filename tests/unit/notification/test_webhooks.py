@@ -6,7 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.fernet import Fernet
 
+from services.notification.settings import NotificationSettings
 from services.notification.webhooks.dispatcher import _merge
 from services.notification.webhooks.domain import (
     RETRY_SCHEDULE_SECONDS,
@@ -17,6 +19,7 @@ from services.notification.webhooks.domain import (
     webhook_body,
 )
 from services.notification.webhooks.queues import DossierQueues, QueuedDelivery
+from services.notification.webhooks.sealing import SecretBox
 from services.notification.webhooks.signing import (
     InvalidSignature,
     new_secret,
@@ -222,3 +225,27 @@ def test_outcomes_of_one_delivery_merge_into_one_write_the_later_winning() -> No
         "$unset": {"body": "", "next_attempt_at": ""},
     }
     assert _merge(delivered, retry)["$set"]["next_attempt_at"] == 1
+
+
+def test_signing_secrets_are_sealed_and_keys_rotate() -> None:
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    sealed_before = SecretBox(old_key).seal("whsec_abc")
+    assert "whsec_abc" not in sealed_before
+    rotated = SecretBox(f"{new_key},{old_key}")  # the new key seals, both open
+    assert rotated.open(sealed_before) == "whsec_abc"
+    assert SecretBox(new_key).open(rotated.seal("whsec_abc")) == "whsec_abc"
+    with pytest.raises(ValueError, match="unknown key"):
+        SecretBox(new_key).open(sealed_before)
+
+
+def test_production_refuses_the_development_sealing_key() -> None:
+    production = {
+        "environment": "production",
+        "jwt_public_key_file": __file__,
+        "jwt_issuer": "https://sso.most.gov.vn",
+        "sms_gateway_token": "real-token",
+        "sms_receipt_secret": "real-secret",
+    }
+    with pytest.raises(ValueError, match="SEALING_KEYS"):
+        NotificationSettings(**production)
+    NotificationSettings(**production, webhook_sealing_keys=Fernet.generate_key().decode())
