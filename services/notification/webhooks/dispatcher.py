@@ -181,6 +181,7 @@ class LiveSubscription:
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     timers: set[asyncio.TimerHandle] = field(default_factory=set)
     spilled: bool = True  # the database may hold pending deliveries not in memory
+    left_in_database: int = 0  # deliveries not queued in memory because spilled (a counter)
     filters: Filters = field(init=False)
 
     @property
@@ -289,6 +290,7 @@ class Dispatcher:
     def _enqueue(self, live: LiveSubscription, delivery: QueuedDelivery) -> None:
         if live.spilled or len(live.queues) >= self.config.max_queued_per_subscription:
             live.spilled = True  # stays in the database; reloaded when the queue drains
+            live.left_in_database += 1
             return
         if live.queues.add(delivery):
             WEBHOOK_QUEUED.inc()
@@ -299,6 +301,7 @@ class Dispatcher:
         room = self.config.max_queued_per_subscription - len(live.queues)
         if room <= 0 or not self.owned:
             return 0
+        left_before = live.left_in_database
         async with self.writer.lock:  # no outcome is written meanwhile, so once read, ...
             documents = await self.store.pending(live.id, self.owned, room)
             # ... every attempt finished but not yet written is in here (and not in memory)
@@ -322,7 +325,9 @@ class Dispatcher:
             if live.queues.add(delivery):
                 WEBHOOK_QUEUED.inc()
                 added += 1
-        live.spilled = len(documents) >= room
+        # Still spilled if the read was full, or if new deliveries were left in the database
+        # while it ran (it may have missed them): later ones must not overtake them in memory.
+        live.spilled = len(documents) >= room or live.left_in_database != left_before
         if added:
             live.wakeup.set()
         return added

@@ -436,3 +436,47 @@ async def _equals(value: Any, expected: Any) -> bool:
 @pytest.fixture(autouse=True)
 async def _no_leftover_tasks() -> AsyncIterator[None]:
     yield
+
+
+async def test_deliveries_beyond_the_queue_bound_wait_in_the_database_and_all_go_out(
+    hooks_settings: NotificationSettings, producer: AIOKafkaProducer, receiver: WebhookReceiver
+) -> None:
+    settings = hooks_settings.model_copy(update={"webhook_max_queued_per_subscription": 10})
+    codes = [dossier_code(n) for n in range(50, 62)]  # 36 deliveries, 10 in memory at most
+    async with running(settings) as (app, client):
+        auth = await agency(app)
+        await subscribe(client, auth, receiver.url)
+        events = await publish_steps(producer, settings, codes)
+        await eventually(lambda: _ready(len(receiver.delivered()) == len(events)), within=30)
+    assert ids_by_dossier(receiver.delivered()) == {
+        code: ["submit", "receive", "start_processing"] for code in codes
+    }
+    assert len(delivered_ids(receiver.delivered())) == len(events)  # each once
+
+
+async def test_deliveries_pending_at_shutdown_go_out_after_a_restart(
+    hooks_settings: NotificationSettings, producer: AIOKafkaProducer, receiver: WebhookReceiver
+) -> None:
+    settings = hooks_settings.model_copy(
+        update={"webhook_retry_schedule_seconds": [0.1] * 100, "webhook_breaker_failures": 1000}
+    )
+    receiver.mode = "fail"
+    codes = [dossier_code(n) for n in (70, 71)]
+    async with running(settings) as (app, client):
+        auth = await agency(app)
+        sub = await subscribe(client, auth, receiver.url)
+        events = await publish_steps(producer, settings, codes)
+        await eventually(lambda: _ready(len(receiver.calls) >= 4))  # failing, retrying
+    receiver.mode = "ok"
+    async with running(settings) as (app, client):  # the events were consumed before
+        await eventually(lambda: _ready(len(receiver.delivered()) == len(events)))
+        log = f"/api/v1/webhooks/subscriptions/{sub['id']}/deliveries"
+
+        async def all_delivered() -> bool:
+            entries = (await client.get(log, headers=auth)).json()
+            return len(entries) == len(events) and {e["status"] for e in entries} == {"delivered"}
+
+        await eventually(all_delivered)
+    assert ids_by_dossier(receiver.delivered()) == {
+        code: ["submit", "receive", "start_processing"] for code in codes
+    }
