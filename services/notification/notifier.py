@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,16 +62,6 @@ def notification_id(source_event_id: str, channel: str) -> str:
     return str(uuid.uuid5(NOTIFICATION_NAMESPACE, f"{source_event_id}/{channel}"))
 
 
-@dataclass(frozen=True)
-class RetryConfig:
-    max_attempts: int = 5
-    base_delay: float = 2.0
-    max_delay: float = 300.0
-    lease: float = 60.0
-    poll_interval: float = 1.0
-    workers: int = 32
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -84,7 +73,7 @@ class Notifier:
         channels: Mapping[str, Channel],
         *,
         notified_topic: str,
-        retry: RetryConfig,
+        retry: delivery.RetryConfig,
         relay: OutboxRelay | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:

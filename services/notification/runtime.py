@@ -10,9 +10,10 @@ from services.notification.channels.email import SmtpEmailChannel
 from services.notification.channels.guard import GuardedChannel
 from services.notification.channels.inbox import InboxChannel
 from services.notification.channels.sms import HttpSmsChannel
+from services.notification.domain.delivery import RetryConfig
 from services.notification.domain.rate_limit import TokenBucket
 from services.notification.handlers import NotificationHandlers
-from services.notification.notifier import Notifier, RetryConfig
+from services.notification.notifier import Notifier
 from services.notification.portal.sync import PortalSync
 from services.notification.public_stream import PublicStream
 from services.notification.rendering import TemplateRenderer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 CREATED = "created"
 SENDING = "sending"
@@ -37,3 +38,16 @@ def backoff(
     still grow while replicas retrying together spread out."""
     step = min(cap, base * 2 ** max(failed_attempts - 1, 0))
     return step / 2 + rand(0, step / 2)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """How a worker pool retries its work (the notifier's deliveries, the portal's dossiers):
+    attempts, backoff bounds, the lease of a claim, the poll interval and the number of workers."""
+
+    max_attempts: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+    lease: float = 60.0
+    poll_interval: float = 1.0
+    workers: int = 32

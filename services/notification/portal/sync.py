@@ -17,11 +17,12 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notification import metrics
+from services.notification.domain.delivery import RetryConfig
 from services.notification.portal import messages
 from services.notification.portal.client import PortalClient
 from services.notification.portal.settings import PortalSettings
 from services.notification.portal.store import FAILED, SYNCED, PortalStore
-from services.notification.portal.worker import PortalWorker, RetrySchedule
+from services.notification.portal.worker import PortalWorker
 from shared.background import periodically
 from shared.cloudevents import CloudEvent
 from shared.consumer import EventHandler
@@ -66,7 +67,7 @@ class PortalSync:
         self.worker = PortalWorker(
             self.store,
             self.client,
-            RetrySchedule(
+            RetryConfig(
                 max_attempts=settings.portal_max_attempts,
                 base_delay=settings.portal_backoff_seconds,
                 max_delay=settings.portal_backoff_max_seconds,

@@ -23,14 +23,13 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from services.notification import metrics
-from services.notification.domain.delivery import backoff
+from services.notification.domain.delivery import RetryConfig, backoff
 from services.notification.portal.client import PortalClient, PortalError
 from services.notification.portal.messages import DossierRecord, dossier_message, step_message
 from services.notification.portal.store import (
@@ -47,16 +46,6 @@ from shared.work_pool import WorkPool
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RetrySchedule:
-    max_attempts: int = 8
-    base_delay: float = 5.0
-    max_delay: float = 900.0
-    lease: float = 120.0
-    poll_interval: float = 2.0
-    workers: int = 4
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -70,7 +59,7 @@ class PortalWorker:
         self,
         store: PortalStore,
         client: PortalClient,
-        schedule: RetrySchedule,
+        schedule: RetryConfig,
         *,
         clock: Callable[[], datetime] = _now,
     ) -> None:
