@@ -157,3 +157,17 @@ def signed_receipt(body: bytes, *, secret: str = RECEIPT_SECRET, at: float | Non
         "X-Signature": sign(secret.encode(), timestamp, body),
         "Content-Type": "application/json",
     }
+
+
+@pytest.fixture
+def hooks_settings(settings: NotificationSettings) -> NotificationSettings:
+    return settings.model_copy(
+        update={
+            "webhook_allow_private_urls": True,  # local receivers, plain http
+            "webhook_retry_schedule_seconds": [0.1, 0.1, 0.1],
+            "webhook_timeout_seconds": 0.5,
+            "webhook_breaker_failures": 50,
+            "webhook_breaker_probe_seconds": 0.5,
+            "webhook_refresh_seconds": 0.2,
+        }
+    )

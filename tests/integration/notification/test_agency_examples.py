@@ -28,32 +28,18 @@ from examples.agencies.register_webhook import ApiError, Registry
 from examples.agencies.webhook_receiver import WebhookReceiver
 from services.notification.settings import NotificationSettings
 from services.notification.webhooks.signing import new_secret, signature_headers
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import DossierState, PublicDossierStatus
-from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC
 from tests.factories import dossier_code
-from tests.integration.notification.conftest import eventually, publish, running
+from tests.integration.notification.conftest import eventually, running
 from tests.integration.notification.servers import free_port
+from tests.integration.notification.steps import publish_steps
 
 ROOT = Path(__file__).resolve().parents[3]
-STEPS = [
-    ("submit", DossierState.SUBMITTED),
-    ("receive", DossierState.RECEIVED),
-    ("start_processing", DossierState.IN_PROCESSING),
-]
 
 
 @pytest.fixture
-def hooks_settings(settings: NotificationSettings) -> NotificationSettings:
-    return settings.model_copy(
-        update={
-            "webhook_allow_private_urls": True,  # the sample receiver is local, plain http
-            "webhook_retry_schedule_seconds": [0.1, 0.1, 0.1],
-            "webhook_timeout_seconds": 2.0,
-            "webhook_breaker_failures": 50,
-            "webhook_refresh_seconds": 0.2,
-        }
-    )
+def hooks_settings(hooks_settings: NotificationSettings) -> NotificationSettings:
+    # The sample receiver runs in a thread of the test process: give it time to answer.
+    return hooks_settings.model_copy(update={"webhook_timeout_seconds": 2.0})
 
 
 @dataclass
@@ -145,28 +131,6 @@ async def operator_creates_agency(settings: NotificationSettings) -> str:
     assert process.returncode == 0, err.decode()
     [key] = [word for word in out.decode().split() if word.startswith("dvcak_")]
     return key
-
-
-async def publish_steps(
-    producer: AIOKafkaProducer, settings: NotificationSettings, codes: list[str], unit: str = "G12"
-) -> list[CloudEvent]:
-    events = []
-    for action, state in STEPS:
-        for code in codes:
-            event = wrap(
-                PublicDossierStatus(
-                    dossier_code=code,
-                    occurred_at=datetime.now(UTC),
-                    procedure_code="1.004473",
-                    unit_code=unit,
-                    state=state,
-                    action=action,
-                ),
-                "/dvc/notification/public-stream",
-            )
-            await publish(producer, settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC), event)
-            events.append(event)
-    return events
 
 
 def post(url: str, headers: dict[str, str], body: bytes) -> int:

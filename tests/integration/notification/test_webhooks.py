@@ -15,33 +15,14 @@ from prometheus_client import REGISTRY
 
 from services.notification.settings import NotificationSettings
 from services.notification.webhooks.signing import InvalidSignature, verify
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import DossierState, PublicDossierStatus
+from shared.cloudevents import wrap
+from shared.events import DossierState
 from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC, WEBHOOK_GROUP, dead_letter_topic
 from tests.factories import dossier_code, submitted
 from tests.integration.notification.conftest import eventually, publish, running
 from tests.integration.notification.servers import WebhookReceiver
+from tests.integration.notification.steps import public_event, publish_steps
 from tests.kafka_helpers import read_records
-
-ACTIONS = [
-    ("submit", DossierState.SUBMITTED),
-    ("receive", DossierState.RECEIVED),
-    ("start_processing", DossierState.IN_PROCESSING),
-]
-
-
-@pytest.fixture
-def hooks_settings(settings: NotificationSettings) -> NotificationSettings:
-    return settings.model_copy(
-        update={
-            "webhook_allow_private_urls": True,  # local receivers
-            "webhook_retry_schedule_seconds": [0.1, 0.1, 0.1],
-            "webhook_timeout_seconds": 0.5,
-            "webhook_breaker_failures": 50,
-            "webhook_breaker_probe_seconds": 0.5,
-            "webhook_refresh_seconds": 0.2,
-        }
-    )
 
 
 @pytest.fixture
@@ -56,33 +37,6 @@ def other_receiver() -> Iterator[WebhookReceiver]:
     server = WebhookReceiver().start()
     yield server
     server.stop()
-
-
-def public_event(code: str, action: str, state: DossierState, unit: str = "G12") -> CloudEvent:
-    return wrap(
-        PublicDossierStatus(
-            dossier_code=code,
-            occurred_at=datetime.now(UTC),
-            procedure_code="1.004473",
-            unit_code=unit,
-            state=state,
-            action=action,
-        ),
-        "/dvc/notification/public-stream",
-    )
-
-
-async def publish_steps(
-    producer: AIOKafkaProducer, settings: NotificationSettings, codes: list[str], unit: str = "G12"
-) -> list[CloudEvent]:
-    topic = settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC)
-    events = []
-    for action, state in ACTIONS:
-        for code in codes:
-            event = public_event(code, action, state, unit)
-            await publish(producer, topic, event)
-            events.append(event)
-    return events
 
 
 async def agency(app: Any, agency_id: str = "so-khcn-hn") -> dict[str, str]:
