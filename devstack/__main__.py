@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 
-from devstack import ferretdb_server, kafka_broker, services
+from devstack import ferretdb_server, kafka_broker, postgres_server, services
 from devstack.config import StackConfig, load_config
 from devstack.processes import DevstackError, ensure_port_free
 
@@ -16,7 +16,10 @@ from devstack.processes import DevstackError, ensure_port_free
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
-        description="Local Kafka broker, MongoDB-protocol server (FerretDB) and platform services.",
+        description=(
+            "Local Kafka broker, MongoDB-protocol server (FerretDB on PostgreSQL) and platform "
+            "services."
+        ),
     )
     parser.add_argument(
         "--profile",
@@ -26,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
-        "up", help="start Kafka and FerretDB (installing them once) and create topics"
+        "up",
+        help="start Kafka, PostgreSQL and FerretDB (installing them once) and create topics",
     )
     commands.add_parser("run", help="'up', then start the four services and wait until ready")
     commands.add_parser("down", help="stop everything this profile started (data is kept)")
     commands.add_parser("status", help="what runs, where, and the data folder")
     logs = commands.add_parser("logs", help="print the last lines of a component's log")
-    logs.add_argument("component", choices=("kafka", "ferretdb", *services.PROCESSES))
+    logs.add_argument("component", choices=("kafka", "postgres", "ferretdb", *services.PROCESSES))
     logs.add_argument("-n", type=int, default=50)
     commands.add_parser("reset", help="stop everything and delete this profile's data")
     commands.add_parser("topics", help="create the platform's topics (part of 'up')")
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(_component(config, args.component).log_tail(args.n))
             case "reset":
                 down(config)
+                if config.mongo_backend == "postgresql":
+                    postgres_server.remove_cluster(config)
                 shutil.rmtree(config.data_dir, ignore_errors=True)
                 print(f"removed {config.data_dir}")
             case "topics":
@@ -68,18 +74,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def up(config: StackConfig) -> None:
     started = time.monotonic()
+    on_postgres = config.mongo_backend == "postgresql"
     kafka_broker.install(config)
+    if on_postgres:
+        postgres_server.install(config)
     ferretdb_server.install(config)
     check_ports(config)
     kafka_started = kafka_broker.start(config)
+    postgres_started = on_postgres and postgres_server.start(config)
+    if on_postgres:
+        postgres_server.wait_ready(config)
     ferretdb_started = ferretdb_server.start(config)
     ferretdb_server.wait_ready(config)
     kafka_broker.wait_ready(config, timeout=kafka_broker.ready_timeout())
     create_topics(config)
-    state = "started" if (kafka_started or ferretdb_started) else "already running"
+    started_any = kafka_started or postgres_started or ferretdb_started
+    state = "started" if started_any else "already running"
+    backend = f"PostgreSQL 127.0.0.1:{config.postgres_port}" if on_postgres else "SQLite"
     print(
         f"infrastructure ({config.profile}) {state} in {time.monotonic() - started:.1f}s: "
-        f"Kafka {config.kafka_bootstrap}, FerretDB {config.mongo_url}, data {config.data_dir}"
+        f"Kafka {config.kafka_bootstrap}, FerretDB {config.mongo_url} on {backend}, "
+        f"data {config.data_dir}"
     )
 
 
@@ -92,6 +107,8 @@ def check_ports(config: StackConfig) -> None:
         )
     if ferretdb_server.process(config).pid() is None:
         ensure_port_free(config.mongo_port, "FerretDB", config.env_name("MONGO_PORT"))
+    if config.mongo_backend == "postgresql" and postgres_server.process(config).pid() is None:
+        ensure_port_free(config.postgres_port, "PostgreSQL", config.env_name("POSTGRES_PORT"))
 
 
 def create_topics(config: StackConfig) -> None:
@@ -116,7 +133,13 @@ def down(config: StackConfig) -> None:
     for service in services.PROCESSES:
         if services.process(config, service).stop():
             print(f"  stopped {service}")
-    for component in (kafka_broker.process(config), ferretdb_server.process(config)):
+    # FerretDB before PostgreSQL, which it writes to.
+    components = (
+        kafka_broker.process(config),
+        ferretdb_server.process(config),
+        postgres_server.process(config),
+    )
+    for component in components:
         if component.stop(timeout=60):
             print(f"  stopped {component.name}")
 
@@ -124,6 +147,7 @@ def down(config: StackConfig) -> None:
 def status(config: StackConfig) -> int:
     rows = [
         ("kafka", kafka_broker.process(config), config.kafka_bootstrap),
+        ("postgres", postgres_server.process(config), f"127.0.0.1:{config.postgres_port}"),
         ("ferretdb", ferretdb_server.process(config), config.mongo_url),
         *(
             (s, services.process(config, s), f"http://127.0.0.1:{services.port(config, s)}")
@@ -142,6 +166,8 @@ def _component(config: StackConfig, name: str):
         return kafka_broker.process(config)
     if name == "ferretdb":
         return ferretdb_server.process(config)
+    if name == "postgres":
+        return postgres_server.process(config)
     return services.process(config, name)
 
 

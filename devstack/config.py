@@ -15,9 +15,11 @@ DEVSTACK_SOURCES = Path(__file__).resolve().parent
 # The run profile serves the local platform; the test profile has its own ports and data so
 # that running the tests never touches the run's data.
 _PROFILE_DEFAULTS = {
-    "run": {"kafka": 9092, "controller": 9093, "mongo": 27017, "http": 8001},
-    "test": {"kafka": 19092, "controller": 19093, "mongo": 37017, "http": 18001},
+    "run": {"kafka": 9092, "controller": 9093, "mongo": 27017, "postgres": 55432, "http": 8001},
+    "test": {"kafka": 19092, "controller": 19093, "mongo": 37017, "postgres": 45432, "http": 18001},
 }
+# FerretDB's storage: PostgreSQL (filters and indexes pushed down) or SQLite (every query scans).
+MONGO_BACKENDS = ("postgresql", "sqlite")
 
 
 def cache_root() -> Path:
@@ -35,6 +37,8 @@ class StackConfig:
     kafka_port: int
     controller_port: int
     mongo_port: int
+    mongo_backend: str
+    postgres_port: int
     http_base_port: int
     topic_partitions: int
     topic_retention_ms: int
@@ -79,6 +83,11 @@ def load_config(profile: str) -> StackConfig:
         except ValueError:
             raise SystemExit(f"{prefix}{name} must be an integer, got {raw!r}") from None
 
+    mongo_backend = os.environ.get(prefix + "MONGO_BACKEND") or "postgresql"
+    if mongo_backend not in MONGO_BACKENDS:
+        raise SystemExit(
+            f"{prefix}MONGO_BACKEND must be one of {MONGO_BACKENDS}, not {mongo_backend!r}"
+        )
     data_dir = Path(
         os.environ.get(prefix + "DATA_DIR") or PROJECT_ROOT / ".devstack" / profile
     ).resolve()
@@ -88,6 +97,8 @@ def load_config(profile: str) -> StackConfig:
         kafka_port=env_int("KAFKA_PORT", defaults["kafka"]),
         controller_port=env_int("KAFKA_CONTROLLER_PORT", defaults["controller"]),
         mongo_port=env_int("MONGO_PORT", defaults["mongo"]),
+        mongo_backend=mongo_backend,
+        postgres_port=env_int("POSTGRES_PORT", defaults["postgres"]),
         http_base_port=env_int("HTTP_BASE_PORT", defaults["http"]),
         topic_partitions=env_int("TOPIC_PARTITIONS", 3),
         topic_retention_ms=env_int("TOPIC_RETENTION_MS", -1),

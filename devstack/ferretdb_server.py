@@ -1,4 +1,5 @@
-"""FerretDB 1.24 (MongoDB wire protocol over SQLite), built from our small Go program."""
+"""FerretDB 1.24 (the MongoDB wire protocol over PostgreSQL, or SQLite), built from our small Go
+program with its per-collection write serialisation (devstack/ferretdb/serialize.go)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from devstack import postgres_server
 from devstack.config import DEVSTACK_SOURCES, StackConfig
 from devstack.prerequisites import require_tool
 from devstack.processes import DevstackError, ManagedProcess
@@ -57,6 +59,13 @@ def start(config: StackConfig) -> bool:
             f"127.0.0.1:{config.mongo_port}",
             "-data",
             str(data),
+            "-handler",
+            config.mongo_backend,
+            *(
+                ["-postgresql-url", postgres_server.url(config)]
+                if config.mongo_backend == "postgresql"
+                else []
+            ),
             "-log-level",
             "warn",
         ]

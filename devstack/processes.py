@@ -21,6 +21,7 @@ class ManagedProcess:
     name: str
     pid_file: Path
     log_file: Path
+    stop_signal: int = signal.SIGTERM  # the signal that asks for a clean, prompt exit
 
     def pid(self) -> int | None:
         """The pid of the running process this pid file names, or None."""
@@ -39,7 +40,11 @@ class ManagedProcess:
         return pid
 
     def start(
-        self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
     ) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -51,18 +56,19 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
+                user=user,
                 start_new_session=True,  # survives the CLI; gets no terminal signals
             )
         self.pid_file.write_text(f"{process.pid}\n")
         return process.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM, wait for a clean exit, SIGKILL after `timeout`. True if it was running."""
+        """`stop_signal`, wait for a clean exit, SIGKILL after `timeout`. True if it was running."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, self.stop_signal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid() is None:

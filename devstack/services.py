@@ -1,5 +1,6 @@
 """The four platform services as local processes (`python -m services.<name>`), and local
-stand-ins of outside systems they call (the national portal's simulator)."""
+stand-ins of outside systems they call: the national portal's simulator, and the mail (SMTP) and
+SMS gateway simulators that notification sends through (`devstack/simulators/`)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,51 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from devstack.config import PROJECT_ROOT, StackConfig
 from devstack.processes import DevstackError, ManagedProcess, ensure_port_free
 
 SERVICES = ("intake", "processing", "notification", "reporting")
 PORTAL_SIMULATOR = "portal-simulator"
-# Everything `run` starts, on consecutive ports from the profile's HTTP base port.
-PROCESSES = (*SERVICES, PORTAL_SIMULATOR)
+MAIL_SIMULATOR = "mail-simulator"
+SMS_SIMULATOR = "sms-simulator"
+SIMULATORS = (PORTAL_SIMULATOR, MAIL_SIMULATOR, SMS_SIMULATOR)
+# Everything `run` starts, on consecutive HTTP ports from the profile's HTTP base port; the mail
+# simulator's SMTP server takes the port after them (see `smtp_port`).
+PROCESSES = (*SERVICES, *SIMULATORS)
+PORT_COUNT = len(PROCESSES) + 1
+# What must be running and ready before a process starts (`start` starts it first if need be).
+DEPENDENCIES = {"notification": SIMULATORS}
+# Development secrets notification and the SMS simulator share (notification's own defaults).
+SMS_GATEWAY_TOKEN = "dev-sms-token"
+SMS_RECEIPT_SECRET = "dev-sms-receipt-secret"
 
 
 def port(config: StackConfig, service: str) -> int:
     return config.http_base_port + PROCESSES.index(service)
 
 
+def smtp_port(config: StackConfig) -> int:
+    return config.http_base_port + len(PROCESSES)
+
+
+def data_folder(config: StackConfig, simulator: str) -> Path:
+    """Where a simulator keeps what it received: `<data dir>/mail`, `<data dir>/sms`."""
+    return config.data_dir / simulator.removesuffix("-simulator")
+
+
 def command(config: StackConfig, name: str) -> list[str]:
+    http = ["--port", str(port(config, name))]
     if name == PORTAL_SIMULATOR:
-        module = "services.notification.portal.simulator"
-        return [sys.executable, "-m", module, "--port", str(port(config, name))]
+        return [sys.executable, "-m", "services.notification.portal.simulator", *http]
+    if name in (MAIL_SIMULATOR, SMS_SIMULATOR):
+        module = "devstack.simulators." + name.removesuffix("-simulator")
+        argv = [sys.executable, "-m", module, *http, "--data", str(data_folder(config, name))]
+        if name == MAIL_SIMULATOR:
+            return [*argv, "--smtp-port", str(smtp_port(config))]
+        receipts = f"http://127.0.0.1:{port(config, 'notification')}/notifications/sms/receipts"
+        return [*argv, "--receipt-url", receipts]
     return [sys.executable, "-m", f"services.{name}"]
 
 
@@ -38,7 +66,12 @@ def process(config: StackConfig, service: str) -> ManagedProcess:
 
 
 def environment(config: StackConfig, service: str) -> dict[str, str]:
-    if service == PORTAL_SIMULATOR:
+    if service == SMS_SIMULATOR:
+        return {
+            "DVC_SMSSIM_TOKEN": SMS_GATEWAY_TOKEN,
+            "DVC_SMSSIM_RECEIPT_SECRET": SMS_RECEIPT_SECRET,
+        }
+    if service in SIMULATORS:
         return {}
     prefix = f"DVC_{service.upper()}_"
     env = {
@@ -48,10 +81,16 @@ def environment(config: StackConfig, service: str) -> dict[str, str]:
         prefix + "KAFKA_BOOTSTRAP": config.kafka_bootstrap,
         prefix + "MONGO_URL": config.mongo_url,
     }
-    if service == "notification":  # local agencies' endpoints, and the portal's simulator
+    if service == "notification":  # local agencies' endpoints, and the simulators
         env[prefix + "WEBHOOK_ALLOW_PRIVATE_URLS"] = "true"
         env[prefix + "PORTAL_ENABLED"] = "true"
         env[prefix + "PORTAL_URL"] = f"http://127.0.0.1:{port(config, PORTAL_SIMULATOR)}"
+        env[prefix + "SMTP_HOST"] = "127.0.0.1"
+        env[prefix + "SMTP_PORT"] = str(smtp_port(config))
+        env[prefix + "SMTP_TLS"] = "none"
+        env[prefix + "SMS_GATEWAY_URL"] = f"http://127.0.0.1:{port(config, SMS_SIMULATOR)}/sms"
+        env[prefix + "SMS_GATEWAY_TOKEN"] = SMS_GATEWAY_TOKEN
+        env[prefix + "SMS_RECEIPT_SECRET"] = SMS_RECEIPT_SECRET
     return env
 
 
@@ -59,9 +98,13 @@ def start(config: StackConfig, service: str) -> bool:
     proc = process(config, service)
     if proc.pid() is not None:
         return False
-    ensure_port_free(
-        port(config, service), f"the {service} service", config.env_name("HTTP_BASE_PORT")
-    )
+    for dependency in DEPENDENCIES.get(service, ()):
+        start(config, dependency)
+        wait_ready(config, dependency)
+    base_port = config.env_name("HTTP_BASE_PORT")
+    ensure_port_free(port(config, service), f"the {service} service", base_port)
+    if service == MAIL_SIMULATOR:
+        ensure_port_free(smtp_port(config), "the mail simulator's SMTP server", base_port)
     proc.start(command(config, service), env=environment(config, service), cwd=PROJECT_ROOT)
     return True
 

@@ -1,5 +1,5 @@
-// Command ferretdb-embedded runs FerretDB 1.24 with its SQLite backend as a
-// MongoDB-protocol server for local development and tests.
+// Command ferretdb-embedded runs FerretDB 1.24 as a MongoDB-protocol server for local development
+// and tests, on PostgreSQL (the default: filters and indexes are pushed down) or SQLite.
 //
 // Embedding the ferretdb package (instead of `go install .../cmd/ferretdb`)
 // avoids the missing build/version/version.txt panic of the upstream command
@@ -23,7 +23,9 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
-	dataDir := flag.String("data", "", "directory for the SQLite databases (created if missing)")
+	dataDir := flag.String("data", "", "directory for FerretDB's socket (and SQLite databases); created if missing")
+	handler := flag.String("handler", "postgresql", "storage backend: postgresql or sqlite")
+	postgresURL := flag.String("postgresql-url", "", "PostgreSQL URL for the postgresql handler")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn, error")
 	flag.Parse()
 
@@ -49,13 +51,24 @@ func main() {
 	socket := filepath.Join(abs, "ferretdb.sock")
 	_ = os.Remove(socket)
 
-	// The SQLite URL must name an existing directory and end with a slash.
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{Unix: socket},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
-	})
+	config := &ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{Unix: socket},
+		Logger:   logger,
+		Handler:  *handler,
+	}
+	switch *handler {
+	case "postgresql":
+		if *postgresURL == "" {
+			log.Fatal("-postgresql-url is required with -handler postgresql")
+		}
+		config.PostgreSQLURL = *postgresURL
+	case "sqlite":
+		// The SQLite URL must name an existing directory and end with a slash.
+		config.SQLiteURL = "file:" + abs + "/"
+	default:
+		log.Fatalf("bad -handler %q: use postgresql or sqlite", *handler)
+	}
+	f, err := ferretdb.New(config)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -67,7 +80,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	proxy := &serializingProxy{backendNetwork: "unix", backendAddress: socket}
+	proxy := newSerializingProxy("unix", socket)
 	go func() {
 		if err := proxy.serve(listener); err != nil {
 			log.Fatal(err)
@@ -78,6 +91,6 @@ func main() {
 		listener.Close()
 	}()
 
-	fmt.Fprintf(os.Stderr, "ferretdb listening on %s (operations serialised), data in %s\n", *listen, abs)
+	fmt.Fprintf(os.Stderr, "ferretdb (%s) listening on %s (writes serialised per collection), data in %s\n", *handler, *listen, abs)
 	f.Run(ctx)
 }

@@ -1,14 +1,16 @@
 """The platform relies on single-document atomicity (outbox, applied event ids, counters).
 
-FerretDB's SQLite backend alone loses concurrent updates of one document; devstack's FerretDB
-serialises operations so that it behaves as MongoDB does. These tests guard that property.
+FerretDB alone (on PostgreSQL as on SQLite) loses concurrent updates of one document; devstack's
+FerretDB serialises the writes to each collection so that it behaves as MongoDB does. These tests
+guard that property; `devstack/ferretdb/serialize_test.go` shows that writes to different
+collections do not wait for each other.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from pymongo import UpdateOne
+from pymongo import UpdateOne, WriteConcern
 
 from shared.mongo import bulk_write_in_chunks
 
@@ -20,6 +22,18 @@ async def test_concurrent_increments_of_one_document_are_all_applied(mongo_db) -
         *(counters.update_one({"_id": "daily"}, {"$inc": {"value": 1}}) for _ in range(100))
     )
     assert (await counters.find_one({"_id": "daily"}))["value"] == 100
+
+
+async def test_unacknowledged_writes_are_applied_before_the_next_write_runs(mongo_db) -> None:
+    """A w:0 write gets no answer; the proxy keeps the collection's lock until FerretDB has
+    applied it, so an acknowledged write behind it sees its effect."""
+    counters = mongo_db["counters"]
+    await counters.insert_one({"_id": "daily", "value": 0})
+    fire_and_forget = counters.with_options(write_concern=WriteConcern(w=0))
+    for _ in range(50):
+        await fire_and_forget.update_one({"_id": "daily"}, {"$inc": {"value": 1}})
+    after = await counters.find_one_and_update({"_id": "daily"}, {"$inc": {"value": 1}})
+    assert after is not None and after["value"] == 50
 
 
 async def test_concurrent_updates_of_different_fields_are_all_kept(mongo_db) -> None:

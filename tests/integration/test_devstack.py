@@ -18,8 +18,8 @@ import pytest
 from pymongo import MongoClient
 
 from devstack import services
-from devstack.config import PROJECT_ROOT, load_config
-from devstack.processes import port_in_use
+from devstack.config import PROJECT_ROOT, StackConfig, load_config
+from devstack.processes import port_in_use, wait_until
 
 
 def free_ports(count: int) -> list[int]:
@@ -45,12 +45,13 @@ def devstack(env: dict[str, str], *args: str, timeout: float = 180) -> subproces
 
 @pytest.fixture
 def own_stack(tmp_path: Path):
-    kafka, controller, mongo, http = free_ports(4)
+    kafka, controller, mongo, postgres, http = free_ports(5)
     env = {
         "DEVSTACK_TEST_DATA_DIR": str(tmp_path / "stack"),
         "DEVSTACK_TEST_KAFKA_PORT": str(kafka),
         "DEVSTACK_TEST_KAFKA_CONTROLLER_PORT": str(controller),
         "DEVSTACK_TEST_MONGO_PORT": str(mongo),
+        "DEVSTACK_TEST_POSTGRES_PORT": str(postgres),
         "DEVSTACK_TEST_HTTP_BASE_PORT": str(http),
         "DEVSTACK_TEST_KAFKA_HEAP": "256m",
     }
@@ -78,7 +79,9 @@ def test_up_twice_is_harmless_and_a_restart_keeps_the_data(own_stack: dict[str, 
     down = devstack(own_stack, "down")
     assert down.returncode == 0
     assert "stopped kafka" in down.stdout and "stopped ferretdb" in down.stdout
+    assert "stopped postgres" in down.stdout
     assert not port_in_use(int(own_stack["DEVSTACK_TEST_KAFKA_PORT"]))
+    assert not port_in_use(int(own_stack["DEVSTACK_TEST_POSTGRES_PORT"]))
 
     again = devstack(own_stack, "up")
     assert again.returncode == 0, again.stderr
@@ -113,13 +116,13 @@ def test_a_missing_java_gets_a_clear_message(own_stack: dict[str, str], tmp_path
     assert "Traceback" not in result.stderr
 
 
-def test_the_four_services_and_the_portal_simulator_run_as_processes_and_report_ready(
+def test_the_four_services_and_the_simulators_run_as_processes_and_report_ready(
     kafka_bootstrap: str, mongo_url: str, tmp_path: Path
 ) -> None:
     config = dataclasses.replace(
         load_config("test"),
         data_dir=tmp_path,
-        http_base_port=free_ports(len(services.PROCESSES))[0],
+        http_base_port=free_ports(services.PORT_COUNT)[0],
     )
     try:
         for name in services.PROCESSES:
@@ -139,6 +142,7 @@ def test_the_four_services_and_the_portal_simulator_run_as_processes_and_report_
         assert "dossiers" in json.load(urllib.request.urlopen(f"{simulator}/_admin/state"))
         notification = services.environment(config, "notification")
         assert notification["DVC_NOTIFICATION_PORTAL_URL"] == simulator
+        sent_through_the_simulators(config, notification)
     finally:
         for name in services.PROCESSES:
             process = services.process(config, name)
@@ -147,10 +151,55 @@ def test_the_four_services_and_the_portal_simulator_run_as_processes_and_report_
                 os.kill(pid, signal.SIGTERM)
     for name in services.PROCESSES:
         process = services.process(config, name)
-        from devstack.processes import wait_until
-
         wait_until(lambda p=process: p.pid() is None, 30, f"{name} to stop")
         assert "Application shutdown complete" in process.log_tail(10)
+
+
+def sent_through_the_simulators(config: StackConfig, notification: dict[str, str]) -> None:
+    """Notification's settings point its channels at the mail and SMS simulators, and the SMS
+    simulator's signed receipts reach notification (404: the signature passed, but the message is
+    not one notification sent)."""
+    import asyncio
+
+    from services.notification.channels.base import OutgoingMessage
+    from services.notification.channels.email import SmtpEmailChannel
+    from services.notification.channels.sms import HttpSmsChannel
+
+    assert notification["DVC_NOTIFICATION_SMTP_PORT"] == str(services.smtp_port(config))
+    sms_port = services.port(config, services.SMS_SIMULATOR)
+    assert notification["DVC_NOTIFICATION_SMS_GATEWAY_URL"] == f"http://127.0.0.1:{sms_port}/sms"
+
+    async def send() -> None:
+        message = OutgoingMessage("n-1", "000.00.21.G12-261128-0001", "", "Tiêu đề", "Nội dung")
+        mail = SmtpEmailChannel(
+            host=notification["DVC_NOTIFICATION_SMTP_HOST"],
+            port=int(notification["DVC_NOTIFICATION_SMTP_PORT"]),
+            sender="no-reply@dichvucong.most.gov.vn",
+        )
+        sms = HttpSmsChannel(
+            url=notification["DVC_NOTIFICATION_SMS_GATEWAY_URL"],
+            token=notification["DVC_NOTIFICATION_SMS_GATEWAY_TOKEN"],
+        )
+        try:
+            await mail.send(dataclasses.replace(message, address="lan@example.vn"))
+            await sms.send(dataclasses.replace(message, address="0912345678"))
+        finally:
+            await mail.close()
+            await sms.close()
+
+    asyncio.run(send())
+    mail = f"http://127.0.0.1:{services.port(config, services.MAIL_SIMULATOR)}/messages"
+    [stored] = json.load(urllib.request.urlopen(mail))["messages"]
+    assert stored["to"] == ["lan@example.vn"] and stored["subject"] == "Tiêu đề"
+    assert (services.data_folder(config, services.MAIL_SIMULATOR) / stored["file"]).is_file()
+
+    def receipt() -> dict | None:
+        url = f"http://127.0.0.1:{sms_port}/messages?to=0912345678"
+        [sms] = json.load(urllib.request.urlopen(url))["messages"]
+        return sms["receipt"]
+
+    wait_until(lambda: receipt() is not None, 30, "the SMS receipt")
+    assert receipt()["answer"] == 404  # type: ignore[index]
 
 
 def produce(bootstrap: str, topic: str, value: bytes) -> None:
