@@ -8,6 +8,7 @@ topic, never reading intake's database.
 from __future__ import annotations
 
 from enum import StrEnum
+from fractions import Fraction
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -104,3 +105,19 @@ class Procedure(BaseModel):
     @property
     def total_fee_vnd(self) -> int:
         return sum(fee.amount_vnd for fee in self.fees)
+
+
+LEVEL4_TARGET_SHARE = Fraction(3, 10)
+"""Decision 4094/QĐ-BKHCN: at least 30% of the online services (levels 3 and 4) at level 4."""
+
+
+def level4_target_met(
+    level_4: int, online: int, target: Fraction | float = LEVEL4_TARGET_SHARE
+) -> bool:
+    """Whether `level_4` of `online` services meets the target, compared exactly (as fractions,
+    never as a rounded percentage: 77/263 = 29.28% does not meet 30%, 3/10 does); False when
+    there is no online service. The one rule intake's and reporting's roll-ups apply."""
+    if online <= 0:
+        return False
+    exact = Fraction(str(target)) if isinstance(target, float) else Fraction(target)
+    return Fraction(level_4, online) >= exact

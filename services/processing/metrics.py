@@ -36,6 +36,11 @@ CASES_OPENED = Counter(
     "Cases opened from submitted dossiers, by unit and channel (1 counter, 2 online, 3 post).",
     ["unit", "channel"],
 )
+DUE_DATES_WITHOUT_CALENDAR = Counter(
+    "dvc_processing_due_dates_without_calendar_total",
+    "Due dates set in a year the official holiday calendar (holidays package, VN) does not "
+    "cover: its holidays are unknown and every weekday was counted as a working day.",
+)
 SCAN_SECONDS = Histogram(
     "dvc_processing_deadline_scan_seconds",
     "Duration of one pass of the deadline scanner (the replica holding the lease).",

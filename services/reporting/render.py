@@ -20,6 +20,7 @@ LABELS_VI: dict[str, str] = {
     "paid_online": "Thanh toán trực tuyến",
     "in_progress": "Đang giải quyết",
     "in_progress_overdue": "Đang giải quyết quá hạn",
+    "in_progress_late_by_supplements": "Đang giải quyết, trễ hạn do bổ sung quá 1 lần",
     "results_issued": "Đã có kết quả",
     "digitised": "Số hóa (hồ sơ và kết quả điện tử)",
     "finished_early": "Giải quyết trước hạn",

@@ -27,6 +27,8 @@ NOTES = [
     "Complaint rate: no complaints data yet, counted as 0 in the satisfaction proxy.",
     "in_progress_overdue: dossiers processing flagged overdue (action 'overdue') and not since "
     "extended.",
+    "in_progress_late_by_supplements: open dossiers not flagged overdue but asked for more than "
+    "one supplement; Decision 766 counts them as late, like finished ones (finished_late).",
 ]
 
 

@@ -13,20 +13,20 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
-from fractions import Fraction
 from importlib import resources
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
-from shared.catalogue import Procedure
+from shared.catalogue import LEVEL4_TARGET_SHARE, Procedure, level4_target_met
 
 DATA_PACKAGE = "services.intake.catalogue"
 PROCEDURES_FILE = "procedures.json"
 UNITS_FILE = "units.csv"
 
-LEVEL4_TARGET = 0.30
-"""Decision 4094/QĐ-BKHCN: at least 30% of the online services (levels 3 and 4) at level 4."""
+LEVEL4_TARGET = float(LEVEL4_TARGET_SHARE)
+"""Decision 4094/QĐ-BKHCN: at least 30% of the online services (levels 3 and 4) at level 4;
+compared exactly by `shared.catalogue.level4_target_met`, as reporting does."""
 
 LARGE_VOLUME_PER_YEAR = 500
 """Dossiers a year from which a level-3 procedure counts as having a large volume.
@@ -259,7 +259,7 @@ def rollup(
     """
     overall = count_levels(procedures)
     share = overall.level4_share
-    met = overall.online > 0 and Fraction(overall.level_4, overall.online) >= Fraction(str(target))
+    met = level4_target_met(overall.level_4, overall.online, target)
     return CatalogueRollup(
         overall=overall,
         units=_unit_counts(procedures, units),

@@ -8,6 +8,9 @@ package exposes as `weekend_workdays`. An administrator-maintained list of annou
 (`CalendarChange`) is layered on top; for one date the later change wins. The package only knows
 the swaps it has been taught (as of holidays 0.109: 2010, 2012–2015, 2018–2019, 2024–2026), so
 the administrator list is how a newly announced swap is entered before the package catches up.
+Outside the years the package covers at all (1901–2100 for VN in holidays 0.109) it knows no
+holiday, so every weekday would count as a working day: `has_official_calendar` tells such years
+apart, and the workflow reports due dates that fall in them (`due_years_without_calendar`).
 
 Lookups are cached per year (module-wide for the official layer) and working days are kept as a
 sorted list of ordinals, so adding N working days is a binary search rather than a walk.
@@ -114,6 +117,12 @@ class WorkingCalendar:
         if day in official.make_up_working_days:
             return "ngày làm bù"
         return None
+
+    def has_official_calendar(self, year: int) -> bool:
+        """True when the official layer knows `year`'s public holidays (every covered year has
+        some, 1 January first); False beyond the package's range, where only the administrators'
+        changes and weekends would make a day off."""
+        return bool(official_year(year).days_off)
 
     # -- counting ------------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ Decisions (every rule that can change is a `DeadlinePolicy` field, not a constan
   the moment the hours run out (R4 does not stretch it to the end of the day).
 - R5: a paper dossier (counter or post) of a procedure with the cut-off, received strictly after
   `policy.cutoff`, is treated as received at the next working day's opening (so, by R1, counting
-  starts the working day after that).
+  starts the working day after that). A paper dossier recorded on a non-working day, of any
+  procedure and at any hour, is treated as received at the next working day's opening too.
   R6 [check, on by default]: an online dossier received on a non-working day or after closing is
   treated as received at the next working day's opening; before opening on a working day, at that
   day's opening. The cut-off and closing instants themselves are still "in time".
@@ -35,6 +36,11 @@ Decisions (every rule that can change is a `DeadlinePolicy` field, not a constan
 - Extensions (Form 04): at most `policy.max_extensions` (1); recorded on or before the local day
   that is `policy.extension_notice_days` (1) calendar day(s) before the due day; the new due date
   must be later and fall on a working day. `end_of_day(date, policy)` builds the new deadline.
+  The extended date is a promise to the citizen and never moves earlier: when a supplement later
+  stops the clock, `keep_extension` gives the due date in force — under ``restart`` the later of
+  the freshly counted date and the promised one; under ``resume`` the promised date moved later by
+  one working day per working day touched by a pause that began after the extension (as the legal
+  time is), or the resumed legal date if that is later.
 - Score: 2 if finished on a local day before the due day, 1 if on the due day and not after the
   deadline, 0 if after it.
 - R8 is the caller's: store the original due date and every re-set one (extension, restart) with
@@ -156,7 +162,7 @@ def clock_start(
             if clock < policy.office_opens:
                 return _at(day, policy.office_opens, policy)
         return local
-    if cutoff_15h and clock > policy.cutoff:
+    if not calendar.is_working_day(day) or (cutoff_15h and clock > policy.cutoff):
         return _at(calendar.next_working_day(day), policy.office_opens, policy)
     return local
 
@@ -372,6 +378,34 @@ def check_extension(
             f"Ngày hẹn trả mới {new.date():%d/%m/%Y} không phải ngày làm việc "
             "(the new due date must be a working day)"
         )
+
+
+def keep_extension(
+    legal_due: datetime,
+    *,
+    extended_due: datetime,
+    extended_at: datetime,
+    pauses: Sequence[Pause],
+    calendar: WorkingCalendar,
+    policy: DeadlinePolicy,
+) -> datetime:
+    """The due date in force after a supplement, for a dossier extended (Form 04) before it.
+
+    `legal_due` is `due_at` with every pause; `extended_due` the date the extension promised,
+    recorded at `extended_at`. Never earlier than the promise (see the module docstring).
+    """
+    promised = _local(extended_due, policy, "extended_due")
+    legal = _local(legal_due, policy, "legal_due")
+    if policy.supplement_clock == "resume":
+        recorded = _local(extended_at, policy, "extended_at")
+        later = [pause for pause in pauses if pause.started_at >= recorded]
+        touched = _touched_days(_closed_pauses(later, policy), recorded.date())
+        paused_days = [day for day in touched if calendar.is_working_day(day)]
+        promised_day = promised.date()
+        due_day = _fixed_point(lambda k: calendar.add_working_days(promised_day, k), paused_days)
+        if due_day != promised_day:
+            promised = end_of_day(due_day, policy)
+    return max(legal, promised)
 
 
 def score(finished_at: datetime, due: datetime, policy: DeadlinePolicy) -> int:

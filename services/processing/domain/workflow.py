@@ -9,13 +9,19 @@ Deadline decisions (DOMAIN.md §4, engine in `deadlines.py`):
   received: t0 = `clock_start(occurred_at, online=False, cutoff_15h=<procedure>)` (R5). Online
   dossiers: t0 = `clock_start(<moment of the officer's receive action>, online=True)` (R6).
   Procedures with `fee_starts_clock` (and a fee) start the clock at payment instead (R6 applied to
-  the payment instant; a payment before receipt counts from receipt).
+  the payment instant; a payment before receipt counts from receipt) — whether the payment answers
+  the unit's request (state 6, `payment_received`) or comes outside it (`record_payment`); either
+  way a `clock_started` step announces the due date.
 - 2 → 4: electronic dossiers move at once (a second step right after `receive`); paper dossiers
   at `start_processing_at` — the receipt instant, or the next working morning when received after
   15:00 or on a day off — done by the deadline scanner (or earlier by an officer).
 - A supplement request in state 4 opens a pause (the due date is unknown while it is open, so
   `due_at` is None); the supplement closes it at the moment it arrived and the due date is
-  recomputed by the engine (restart or resume, per `DeadlinePolicy`). Each new due date is kept.
+  recomputed by the engine (restart or resume, per `DeadlinePolicy`), never earlier than a date
+  an extension (Form 04) promised before the supplement (`keep_extension`). Each new due date is
+  kept.
+- Due dates in a year the official calendar does not cover are reported by
+  `due_years_without_calendar`, for the service to count and log (no I/O here).
 - Warnings: at each fraction of the legal time (office time, `threshold_times`) and at the due
   date itself (`overdue`), at most once per case and threshold, even if the due date moves later.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.case import (
@@ -45,6 +52,7 @@ from services.processing.domain.deadlines import (
     due_at,
     end_of_day,
     is_overdue,
+    keep_extension,
     threshold_times,
 )
 from services.processing.domain.lifecycle import (
@@ -241,6 +249,7 @@ def apply(case: Case, command: Command, rules: Rules) -> Outcome:
     elif action == Action.PAYMENT_RECEIVED:
         case.paid_at = case.paid_at or at
         step()
+        steps.extend(_clock_started_by_payment(case, rules, at, target))
     elif action == Action.ISSUE_RESULT:
         if not case.approved:
             raise WorkflowError(
@@ -274,19 +283,17 @@ def record_payment(case: Case, paid_at: datetime, rules: Rules) -> Outcome:
     procedure once the dossier is received. In state 6 use `apply(PAYMENT_RECEIVED)`."""
     case = case.model_copy(deep=True)
     case.paid_at = case.paid_at or paid_at
-    steps: list[Step] = []
-    if case.received_at is not None and _maybe_start_clock(case, rules, paid_at):
-        steps.append(
-            Step(
-                CLOCK_STARTED,
-                SYSTEM,
-                paid_at,
-                case.state,
-                case.state,
-                note="Đã nộp phí: bắt đầu tính thời hạn (fee paid: the clock starts)",
-            )
-        )
-    return _finish(case, rules, steps)
+    return _finish(case, rules, _clock_started_by_payment(case, rules, paid_at, case.state))
+
+
+def _clock_started_by_payment(
+    case: Case, rules: Rules, paid_at: datetime, state: DossierState
+) -> list[Step]:
+    """The `clock_started` step when the payment starts the clock of a received dossier."""
+    if case.received_at is None or not _maybe_start_clock(case, rules, paid_at):
+        return []
+    note = "Đã nộp phí: bắt đầu tính thời hạn (fee paid: the clock starts)"
+    return [Step(CLOCK_STARTED, SYSTEM, paid_at, state, state, note=note)]
 
 
 def _extend(case: Case, command: Command, rules: Rules) -> Outcome:
@@ -396,6 +403,18 @@ def scan(case: Case, now: datetime, rules: Rules) -> Outcome:
     return _finish(case, rules, steps)
 
 
+def due_years_without_calendar(case: Case, rules: Rules, since: int = 0) -> list[int]:
+    """Years of the due dates recorded from `case.due_history[since]` on that the official
+    calendar does not cover: their holidays are unknown, so every weekday counted as working."""
+    zone = ZoneInfo(rules.policy.timezone)
+    years = {
+        record.due_at.astimezone(zone).year
+        for record in case.due_history[since:]
+        if record.due_at is not None
+    }
+    return sorted(year for year in years if not rules.calendar.has_official_calendar(year))
+
+
 # -- helpers -------------------------------------------------------------------------------------
 
 
@@ -447,9 +466,9 @@ def _maybe_start_clock(case: Case, rules: Rules, at: datetime) -> bool:
         return False
     received = case.received_at or at
     if case.fee_starts_clock and case.paid_at is not None:
-        moment, online = max(received, case.paid_at), True
+        moment, online, reason = max(received, case.paid_at), True, "payment"
     else:
-        moment, online = received, case.online
+        moment, online, reason = received, case.online, "receipt"
     case.clock_started_at = clock_start(
         moment,
         online=online,
@@ -457,7 +476,7 @@ def _maybe_start_clock(case: Case, rules: Rules, at: datetime) -> bool:
         calendar=rules.calendar,
         policy=rules.policy,
     )
-    _recompute_due(case, rules, at, reason="receipt")
+    _recompute_due(case, rules, at, reason=reason)
     return True
 
 
@@ -473,6 +492,16 @@ def _recompute_due(case: Case, rules: Rules, at: datetime, *, reason: str) -> No
         policy=rules.policy,
         pauses=pauses,
     )
+    if case.extensions:  # Form 04: the promised date never moves earlier
+        extension = case.extensions[-1]
+        case.due_at = keep_extension(
+            case.due_at,
+            extended_due=extension.new_due_at,
+            extended_at=extension.recorded_at,
+            pauses=pauses,
+            calendar=rules.calendar,
+            policy=rules.policy,
+        )
     case.due_history.append(DueDateRecord(due_at=case.due_at, set_at=at, reason=reason))
 
 

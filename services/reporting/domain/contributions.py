@@ -16,7 +16,9 @@ once it arrives. Definitions (the quarter is always read in Viet Nam time):
   on an earlier day (Viet Nam calendar) than the due date: ahead of time; otherwise on time. More
   than one supplement request makes it late (Decision 766). No due date known: on time;
 - in progress: not finished; overdue when processing flagged it (`overdue` step) and no later
-  step moved the due date past that moment (an extension);
+  step moved the due date past that moment (an extension); otherwise late by supplements
+  (`in_progress_late_by_supplements`) after more than one supplement request — Decision 766's rule
+  applies to open dossiers as to finished ones, and the on-time rate counts both as late;
 - supplement_requests: each transition into state 5, in the quarter it happened;
 - digitised: a result issued with an electronic result document, for a dossier that came with
   electronic documents (online, or any attachment);
@@ -41,6 +43,7 @@ FIELDS: tuple[str, ...] = (
     "paid_online",
     "in_progress",
     "in_progress_overdue",
+    "in_progress_late_by_supplements",
     "results_issued",
     "digitised",
     "finished_early",
@@ -143,6 +146,8 @@ def contributions(facts: Mapping[str, Any]) -> Contributions:
         add(received_at, "in_progress")
         if overdue:
             add(received_at, "in_progress_overdue")
+        elif supplements > 1:
+            add(received_at, "in_progress_late_by_supplements")
     else:
         at, state = finish["at"], finish["state"]
         due = finish.get("due_at") or last_due

@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from services.reporting.domain.contributions import FIELDS
+from shared.catalogue import LEVEL4_TARGET_SHARE, level4_target_met
 
-LEVEL4_TARGET = 0.30
+LEVEL4_TARGET = float(LEVEL4_TARGET_SHARE)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class Totals:
     def scored(self) -> int:
         return self["finished_early"] + self["finished_on_time"] + self["finished_late"]
 
+    @property
+    def in_progress_late(self) -> int:
+        """Open dossiers counted as late: flagged overdue, or asked more than one supplement."""
+        return self["in_progress_overdue"] + self["in_progress_late_by_supplements"]
+
 
 def total(rows: Iterable[Mapping[str, int]]) -> Totals:
     result = Totals()
@@ -54,14 +60,15 @@ def total(rows: Iterable[Mapping[str, int]]) -> Totals:
 
 INDICATOR_FORMULAS: dict[str, str] = {
     "on_time_rate": (
-        "(finished_early + finished_on_time + in_progress - in_progress_overdue)"
+        "(finished_early + finished_on_time + in_progress - in_progress_overdue"
+        " - in_progress_late_by_supplements)"
         " / (finished_early + finished_on_time + finished_late + in_progress) × 100"
     ),
     "online_rate": "online / received × 100",
     "online_payment_rate": "paid_online / with_fee × 100",
     "digitisation_rate": "digitised / results_issued × 100",
     "overdue_rate": (
-        "(finished_late + in_progress_overdue)"
+        "(finished_late + in_progress_overdue + in_progress_late_by_supplements)"
         " / (finished_early + finished_on_time + finished_late + in_progress) × 100"
     ),
     "satisfaction_proxy": "100 - overdue_rate - complaint_rate (complaint_rate = 0: no data)",
@@ -71,15 +78,12 @@ INDICATOR_FORMULAS: dict[str, str] = {
 def indicators(t: Totals) -> list[Indicator]:
     """Decision 766's indicators over the given totals (percentages)."""
     measured = t.scored + t["in_progress"]
-    overdue = t["finished_late"] + t["in_progress_overdue"]
+    overdue = t["finished_late"] + t.in_progress_late
     return [
         Indicator(
             "on_time_rate",
             "Tỷ lệ hồ sơ giải quyết đúng hạn",
-            t["finished_early"]
-            + t["finished_on_time"]
-            + t["in_progress"]
-            - t["in_progress_overdue"],
+            t["finished_early"] + t["finished_on_time"] + t["in_progress"] - t.in_progress_late,
             measured,
             INDICATOR_FORMULAS["on_time_rate"],
         ),
@@ -135,15 +139,25 @@ class CatalogueEntry:
 @dataclass(frozen=True)
 class CatalogueRollup:
     by_level: dict[int, int]
-    level4_share: float | None  # level 4 over online services (levels 3 and 4), as intake does
     upgrade_candidates: list[tuple[CatalogueEntry, int]]  # below level 4, by dossiers received
 
     @property
+    def online(self) -> int:
+        return self.by_level[3] + self.by_level[4]
+
+    @property
+    def level4_share(self) -> float | None:
+        """Level 4 over online services (levels 3 and 4), as intake computes it; unrounded, so
+        that the gauge compared with 0.30 by the alert rule is not rounded up to the target."""
+        return self.by_level[4] / self.online if self.online else None
+
+    @property
     def meets_target(self) -> bool | None:
-        return None if self.level4_share is None else self.level4_share >= LEVEL4_TARGET
+        """Exactly, by the rule intake applies too; None when there is no online service."""
+        return level4_target_met(self.by_level[4], self.online) if self.online else None
 
 
-LEVEL4_FORMULA = "level_4 / (level_3 + level_4); target ≥ 30%"
+LEVEL4_FORMULA = "level_4 / (level_3 + level_4); target ≥ 30%, compared exactly (not rounded)"
 
 
 def catalogue_rollup(
@@ -153,10 +167,8 @@ def catalogue_rollup(
     by_level = {level: 0 for level in (1, 2, 3, 4)}
     for entry in entries:
         by_level[entry.level] += 1
-    online = by_level[3] + by_level[4]
-    share = round(by_level[4] / online, 4) if online else None
     candidates = sorted(
         ((e, received_by_procedure.get(e.code, 0)) for e in entries if e.level < 4),
         key=lambda pair: (-pair[1], pair[0].code),
     )
-    return CatalogueRollup(by_level, share, [c for c in candidates if c[1] > 0][:limit])
+    return CatalogueRollup(by_level, [c for c in candidates if c[1] > 0][:limit])

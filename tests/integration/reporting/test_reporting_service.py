@@ -170,6 +170,7 @@ EXPECTED_MINISTRY = {
     "paid_online": 1,
     "in_progress": 2,
     "in_progress_overdue": 1,
+    "in_progress_late_by_supplements": 0,
     "results_issued": 2,
     "digitised": 1,
     "finished_early": 0,

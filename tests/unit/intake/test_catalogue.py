@@ -25,7 +25,7 @@ from services.intake.domain.catalogue import (
     search_text,
     search_tokens,
 )
-from shared.catalogue import Procedure, TimeUnit
+from shared.catalogue import Procedure, TimeUnit, level4_target_met
 
 REAL_DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "most_procedures.csv"
 
@@ -300,3 +300,17 @@ def test_duplicate_codes_and_unknown_units_are_refused() -> None:
     units = [Unit(code="A", name_vi="A", name_en="A")]
     with pytest.raises(CatalogueDataError, match="unknown unit_code 'Z'"):
         parse_procedures([record("1.000001", unit_code="Z")], units)
+
+
+def test_the_level4_target_is_the_same_exact_rule_as_reporting() -> None:
+    def share_met(level4: int, level3: int) -> bool:
+        procedures = [make(f"4.{i:06d}", 4) for i in range(level4)]
+        procedures += [make(f"3.{i:06d}", 3) for i in range(level3)]
+        return rollup(procedures).target_met
+
+    assert share_met(3, 7) is True
+    assert share_met(299, 701) is False
+    assert share_met(77, 186) is False
+    assert share_met(2000, 4667) is False  # 29.9985%, which rounds to 30.00%
+    for level4, online in ((3, 10), (299, 1000), (77, 263), (2000, 6667), (0, 0)):
+        assert level4_target_met(level4, online) is (online > 0 and level4 * 10 >= online * 3)

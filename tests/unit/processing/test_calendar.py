@@ -135,3 +135,11 @@ def test_add_working_days_matches_a_day_by_day_walk(day: date, n: int) -> None:
             left -= 1
     assert CALENDAR.add_working_days(day, n) == walked
     assert CALENDAR.working_days_between(day, walked) == n
+
+
+def test_years_the_official_calendar_does_not_cover_are_known() -> None:
+    """The `holidays` package covers VN from 1901 to 2100; beyond, no holiday is known and every
+    weekday would count as a working day — the workflow reports such due dates."""
+    assert CALENDAR.has_official_calendar(2019) and CALENDAR.has_official_calendar(2100)
+    assert not CALENDAR.has_official_calendar(2101)
+    assert not CALENDAR.has_official_calendar(1900)

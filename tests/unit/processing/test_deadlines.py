@@ -23,6 +23,7 @@ from services.processing.domain.deadlines import (
     end_of_day,
     is_overdue,
     is_paused,
+    keep_extension,
     score,
     threshold_times,
 )
@@ -150,6 +151,15 @@ def test_the_cut_off_is_judged_in_local_time() -> None:
 
 def test_cut_off_only_for_procedures_that_have_it() -> None:
     assert start(at(2019, 3, 4, 16, 0), online=False, cutoff=False) == at(2019, 3, 4, 16, 0)
+
+
+@pytest.mark.parametrize("cutoff", [True, False])
+@pytest.mark.parametrize("hour", [8, 10, 14, 16, 20])
+def test_paper_dossier_on_a_day_off_is_received_the_next_working_day_whatever_the_hour(
+    cutoff: bool, hour: int
+) -> None:
+    assert start(at(2019, 3, 9, hour), online=False, cutoff=cutoff) == at(2019, 3, 11, 7, 30)
+    assert start(at(2019, 2, 5, hour), online=False, cutoff=cutoff) == at(2019, 2, 11, 7, 30)
 
 
 def test_online_dossier_in_office_hours_counts_at_once() -> None:
@@ -431,3 +441,31 @@ def test_the_clock_never_starts_before_receipt(
     t0 = start(received, online=online, cutoff=cutoff)
     assert t0 >= received
     assert t0.utcoffset() == timedelta(hours=7)
+
+
+@settings(deadline=None)
+@given(
+    data=st.data(),
+    t0=moments,
+    n=amounts,
+    extra=st.integers(min_value=1, max_value=20),
+    policy=policies,
+)
+def test_a_supplement_after_an_extension_never_moves_the_promised_date_earlier(
+    data: st.DataObject, t0: datetime, n: int, extra: int, policy: DeadlinePolicy
+) -> None:
+    first_due = due(t0, days(n), policy)
+    promised = end_of_day(CALENDAR.add_working_days(first_due.date(), extra), policy)
+    recorded = t0 + (first_due - t0) / 2
+    pauses = data.draw(closed_pauses(recorded))
+    legal = due(t0, days(n), policy, pauses=pauses)
+    kept = keep_extension(
+        legal,
+        extended_due=promised,
+        extended_at=recorded,
+        pauses=pauses,
+        calendar=CALENDAR,
+        policy=policy,
+    )
+    assert kept >= promised and kept >= legal
+    assert CALENDAR.is_working_day(kept.astimezone(VN).date())

@@ -9,6 +9,7 @@ import pytest
 
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.case import Case
+from services.processing.domain.deadlines import DeadlinePolicy
 from services.processing.domain.lifecycle import Action, TransitionError
 from services.processing.domain.workflow import (
     OVERDUE,
@@ -16,6 +17,7 @@ from services.processing.domain.workflow import (
     Rules,
     WorkflowError,
     apply,
+    due_years_without_calendar,
     open_case,
     record_payment,
     scan,
@@ -47,8 +49,8 @@ def arrived(channel: Channel, at: datetime, proc: Procedure | None = None) -> Ca
     return open_case(event, proc or procedure(), RULES).case
 
 
-def do(case: Case, action: Action, at: datetime, **fields: object) -> Case:
-    return apply(case, Command(action, "officer-1", at, **fields), RULES).case  # type: ignore[arg-type]
+def do(case: Case, action: Action, at: datetime, *, rules: Rules = RULES, **fields: object) -> Case:
+    return apply(case, Command(action, "officer-1", at, **fields), rules).case  # type: ignore[arg-type]
 
 
 def in_processing(at: datetime = datetime(2019, 4, 26, 10, tzinfo=VN)) -> Case:
@@ -222,3 +224,98 @@ def test_requesting_payment_and_receiving_it() -> None:
     assert case.state == DossierState.PAYMENT_REQUESTED and case.payment_amount_vnd == 500_000
     back = do(case, Action.PAYMENT_RECEIVED, datetime.now(VN))
     assert back.state == DossierState.IN_PROCESSING and back.paid_at is not None
+
+
+# -- issue 14: deadlines review ------------------------------------------------------------------
+
+
+def test_a_fee_first_dossier_paid_when_the_unit_asked_for_the_fee_starts_its_clock() -> None:
+    """The normal path: state 6, the applicant pays online, `payment_received` (6 → 4)."""
+    proc = procedure(fee_starts_clock=True)
+    case = arrived(Channel.ONLINE, datetime(2019, 4, 26, 9, tzinfo=VN), proc)
+    received = do(case, Action.RECEIVE, datetime(2019, 4, 26, 10, tzinfo=VN))
+    asked = do(received, Action.REQUEST_PAYMENT, datetime(2019, 4, 26, 11, tzinfo=VN), amount_vnd=1)
+    assert asked.due_at is None and asked.clock_started_at is None
+    paid = apply(
+        asked,
+        Command(Action.PAYMENT_RECEIVED, "applicant", datetime(2019, 5, 2, 9, tzinfo=VN)),
+        RULES,
+    )
+    assert [s.action for s in paid.steps] == ["payment_received", "clock_started"]
+    assert paid.case.state == DossierState.IN_PROCESSING
+    # Thu 2 May + 5 working days, Sat 4 May 2019 being a make-up working day → Wed 8 May.
+    assert paid.case.due_at is not None
+    assert paid.case.due_at.astimezone(VN).date() == date(2019, 5, 8)
+    assert paid.case.due_sort == paid.case.due_at and paid.case.next_check_at is not None
+    assert [d.reason for d in paid.case.due_history] == ["payment"]
+
+
+def _extended_then_supplemented(rules: Rules, supplement_back: datetime) -> Case:
+    """Due Tue 7 May 2019; extended on Fri 3 May to Tue 14 May; a supplement asked on Mon 6 May
+    comes back at `supplement_back`."""
+    extend_at, ask_at = datetime(2019, 5, 3, 9, tzinfo=VN), datetime(2019, 5, 6, 9, tzinfo=VN)
+    new_due = date(2019, 5, 14)
+    extended = do(
+        in_processing(),
+        Action.EXTEND,
+        extend_at,
+        rules=rules,
+        reason="Ý kiến",
+        new_due_date=new_due,
+    )
+    asked = do(
+        extended,
+        Action.REQUEST_SUPPLEMENT,
+        ask_at,
+        rules=rules,
+        reason="Thiếu",
+        documents=("CCCD",),
+    )
+    return do(asked, Action.SUPPLEMENT_RECEIVED, supplement_back, rules=rules)
+
+
+def test_restart_after_an_extension_never_moves_the_promised_date_earlier() -> None:
+    # Restart from Mon 6 May 15:00: + 5 working days → Mon 13 May, before the promised Tue 14.
+    back = _extended_then_supplemented(RULES, datetime(2019, 5, 6, 15, tzinfo=VN))
+    assert back.due_at is not None and back.due_at.astimezone(VN).date() == date(2019, 5, 14)
+    assert back.due_history[-1].reason == "supplement"
+    # A supplement back later restarts past the promise: the fresh count wins.
+    later = _extended_then_supplemented(RULES, datetime(2019, 5, 9, 9, tzinfo=VN))
+    assert later.due_at is not None and later.due_at.astimezone(VN).date() == date(2019, 5, 16)
+
+
+def test_resume_after_an_extension_moves_the_promised_date_by_the_stopped_days() -> None:
+    resume = Rules(WorkingCalendar(), DeadlinePolicy(supplement_clock="resume"))
+    # Stopped Mon 6 – Wed 8 May (three working days touched): Tue 14 May → Fri 17 May.
+    back = _extended_then_supplemented(resume, datetime(2019, 5, 8, 9, tzinfo=VN))
+    assert back.due_at is not None and back.due_at.astimezone(VN).date() == date(2019, 5, 17)
+
+
+def test_a_paper_dossier_recorded_on_a_day_off_counts_from_the_next_working_morning() -> None:
+    """Before or after 15:00 on a Saturday: the same t0, due date and hand-over (Mon 11 Mar)."""
+    outcomes = [
+        open_case(
+            submitted().model_copy(
+                update={
+                    "channel": Channel.COUNTER,
+                    "occurred_at": datetime(2019, 3, 9, h, tzinfo=VN),
+                }
+            ),
+            procedure(cutoff_15h=True),
+            RULES,
+        ).case
+        for h in (10, 16)
+    ]
+    monday = datetime(2019, 3, 11, 7, 30, tzinfo=VN)
+    for case in outcomes:
+        assert case.start_processing_at == monday and case.clock_started_at == monday
+        assert case.due_at is not None and case.due_at.astimezone(VN).date() == date(2019, 3, 18)
+
+
+def test_due_dates_in_a_year_without_an_official_calendar_are_reported() -> None:
+    covered = in_processing()
+    assert due_years_without_calendar(covered, RULES) == []
+    far = arrived(Channel.COUNTER, datetime(2101, 3, 1, 10, tzinfo=VN))
+    assert far.due_at is not None and far.due_at.year == 2101
+    assert due_years_without_calendar(far, RULES) == [2101]
+    assert due_years_without_calendar(far, RULES, since=len(far.due_history)) == []

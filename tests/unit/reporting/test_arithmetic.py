@@ -200,3 +200,55 @@ def test_catalogue_rollup_level4_share_and_candidates() -> None:
     assert rollup.level4_share == 0.25
     assert rollup.meets_target is False
     assert [(e.code, n) for e, n in rollup.upgrade_candidates] == [("C", 9), ("D", 9), ("B", 5)]
+
+
+def test_more_than_one_supplement_request_counts_an_open_dossier_as_late() -> None:
+    """Decision 766: more than one supplement request counts as late, finished or not."""
+    twice = {
+        "submitted": SUBMITTED,
+        "steps": [
+            step(4, 2, utc(2024, 4, 2), due_at=utc(2024, 6, 1)),
+            step(5, 4, utc(2024, 4, 3)),
+            step(4, 5, utc(2024, 4, 5), due_at=utc(2024, 6, 5)),
+            step(5, 4, utc(2024, 4, 8)),
+        ],
+    }
+    got = contributions(twice)[KEY_Q2]
+    assert got["in_progress"] == 1 and got["in_progress_late_by_supplements"] == 1
+    assert "in_progress_overdue" not in got
+    once = {"submitted": SUBMITTED, "steps": twice["steps"][:2]}
+    assert "in_progress_late_by_supplements" not in contributions(once)[KEY_Q2]
+    # Flagged overdue as well: counted once, as overdue.
+    both = {
+        "submitted": SUBMITTED,
+        "steps": [
+            *twice["steps"],
+            step(4, 5, utc(2024, 4, 9), due_at=utc(2024, 6, 8)),
+            step(4, 4, utc(2024, 6, 9), action="overdue"),
+        ],
+    }
+    got = contributions(both)[KEY_Q2]
+    assert got["in_progress_overdue"] == 1 and "in_progress_late_by_supplements" not in got
+
+    rates = {
+        i.code: (i.numerator, i.denominator)
+        for i in indicators(total([contributions(twice)[KEY_Q2]]))
+    }
+    assert rates["on_time_rate"] == (0, 1)
+    assert rates["overdue_rate"] == (1, 1)
+
+
+def test_the_level4_target_is_compared_exactly() -> None:
+    def rollup_of(level4: int, level3: int) -> object:
+        entries = [CatalogueEntry(f"A{i}", "a", "G1", 4) for i in range(level4)]
+        entries += [CatalogueEntry(f"B{i}", "b", "G1", 3) for i in range(level3)]
+        return catalogue_rollup(entries, {})
+
+    assert rollup_of(3, 7).meets_target is True  # exactly 30%
+    assert rollup_of(299, 701).meets_target is False  # 29.9%
+    assert rollup_of(77, 186).meets_target is False  # the shipped 77/263 = 29.28%
+    # 2000/6667 = 29.9985%: rounds to 30.00% but is under the target.
+    under = rollup_of(2000, 4667)
+    assert under.meets_target is False and under.level4_share is not None
+    assert under.level4_share < 0.30
+    assert catalogue_rollup([CatalogueEntry("D", "d", "G1", 2)], {}).meets_target is None
