@@ -122,6 +122,10 @@ def start(config: StackConfig) -> bool:
         # Commits return before the WAL reaches the disk: a machine crash may lose the last
         # fraction of a second, a process crash loses nothing. Fine for a developer's box.
         "synchronous_commit": "off",
+        # Idle cost (bench/bench_idle.py): the WAL writer and autovacuum wake less often.
+        "wal_writer_delay": "1s",
+        "autovacuum_naptime": "5min",
+        "checkpoint_timeout": "30min",
         # The test profile's data is thrown away: skip durability work entirely.
         **({"fsync": "off", "full_page_writes": "off"} if config.profile == "test" else {}),
     }

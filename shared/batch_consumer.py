@@ -23,7 +23,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
 from shared.consumer import RetryPolicy, _dead_letter, handle_record
-from shared.kafka import aiokafka_security_options
+from shared.kafka import aiokafka_security_options, idle_consumer_options
 from shared.metrics import CONSUMER_RETRIES
 from shared.settings import ServiceSettings
 from shared.topics import dead_letter_topic
@@ -86,6 +86,7 @@ class BatchConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._busy = False  # a batch is in hand (read, not committed yet)
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -94,6 +95,7 @@ class BatchConsumer:
             client_id=f"{self.settings.service_name}-{self.group}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **idle_consumer_options(self.settings),
             **aiokafka_security_options(self.settings),  # type: ignore[arg-type]
         )
         await self._consumer.start()
@@ -104,11 +106,16 @@ class BatchConsumer:
         """Let the batch in hand finish (up to `grace` seconds), then leave the group."""
         self._stopping.set()
         if self._task:
+            if not self._busy:
+                self._task.cancel()  # waiting for records, none in hand: stop at once
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace)
             except TimeoutError:
                 self._task.cancel()  # uncommitted: redelivered to the next owner
-                await asyncio.gather(self._task, return_exceptions=True)
+            except asyncio.CancelledError:
+                if not self._task.cancelled():
+                    raise  # this stop itself was cancelled
+            await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer:
             await self._consumer.stop()
 
@@ -116,10 +123,15 @@ class BatchConsumer:
         assert self._consumer is not None
         while not self._stopping.is_set():
             try:
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                # A long wait costs nothing: records end it as they arrive, and `stop` cancels
+                # it when no batch is in hand.
+                batches = await self._consumer.getmany(
+                    timeout_ms=1000, max_records=self.max_records
+                )
                 records = [record for part in batches.values() for record in part]
                 if not records:
                     continue
+                self._busy = True
                 await self.process(records)
                 await self._consumer.commit()
             except CommitFailedError as exc:  # a rebalance took the partitions: redelivered
@@ -130,6 +142,8 @@ class BatchConsumer:
                 log.exception("batch of %s failed; it will be read again", self.group)
                 await self._rewind()
                 await asyncio.sleep(self.policy.backoff(1) + 0.1)
+            finally:
+                self._busy = False
 
     async def _rewind(self) -> None:
         assert self._consumer is not None

@@ -162,8 +162,13 @@ def _route_template(scope: Scope) -> str:
     return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
-def install_operational_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
-    """`/health/live`, `/health/ready` (every check must pass) and `/metrics`."""
+def install_operational_routes(
+    app: FastAPI,
+    checks: Mapping[str, ReadinessCheck],
+    before_metrics: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """`/health/live`, `/health/ready` (every check must pass) and `/metrics`, which awaits
+    `before_metrics()` first (gauges computed at scrape time)."""
 
     @app.get("/health/live", tags=["operations"])
     async def live() -> dict[str, str]:
@@ -181,6 +186,8 @@ def install_operational_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
+        if before_metrics is not None:
+            await before_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

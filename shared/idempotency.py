@@ -9,10 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 APPLIED_EVENTS_FIELD = "applied_event_ids"
+
+Document = dict[str, Any]
+
+
+def _once(
+    document_filter: dict[str, Any], event_id: str, update: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The filter and update that apply `update` only where `event_id` is not listed yet, and
+    list it."""
+    update = {**update, "$push": {**update.get("$push", {}), APPLIED_EVENTS_FIELD: event_id}}
+    return {**document_filter, APPLIED_EVENTS_FIELD: {"$ne": event_id}}, update
 
 
 async def apply_once(
@@ -30,11 +42,24 @@ async def apply_once(
     `document_filter` must identify one document by a unique key (usually `_id`), so that an
     upsert racing an existing document fails on the key instead of creating a twin.
     """
-    update = {**update, "$push": {**update.get("$push", {}), APPLIED_EVENTS_FIELD: event_id}}
+    query, once = _once(document_filter, event_id, update)
     try:
-        result = await collection.update_one(
-            {**document_filter, APPLIED_EVENTS_FIELD: {"$ne": event_id}}, update, upsert=upsert
-        )
+        result = await collection.update_one(query, once, upsert=upsert)
     except DuplicateKeyError:
         return False  # the document exists and already lists the event
     return result.modified_count == 1 or result.upserted_id is not None
+
+
+async def apply_once_and_read(
+    collection: AsyncCollection[Any], document_filter: Document, event_id: str, update: Document
+) -> Document | None:
+    """`apply_once` (upserting) that also returns the document as this write left it, in the same
+    round trip (findAndModify): for a caller that goes on from the document, instead of reading
+    it back. None when the event had been applied before."""
+    query, once = _once(document_filter, event_id, update)
+    try:
+        return await collection.find_one_and_update(
+            query, once, upsert=True, return_document=ReturnDocument.AFTER
+        )
+    except DuplicateKeyError:
+        return None  # the document exists and already lists the event

@@ -32,3 +32,9 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10),
 )
+MONGO_COMMANDS = Counter(
+    "dvc_mongo_commands_total",
+    "Database commands (round trips) sent, by command name and collection ('' for none), from "
+    "PyMongo's command monitoring (`shared.mongo`; off with DVC_MONGO_COMMAND_COUNTS=0).",
+    ["service", "command", "collection"],
+)

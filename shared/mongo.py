@@ -6,24 +6,68 @@ change streams, no TTL or partial indexes, and only the aggregation stages both 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
-# FerretDB 1.24 holds one SQLite connection per statement of an update command until the command
-# ends, from a pool of 100: an update command of more than about 100 statements waits forever for
-# a 101st, and every write behind it with it. Bulk writes are therefore sent in chunks.
-BULK_CHUNK = 50
+from shared.metrics import MONGO_COMMANDS
+
+# FerretDB 1.24 holds one backend connection per statement of an update command until the command
+# ends, from a pool (SQLite: 100; PostgreSQL: devstack sets 250): an update command of more
+# statements than the pool has connections waits forever, and every write behind it with it. Bulk
+# writes are therefore sent in chunks small enough for several to run side by side.
+BULK_CHUNK = 25
+
+
+# Set to 0 to stop counting database commands (see `CommandCounter`); counting is on otherwise.
+COMMAND_COUNTS_ENV = "DVC_MONGO_COMMAND_COUNTS"
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts every command a client sends (each is one round trip) by name and collection, in
+    `dvc_mongo_commands_total{service, command, collection}`: how many reads and writes a service
+    makes per dossier, read from its `/metrics` (`bench/bench_e2e.py`). Costs a dictionary look-up
+    and a counter increment per command (measured: within the noise of a FerretDB round trip)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._counters: dict[tuple[str, str], Any] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        target = event.command.get("collection" if name == "getMore" else name)
+        key = (name, target if isinstance(target, str) else "")
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = MONGO_COMMANDS.labels(self.service, *key)
+        counter.inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def command_counts_enabled() -> bool:
+    return os.environ.get(COMMAND_COUNTS_ENV, "1").strip().lower() not in ("0", "false", "no")
 
 
 def create_mongo_client(url: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
+    appname = options.pop("appname", "dvc-platform")
+    listeners = list(options.pop("event_listeners", ()))
+    if command_counts_enabled():
+        listeners.append(CommandCounter(appname))
     return AsyncMongoClient(
         url,
         tz_aware=True,
         serverSelectionTimeoutMS=options.pop("serverSelectionTimeoutMS", 5000),
-        appname=options.pop("appname", "dvc-platform"),
+        appname=appname,
+        event_listeners=listeners,
         **options,
     )
 
@@ -34,6 +78,36 @@ async def ping(client: AsyncMongoClient[Any]) -> bool:
     except Exception:
         return False
     return True
+
+
+# A store's indexes, collection name → indexes: each store module declares them in one constant,
+# `INDEXES`, applied at start-up by `ensure_indexes`. Repeated queries start with an equality on the
+# first key of one of them (or on `_id`): MongoDB's btree serves it (and the range or sort on the
+# following keys), and on devstack's FerretDB/PostgreSQL the equality is pushed down to SQL and
+# served by the index's GIN twin (see README, "Every repeated query uses an index";
+# `tests/integration/test_query_indexes.py` checks each store's queries).
+IndexDeclaration = Mapping[str, Sequence[IndexModel]]
+
+
+async def ensure_indexes(
+    db: AsyncDatabase[Any], declared: IndexDeclaration, *, prefix: str = ""
+) -> None:
+    """Create the declared indexes (idempotent), on `<prefix><collection>`.
+
+    One index per command: FerretDB 1.24 panics (and drops the connection) on a `createIndexes` of
+    several indexes that all exist already, i.e. at every start but the first."""
+    for collection, indexes in declared.items():
+        for index in indexes:
+            await db[f"{prefix}{collection}"].create_indexes([index])
+
+
+def gridfs_indexes(bucket: str) -> dict[str, list[IndexModel]]:
+    """The indexes GridFS makes itself at a bucket's first upload (same keys and options, so
+    declaring them is a no-op there): chunks by file, files by name and date."""
+    return {
+        f"{bucket}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],
+        f"{bucket}.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
+    }
 
 
 async def bulk_write_in_chunks(

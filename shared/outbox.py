@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.background import Pacer
 from shared.cloudevents import CloudEvent
 from shared.kafka import publish_cloud_event
 
@@ -66,8 +67,9 @@ def merge_updates(*updates: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-async def ensure_outbox_index(collection: AsyncCollection[Any]) -> None:
-    await collection.create_index([(PENDING_FIELD, ASCENDING)])
+# Every relay query starts with `outbox_pending: true` (or `_id`): declare this index on each
+# collection a relay publishes from (in its store's `INDEXES`).
+OUTBOX_INDEX = IndexModel([(PENDING_FIELD, ASCENDING)])
 
 
 def _cloud_event(entry: dict[str, Any]) -> CloudEvent:
@@ -85,7 +87,8 @@ def _cloud_event(entry: dict[str, Any]) -> CloudEvent:
 
 
 class OutboxRelay:
-    """Publishes the pending events of one collection; poll plus an in-process wake-up."""
+    """Publishes the pending events of one collection; an in-process wake-up plus a scan that
+    backs off from `poll_interval` to `max_poll_interval` while it finds nothing."""
 
     def __init__(
         self,
@@ -93,6 +96,7 @@ class OutboxRelay:
         broker: KafkaBroker,
         *,
         poll_interval: float = 1.0,
+        max_poll_interval: float | None = None,
         lease: timedelta = timedelta(seconds=30),
         batch_size: int = 100,
     ) -> None:
@@ -102,7 +106,7 @@ class OutboxRelay:
         self.lease = lease
         self.batch_size = batch_size
         self._owner = uuid.uuid4().hex
-        self._wake = asyncio.Event()
+        self.pacer = Pacer(poll_interval, max_poll_interval)
         self._poked: set[Any] = set()
         self._scan_requested = False
         self._task: asyncio.Task[None] | None = None
@@ -115,7 +119,7 @@ class OutboxRelay:
             self._scan_requested = True
         else:
             self._poked.add(document_id)
-        self._wake.set()
+        self.pacer.wake()
 
     async def publish_pending(self) -> int:
         """Publish every pending event once; returns how many were published."""
@@ -133,14 +137,15 @@ class OutboxRelay:
         return await self._publish_claimed(claim_named)
 
     async def _claim_one(self, document_id: Any) -> dict[str, Any] | None:
+        """Claim one document and read it in the same round trip (None: nothing pending, or
+        leased by another relay). The whole document: FerretDB 1.24's findAndModify takes no
+        projection."""
         now = datetime.now(UTC)
-        claimed = await self.collection.update_one(
+        return await self.collection.find_one_and_update(
             {"_id": document_id, PENDING_FIELD: True, **self._free(now)},
             {"$set": {LEASE_FIELD: now + self.lease, LEASE_OWNER_FIELD: self._owner}},
+            return_document=ReturnDocument.AFTER,
         )
-        if claimed.modified_count != 1:
-            return None
-        return await self.collection.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
 
     def _free(self, now: datetime) -> dict[str, Any]:
         # Free: never leased, lease expired, or leased by this very relay (e.g. a pass that was
@@ -169,6 +174,7 @@ class OutboxRelay:
             if failures:
                 # Those documents keep their lease and are retried when it expires.
                 log.warning("outbox: %d documents not published: %r", len(failures), failures[0])
+                self.pacer.due_in(self.lease.total_seconds())  # scanned when their lease ends
                 if len(failures) == len(results):
                     break
         return published
@@ -186,14 +192,16 @@ class OutboxRelay:
         ]
         if not candidates:
             return []
+        # `_id: {$in}` is no equality FerretDB can push down: the indexed flag leads.
         await self.collection.update_many(
-            {"_id": {"$in": candidates}, **free},
+            {PENDING_FIELD: True, "_id": {"$in": candidates}, **free},
             {"$set": {LEASE_FIELD: now + self.lease, LEASE_OWNER_FIELD: owner}},
         )
         return [
             d
             async for d in self.collection.find(
-                {"_id": {"$in": candidates}, LEASE_OWNER_FIELD: owner}, {OUTBOX_FIELD: 1}
+                {PENDING_FIELD: True, "_id": {"$in": candidates}, LEASE_OWNER_FIELD: owner},
+                {OUTBOX_FIELD: 1},
             )
         ]
 
@@ -220,7 +228,9 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Named documents as soon as they are poked; a scan for any pending one (left by a
-        crash, another replica, an unnamed poke) every `poll_interval`."""
+        crash, another replica, an unnamed poke) when the pacer's wait ends without a poke:
+        `poll_interval` after a poke or a scan that found events, up to `max_poll_interval` while
+        scans find none."""
         scan = True
         while True:
             try:
@@ -229,17 +239,14 @@ class OutboxRelay:
                     await self.publish_documents(poked)
                 if scan or self._scan_requested:
                     self._scan_requested = False
-                    await self.publish_pending()
+                    self.pacer.record(await self.publish_pending())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay failed; retrying")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-                scan = False
-            except TimeoutError:
-                scan = True
-            self._wake.clear()
+                self.pacer.record(None)  # backs off while it keeps failing
+                self._scan_requested = True  # poked documents may be left over
+            scan = not await self.pacer.wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox-{self.collection.name}")

@@ -7,9 +7,11 @@ let in-flight handlers finish, flush the producer and close the clients.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -19,6 +21,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth import verifier_from_settings
+from shared.background import Job, OnRead, wait_for_event
 from shared.cloudevents import Contract
 from shared.consumer import EventHandler, RetryPolicy, Route, subscribe
 from shared.http import (
@@ -26,7 +29,7 @@ from shared.http import (
     install_operational_routes,
     install_problem_handlers,
 )
-from shared.kafka import create_broker, kafka_security
+from shared.kafka import create_broker, idle_consumer_options, kafka_security
 from shared.logging import configure_logging
 from shared.mongo import create_mongo_client, ping
 from shared.settings import ServiceSettings
@@ -44,6 +47,24 @@ class ServiceContext:
     # The service's own runtime objects (store, relays...), set by its `register` function and
     # reached by its lifecycle hooks.
     extras: dict[str, Any] = field(default_factory=dict)
+    # Gauges recomputed from the database when `/metrics` is read (and stale), never otherwise.
+    metrics_sources: list[OnRead] = field(default_factory=list)
+
+    async def refresh_metrics(self) -> None:
+        """Bring every stale metrics source up to date (each waits a bounded time)."""
+        await asyncio.gather(*(source.fresh() for source in self.metrics_sources))
+
+    @asynccontextmanager
+    async def metrics_source(self, name: str, job: Job, max_age: float) -> AsyncIterator[OnRead]:
+        """Inside the block, `job` recomputes some gauges when `/metrics` is read and they are
+        older than `max_age` seconds (`shared.background.OnRead`)."""
+        source = OnRead(name, job, max_age)
+        self.metrics_sources.append(source)
+        try:
+            yield source
+        finally:
+            self.metrics_sources.remove(source)
+            await source.close()
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -97,6 +118,7 @@ def build_service_app(
             "kafka": lambda: broker.ping(timeout=2.0),
             "mongodb": lambda: ping(mongo),
         },
+        before_metrics=context.refresh_metrics,
     )
     for router in routers:
         app.include_router(router)
@@ -104,12 +126,32 @@ def build_service_app(
     return app
 
 
+class QuietServer(uvicorn.Server):
+    """uvicorn's server, whose housekeeping loop ticks once a second instead of ten times (the
+    ten ticks are most of an idle service's CPU). Each tick still refreshes the `Date` header,
+    and an exit signal ends the wait at once."""
+
+    _exit: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._exit = asyncio.Event()
+        while not await self.on_tick(0):  # tick 0: the once-a-second work
+            await wait_for_event(self._exit, 1.0)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._exit is not None:
+            self._loop.call_soon_threadsafe(self._exit.set)
+
+
 def run_service(
     create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings
 ) -> None:
     """Serve the app with uvicorn on the configured address, JSON logs on stderr."""
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
@@ -117,6 +159,7 @@ def run_service(
         access_log=False,
         timeout_graceful_shutdown=20,
     )
+    QuietServer(config).run()
 
 
 def subscribe_dossier_events(
@@ -133,4 +176,5 @@ def subscribe_dossier_events(
         routes=routes,
         policy=context.retry_policy,
         dead_letter_topic=lambda topic: dead_letter_topic(topic, group),
+        **idle_consumer_options(context.settings),
     )

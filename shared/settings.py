@@ -36,6 +36,14 @@ class ServiceSettings(BaseSettings):
     # Consumer retries before a message goes to its dead-letter topic.
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
+    # Kafka consumers' long poll: the broker answers a fetch as soon as records arrive, or after
+    # this long with none (so an idle consumer sends one fetch per this many milliseconds).
+    consumer_fetch_max_wait_ms: int = Field(default=5000, ge=100, le=30_000)
+
+    # Idle behaviour of the background loops (README, "Idle behaviour"). A poll for work (outbox
+    # scans, delivery and sync retries, the deadline scanner...) backs off from its own interval
+    # to this while it finds nothing; work created in-process wakes it at once.
+    idle_poll_max_seconds: float = Field(default=60.0, gt=0)
 
     # Staff authentication (bearer JWTs). Outside development the issuer and keys must be set.
     jwt_issuer: str = "dvc-dev-issuer"

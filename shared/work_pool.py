@@ -4,6 +4,10 @@ The durable state lives in the database; this pool only schedules it: `submit` q
 a worker now, the poller finds what is due (retries, orphaned claims, what a full queue
 dropped). One key is never worked on by two workers of this process at once: while queued or in
 flight, submitting it again does nothing (across replicas, the database claim decides).
+
+The poller is paced (`shared.background.Pacer`): every `poll_interval` while it finds work, then
+less and less often up to `max_poll_interval`; work scheduled for later (a retry) is announced
+with `due_at`/`due_in`, so that the poller looks then rather than polling until then.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
+
+from shared.background import Pacer, run_paced
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +32,15 @@ class WorkPool:
         poll: Callable[[], Awaitable[Any]],
         workers: int,
         poll_interval: float,
+        max_poll_interval: float | None = None,
         max_queued: int = 10_000,
     ) -> None:
+        """`poll()` returns whether (or how much) it found, which paces the next poll."""
         self.name = name
         self._process = process
         self._poll = poll
         self.workers = workers
-        self.poll_interval = poll_interval
+        self.pacer = Pacer(poll_interval, max_poll_interval)
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queued)
         self._active: set[str] = set()  # queued or in flight here
         self._tasks: list[asyncio.Task[None]] = []
@@ -47,8 +56,13 @@ class WorkPool:
         try:
             self._queue.put_nowait(key)
         except asyncio.QueueFull:
+            self.pacer.due_in(self.pacer.interval)  # the poller finds it again soon
             return
         self._active.add(key)
+
+    def due_at(self, when: datetime) -> None:
+        """Some work falls due at `when` (e.g. a retry): the poller looks for it then."""
+        self.pacer.due_at(when)
 
     async def _worker(self) -> None:
         while True:
@@ -62,21 +76,12 @@ class WorkPool:
                 await self._process(key)
             except Exception:
                 log.exception("%s: %s failed unexpectedly; the poller retries it", self.name, key)
+                self.pacer.due_in(self.pacer.interval)
             finally:
                 self._active.discard(key)
                 self._busy -= 1
                 if not self._busy:
                     self._idle.set()
-
-    async def _poller(self) -> None:
-        while True:
-            try:
-                await self._poll()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: poll failed; retrying", self.name)
-            await asyncio.sleep(self.poll_interval)
 
     def start(self) -> None:
         self._stopping = False
@@ -84,7 +89,8 @@ class WorkPool:
             asyncio.create_task(self._worker(), name=f"{self.name}-worker-{n}")
             for n in range(self.workers)
         ]
-        self._tasks.append(asyncio.create_task(self._poller(), name=f"{self.name}-poller"))
+        poller = run_paced(f"{self.name}: poll", self.pacer, self._poll)
+        self._tasks.append(asyncio.create_task(poller, name=f"{self.name}-poller"))
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let in-flight work finish (up to `grace` seconds), then stop.

@@ -13,15 +13,18 @@ from pydantic import BaseModel
 
 from services.intake.api_dossiers import CitizenDossier
 from services.intake.domain.attachments import content_disposition
-from services.intake.domain.payments import CallbackRejected, PaymentRequest, verify_callback
+from services.intake.domain.payments import (
+    CallbackRejected,
+    PaymentCallback,
+    PaymentRequest,
+    callback_id,
+    verify_callback,
+)
 from services.intake.metrics import CITIZEN_ACTIONS, PAYMENT_CALLBACKS
-from services.intake.runtime import SOURCE, Runtime
+from services.intake.runtime import IntakeRuntime, Runtime
 from services.intake.submission import now, rejected
-from shared.cloudevents import wrap
-from shared.events import DossierPaid, DossierState
+from shared.events import DossierState
 from shared.http import Problem
-from shared.outbox import merge_updates, outbox_update
-from shared.topics import DOSSIER_PAID_TOPIC
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
@@ -91,7 +94,10 @@ async def payment_callback(
     x_signature: Annotated[str, Header()],
     x_timestamp: Annotated[int, Header()],
 ) -> dict[str, Any]:
-    """The provider's signed notice of a payment's outcome (HMAC with the callback key)."""
+    """The provider's signed notice of a payment's outcome (HMAC with the callback key).
+
+    Answered as soon as the callback is verified and recorded (one write): the dossier is marked
+    paid and `dvc.dossier.paid.v1` queued after the answer, so the provider never waits for it."""
     body = await request.body()
     try:
         callback = verify_callback(
@@ -109,10 +115,39 @@ async def payment_callback(
             "Chữ ký không hợp lệ (callback rejected)",
             str(rejection),
         ) from None
+    succeeded = callback.status == "success"
+    recorded = {
+        "status": "callback_received" if succeeded else "failed",
+        "callback": {
+            "id": callback_id(callback),
+            "status": callback.status,
+            "amount_vnd": callback.amount_vnd,
+            "paid_at": callback.paid_at,
+            "provider_reference": callback.provider_reference,
+            "received_at": now(),
+        },
+    }
+    # A success is recorded only for the amount asked; a failure needs no more work.
+    conditions: dict[str, Any] = {"dossier_code": callback.dossier_code}
+    if succeeded:
+        conditions["amount_vnd"] = callback.amount_vnd
+    if not await runtime.store.record_callback(
+        callback.transaction_id, conditions, recorded, pending=succeeded
+    ):
+        raise await _refusal(runtime, callback)
+    if not succeeded:
+        PAYMENT_CALLBACKS.labels("failed").inc()
+        return {"transaction_id": callback.transaction_id, "status": "failed"}
+    runtime.payments.schedule(callback.transaction_id)
+    return {"transaction_id": callback.transaction_id, "status": "received"}
+
+
+async def _refusal(runtime: IntakeRuntime, callback: PaymentCallback) -> Problem:
+    """Why a verified callback matched no pending payment (read only on this unhappy path)."""
     payment = await runtime.store.get_payment(callback.transaction_id)
     if payment is None or payment["dossier_code"] != callback.dossier_code:
         PAYMENT_CALLBACKS.labels("rejected").inc()
-        raise rejected(
+        return rejected(
             "payment-callback-rejected",
             404,
             "Giao dịch không tồn tại (unknown transaction)",
@@ -120,51 +155,18 @@ async def payment_callback(
         )
     if payment["status"] != "pending":
         PAYMENT_CALLBACKS.labels("replayed").inc()
-        raise Problem(
+        return Problem(
             409,
             "Giao dịch đã được xử lý (transaction already settled)",
             "This callback was already received.",
         )
-    if callback.status != "success":
-        await runtime.store.settle_payment(callback.transaction_id, {"status": "failed"})
-        PAYMENT_CALLBACKS.labels("failed").inc()
-        return {"transaction_id": callback.transaction_id, "status": "failed"}
-    if callback.amount_vnd != payment["amount_vnd"]:
-        PAYMENT_CALLBACKS.labels("rejected").inc()
-        raise rejected(
-            "payment-callback-rejected",
-            422,
-            "Số tiền không khớp (amount mismatch)",
-            f"Expected {payment['amount_vnd']} VND, got {callback.amount_vnd}.",
-        )
-    event = DossierPaid(
-        dossier_code=callback.dossier_code,
-        occurred_at=callback.paid_at,
-        transaction_id=callback.transaction_id,
-        amount_vnd=callback.amount_vnd,
-        provider=runtime.settings.payment_merchant_code,
+    PAYMENT_CALLBACKS.labels("rejected").inc()
+    return rejected(
+        "payment-callback-rejected",
+        422,
+        "Số tiền không khớp (amount mismatch)",
+        f"Expected {payment['amount_vnd']} VND, got {callback.amount_vnd}.",
     )
-    # The dossier first, idempotent by transaction: if we crash before settling the payment
-    # record, the provider's retry finds the dossier done and only settles.
-    await runtime.store.apply_event_once(
-        callback.dossier_code,
-        f"payment:{callback.transaction_id}",
-        merge_updates(
-            {"$set": {"status.paid": True}},
-            outbox_update([(runtime.topic(DOSSIER_PAID_TOPIC), wrap(event, SOURCE))]),
-        ),
-    )
-    runtime.dossier_relay.poke(callback.dossier_code)
-    await runtime.store.settle_payment(
-        callback.transaction_id,
-        {
-            "status": "settled",
-            "paid_at": callback.paid_at,
-            "provider_reference": callback.provider_reference,
-        },
-    )
-    PAYMENT_CALLBACKS.labels("settled").inc()
-    return {"transaction_id": callback.transaction_id, "status": "settled"}
 
 
 @router.get("/dossiers/{code}/result", tags=["tracking"])

@@ -3,7 +3,9 @@
 A procedure is stored first; every procedure whose stored content differs from what was last
 published is then sent (key = procedure code), and only after the broker acknowledged it is the
 publication recorded. A crash in between republishes at the next pass, which a compacted topic
-absorbs (same key, same content). Passes run at start-up, after an admin change, and periodically.
+absorbs (same key, same content). Passes run at start-up, after an admin change, and periodically:
+the first compares every procedure with what was published and flags the differences; each pass
+then reads only the flagged procedures (an indexed `publish_pending` flag).
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ class CataloguePublisher:
         self.topic = topic
         self.source = source
         self._lock = asyncio.Lock()
+        self._compared = False
 
     async def publish_changes(self) -> int:
         async with self._lock:  # one pass at a time in this process
+            if not self._compared:
+                await self.store.flag_unpublished()
+                self._compared = True
             pending = await self.store.unpublished_procedures()
             await asyncio.gather(
                 *(

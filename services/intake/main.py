@@ -17,12 +17,13 @@ from services.intake.domain.payments import HttpPaymentProvider
 from services.intake.protection import BodySizeLimit, RateLimits
 from services.intake.runtime import SOURCE, IntakeRuntime
 from services.intake.settings import IntakeSettings
+from services.intake.settlement import PaymentSettler
 from services.intake.store import IntakeStore
 from shared.auth import DevIssuer, Role
-from shared.background import periodically
+from shared.background import Pacer, periodically
 from shared.outbox import OutboxRelay
 from shared.service import ServiceContext, build_service_app
-from shared.topics import CATALOGUE_TOPIC
+from shared.topics import CATALOGUE_TOPIC, DOSSIER_PAID_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         title="Intake gateway (tiếp nhận hồ sơ)",
         register=register,
         routers=[api_catalogue.router, api_dossiers.router, api_payments.router],
-        hooks=[prepare_store, run_relays],
+        hooks=[prepare_store, run_relays, settle_payments],
     )
     app.state.intake = built[0]
     app.add_middleware(
@@ -55,6 +56,12 @@ def build_runtime(settings: IntakeSettings, context: ServiceContext) -> IntakeRu
     store = IntakeStore(context.db)
     http = httpx.AsyncClient(timeout=10)
     context.extras["http"] = http
+    dossier_relay = OutboxRelay(
+        store.dossiers,
+        context.broker,
+        poll_interval=settings.relay_poll_seconds,
+        max_poll_interval=settings.idle_poll_max_seconds,
+    )
     return IntakeRuntime(
         settings=settings,
         context=context,
@@ -65,9 +72,7 @@ def build_runtime(settings: IntakeSettings, context: ServiceContext) -> IntakeRu
             wrong_secrets_allowed=settings.wrong_secrets_allowed,
             wrong_secret_window_seconds=settings.wrong_secret_window_seconds,
         ),
-        dossier_relay=OutboxRelay(
-            store.dossiers, context.broker, poll_interval=settings.relay_poll_seconds
-        ),
+        dossier_relay=dossier_relay,
         catalogue=CataloguePublisher(
             store, context.broker, settings.topic(CATALOGUE_TOPIC), SOURCE
         ),
@@ -76,6 +81,14 @@ def build_runtime(settings: IntakeSettings, context: ServiceContext) -> IntakeRu
             settings.payment_merchant_code,
             settings.payment_request_key,
             http,
+        ),
+        payments=PaymentSettler(
+            store,
+            dossier_relay,
+            topic=settings.topic(DOSSIER_PAID_TOPIC),
+            source=SOURCE,
+            provider=settings.payment_merchant_code,
+            recovery_interval=settings.payment_recovery_seconds,
         ),
         result_documents=ProcessingResultDocuments(
             settings.processing_base_url, http, service_token(settings)
@@ -109,9 +122,24 @@ async def run_relays(context: ServiceContext) -> AsyncIterator[None]:
     runtime: IntakeRuntime = context.extras["intake"]
     runtime.dossier_relay.start()
     try:
-        # The first pass publishes what the seeding changed; later ones retry failed passes.
-        async with periodically("catalogue-publisher", 30, runtime.catalogue.publish_changes):
+        # The first pass publishes what the seeding changed; later ones retry failed passes
+        # (every 30 s while they find some, backing off while they find none).
+        pacer = Pacer(30, runtime.settings.idle_poll_max_seconds)
+        async with periodically("catalogue-publisher", pacer, runtime.catalogue.publish_changes):
             yield
     finally:
         await runtime.dossier_relay.stop()
         await context.extras["http"].aclose()
+
+
+@asynccontextmanager
+async def settle_payments(context: ServiceContext) -> AsyncIterator[None]:
+    """Payment callbacks answered but not completed (a crash, a failed attempt) are completed at
+    start-up and every `payment_recovery_seconds`; at shutdown, running completions finish before
+    the relay's last flush, the others stay recorded for the next start."""
+    payments: PaymentSettler = context.extras["intake"].payments
+    payments.start()
+    try:
+        yield
+    finally:
+        await payments.stop()

@@ -1,7 +1,7 @@
 """A local simulator of the national payment platform, for development and tests.
 
     python -m services.intake.payment_simulator --port 8010 \\
-        --callback-url http://127.0.0.1:8001/payments/callback
+        --callback-url http://127.0.0.1:8001/api/v1/payments/callback
 
 `POST /transactions` checks the checksum and answers `{"payment_url": ".../pay/<id>"}`;
 `GET|POST /pay/<id>?outcome=success|failed` plays the citizen paying: it posts a signed callback to
@@ -37,7 +37,7 @@ from services.intake.domain.payments import (
 
 DEV_REQUEST_KEY = "dev-payment-request-key"
 DEV_CALLBACK_KEY = "dev-payment-callback-key"
-DEFAULT_CALLBACK_URL = "http://127.0.0.1:8001/payments/callback"
+DEFAULT_CALLBACK_URL = "http://127.0.0.1:8001/api/v1/payments/callback"
 
 
 @dataclass

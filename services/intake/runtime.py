@@ -12,6 +12,7 @@ from services.intake.catalogue_publisher import CataloguePublisher
 from services.intake.domain.payments import PaymentProvider
 from services.intake.protection import RateLimits
 from services.intake.settings import IntakeSettings
+from services.intake.settlement import PaymentSettler
 from services.intake.store import IntakeStore
 from shared.outbox import OutboxRelay
 from shared.service import ServiceContext
@@ -28,6 +29,7 @@ class IntakeRuntime:
     dossier_relay: OutboxRelay
     catalogue: CataloguePublisher
     payment_provider: PaymentProvider
+    payments: PaymentSettler
     result_documents: ResultDocuments
 
     def topic(self, name: str) -> str:

@@ -40,6 +40,11 @@ class IntakeSettings(ServiceSettings):
     payment_merchant_code: str = "BKHCN"
     payment_request_key: str = "dev-payment-request-key"
     payment_callback_key: str = "dev-payment-callback-key"
+    payment_recovery_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often to complete payment callbacks recorded but not finished (a crash)",
+    )
     processing_token: str | None = Field(
         default=None, description="Bearer token for processing's result endpoint (a secret)"
     )

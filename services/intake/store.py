@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 from bson import ObjectId
+from bson.errors import InvalidDocument
 from gridfs import AsyncGridFSBucket
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -25,10 +27,34 @@ from services.intake.domain.catalogue import Unit, search_text
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent
 from shared.idempotency import apply_once
-from shared.mongo import bulk_write_in_chunks
-from shared.outbox import ensure_outbox_index, merge_updates, outbox_update
+from shared.mongo import bulk_write_in_chunks, ensure_indexes, gridfs_indexes
+from shared.outbox import OUTBOX_INDEX, merge_updates, outbox_update
 
 Document = dict[str, Any]
+
+# Set on a payment whose callback was recorded and answered but not yet applied to the dossier.
+CALLBACK_PENDING = "callback_pending"
+# True on a procedure whose stored content is not yet published on the catalogue topic.
+PUBLISH_PENDING = "publish_pending"
+
+# Every index of intake's collections (`shared.mongo.ensure_indexes`); repeated queries start with
+# an equality on `_id` or on the first key of one of these.
+INDEXES: dict[str, list[IndexModel]] = {
+    "dossiers": [OUTBOX_INDEX],
+    "procedures": [
+        # The search's filters (then by code); the publisher's pass.
+        IndexModel([("unit_code", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("level", ASCENDING)]),
+        IndexModel([("field", ASCENDING)]),
+        IndexModel([(PUBLISH_PENDING, ASCENDING)]),
+    ],
+    "payments": [
+        IndexModel([("dossier_code", ASCENDING)]),
+        # Present only while a recorded callback awaits completion: the recovery pass's query.
+        IndexModel([(CALLBACK_PENDING, ASCENDING)]),
+    ],
+    **gridfs_indexes("attachments"),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,10 @@ class IdempotencyConflict(Exception):
         self.reason = reason
 
 
+class Unstorable(ValueError):
+    """A document the database cannot hold (refused before anything is written)."""
+
+
 class IntakeStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -58,10 +88,7 @@ class IntakeStore:
         self.attachments = AsyncGridFSBucket(db, bucket_name="attachments")
 
     async def ensure_indexes(self) -> None:
-        await ensure_outbox_index(self.dossiers)
-        await self.procedures.create_index([("unit_code", ASCENDING), ("_id", ASCENDING)])
-        await self.procedures.create_index([("level", ASCENDING)])
-        await self.payments.create_index([("dossier_code", ASCENDING)])
+        await ensure_indexes(self.db, INDEXES)
 
     # ------------------------------------------------------------------ catalogue
 
@@ -83,6 +110,8 @@ class IntakeStore:
         }
         changed = [{"_id": p.code, **_procedure_fields(p)} for p in procedures]
         changed = [d for d in changed if stored.get(d["_id"]) != d["content_sha256"]]
+        for document in changed:
+            document[PUBLISH_PENDING] = True
         new = [d for d in changed if d["_id"] not in stored]
         if new:
             await self.procedures.insert_many(new, ordered=False)
@@ -91,30 +120,49 @@ class IntakeStore:
                 await self.procedures.replace_one({"_id": document["_id"]}, document)
         return len(changed)
 
-    async def unpublished_procedures(self) -> list[tuple[Procedure, str]]:
-        """Procedures whose current content has not been published on the catalogue topic."""
+    async def flag_unpublished(self) -> int:
+        """Flag every procedure whose stored content differs from what was last published (also
+        what a crash or an older version left unflagged); returns how many were flagged. Reads
+        both collections whole: once, at start-up."""
         published = {
             d["_id"]: d["content_sha256"] async for d in self.catalogue_publications.find({})
         }
-        stored = {
-            d["_id"]: d["content_sha256"]
-            async for d in self.procedures.find({}, {"content_sha256": 1})
-        }
-        codes = [code for code, sha in stored.items() if published.get(code) != sha]
-        if not codes:
-            return []
+        codes = [
+            d["_id"]
+            async for d in self.procedures.find({}, {"content_sha256": 1, PUBLISH_PENDING: 1})
+            if published.get(d["_id"]) != d["content_sha256"] and not d.get(PUBLISH_PENDING)
+        ]
+        await bulk_write_in_chunks(
+            self.procedures,
+            [UpdateOne({"_id": code}, {"$set": {PUBLISH_PENDING: True}}) for code in codes],
+        )
+        return len(codes)
+
+    async def unpublished_procedures(self) -> list[tuple[Procedure, str]]:
+        """Procedures whose current content has not been published on the catalogue topic (the
+        indexed flag `save_procedures` and `flag_unpublished` set)."""
         return [
             (Procedure.model_validate(d), d["content_sha256"])
-            async for d in self.procedures.find({"_id": {"$in": codes}})
+            async for d in self.procedures.find({PUBLISH_PENDING: True})
         ]
 
     async def mark_published(self, versions: Sequence[tuple[str, str]]) -> None:
-        """Record (code, content sha) pairs as published (small documents, bulk writes)."""
+        """Record (code, content sha) pairs as published (small documents, bulk writes), then
+        clear the flag of each procedure still at that content (compare-and-set on the sha)."""
         if versions:
             await bulk_write_in_chunks(
                 self.catalogue_publications,
                 [
                     UpdateOne({"_id": code}, {"$set": {"content_sha256": sha}}, upsert=True)
+                    for code, sha in versions
+                ],
+            )
+            await bulk_write_in_chunks(
+                self.procedures,
+                [
+                    UpdateOne(
+                        {"_id": code, "content_sha256": sha}, {"$set": {PUBLISH_PENDING: False}}
+                    )
                     for code, sha in versions
                 ],
             )
@@ -165,10 +213,16 @@ class IntakeStore:
     ) -> None:
         """The dossier and the events announcing it, in one write. Raises `DuplicateKeyError`
         if the code is taken."""
-        pending = outbox_update(events)
-        await self.dossiers.insert_one(
-            {**dossier, **pending["$set"], "outbox": pending["$push"]["outbox"]["$each"]}
-        )
+        await self.dossiers.insert_one(_with_outbox(dossier, events))
+
+    @staticmethod
+    def check_storable(dossier: Document, events: Sequence[tuple[str, CloudEvent]]) -> None:
+        """Raise `Unstorable` if the dossier with its events cannot be encoded for the database
+        (a value BSON cannot hold), without writing anything."""
+        try:
+            bson.encode(_with_outbox(dossier, events))
+        except (InvalidDocument, OverflowError, UnicodeEncodeError) as error:
+            raise Unstorable(str(error)) from None
 
     async def insert_with_next_code(
         self,
@@ -281,12 +335,46 @@ class IntakeStore:
     async def get_payment(self, transaction_id: str) -> Document | None:
         return await self.payments.find_one({"_id": transaction_id})
 
-    async def settle_payment(self, transaction_id: str, fields: Mapping[str, Any]) -> bool:
-        """Mark a pending payment settled; False when it was settled already (a replay)."""
+    async def record_callback(
+        self,
+        transaction_id: str,
+        conditions: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        *,
+        pending: bool,
+    ) -> bool:
+        """Record a provider's callback on a `pending` payment matching `conditions`, in one
+        conditional write: `fields` take the payment out of `pending`, so a repeated callback
+        matches nothing; `pending` flags work left to do after the answer (`callback_pending`,
+        indexed, so that the recovery pass finds it). False when nothing matched."""
+        update: dict[str, Any] = {
+            "$set": {**fields, **({CALLBACK_PENDING: True} if pending else {})}
+        }
         result = await self.payments.update_one(
-            {"_id": transaction_id, "status": "pending"}, {"$set": dict(fields)}
+            {**conditions, "_id": transaction_id, "status": "pending"}, update
         )
         return result.modified_count == 1
+
+    async def pending_callback(self, transaction_id: str) -> Document | None:
+        """The payment if its callback is recorded but not yet fully applied."""
+        return await self.payments.find_one({"_id": transaction_id, CALLBACK_PENDING: True})
+
+    async def pending_callbacks(self, limit: int) -> list[Document]:
+        """Payments whose recorded callback is not yet fully applied (left by a crash)."""
+        return [p async for p in self.payments.find({CALLBACK_PENDING: True}).limit(limit)]
+
+    async def finish_callback(self, transaction_id: str, fields: Mapping[str, Any]) -> bool:
+        """Close a recorded callback; False when it was closed already (by another pass)."""
+        result = await self.payments.update_one(
+            {"_id": transaction_id, CALLBACK_PENDING: True},
+            {"$set": dict(fields), "$unset": {CALLBACK_PENDING: ""}},
+        )
+        return result.modified_count == 1
+
+
+def _with_outbox(dossier: Document, events: Sequence[tuple[str, CloudEvent]]) -> Document:
+    pending = outbox_update(events)
+    return {**dossier, **pending["$set"], "outbox": pending["$push"]["outbox"]["$each"]}
 
 
 def _procedure_fields(procedure: Procedure) -> Document:

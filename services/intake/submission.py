@@ -4,6 +4,11 @@ dossier with its `DossierSubmitted` event in one write, and answer with the rece
 Nothing is half-stored: every check runs before anything is written; files are stored before the
 code is drawn (so a storage failure leaves no gap in the daily sequence) and removed again if the
 dossier itself cannot be written.
+
+A code is drawn only for a dossier that will be stored: the form, the files, the procedure and the
+Idempotency-Key are checked first, and the complete dossier is built with a stand-in number and
+encoded for the database before the real number is drawn. Only an infrastructure failure of the
+final insert can still leave a number unused.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.intake.domain.applicants import Applicant, ContactInput, mask_identifier
 from services.intake.domain.attachments import (
@@ -25,7 +30,8 @@ from services.intake.domain.attachments import (
     check_attachment,
     safe_file_name,
 )
-from services.intake.domain.dossier_code import format_code, sequence_key
+from services.intake.domain.dossier_code import MAX_DAILY_SEQUENCE, format_code, sequence_key
+from services.intake.domain.form_data import check_form_data
 from services.intake.metrics import REJECTED_REQUESTS, SUBMISSIONS
 from services.intake.runtime import SOURCE, IntakeRuntime
 from services.intake.store import IdempotencyConflict
@@ -53,7 +59,9 @@ class SubmissionForm(BaseModel):
     procedure_code: str = Field(min_length=1, max_length=40)
     applicant: Applicant
     contact: ContactInput
-    form: dict[str, Any] = Field(default_factory=dict, description="The procedure's form fields")
+    form: Annotated[dict[str, Any], AfterValidator(check_form_data)] = Field(
+        default_factory=dict, description="The procedure's form fields"
+    )
 
 
 class CounterSubmissionForm(SubmissionForm):
@@ -285,6 +293,17 @@ async def _persist(
             }
             return dossier, [(runtime.topic(DOSSIER_SUBMITTED_TOPIC), wrap(event, SOURCE))]
 
+        # The number is the only part that is not known yet: build the dossier with a stand-in
+        # and prove it can be stored, so that nothing a client sent fails after the draw.
+        try:
+            store.check_storable(*build(MAX_DAILY_SEQUENCE))
+        except ValueError as error:  # `Unstorable`, or an event the contract refuses
+            raise rejected(
+                "invalid-dossier",
+                422,
+                "Dữ liệu hồ sơ không hợp lệ (invalid dossier data)",
+                f"The dossier cannot be stored: {error}",
+            ) from None
         dossier = await store.insert_with_next_code(
             sequence_key(settings.agency_id, received_at), build
         )

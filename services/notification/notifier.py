@@ -91,6 +91,7 @@ class Notifier:
             poll=self.poll_once,
             workers=retry.workers,
             poll_interval=retry.poll_interval,
+            max_poll_interval=retry.max_poll_interval,
             max_queued=50_000,
         )
 
@@ -211,7 +212,7 @@ class Notifier:
             return  # a receipt overtook us, or we lost the claim: the newer state stands
         metrics.MESSAGES.labels(document["channel"], status).inc()
         if final and self.relay:
-            self.relay.poke()
+            self.relay.poke(document["_id"])  # by `_id`: no scan for pending documents
 
     async def _transient(self, document: Document, owned: Document, error: Exception) -> None:
         attempts = document["attempts"]
@@ -237,6 +238,7 @@ class Notifier:
             },
         )
         if retried:
+            self.pool.due_at(now + timedelta(seconds=delay))  # the poller re-queues it then
             metrics.RETRIES.labels(document["channel"], reason).inc()
             log.info(
                 "%s attempt %d failed (%s); retry in %.2fs",
@@ -270,8 +272,9 @@ class Notifier:
         metrics.MESSAGES.labels(document["channel"], status).inc()
         log.warning("%s delivery ended in %s: %s", document["channel"], status, error)
         if self.relay:
-            self.relay.poke()
+            self.relay.poke(document["_id"])
         if hop is not None:
+            self.pool.pacer.due_in(self._fallback_grace())  # the poller clears the flag then
             await self._fall_back(document, hop)
 
     async def _fall_back(self, document: Document, hop: Hop) -> None:
@@ -333,7 +336,7 @@ class Notifier:
                 return "duplicate"
             metrics.MESSAGES.labels("sms", delivery.DELIVERED).inc()
             if self.relay:
-                self.relay.poke()
+                self.relay.poke(nid)
             return "delivered"
 
     # ------------------------------------------------------------------ workers
@@ -344,7 +347,7 @@ class Notifier:
         ids = await self.store.due_ids(now, limit=1000)
         for nid in ids:
             self.submit(nid)
-        grace = now - timedelta(seconds=max(5 * self.retry.poll_interval, 1.0))
+        grace = now - timedelta(seconds=self._fallback_grace())
         for document in await self.store.pending_fallbacks(grace):
             hop = next_hop(_hops(document), document["channel"])
             if hop is not None:
@@ -353,6 +356,10 @@ class Notifier:
                 {"_id": document["_id"]}, {"$set": {"fallback_pending": False}}
             )
         return len(ids)
+
+    def _fallback_grace(self) -> float:
+        """How long a fallback may take between its two writes before the poller finishes it."""
+        return max(5 * self.retry.poll_interval, 1.0)
 
     def start(self) -> None:
         self.pool.start()

@@ -80,7 +80,10 @@ class NotificationRuntime:
         settings = self.settings
         self.store = NotificationStore(context.db)
         self.relay = OutboxRelay(
-            self.store.deliveries, context.broker, poll_interval=settings.outbox_poll_seconds
+            self.store.deliveries,
+            context.broker,
+            poll_interval=settings.outbox_poll_seconds,
+            max_poll_interval=settings.idle_poll_max_seconds,
         )
         self.channels = build_channels(settings, self.store)
         self.notifier = Notifier(
@@ -95,6 +98,7 @@ class NotificationRuntime:
                 lease=settings.delivery_lease_seconds,
                 poll_interval=settings.delivery_poll_seconds,
                 workers=settings.delivery_workers,
+                max_poll_interval=settings.idle_poll_max_seconds,
             ),
         )
         self.handlers = NotificationHandlers(

@@ -15,33 +15,43 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.domain.delivery import CREATED, SENDING
-from shared.outbox import ensure_outbox_index
+from shared.mongo import ensure_indexes
+from shared.outbox import OUTBOX_INDEX
 
 Document = dict[str, Any]
+
+# Every index of these collections (`shared.mongo.ensure_indexes`); repeated queries start with an
+# equality on `_id` or on the first key of one of these.
+INDEXES: dict[str, list[IndexModel]] = {
+    "deliveries": [
+        # The exactly-once key: one delivery per source event and channel.
+        IndexModel([("source_event_id", ASCENDING), ("channel", ASCENDING)], unique=True),
+        # The poller: retries due (`created`), and sends whose lease expired (`sending`).
+        IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
+        IndexModel([("dossier_code", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("fallback_pending", ASCENDING)]),
+        OUTBOX_INDEX,
+    ],
+    "inbox": [IndexModel([("dossier_code", ASCENDING), ("created_at", DESCENDING)])],
+}
 
 
 class NotificationStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.recipients: AsyncCollection[Document] = db["recipients"]
         self.deliveries: AsyncCollection[Document] = db["deliveries"]
         self.inbox: AsyncCollection[Document] = db["inbox"]
 
     async def ensure_indexes(self) -> None:
-        # The exactly-once key: one delivery per source event and channel.
-        await self.deliveries.create_index(
-            [("source_event_id", ASCENDING), ("channel", ASCENDING)], unique=True
-        )
-        await self.deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
-        await self.deliveries.create_index([("dossier_code", ASCENDING), ("created_at", ASCENDING)])
-        await self.deliveries.create_index([("fallback_pending", ASCENDING)])
-        await ensure_outbox_index(self.deliveries)
-        await self.inbox.create_index([("dossier_code", ASCENDING), ("created_at", DESCENDING)])
+        await ensure_indexes(self.db, INDEXES)
 
     # ------------------------------------------------------------------ recipients
 
@@ -96,16 +106,17 @@ class NotificationStore:
         )
 
     async def due_ids(self, now: datetime, limit: int) -> list[str]:
-        cursor = self.deliveries.find(
-            {
-                "$or": [
-                    {"status": CREATED, "next_attempt_at": {"$lte": now}},
-                    {"status": SENDING, "lease_until": {"$lte": now}},
-                ]
-            },
-            {"_id": 1},
-        ).limit(limit)
-        return [document["_id"] async for document in cursor]
+        """Retries that are due, then sends whose sender's lease expired: one query each, so that
+        each starts with an indexed `status` equality (an `$or` would read every delivery)."""
+        ids: list[str] = []
+        for status, moment in ((CREATED, "next_attempt_at"), (SENDING, "lease_until")):
+            if len(ids) >= limit:
+                break
+            cursor = self.deliveries.find(
+                {"status": status, moment: {"$lte": now}}, {"_id": 1}
+            ).limit(limit - len(ids))
+            ids.extend([document["_id"] async for document in cursor])
+        return ids
 
     async def update_where(self, document_filter: Document, update: Document) -> bool:
         """A compare-and-set update; True when the document matched."""

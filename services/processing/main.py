@@ -51,7 +51,12 @@ def build_runtime(settings: ProcessingSettings, context: ServiceContext) -> Proc
         processed_topic=settings.topic(DOSSIER_PROCESSED_TOPIC),
         source=settings.event_source,
     )
-    relay = OutboxRelay(store.cases, context.broker, poll_interval=settings.outbox_poll_seconds)
+    relay = OutboxRelay(
+        store.cases,
+        context.broker,
+        poll_interval=settings.outbox_poll_seconds,
+        max_poll_interval=settings.idle_poll_max_seconds,
+    )
     return ProcessingRuntime(
         settings=settings,
         store=store,
@@ -90,8 +95,8 @@ async def run_scanner(context: ServiceContext) -> AsyncIterator[None]:
         return
     scanner = DeadlineScanner(runtime)
     try:
-        interval = runtime.settings.scanner_interval_seconds
-        async with periodically("deadline-scanner", interval, scanner.scan_once):
+        # Until the earliest next check (see `scanner.py`), woken by cases written here.
+        async with periodically("deadline-scanner", runtime.deadline_checks, scanner.scan_once):
             yield
     finally:
         await scanner.release()
@@ -111,19 +116,17 @@ async def refresh_gauges(runtime: ProcessingRuntime) -> None:
 
 @asynccontextmanager
 async def run_refresher(context: ServiceContext) -> AsyncIterator[None]:
-    """Gauges, and the administrators' calendar changes made through other replicas."""
+    """Gauges, recomputed when `/metrics` is read and they are older than
+    `metrics_refresh_seconds`; and the administrators' calendar changes made through other
+    replicas, every `calendar_refresh_seconds`."""
     runtime = _runtime(context)
     settings = runtime.settings
-
-    calendar_due = 0.0
-
-    async def refresh() -> None:
-        nonlocal calendar_due
-        await refresh_gauges(runtime)
-        calendar_due += settings.metrics_refresh_seconds
-        if calendar_due >= settings.calendar_refresh_seconds:
-            calendar_due = 0.0
-            await runtime.reload_calendar()
-
-    async with periodically("processing-refresher", settings.metrics_refresh_seconds, refresh):
+    async with (
+        context.metrics_source(
+            "processing gauges", lambda: refresh_gauges(runtime), settings.metrics_refresh_seconds
+        ),
+        periodically(
+            "calendar-refresher", settings.calendar_refresh_seconds, runtime.reload_calendar
+        ),
+    ):
         yield

@@ -26,11 +26,13 @@ from services.processing.domain.workflow import (
     Rules,
     WorkflowError,
     apply,
+    due_years_without_calendar,
     open_case,
     record_payment,
 )
 from services.processing.settings import ProcessingSettings
 from services.processing.store import CaseStore, VersionConflict
+from shared.background import Pacer
 from shared.catalogue import Procedure
 from shared.consumer import PermanentError
 from shared.events import DossierPaid, DossierState, DossierSubmitted
@@ -66,10 +68,18 @@ class ProcessingRuntime:
     relay: OutboxRelay
     results: Any = None  # gridfs.AsyncGridFSBucket of issued result documents
     rules: Rules = field(init=False)
+    # When the deadline scanner runs next (see `scanner.py`); every case written here tells it
+    # its next check (`_announced`).
+    deadline_checks: Pacer = field(init=False)
     _procedures: dict[str, tuple[float, Procedure]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rules = self._rules(WorkingCalendar())
+        settings = self.settings
+        self.deadline_checks = Pacer(
+            settings.scanner_interval_seconds,
+            max(settings.scanner_interval_seconds, settings.idle_poll_max_seconds),
+        )
 
     def _rules(self, calendar: WorkingCalendar) -> Rules:
         policy = DeadlinePolicy(
@@ -146,7 +156,7 @@ class ProcessingRuntime:
             DUPLICATE_EVENTS.labels("submitted", PROCESSING_GROUP).inc()
             return False
         metrics.CASES_OPENED.labels(outcome.case.unit_code, str(int(event.channel))).inc()
-        self._announced(outcome, APPLICANT)
+        self._announced(outcome, APPLICANT, since=0)
         return True
 
     async def apply_event(
@@ -168,7 +178,7 @@ class ProcessingRuntime:
                 await self.store.save(outcome, stored.case.version, event_id=event_id)
             except VersionConflict:
                 continue
-            self._announced(outcome, APPLICANT)
+            self._announced(outcome, APPLICANT, since=len(stored.case.due_history))
             return True
         raise VersionConflict(code)  # transient: the consumer retries
 
@@ -225,14 +235,26 @@ class ProcessingRuntime:
                 await self.store.save(outcome, stored.case.version, request_key=request_key)
             except VersionConflict:
                 continue  # re-read: the other officer's change may make this one invalid
-            self._announced(outcome, "officer")
+            self._announced(outcome, "officer", since=len(stored.case.due_history))
             return ActResult(outcome.case)
         raise VersionConflict(code)
 
-    def _announced(self, outcome: Outcome, actor_kind: str) -> None:
+    def _announced(self, outcome: Outcome, actor_kind: str, *, since: int) -> None:
+        """Count the stored outcome's steps; warn of the due dates it set from
+        `case.due_history[since]` on that fall in a year without an official calendar."""
+        for year in due_years_without_calendar(outcome.case, self.rules, since):
+            metrics.DUE_DATES_WITHOUT_CALENDAR.inc()
+            log.warning(
+                "due date of %s falls in %d, a year without an official holiday calendar: "
+                "weekdays were counted as working days; enter that year's days off "
+                "(POST /api/v1/calendar/changes) or upgrade the holidays package",
+                outcome.case.code,
+                year,
+            )
         for step in outcome.steps:
             metrics.ACTIONS.labels(
                 step.action, "system" if step.actor == "system" else actor_kind
             ).inc()
         if outcome.steps:
             self.relay.poke()
+        self.deadline_checks.due_at(outcome.case.next_check_at)

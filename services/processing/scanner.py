@@ -7,7 +7,10 @@ the "emitted" marker and the pending event are written in one compare-and-set on
 version, so only one of two racing writers succeeds.
 
 Cases are found through the indexed `next_check_at` (the earliest instant something is due), so a
-pass reads only the cases that need it.
+pass reads only the cases that need it. After a pass the scanner sleeps until the earliest
+`next_check_at` still ahead (`runtime.deadline_checks`, at most `scanner_interval_seconds`, or
+`idle_poll_max_seconds` while passes find nothing); a case written in this process with an
+earlier one brings the next pass forward.
 """
 
 from __future__ import annotations
@@ -31,20 +34,39 @@ class DeadlineScanner:
     def __init__(self, runtime: ProcessingRuntime, owner: str | None = None) -> None:
         self.runtime = runtime
         self.owner = owner or f"scanner-{uuid.uuid4().hex[:12]}"
+        self.saved = 0  # cases brought up to date (a count)
 
     async def scan_once(self, now: datetime | None = None) -> int:
-        """One pass if this scanner holds (or gets) the lease; returns the steps emitted."""
+        """One pass if this scanner holds (or gets) the lease; returns the steps emitted, and
+        tells `runtime.deadline_checks` when the next check falls due."""
         settings = self.runtime.settings
         store = self.runtime.store
         lease = timedelta(seconds=settings.scanner_lease_seconds)
         if not await store.claim_lease(LEASE_NAME, self.owner, lease):
             return 0
         started = time.perf_counter()
-        now = now or datetime.now(UTC)
+        try:
+            return await self._pass(now or datetime.now(UTC))
+        finally:
+            metrics.SCAN_SECONDS.observe(time.perf_counter() - started)
+
+    async def _pass(self, now: datetime) -> int:
+        store = self.runtime.store
+        checks = self.runtime.deadline_checks
+        earliest = await store.next_check_after(None)
+        if earliest is None or earliest > now:  # nothing due: an idle pass's one query
+            checks.due_at(earliest)
+            return 0
         emitted = 0
-        for code in await store.due_for_check(now, settings.scanner_batch_size):
+        saved_before = self.saved
+        batch = self.runtime.settings.scanner_batch_size
+        due = await store.due_for_check(now, batch)
+        for code in due:
             emitted += await self._check(code, now)
-        metrics.SCAN_SECONDS.observe(time.perf_counter() - started)
+        if self.saved > saved_before and len(due) >= batch:
+            checks.due_in(0)  # more are due: the next batch at once
+        else:
+            checks.due_at(await store.next_check_after(now))
         return emitted
 
     async def _check(self, code: str, now: datetime) -> int:
@@ -58,6 +80,7 @@ class DeadlineScanner:
             await self.runtime.store.save(outcome, stored.case.version)
         except VersionConflict:
             return 0  # changed meanwhile: the writer recomputed next_check_at; seen next pass
+        self.saved += 1
         for step in outcome.steps:
             if step.action.startswith("deadline_warning_") or step.action == OVERDUE:
                 metrics.DEADLINE_ALERTS.labels(step.action).inc()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -30,7 +30,8 @@ from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent, wrap
 from shared.events import DossierProcessed
 from shared.idempotency import APPLIED_EVENTS_FIELD
-from shared.outbox import ensure_outbox_index, merge_updates, outbox_update
+from shared.mongo import ensure_indexes, gridfs_indexes
+from shared.outbox import OUTBOX_INDEX, merge_updates, outbox_update
 
 REQUEST_KEYS_FIELD = "applied_request_keys"
 CASES = "cases"
@@ -38,6 +39,25 @@ PROCEDURES = "procedures"
 CALENDAR_CHANGES = "calendar_changes"
 LEASES = "leases"
 RESULTS_BUCKET = "results"
+# True while the case has a `next_check_at`: the scanner's equality, so that its range on
+# `next_check_at` runs over watched cases only (and FerretDB can push the query down).
+WATCHED = "watched"
+
+# Every index of processing's collections (`shared.mongo.ensure_indexes`); repeated queries start
+# with an equality on `_id` or on the first key of one of these.
+_WORKLIST_ORDER = [("online_rank", ASCENDING), ("due_sort", ASCENDING), ("_id", ASCENDING)]
+INDEXES: dict[str, list[IndexModel]] = {
+    CASES: [
+        OUTBOX_INDEX,
+        # The deadline scanner: watched cases by the instant something is due.
+        IndexModel([(WATCHED, ASCENDING), ("next_check_at", ASCENDING)]),
+        # The worklist: one unit's active cases, online first, then by due date (keyset on _id).
+        IndexModel([("unit_code", ASCENDING), ("active", ASCENDING), *_WORKLIST_ORDER]),
+        # The same across units (admins), and the gauges' active cases.
+        IndexModel([("active", ASCENDING), *_WORKLIST_ORDER]),
+    ],
+    **gridfs_indexes(RESULTS_BUCKET),
+}
 
 # What the worklist returns per case (the history stays in the detail view).
 SUMMARY_FIELDS = (
@@ -101,17 +121,11 @@ class CaseStore:
         self.source = source
 
     async def ensure_indexes(self) -> None:
-        await ensure_outbox_index(self.cases)
-        await self.cases.create_index([("next_check_at", ASCENDING)])
-        # The worklist: one unit's active cases, online first, then by due date (keyset on _id).
-        await self.cases.create_index(
-            [
-                ("unit_code", ASCENDING),
-                ("active", ASCENDING),
-                ("online_rank", ASCENDING),
-                ("due_sort", ASCENDING),
-                ("_id", ASCENDING),
-            ]
+        await ensure_indexes(self.db, INDEXES)
+        # Cases stored before the `watched` flag existed (a no-op once they have it).
+        await self.cases.update_many(
+            {WATCHED: {"$exists": False}, "next_check_at": {"$ne": None}},
+            {"$set": {WATCHED: True}},
         )
 
     # -- cases --------------------------------------------------------------------------------
@@ -232,11 +246,22 @@ class CaseStore:
 
     async def due_for_check(self, now: datetime, limit: int) -> list[str]:
         found = (
-            self.cases.find({"next_check_at": {"$lte": now}}, {"_id": 1})
+            self.cases.find({WATCHED: True, "next_check_at": {"$lte": now}}, {"_id": 1})
             .sort("next_check_at", ASCENDING)
             .limit(limit)
         )
         return [document["_id"] async for document in found]
+
+    async def next_check_after(self, after: datetime | None) -> datetime | None:
+        """The earliest `next_check_at` (later than `after`, unless None): the deadline scanner
+        sleeps until it."""
+        query: dict[str, Any] = {WATCHED: True}
+        if after is not None:
+            query["next_check_at"] = {"$gt": after}
+        found = await self.cases.find_one(
+            query, {"next_check_at": 1}, sort=[("next_check_at", ASCENDING)]
+        )
+        return None if found is None else found["next_check_at"]
 
     async def counts_by_unit_and_state(self) -> dict[tuple[str, int], int]:
         pipeline = [
@@ -252,6 +277,7 @@ class CaseStore:
         pipeline = [
             {
                 "$match": {
+                    "active": True,  # the clock runs only in active states; the index's key
                     "state": {"$in": [int(s) for s in CLOCK_RUNNING]},
                     "due_sort": {"$lt": now},
                 }
@@ -323,6 +349,7 @@ def _fields(case: Case) -> dict[str, Any]:
     fields = case.model_dump(mode="python", exclude={"history", "version", "code"})
     fields["state"] = int(case.state)
     fields["channel"] = int(case.channel)
+    fields[WATCHED] = case.next_check_at is not None
     if case.processing_time is not None:
         fields["processing_time"] = case.processing_time.model_dump(mode="json")
     return fields

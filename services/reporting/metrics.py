@@ -1,8 +1,9 @@
 """Reporting's business metrics, computed from the read models (not from the events it consumes,
 so that they survive restarts and equal what the reports say).
 
-A refresher (see `main.refresh_metrics`) recomputes a snapshot periodically; the collector only
-reads the latest snapshot at scrape time, so a scrape never touches the database.
+A scrape that finds the snapshot older than `metrics_refresh_seconds` has it recomputed first (see
+`main.refresh_metrics`; it waits a few seconds at most, a slower recomputation serves the next
+scrape); the collector only reads the latest snapshot. Nothing is recomputed while nobody scrapes.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def snapshot_of(
         measured = t.scored + t["in_progress"]
         if measured:
             good = t["finished_early"] + t["finished_on_time"]
-            good += t["in_progress"] - t["in_progress_overdue"]
+            good += t["in_progress"] - t.in_progress_late
             snap.on_time_ratio[unit] = good / measured
     snap.level4_share = catalogue_rollup(
         [CatalogueEntry(p["_id"], p["name"], p["unit_code"], p["level"]) for p in procedures], {}

@@ -142,6 +142,7 @@ async def rebuild(
         db = mongo[settings.database_name]
     prefix = f"rebuild_{datetime.now(UTC):%Y%m%d%H%M%S%f}_"
     store = ReportingStore(db, prefix)
+    await store.ensure_indexes()
     models = {settings.topic(model.topic): model for model in handlers_for(store)}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,

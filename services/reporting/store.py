@@ -10,7 +10,8 @@ An event is applied to its dossier's facts once; then the dossier's contribution
 (`domain.contributions`) and the difference to `counted` is added to the counters. `counted` is
 saved (compare-and-set on a version) *before* the `$inc`s: a crash between the two leaves the
 counters short by that difference, never doubled; `python -m services.reporting.rebuild`
-recomputes everything from the topics. Queries by quarter are `_id` range scans.
+recomputes everything from the topics. Queries by quarter are an equality on the counters' indexed
+`quarter` field.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.reporting.domain.contributions import (
@@ -28,9 +30,18 @@ from services.reporting.domain.contributions import (
     to_triples,
 )
 from shared.catalogue import Procedure
-from shared.idempotency import apply_once
+from shared.idempotency import apply_once_and_read
+from shared.mongo import ensure_indexes
 
 MAX_CAS_ATTEMPTS = 20
+
+# Every index of one read-model set (collection names without the set's prefix;
+# `shared.mongo.ensure_indexes`); repeated queries start with an equality on `_id` or on the first
+# key of one of these.
+INDEXES: dict[str, list[IndexModel]] = {
+    # The report's counters of a quarter (each counter carries its key's fields, `parse_key`).
+    "counters": [IndexModel([("quarter", ASCENDING), ("_id", ASCENDING)])],
+}
 
 
 class ReportingStore:
@@ -40,6 +51,9 @@ class ReportingStore:
         self.dossiers = db[f"{prefix}dossiers"]
         self.counters = db[f"{prefix}counters"]
         self.procedures = db[f"{prefix}procedures"]
+
+    async def ensure_indexes(self) -> None:
+        await ensure_indexes(self.db, INDEXES, prefix=self.prefix)
 
     async def save_procedure(self, procedure: Procedure) -> None:
         document = {
@@ -54,16 +68,20 @@ class ReportingStore:
     async def record(self, dossier_code: str, event_id: str, update: dict[str, Any]) -> bool:
         """Apply one event's facts once, then bring the counters in line. True if new."""
         update = {**update, "$setOnInsert": {"v": 0, "counted": []}}
-        applied = await apply_once(self.dossiers, {"_id": dossier_code}, event_id, update)
+        # The facts as this write left them come back with it: no read before reconciling.
+        facts = await apply_once_and_read(self.dossiers, {"_id": dossier_code}, event_id, update)
         # Reconciled even for a redelivery: it is a no-op unless an earlier attempt stopped early.
-        await self.reconcile(dossier_code)
-        return applied
+        await self.reconcile(dossier_code, facts)
+        return facts is not None
 
-    async def reconcile(self, dossier_code: str) -> None:
+    async def reconcile(self, dossier_code: str, facts: dict[str, Any] | None = None) -> None:
+        """Bring the counters in line with the dossier's facts (`facts`: as just written, else
+        read here)."""
         for _ in range(MAX_CAS_ATTEMPTS):
-            facts = await self.dossiers.find_one({"_id": dossier_code})
             if facts is None:
-                return
+                facts = await self.dossiers.find_one({"_id": dossier_code})
+                if facts is None:
+                    return
             wanted = contributions(facts)
             delta = difference(facts.get("counted", []), wanted)
             if not delta:
@@ -73,7 +91,8 @@ class ReportingStore:
                 {"$set": {"counted": to_triples(wanted)}, "$inc": {"v": 1}},
             )
             if saved.modified_count != 1:
-                continue  # another consumer moved the dossier on: derive again
+                facts = None  # another consumer moved the dossier on: read and derive again
+                continue
             for key, fields in delta.items():
                 await self.counters.update_one(
                     {"_id": key}, {"$inc": fields, "$setOnInsert": parse_key(key)}, upsert=True
@@ -84,9 +103,7 @@ class ReportingStore:
     async def counters_for(self, quarters: Iterable[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for quarter in quarters:
-            cursor = self.counters.find(
-                {"_id": {"$gte": f"{quarter}|", "$lt": f"{quarter}|\uffff"}}
-            )
+            cursor = self.counters.find({"quarter": quarter}).sort("_id", ASCENDING)
             rows.extend([row async for row in cursor])
         return rows
 
@@ -132,14 +149,17 @@ class ActiveStore(ReportingStore):
             self._checked_at = now
         return self._current
 
+    async def ensure_indexes(self) -> None:
+        await (await self.current()).ensure_indexes()
+
     async def save_procedure(self, procedure: Procedure) -> None:
         await (await self.current()).save_procedure(procedure)
 
     async def record(self, dossier_code: str, event_id: str, update: dict[str, Any]) -> bool:
         return await (await self.current()).record(dossier_code, event_id, update)
 
-    async def reconcile(self, dossier_code: str) -> None:
-        await (await self.current()).reconcile(dossier_code)
+    async def reconcile(self, dossier_code: str, facts: dict[str, Any] | None = None) -> None:
+        await (await self.current()).reconcile(dossier_code, facts)
 
     async def counters_for(self, quarters: Iterable[str]) -> list[dict[str, Any]]:
         return await (await self.current()).counters_for(quarters)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from shared.cloudevents import CloudEvent, unwrap, wrap
 from shared.events import DossierState
 from shared.kafka import create_broker
@@ -77,3 +79,31 @@ async def test_a_crash_after_publishing_republishes_with_the_same_ids(
 def _pending(topic: str, event: CloudEvent) -> dict:
     update = outbox_update([(topic, event)])
     return {OUTBOX_FIELD: update["$push"][OUTBOX_FIELD]["$each"], **update["$set"]}
+
+
+async def test_an_idle_relay_backs_off_yet_publishes_a_poked_document_at_once(
+    kafka_bootstrap: str, make_topic, mongo_db
+) -> None:
+    """Scans that find nothing space out (up to the cap); a poke still publishes at once, and a
+    document left pending without a poke (a crash) is found by the next scan."""
+    topic = await make_topic("outbox-idle")
+    cases = mongo_db["cases"]
+    poked = wrap(processed(dossier_code(9), DossierState.RECEIVED, "receive"), "/t")
+    left = wrap(processed(dossier_code(10), DossierState.RECEIVED, "receive"), "/t")
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    async with broker:
+        await broker.connect()
+        relay = OutboxRelay(cases, broker, poll_interval=0.02, max_poll_interval=60)
+        relay.start()
+        try:
+            await asyncio.sleep(0.5)  # empty scans after 0.02, 0.04, 0.08, 0.16 s...
+            assert relay.pacer.delay >= 0.16
+            await cases.insert_one({"_id": dossier_code(9), **_pending(topic, poked)})
+            relay.poke(dossier_code(9))
+            records = await read_records(kafka_bootstrap, topic, 1)
+            assert [CloudEvent.from_kafka(r.value, r.headers).id for r in records] == [poked.id]
+            await cases.insert_one({"_id": dossier_code(10), **_pending(topic, left)})
+            records = await read_records(kafka_bootstrap, topic, 2)  # the scan after the poke
+            assert CloudEvent.from_kafka(records[1].value, records[1].headers).id == left.id
+        finally:
+            await relay.stop()

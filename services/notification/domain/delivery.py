@@ -43,7 +43,8 @@ def backoff(
 @dataclass(frozen=True)
 class RetryConfig:
     """How a worker pool retries its work (the notifier's deliveries, the portal's dossiers):
-    attempts, backoff bounds, the lease of a claim, the poll interval and the number of workers."""
+    attempts, backoff bounds, the lease of a claim, the poll interval (and how far it backs off
+    while polls find nothing) and the number of workers."""
 
     max_attempts: int = 5
     base_delay: float = 2.0
@@ -51,3 +52,4 @@ class RetryConfig:
     lease: float = 60.0
     poll_interval: float = 1.0
     workers: int = 32
+    max_poll_interval: float | None = None  # None: always `poll_interval`

@@ -41,7 +41,8 @@ class PortalSettings(BaseSettings):
     portal_lease_seconds: float = Field(default=120.0, gt=0)
     portal_poll_seconds: float = Field(default=2.0, gt=0)
     portal_workers: int = Field(default=4, ge=1)
-    # How often the `dvc_portal_sync_*` gauges are recounted from the database.
+    # The `dvc_portal_sync_*` gauges are recounted from the database when `/metrics` is read and
+    # they are older than this (never while nobody scrapes).
     portal_metrics_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")

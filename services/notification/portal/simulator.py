@@ -391,6 +391,8 @@ def create_app(
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
+    from shared.service import QuietServer
+
     parser = argparse.ArgumentParser(description="National Public Service Portal simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9098)
@@ -399,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--session-ttl", type=float, default=900.0)
     args = parser.parse_args(argv)
     app = create_app(username=args.username, password=args.password, session_ttl=args.session_ttl)
-    uvicorn.run(app, host=args.host, port=args.port)
+    QuietServer(uvicorn.Config(app, host=args.host, port=args.port)).run()  # cheap while idle
 
 
 if __name__ == "__main__":

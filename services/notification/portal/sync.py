@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,6 @@ from services.notification.portal.client import PortalClient
 from services.notification.portal.settings import PortalSettings
 from services.notification.portal.store import FAILED, SYNCED, PortalStore
 from services.notification.portal.worker import PortalWorker
-from shared.background import periodically
 from shared.cloudevents import CloudEvent
 from shared.consumer import EventHandler
 from shared.events import (
@@ -34,6 +33,7 @@ from shared.events import (
     DossierSupplemented,
     DossierWithdrawn,
 )
+from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class PortalSync:
             timeout=settings.portal_timeout_seconds,
             session_margin=settings.portal_session_margin_seconds,
         )
+        # The service's idle cap (`shared.settings.ServiceSettings`), when the settings have it.
+        idle_poll = getattr(settings, "idle_poll_max_seconds", None)
         self.worker = PortalWorker(
             self.store,
             self.client,
@@ -74,6 +76,7 @@ class PortalSync:
                 lease=settings.portal_lease_seconds,
                 poll_interval=settings.portal_poll_seconds,
                 workers=settings.portal_workers,
+                max_poll_interval=idle_poll,
             ),
             clock=clock,
         )
@@ -133,15 +136,18 @@ class PortalSync:
     # ------------------------------------------------------------------ lifecycle
 
     @asynccontextmanager
-    async def lifecycle(self, context: object = None) -> AsyncIterator[None]:
-        """The worker and the gauge refresher, inside a service's lifespan (a lifecycle hook:
-        entered after the broker started, exited before it stops)."""
+    async def lifecycle(self, context: ServiceContext | None = None) -> AsyncIterator[None]:
+        """The worker and the gauges (recounted when the service's `/metrics` is read, at most
+        every `portal_metrics_seconds`), inside a service's lifespan (a lifecycle hook: entered
+        after the broker started, exited before it stops)."""
         await self.store.ensure_indexes()
         self.worker.start()
         try:
-            async with periodically(
-                "portal-sync-metrics", self.settings.portal_metrics_seconds, self.refresh_metrics
-            ):
+            async with AsyncExitStack() as stack:
+                if context is not None:
+                    every = self.settings.portal_metrics_seconds
+                    gauges = context.metrics_source("portal gauges", self.refresh_metrics, every)
+                    await stack.enter_async_context(gauges)
                 yield
         finally:
             await self.worker.stop()

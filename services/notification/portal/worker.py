@@ -41,6 +41,7 @@ from services.notification.portal.store import (
     PortalStore,
 )
 from shared.logging import log_context
+from shared.outbox import merge_updates
 from shared.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class PortalWorker:
             poll=self.poll_once,
             workers=schedule.workers,
             poll_interval=schedule.poll_interval,
+            max_poll_interval=schedule.max_poll_interval,
         )
 
     # ------------------------------------------------------------------ one dossier
@@ -99,28 +101,34 @@ class PortalWorker:
         if record.submission is None:
             return await self._settle(code, claim, record.seq, WAITING, {})
         progressed = False
+        # The last accepted message, written down with the next write: before the next send, or
+        # in the update that ends the pass (no I/O in between, so a crash resends just as much).
+        accepted: Document = {}
         try:
             if int(state.get("synced_seq") or 0) < record.seq:
                 await self._send("dossier", self.client.send_dossier, dossier_message(record))
-                await self._owned(code, claim, {"$set": {"synced_seq": record.seq}})
+                accepted = {"$set": {"synced_seq": record.seq}}
                 progressed = True
             sent = set(state.get("steps_sent") or ())
             for step in record.ordered_steps():
                 if step.id in sent:
                     continue
                 message = step_message(code, step, record.submission.unit_code)
+                if accepted:
+                    await self._owned(code, claim, accepted)
+                    accepted = {}
                 await self._send("step", self.client.send_step, message)
-                await self._owned(code, claim, {"$addToSet": {"steps_sent": step.id}})
+                accepted = {"$addToSet": {"steps_sent": step.id}}
                 progressed = True
         except PortalError as exc:
             attempts = 1 if progressed else int(state.get("attempts") or 1)
-            return await self._attempt_failed(code, claim, record.seq, attempts, exc)
+            return await self._attempt_failed(code, claim, record.seq, attempts, exc, accepted)
         except ValidationError as exc:  # our own mapping produced an invalid message: a bug
             error = PortalError(f"invalid message built: {exc}", retryable=False)
-            return await self._attempt_failed(code, claim, record.seq, 1, error)
+            return await self._attempt_failed(code, claim, record.seq, 1, error, accepted)
         now = self._clock()
         extra = {"synced_at": now, "attempts": 0, "last_error": None}
-        return await self._settle(code, claim, record.seq, SYNCED, extra)
+        return await self._settle(code, claim, record.seq, SYNCED, extra, accepted)
 
     async def _send(self, kind: str, send: Callable[[Any], Awaitable[None]], message: Any) -> None:
         started = time.perf_counter()
@@ -139,48 +147,58 @@ class PortalWorker:
             raise LostClaim(code)
 
     async def _attempt_failed(
-        self, code: str, claim: str, seq: int, attempts: int, error: PortalError
+        self,
+        code: str,
+        claim: str,
+        seq: int,
+        attempts: int,
+        error: PortalError,
+        accepted: Document | None = None,
     ) -> str:
         text = str(error)[:1000]
         if error.retryable and attempts < self.schedule.max_attempts:
             delay = backoff(attempts, base=self.schedule.base_delay, cap=self.schedule.max_delay)
             now = self._clock()
-            await self._owned(
-                code,
-                claim,
-                {
-                    "$set": {
-                        "next_attempt_at": now + timedelta(seconds=delay),
-                        "attempts": attempts,
-                        "claim": None,
-                        "lease_until": None,
-                        "last_error": text,
-                        "updated_at": now,
-                    }
-                },
-            )
+            update = {
+                "$set": {
+                    "next_attempt_at": now + timedelta(seconds=delay),
+                    "attempts": attempts,
+                    "claim": None,
+                    "lease_until": None,
+                    "last_error": text,
+                    "updated_at": now,
+                }
+            }
+            await self._owned(code, claim, merge_updates(update, accepted or {}))
+            self.pool.due_at(now + timedelta(seconds=delay))  # the poller re-queues it then
             log.info("portal sync attempt %d failed (%s); retry in %.2fs", attempts, text, delay)
             return PENDING
         log.error("portal sync of %s failed after %d attempt(s): %s", code, attempts, text)
         return await self._settle(
-            code, claim, seq, FAILED, {"last_error": text, "failed_at": self._clock()}
+            code, claim, seq, FAILED, {"last_error": text, "failed_at": self._clock()}, accepted
         )
 
-    async def _settle(self, code: str, claim: str, seq: int, status: str, extra: Document) -> str:
+    async def _settle(
+        self,
+        code: str,
+        claim: str,
+        seq: int,
+        status: str,
+        extra: Document,
+        accepted: Document | None = None,
+    ) -> str:
+        """End the pass with `status` (and `accepted`, the last message's acknowledgement)."""
         now = self._clock()
-        await self._owned(
-            code,
-            claim,
-            {
-                "$set": {
-                    "status": status,
-                    "claim": None,
-                    "lease_until": None,
-                    "updated_at": now,
-                    **extra,
-                }
-            },
-        )
+        update = {
+            "$set": {
+                "status": status,
+                "claim": None,
+                "lease_until": None,
+                "updated_at": now,
+                **extra,
+            }
+        }
+        await self._owned(code, claim, merge_updates(update, accepted or {}))
         if await self.store.seq(code) > seq:  # an event came in meanwhile: go again
             await self.store.mark_pending(code, now)
             self.submit(code)

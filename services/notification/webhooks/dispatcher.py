@@ -44,6 +44,7 @@ from services.notification.webhooks.sealing import SecretBox
 from services.notification.webhooks.signing import signature_headers
 from services.notification.webhooks.store import Document, WebhookStore, delivery_id
 from services.notification.webhooks.urls import UrlRefused, check_url
+from shared.background import Pacer, wait_for_event
 from shared.batch_consumer import Parsed
 from shared.events import PublicDossierStatus
 
@@ -62,7 +63,10 @@ class DispatchConfig:
     max_queued_per_subscription: int = 10_000
     allow_private_urls: bool = False
     max_connections: int = 200
+    # Outcomes are written at most every `flush_interval` while attempts end, and the loop that
+    # writes them backs off up to `idle_poll_max_seconds` while none do (None: no backoff).
     flush_interval: float = 0.1
+    idle_poll_max_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,21 +133,26 @@ class WebhookSender:
 
 class OutcomeWriter:
     """Attempt outcomes, written in batches. `lock` keeps a reload from reading the database
-    between an attempt's end and the write of its outcome (see `Dispatcher.reload`)."""
+    between an attempt's end and the write of its outcome (see `Dispatcher.reload`). Each
+    recorded outcome wakes `pacer`, whose loop calls `flush`."""
 
-    def __init__(self, store: WebhookStore) -> None:
+    def __init__(self, store: WebhookStore, pacer: Pacer) -> None:
         self.store = store
+        self.pacer = pacer
         self.lock = asyncio.Lock()
         self._pending: dict[str, Document] = {}
 
     def record(self, _id: str, update: Document) -> None:
         previous = self._pending.get(_id)
         self._pending[_id] = _merge(previous, update) if previous else update
+        self.pacer.wake()
 
     def unwritten(self) -> set[str]:
         return set(self._pending)
 
-    async def flush(self) -> None:
+    async def flush(self) -> int:
+        """Write what was recorded; returns how many outcomes."""
+        written = 0
         async with self.lock:
             while self._pending:
                 batch, self._pending = self._pending, {}
@@ -153,6 +162,8 @@ class OutcomeWriter:
                     for _id, update in batch.items():  # keep them for the next flush
                         self._pending.setdefault(_id, update)
                     raise
+                written += len(batch)
+        return written
 
 
 def _merge(first: Document, second: Document) -> Document:
@@ -178,6 +189,8 @@ class LiveSubscription:
     breaker: CircuitBreaker
     queues: DossierQueues = field(default_factory=DossierQueues)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Pulsed (set, then cleared) when the breaker changes state: paused workers wait for it.
+    breaker_changed: asyncio.Event = field(default_factory=asyncio.Event)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     timers: set[asyncio.TimerHandle] = field(default_factory=set)
     spilled: bool = True  # the database may hold pending deliveries not in memory
@@ -203,25 +216,33 @@ class Dispatcher:
         self.box = box
         self.config = config
         self.sender = WebhookSender(config)
-        self.writer = OutcomeWriter(store)
+        every = config.flush_interval
+        self.writer = OutcomeWriter(
+            store, Pacer(every, config.idle_poll_max_seconds, min_gap=every)
+        )
         self.live: dict[str, LiveSubscription] = {}
         self.owned: set[int] = set()  # public-topic partitions this replica consumes
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ subscriptions
 
-    async def refresh(self) -> None:
-        """Follow the registry: start new subscriptions, stop removed or disabled ones."""
+    async def refresh(self) -> int:
+        """Follow the registry: start new subscriptions, stop removed or disabled ones; returns
+        how many were started or stopped."""
         documents = {str(d["_id"]): d for d in await self.store.live_subscriptions()}
-        for sub_id in set(self.live) - set(documents):
+        gone = set(self.live) - set(documents)
+        for sub_id in gone:
             await self._stop(self.live.pop(sub_id))
+        started = 0
         for sub_id, document in documents.items():
             live = self.live.get(sub_id)
             if live is None:
+                started += 1
                 await self.reload(self._start(document))
             else:  # active <-> paused is this replica's breaker's to say
                 document["status"] = live.document.get("status", document["status"])
                 live.update(document, self.box.open(document["sealed_secret"]))
+        return len(gone) + started
 
     def _start(self, document: Document) -> LiveSubscription:
         sub_id = str(document["_id"])
@@ -332,10 +353,14 @@ class Dispatcher:
             live.wakeup.set()
         return added
 
-    async def reload_all(self) -> None:
+    async def reload_all(self) -> int:
+        """Reload the subscriptions that may have deliveries outside memory; returns how many
+        deliveries were queued."""
+        added = 0
         for live in list(self.live.values()):
             if live.spilled or not live.queues:
-                await self.reload(live)
+                added += await self.reload(live)
+        return added
 
     async def on_assignment(self, assigned: set[Any], revoked: set[Any]) -> None:
         """Follow the public topic's partitions this replica consumes."""
@@ -364,9 +389,11 @@ class Dispatcher:
             if delivery.not_before and delivery.not_before > now:
                 self._release_later(live, delivery, (delivery.not_before - now).total_seconds())
                 continue
-            # Paused: wait for the probe time or a resume (the breaker's clock decides, so poll).
-            while not live.breaker.allow():  # noqa: ASYNC110
-                await asyncio.sleep(min(max(live.breaker.retry_after(), 0.05), 1.0))
+            # Paused: wait for the probe time, a probe's outcome or a resume (each changes the
+            # breaker's state); while another worker's probe is out, at most its time-out.
+            while not live.breaker.allow():
+                wait = live.breaker.retry_after() or self.config.timeout
+                await wait_for_event(live.breaker_changed, wait)
             try:
                 await self._attempt(live, delivery)
             except asyncio.CancelledError:
@@ -447,6 +474,8 @@ class Dispatcher:
         live = self.live.get(subscription_id)
         if live is None:
             return
+        live.breaker_changed.set()  # wakes the workers waiting now ...
+        live.breaker_changed.clear()  # ... and not those that wait later
         if state == BreakerState.OPEN:
             paused = live.document.get("status") != SubscriptionStatus.PAUSED
             if paused:
@@ -483,8 +512,8 @@ class Dispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def flush(self) -> None:
-        await self.writer.flush()
+    async def flush(self) -> int:
+        return await self.writer.flush()
 
     async def close(self) -> None:
         for live in list(self.live.values()):

@@ -15,7 +15,7 @@ from services.notification.webhooks.replay import replay
 from services.notification.webhooks.sealing import SecretBox
 from services.notification.webhooks.settings import WebhookSettings
 from services.notification.webhooks.store import Document, WebhookStore
-from shared.background import periodically
+from shared.background import Pacer, periodically
 from shared.batch_consumer import BatchConsumer
 from shared.events import PublicDossierStatus
 from shared.service import ServiceContext
@@ -49,6 +49,7 @@ class Webhooks:
                 max_queued_per_subscription=settings.webhook_max_queued_per_subscription,
                 allow_private_urls=allows_private_urls(settings),
                 max_connections=settings.webhook_max_connections,
+                idle_poll_max_seconds=service_settings.idle_poll_max_seconds,
             ),
         )
         self.consumer = BatchConsumer(
@@ -70,13 +71,19 @@ class Webhooks:
         await self.consumer.start()
         try:
             async with AsyncExitStack() as stack:
+                # Outcomes: when attempts end (woken by each), at most every `flush_interval`.
+                outcomes = self.dispatcher.writer.pacer
                 await stack.enter_async_context(
-                    periodically("webhook outcomes", 0.1, self.dispatcher.flush)
+                    periodically("webhook outcomes", outcomes, self.dispatcher.flush)
+                )
+                # Changes made through other replicas (this one's are followed at once, see
+                # `changed`): every `webhook_refresh_seconds` after one, less often while none.
+                registry = Pacer(
+                    self.settings.webhook_refresh_seconds,
+                    self.context.settings.idle_poll_max_seconds,
                 )
                 await stack.enter_async_context(
-                    periodically(
-                        "webhook registry", self.settings.webhook_refresh_seconds, self._follow
-                    )
+                    periodically("webhook registry", registry, self._follow)
                 )
                 yield
         finally:
@@ -86,9 +93,9 @@ class Webhooks:
             await asyncio.gather(*self._replays, return_exceptions=True)
             await self.dispatcher.close()
 
-    async def _follow(self) -> None:
-        await self.dispatcher.refresh()
-        await self.dispatcher.reload_all()
+    async def _follow(self) -> int:
+        """Follow the registry; returns how much changed (subscriptions, deliveries queued)."""
+        return await self.dispatcher.refresh() + await self.dispatcher.reload_all()
 
     async def changed(self, subscription_id: str) -> None:
         """The registry changed here: follow it now rather than at the next refresh."""

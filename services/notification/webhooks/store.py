@@ -19,17 +19,33 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from services.notification.webhooks.domain import DeliveryStatus, SubscriptionStatus
-from shared.mongo import bulk_write_in_chunks
+from shared.mongo import bulk_write_in_chunks, ensure_indexes
 
 Document = dict[str, Any]
 API_KEY_PREFIX = "dvcak_"
 DUPLICATE_KEY = 11000
+
+# Every index of the webhook collections (`shared.mongo.ensure_indexes`); repeated queries start
+# with an equality on `_id` or on the first key of one of these.
+INDEXES: dict[str, list[IndexModel]] = {
+    "webhook_api_keys": [IndexModel([("agency_id", ASCENDING)])],
+    "webhook_subscriptions": [
+        IndexModel([("agency_id", ASCENDING)]),
+        IndexModel([("status", ASCENDING)]),  # the dispatcher's refresh
+    ],
+    "webhook_deliveries": [
+        # The dispatcher's reload (pending, in order), redrive.
+        IndexModel([("subscription_id", ASCENDING), ("status", ASCENDING), ("seq", ASCENDING)]),
+        # The delivery log, newest first.
+        IndexModel([("subscription_id", ASCENDING), ("created_at", DESCENDING)]),
+    ],
+}
 
 
 def hash_api_key(key: str) -> str:
@@ -46,6 +62,7 @@ def delivery_id(subscription_id: str, event_id: str) -> str:
 
 class WebhookStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.agencies: AsyncCollection[Document] = db["webhook_agencies"]
         self.api_keys: AsyncCollection[Document] = db["webhook_api_keys"]
         self.subscriptions: AsyncCollection[Document] = db["webhook_subscriptions"]
@@ -53,14 +70,7 @@ class WebhookStore:
         self.replays: AsyncCollection[Document] = db["webhook_replays"]
 
     async def ensure_indexes(self) -> None:
-        await self.subscriptions.create_index([("agency_id", ASCENDING)])
-        # The dispatcher's reload and the delivery log (FerretDB scans; MongoDB uses these).
-        await self.deliveries.create_index(
-            [("subscription_id", ASCENDING), ("status", ASCENDING), ("seq", ASCENDING)]
-        )
-        await self.deliveries.create_index(
-            [("subscription_id", ASCENDING), ("created_at", DESCENDING)]
-        )
+        await ensure_indexes(self.db, INDEXES)
 
     # ------------------------------------------------------------------ agencies and keys
 
@@ -105,8 +115,11 @@ class WebhookStore:
 
     async def live_subscriptions(self) -> list[Document]:
         """Every subscription that receives events (active or paused)."""
-        statuses = [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED]
-        return await self.subscriptions.find({"status": {"$in": statuses}}).to_list()
+        # One equality per status: `$in` is not pushed down by FerretDB (it would read them all).
+        found: list[Document] = []
+        for status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED):
+            found.extend(await self.subscriptions.find({"status": status}).to_list())
+        return found
 
     async def update_subscription(self, subscription_id: str, fields: Document) -> Document | None:
         fields = {**fields, "updated_at": datetime.now(UTC)}

@@ -51,6 +51,8 @@ async def intake(
         max_dossier_bytes=400_000,
         public_base_url="https://dichvucong.most.gov.vn",
         processing_token="test-token",
+        # Tests run recovery passes themselves (the start-up pass still runs).
+        payment_recovery_seconds=3600,
     )
     await create_suffixed_topics(kafka_bootstrap, settings.topic_suffix)
     app = create_app(settings)

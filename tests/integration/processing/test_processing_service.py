@@ -3,15 +3,16 @@ out in order, replays and refusals that change nothing, dead letters."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import REGISTRY
 
-from shared.catalogue import Procedure, ProcessingTime, TimeUnit
+from shared.catalogue import Fee, Procedure, ProcessingTime, TimeUnit
 from shared.cloudevents import CloudEvent, unwrap
-from shared.events import Channel, DossierState, DossierSupplemented
+from shared.events import Channel, DossierPaid, DossierState, DossierSupplemented
 from shared.topics import DOSSIER_PROCESSED_TOPIC, DOSSIER_SUBMITTED_TOPIC, PROCESSING_GROUP
 from tests.factories import dossier_code, submitted
 from tests.integration.processing.conftest import Service, wait_for
@@ -296,6 +297,80 @@ async def test_administrators_announce_calendar_changes(service: Service) -> Non
     assert service.runtime.rules.calendar.add_working_days(day - timedelta(days=3), 1) == date(
         2031, 3, 4
     )
+
+
+async def test_a_fee_first_dossier_gets_its_due_date_when_the_applicant_pays(
+    service: Service,
+) -> None:
+    """State 6 → the citizen pays online → `dvc.dossier.paid.v1` → the clock starts."""
+    fee_first = procedure(
+        code="1.009001",
+        fee_starts_clock=True,
+        fees=[Fee(name="Phí thẩm định", amount_vnd=300_000)],
+    )
+    await service.publish(fee_first)
+    code = dossier_code(31)
+    await service.publish(
+        submitted(code).model_copy(
+            update={"procedure_code": fee_first.code, "occurred_at": datetime.now(UTC)}
+        )
+    )
+    await case_document(service, code, state=DossierState.SUBMITTED)
+    officer = service.token("officer-1", "officer")
+    base = f"/api/v1/cases/{code}"
+    received = await service.client.post(f"{base}/receive", headers=officer)
+    assert received.status_code == 200 and received.json()["due_at"] is None
+    asked = await service.client.post(
+        f"{base}/request-payment", headers=officer, json={"amount_vnd": 300_000}
+    )
+    assert asked.json()["state"] == DossierState.PAYMENT_REQUESTED
+
+    paid = DossierPaid(
+        dossier_code=code,
+        occurred_at=datetime.now(UTC),
+        transaction_id="tx-31",
+        amount_vnd=300_000,
+        provider="paysim",
+    )
+    await service.publish(paid)
+    document = await case_document(service, code, state=DossierState.IN_PROCESSING)
+    assert document["clock_started_at"] is not None and document["due_at"] is not None
+    assert document["next_check_at"] is not None
+    events = [event for _, event in await processed_events(service, code, 5)]
+    assert [event.action for event in events] == [
+        "receive",
+        "start_processing",
+        "request_payment",
+        "payment_received",
+        "clock_started",
+    ]
+    assert events[-1].due_at is not None
+
+
+async def test_a_due_date_beyond_the_official_calendar_is_counted_and_logged(
+    service: Service,
+) -> None:
+    await service.publish(procedure())
+    name = "dvc_processing_due_dates_without_calendar_total"
+    before = REGISTRY.get_sample_value(name) or 0.0
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    runtime_log = logging.getLogger("services.processing.runtime")
+    runtime_log.addHandler(handler)
+    try:
+        code = dossier_code(32)
+        far = datetime(2101, 3, 1, 10, tzinfo=VN)
+        await service.publish(
+            submitted(code).model_copy(update={"channel": Channel.COUNTER, "occurred_at": far})
+        )
+        document = await case_document(service, code)
+        assert document["due_at"].year == 2101
+        await wait_for(lambda: _async(REGISTRY.get_sample_value(name) == before + 1))
+    finally:
+        runtime_log.removeHandler(handler)
+    [warning] = [r for r in records if "2101" in r.getMessage()]
+    assert warning.levelno == logging.WARNING and code in warning.getMessage()
 
 
 def _document() -> Any:
