@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -83,7 +86,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else None
         title = _REASONS.get(exc.status_code, "Error")
-        return problem_response(request, exc.status_code, title, detail, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # The router hands a wrong-method request to the *first* route of the path only, so
+            # its `Allow` lists that route's methods; RFC 9110 wants every method of the path.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+                headers["Allow"] = ", ".join(allowed)
+        return problem_response(request, exc.status_code, title, detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -108,6 +119,41 @@ def install_problem_handlers(app: FastAPI) -> None:
             "Lỗi hệ thống (internal error)",
             "The request could not be completed; it has been logged.",
         )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app accepts on the request's path (sorted)."""
+    methods: set[str] = set()
+    for route in _flat_routes(request.app.router.routes):
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(route_methods)
+    return sorted(methods)
+
+
+def _flat_routes(routes: Sequence[BaseRoute]) -> Iterable[Any]:
+    """The routes as matched, included routers unfolded: FastAPI ≥ 0.16x keeps each included
+    router as one entry (`iter_route_contexts` unfolds it); older versions copy the routes."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return routes
+    return iter_route_contexts(routes)
+
+
+_UNSAFE_IN_FALLBACK = str.maketrans({"đ": "d", "Đ": "D", '"': "_", "\\": "_"})
+
+
+def content_disposition(file_name: str, *, inline: bool = False) -> str:
+    """A `Content-Disposition` value for any file name (RFC 6266 / RFC 5987): an ASCII
+    `filename="..."` fallback (accents dropped, other non-ASCII, `"` and `\\` replaced) and the
+    exact name as `filename*=utf-8''<percent-encoded UTF-8>`. Control characters, which no
+    header may carry, become `_` in both."""
+    name = "".join("_" if unicodedata.category(c) == "Cc" else c for c in file_name) or "file"
+    fallback = unicodedata.normalize("NFKD", name.translate(_UNSAFE_IN_FALLBACK))
+    fallback = "".join(c if c.isascii() else "_" for c in fallback if not unicodedata.combining(c))
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{fallback}\"; filename*=utf-8''{quote(name, safe='')}"
 
 
 _REASONS = {

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from services.intake.api_dossiers import CitizenDossier
-from services.intake.domain.attachments import content_disposition
+from services.intake.domain.attachments import safe_file_name
 from services.intake.domain.payments import (
     CallbackRejected,
     PaymentCallback,
@@ -24,7 +24,7 @@ from services.intake.metrics import CITIZEN_ACTIONS, PAYMENT_CALLBACKS
 from services.intake.runtime import IntakeRuntime, Runtime
 from services.intake.submission import now, rejected
 from shared.events import DossierState
-from shared.http import Problem
+from shared.http import Problem, content_disposition
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
@@ -185,5 +185,5 @@ async def download_result(dossier: CitizenDossier, runtime: Runtime) -> Response
     return Response(
         data,
         media_type=result["content_type"],
-        headers={"Content-Disposition": content_disposition(result["file_name"])},
+        headers={"Content-Disposition": content_disposition(safe_file_name(result["file_name"]))},
     )

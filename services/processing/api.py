@@ -39,7 +39,7 @@ from services.processing.runtime import ActResult, CaseNotFound, ProcessingRunti
 from services.processing.store import VersionConflict
 from shared.auth import FORBIDDEN, FORBIDDEN_TITLE, Role, Staff, require_roles
 from shared.events import DocumentRef, DossierState
-from shared.http import Problem
+from shared.http import Problem, content_disposition
 
 router = APIRouter(prefix="/api/v1", tags=["officer"])
 
@@ -538,7 +538,7 @@ async def download_result(request: Request, staff: Officer, storage_id: str) -> 
     return Response(
         data,
         media_type=metadata.get("content_type", "application/octet-stream"),
-        headers={"Content-Disposition": f'attachment; filename="{stream.filename}"'},
+        headers={"Content-Disposition": content_disposition(stream.filename or "ket-qua")},
     )
 
 

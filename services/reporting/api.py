@@ -14,7 +14,7 @@ from services.reporting.render import to_csv, to_html
 from services.reporting.report import QuarterlyReport, build_report
 from services.reporting.store import ReportingStore
 from shared.auth import Role, Staff, require_roles
-from shared.http import Problem
+from shared.http import Problem, content_disposition
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Reader = Annotated[Staff, Depends(require_roles(Role.unit_head, Role.admin, action="reports"))]
@@ -85,7 +85,7 @@ def _respond(report: QuarterlyReport, fmt: Format) -> Response | QuarterlyReport
         return Response(
             to_csv(report),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": content_disposition(f"{name}.csv")},
         )
     if fmt == "html":
         return HTMLResponse(to_html(report))

@@ -10,7 +10,6 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Sequence
-from email.utils import encode_rfc2231
 
 CONTENT_TYPES: dict[str, str] = {
     "pdf": "application/pdf",
@@ -230,13 +229,3 @@ def safe_file_name(name: str, *, max_bytes: int = MAX_FILE_NAME_BYTES) -> str:
     room = max_bytes - len((dot + extension).encode())
     stem = stem.encode()[:room].decode(errors="ignore").rstrip(". ")
     return (stem or DEFAULT_FILE_NAME) + dot + extension
-
-
-def content_disposition(file_name: str, *, inline: bool = False) -> str:
-    """A `Content-Disposition` header value that carries a Vietnamese name (RFC 6266 / 5987)."""
-    name = safe_file_name(file_name)
-    fallback = name.replace("đ", "d").replace("Đ", "D")
-    fallback = unicodedata.normalize("NFKD", fallback).encode("ascii", "ignore").decode()
-    fallback = fallback.replace("\\", "_").replace('"', "_") or DEFAULT_FILE_NAME
-    kind = "inline" if inline else "attachment"
-    return f'{kind}; filename="{fallback}"; filename*={encode_rfc2231(name, "utf-8")}'

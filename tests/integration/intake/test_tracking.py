@@ -296,7 +296,7 @@ async def test_the_result_of_a_level4_dossier_is_downloadable_once_issued(intake
             "issue_result",
             result_document=DocumentRef(
                 document_type="ket_qua",
-                file_name="Văn bằng.pdf",
+                file_name='Kết quả "cuối".pdf',
                 content_type="application/pdf",
                 size_bytes=len(PDF),
                 storage_id="result-1",
@@ -310,4 +310,8 @@ async def test_the_result_of_a_level4_dossier_is_downloadable_once_issued(intake
     finally:
         intake.runtime.result_documents = original
     assert result.status_code == 200 and result.content == PDF
-    assert "filename*=utf-8''V%C4%83n" in result.headers["content-disposition"]
+    # `safe_file_name` turns the quotes into `_`; the header carries the rest exactly.
+    assert result.headers["content-disposition"] == (
+        'attachment; filename="Ket qua _cuoi_.pdf"; '
+        "filename*=utf-8''K%E1%BA%BFt%20qu%E1%BA%A3%20_cu%E1%BB%91i_.pdf"
+    )

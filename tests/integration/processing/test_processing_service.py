@@ -54,6 +54,20 @@ async def processed_events(service: Service, code: str, expected: int) -> list[A
     return [(r.partition, unwrap(CloudEvent.from_kafka(r.value, r.headers))) for r in mine]
 
 
+BOUNDARY = "dvc-result-boundary"
+
+
+def multipart_result(quoted_name: str, data: bytes, note: str) -> bytes:
+    """A `multipart/form-data` body with a `note` and a PDF `file` named `quoted_name` (already
+    escaped for a quoted string)."""
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n{note}\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{quoted_name}"\r\nContent-Type: application/pdf\r\n\r\n'
+    )
+    return head.encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
 async def test_a_paper_dossier_becomes_a_case_of_the_catalogue_unit_with_its_due_date(
     service: Service,
 ) -> None:
@@ -120,11 +134,14 @@ async def test_officer_actions_are_announced_in_order_and_replays_change_nothing
     await case_document(service, code, state=DossierState.IN_PROCESSING)
 
     assert (await client.post(f"{base}/approve", headers=head)).status_code == 200
+    # A Vietnamese name with quotes. The form is written by hand: httpx would send `"` as `%22`
+    # (WHATWG), which the server keeps as is; RFC 7578 clients may escape it as `\"`.
     issued = await client.post(
         f"{base}/result",
-        headers=officer,
-        files={"file": ("ket-qua.pdf", b"%PDF-1.7 result", "application/pdf")},
-        data={"note": "Cấp giấy chứng nhận"},
+        headers={**officer, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+        content=multipart_result(
+            'Kết quả \\"cuối\\".pdf', b"%PDF-1.7 result", "Cấp giấy chứng nhận"
+        ),
     )
     assert issued.status_code == 200, (
         issued.text,
@@ -138,6 +155,12 @@ async def test_officer_actions_are_announced_in_order_and_replays_change_nothing
         headers=service.token("intake-service", "admin", unit=None),
     )
     assert fetched.status_code == 200 and fetched.content == b"%PDF-1.7 result"
+    # An ASCII fallback and the exact name (RFC 6266 / 5987).
+    assert issued.json()["result_document"]["file_name"] == 'Kết quả "cuối".pdf'
+    assert fetched.headers["content-disposition"] == (
+        'attachment; filename="Ket qua _cuoi_.pdf"; '
+        "filename*=utf-8''K%E1%BA%BFt%20qu%E1%BA%A3%20%22cu%E1%BB%91i%22.pdf"
+    )
     returned = await client.post(
         f"{base}/return-result", headers=officer, json={"method": "online"}
     )

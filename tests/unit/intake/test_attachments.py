@@ -9,10 +9,10 @@ from services.intake.domain.attachments import (
     CONTENT_TYPES,
     AttachmentError,
     check_attachment,
-    content_disposition,
     detect_format,
     safe_file_name,
 )
+from shared.http import content_disposition
 
 MB = 1024 * 1024
 
