@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.case import Case
@@ -113,15 +114,36 @@ def submitted(n: int, channel: Channel, day: str) -> DossierSubmitted:
     )
 
 
-async def throughput(args: argparse.Namespace) -> None:
-    unique = uuid.uuid4().hex[:8]
-    suffix, database = f".bench{unique}", f"bench_{unique}"
+async def create_topics(bootstrap: str, suffix: str, within: float = 30.0) -> None:
+    """Create the service's suffixed topics and wait until the broker's metadata lists each with
+    a leader for every partition: a consumer started earlier fails with
+    `UnknownTopicOrPartitionError`."""
     specs = [TopicSpec(f"{t}{suffix}", 1 if t == CATALOGUE_TOPIC else 3, None) for t in CONSUMED]
     specs.append(TopicSpec(f"{DOSSIER_PROCESSED_TOPIC}{suffix}", 3, None))
     specs += [
         TopicSpec(dead_letter_topic(f"{t}{suffix}", PROCESSING_GROUP), 1, None) for t in CONSUMED
     ]
-    await ensure_topics(args.kafka, specs)
+    await ensure_topics(bootstrap, specs)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                cluster = await client.fetch_all_metadata()
+                if all(
+                    len(cluster.available_partitions_for_topic(s.name)) == s.partitions
+                    for s in specs
+                ):
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+
+
+async def throughput(args: argparse.Namespace) -> None:
+    unique = uuid.uuid4().hex[:8]
+    suffix, database = f".bench{unique}", f"bench_{unique}"
+    await create_topics(args.kafka, suffix)
     settings = ProcessingSettings(
         kafka_bootstrap=args.kafka,
         mongo_url=one_connection(args.mongo),
@@ -203,13 +225,15 @@ def open_case_document(n: int, rng: random.Random, now: datetime, rules: Rules) 
 
 async def worklist(args: argparse.Namespace) -> None:
     rules = Rules(WorkingCalendar(), warning_fractions=())  # no scheduling needed here
-    database = f"bench_worklist_{uuid.uuid4().hex[:8]}"
+    unique = uuid.uuid4().hex[:8]
+    database, suffix = f"bench_worklist_{unique}", f".benchw{unique}"
     issuer = DevIssuer(Path(os.environ.get("TMPDIR", "/tmp")) / "dvc-bench-issuer")
+    await create_topics(args.kafka, suffix)  # the HTTP part starts the service's consumers
     settings = ProcessingSettings(
         kafka_bootstrap=args.kafka,
         mongo_url=one_connection(args.mongo),
         mongo_database=database,
-        topic_suffix=f".benchw{uuid.uuid4().hex[:8]}",
+        topic_suffix=suffix,
         scanner_enabled=False,
         jwt_public_key_file=str(issuer.public_key_path),
     )

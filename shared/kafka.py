@@ -63,9 +63,15 @@ def idle_consumer_options(settings: ServiceSettings) -> dict[str, int]:
     """aiokafka consumer options that keep an idle consumer cheap, with no cost in latency: the
     broker holds a fetch until records arrive (or `consumer_fetch_max_wait_ms`), and the
     fetcher's background loop, which is woken by every event it waits for, ticks once a second
-    rather than five times."""
+    rather than five times.
+
+    The long poll has one cost: a member asked to rejoin its group (another member joined, e.g.
+    a service's second consumer in the same group at start-up) notices it at its next heartbeat
+    and rejoins once its fetch in flight returns, so the join takes up to
+    `consumer_heartbeat_interval_ms` + `consumer_fetch_max_wait_ms`. Tests shorten both."""
     return {
         "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+        "heartbeat_interval_ms": settings.consumer_heartbeat_interval_ms,
         "consumer_timeout_ms": 1000,
     }
 

@@ -39,6 +39,11 @@ class ServiceSettings(BaseSettings):
     # Kafka consumers' long poll: the broker answers a fetch as soon as records arrive, or after
     # this long with none (so an idle consumer sends one fetch per this many milliseconds).
     consumer_fetch_max_wait_ms: int = Field(default=5000, ge=100, le=30_000)
+    # How often a consumer tells its group it is alive; also how soon it notices a rebalance
+    # (another member joining). A member rejoins once its fetch in flight returns, so a join
+    # waits up to this plus `consumer_fetch_max_wait_ms` (tests that start services shorten
+    # both; kept at Kafka's default of 3 s otherwise).
+    consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100, le=3000)
 
     # Idle behaviour of the background loops (README, "Idle behaviour"). A poll for work (outbox
     # scans, delivery and sync retries, the deadline scanner...) backs off from its own interval

@@ -14,6 +14,15 @@ from fastapi import FastAPI
 from shared.kafka import ensure_topics
 from shared.topics import platform_topics
 
+# Settings for a service started in a test: with the consumers' idle long poll (5 s) and
+# heartbeat (3 s), a group rebalance (a service's second consumer joining its group at start-up,
+# a restarted copy joining or leaving) waits up to 8 s, since a member notices it at its next
+# heartbeat and rejoins once its fetch in flight returns.
+QUICK_CONSUMERS: dict[str, int] = {
+    "consumer_fetch_max_wait_ms": 100,
+    "consumer_heartbeat_interval_ms": 100,
+}
+
 
 async def create_suffixed_topics(bootstrap: str, suffix: str, partitions: int = 3) -> None:
     await ensure_topics(bootstrap, platform_topics(partitions=partitions, suffix=suffix))

@@ -12,7 +12,7 @@ from services.intake.main import create_app
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
 from shared.auth import DevIssuer
-from tests.service_harness import create_suffixed_topics, serve
+from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
 
 
 @dataclass
@@ -53,6 +53,7 @@ async def intake(
         processing_token="test-token",
         # Tests run recovery passes themselves (the start-up pass still runs).
         payment_recovery_seconds=3600,
+        **QUICK_CONSUMERS,
     )
     await create_suffixed_topics(kafka_bootstrap, settings.topic_suffix)
     app = create_app(settings)

@@ -29,7 +29,7 @@ from shared.topics import (
     dead_letter_topic,
 )
 from tests.integration.notification.servers import SmsGateway, SmtpServer
-from tests.service_harness import create_suffixed_topics
+from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics
 
 T = TypeVar("T")
 RECEIPT_SECRET = "test-receipt-secret"
@@ -108,6 +108,7 @@ async def settings(
         outbox_poll_seconds=0.05,
         breaker_failure_threshold=3,
         breaker_reset_seconds=0.5,
+        **QUICK_CONSUMERS,
     )
     await create_suffixed_topics(kafka_bootstrap, settings.topic_suffix)
     yield settings

@@ -33,6 +33,7 @@ from shared.topics import (
     TopicSpec,
     dead_letter_topic,
 )
+from tests.service_harness import QUICK_CONSUMERS
 
 CONSUMED = (
     CATALOGUE_TOPIC,
@@ -121,6 +122,7 @@ async def service(
         outbox_poll_seconds=0.1,
         scanner_enabled=False,
         metrics_refresh_seconds=0.5,
+        **QUICK_CONSUMERS,
     )
     app = create_app(settings)
     producer = create_broker(kafka_bootstrap, "test-intake")

@@ -36,7 +36,7 @@ from shared.events import (
 )
 from shared.kafka import create_broker, publish_cloud_event
 from shared.topics import REPORTING_GROUP, SUBSCRIPTIONS
-from tests.service_harness import create_suffixed_topics, serve
+from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 09:00 on 5 Jan 2026 in Ha Noi: 2026-Q1
 UNIT_OF = {"P1": "G12", "P2": "G12", "P3": "H56"}
@@ -198,6 +198,7 @@ async def reporting(
         topic_suffix=f".{token}",
         jwt_public_key_file=str(issuer.public_key_path),
         metrics_refresh_seconds=0.2,
+        **QUICK_CONSUMERS,
     )
     await create_suffixed_topics(kafka_bootstrap, settings.topic_suffix)
     app = create_app(settings)
