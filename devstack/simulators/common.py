@@ -106,8 +106,10 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     signal, which this handler turns into exit status 0."""
     import uvicorn
 
+    from shared.service import QuietServer  # uvicorn with a once-a-second housekeeping tick
+
     def exit_quietly(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, exit_quietly)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    QuietServer(uvicorn.Config(app, host=host, port=port, log_level="info")).run()
