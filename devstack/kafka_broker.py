@@ -90,7 +90,7 @@ log.cleaner.dedupe.buffer.size=8388608
 log.retention.hours=-1
 num.network.threads=2
 num.io.threads=4
-# Idle cost (README, "Idle behaviour"). The controller appends a no-op record to the metadata log
+# Idle cost (docs/architecture.md, "Idle behaviour"). The controller appends a no-op record to the metadata log
 # (and syncs it to disk) this often when nothing else changes (default 500 ms): only a health
 # signal for a multi-node quorum.
 metadata.max.idle.interval.ms=10000

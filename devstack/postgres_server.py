@@ -1,7 +1,7 @@
 """PostgreSQL, the store behind FerretDB: a private cluster of Debian's binaries as a plain process.
 
 FerretDB's PostgreSQL backend pushes filters down to SQL and uses the indexes `create_index`
-makes; its SQLite backend scans every collection (see the README, "Local infrastructure").
+makes; its SQLite backend scans every collection (see docs/devstack.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The public projection (produce many records, wait once) and the webhook intake (
 deliveries at once) read with this instead of `shared.consumer.subscribe`. The guarantees are the
 same: offsets are committed only after the batch handler returned; a malformed record goes to the
 dead-letter topic at once; a batch that keeps failing is retried record by record through
-`shared.consumer.handle_record`, so one poisoned record is dead-lettered and the others pass.
+`shared.consumer.handle_record`, so one poisoned record is dead-lettered and the others pass;
+a batch that fails because the infrastructure is away is held and retried until it is back.
 Handlers must be idempotent: a batch is redelivered whole after a crash.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +24,8 @@ from aiokafka.errors import CommitFailedError
 from faststream.kafka import KafkaBroker
 
 from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
-from shared.consumer import RetryPolicy, _dead_letter, handle_record
+from shared.consumer import RetryPolicy, _dead_letter, handle_record, wait_out
+from shared.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
 from shared.kafka import aiokafka_security_options, idle_consumer_options
 from shared.metrics import CONSUMER_RETRIES
 from shared.settings import ServiceSettings
@@ -69,6 +72,7 @@ class BatchConsumer:
         policy: RetryPolicy,
         max_records: int = 500,
         on_assignment: AssignmentHandler | None = None,
+        watch: OutageWatch | None = None,
     ) -> None:
         """`group` is the logical group (dead-letter names); its suffixed name is the Kafka one.
 
@@ -83,6 +87,7 @@ class BatchConsumer:
         self.policy = policy
         self.max_records = max_records
         self.on_assignment = on_assignment
+        self.watch = watch
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -105,6 +110,8 @@ class BatchConsumer:
     async def stop(self, grace: float = 15.0) -> None:
         """Let the batch in hand finish (up to `grace` seconds), then leave the group."""
         self._stopping.set()
+        if self.watch is not None:
+            self.watch.stopping.set()  # a batch waiting out an outage stops waiting
         if self._task:
             if not self._busy:
                 self._task.cancel()  # waiting for records, none in hand: stop at once
@@ -136,6 +143,8 @@ class BatchConsumer:
                 await self._consumer.commit()
             except CommitFailedError as exc:  # a rebalance took the partitions: redelivered
                 log.warning("commit failed after a rebalance: %s", exc)
+            except StoppedDuringOutage:
+                return  # uncommitted: read again after the restart
             except asyncio.CancelledError:
                 raise
             except Exception:  # a dead-letter write failed: seek back and try again
@@ -169,16 +178,31 @@ class BatchConsumer:
             parsed.append(Parsed(record, cloud_event, event))
         if not parsed:
             return
-        for attempt in range(1, self.policy.max_attempts + 1):
-            try:
-                await self.handle(parsed)
-                return
-            except Exception as exc:
-                if attempt == self.policy.max_attempts or len(parsed) == 1:
-                    log.warning("batch failed (%r); handling its records one by one", exc)
-                    break
-                CONSUMER_RETRIES.labels(parsed[0].record.topic, self.group).inc()
-                await asyncio.sleep(self.policy.backoff(attempt))
+        with ExitStack() as outage_held:
+            attempt = outage = 0
+            while True:
+                try:
+                    await self.handle(parsed)
+                    return
+                except StoppedDuringOutage:
+                    raise
+                except Exception as exc:
+                    CONSUMER_RETRIES.labels(parsed[0].record.topic, self.group).inc()
+                    if is_transient(exc):  # the records are fine: hold them until it is back
+                        outage += 1
+                        if outage == 1 and self.watch is not None:
+                            outage_held.enter_context(self.watch.waiting_out(self.group))
+                        await wait_out(
+                            exc, outage, self.group, self.policy, self.watch, asyncio.sleep
+                        )
+                        continue
+                    attempt += 1
+                    if attempt >= self.policy.max_attempts or len(parsed) == 1:
+                        log.warning(
+                            "batch failed (%s); handling its records one by one", describe(exc)
+                        )
+                        break
+                    await asyncio.sleep(self.policy.backoff(attempt))
         for item in parsed:
 
             async def alone(_event: Any, _cloud_event: CloudEvent, item: Parsed = item) -> None:
@@ -192,6 +216,7 @@ class BatchConsumer:
                 dead_letter_topic=self._dlq(item.record),
                 write_dead_letter=self._write_dlq,
                 policy=self.policy,
+                watch=self.watch,
             )
 
     def _dlq(self, record: ConsumerRecord) -> str:

@@ -1,4 +1,9 @@
-"""Reliable consumption: parse, handle with bounded retries, dead-letter what cannot succeed.
+"""Reliable consumption: parse, handle, wait out outages, dead-letter what cannot succeed.
+
+A failure of the infrastructure (`shared.failures.is_transient`) is retried without limit, the
+consumer holding the event (so later events of the same dossier never overtake it) and the
+service reporting not-ready meanwhile. Any other failure gets `max_attempts` tries, then the event
+goes to the dead-letter topic with a description free of input values.
 
 The offset is committed only after `handle_record` returns, i.e. after the handler succeeded or
 the message was safely written to the dead-letter topic. If even that write fails the exception
@@ -12,6 +17,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,7 +28,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from shared.background import wait_for_event
 from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
+from shared.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
 from shared.logging import log_context
 from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS
 
@@ -39,9 +47,13 @@ class RetryPolicy:
     base_delay: float = 0.2
     max_delay: float = 10.0
 
-    def backoff(self, failed_attempts: int) -> float:
+    # Waiting out an outage: no attempt limit, the pause grows to this.
+    outage_max_delay: float = 30.0
+
+    def backoff(self, failed_attempts: int, cap: float | None = None) -> float:
         """Exponential backoff with full jitter after the n-th failed attempt."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (failed_attempts - 1)))
+        limit = self.max_delay if cap is None else cap
+        return random.uniform(0, min(limit, self.base_delay * 2 ** min(failed_attempts - 1, 30)))
 
 
 class Outcome(StrEnum):
@@ -68,6 +80,7 @@ async def handle_record(
     write_dead_letter: DeadLetterWriter,
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    watch: OutageWatch | None = None,
 ) -> Outcome:
     try:
         cloud_event = CloudEvent.from_kafka(record.value, record.headers)
@@ -76,18 +89,37 @@ async def handle_record(
         await _dead_letter(record, group, dead_letter_topic, write_dead_letter, "malformed", exc, 0)
         return Outcome.DEAD_LETTERED
 
-    with log_context(dossier_code=cloud_event.subject, event_id=cloud_event.id):
-        for attempt in range(1, policy.max_attempts + 1):
+    with (
+        log_context(dossier_code=cloud_event.subject, event_id=cloud_event.id),
+        ExitStack() as outage_held,
+    ):
+        attempt = 0  # failures not caused by the infrastructure
+        outage = 0  # consecutive infrastructure failures
+        while True:
             try:
                 await handler(event, cloud_event)
                 return Outcome.HANDLED
             except PermanentError as exc:
                 await _dead_letter(
-                    record, group, dead_letter_topic, write_dead_letter, "permanent", exc, attempt
+                    record,
+                    group,
+                    dead_letter_topic,
+                    write_dead_letter,
+                    "permanent",
+                    exc,
+                    attempt + 1,
                 )
                 return Outcome.DEAD_LETTERED
             except Exception as exc:
-                if attempt == policy.max_attempts:
+                if is_transient(exc):
+                    CONSUMER_RETRIES.labels(record.topic, group).inc()
+                    outage += 1
+                    if outage == 1 and watch is not None:  # not ready until this event passes
+                        outage_held.enter_context(watch.waiting_out(group))
+                    await wait_out(exc, outage, group, policy, watch, sleep)
+                    continue
+                attempt += 1
+                if attempt >= policy.max_attempts:
                     await _dead_letter(
                         record,
                         group,
@@ -100,9 +132,28 @@ async def handle_record(
                     return Outcome.DEAD_LETTERED
                 CONSUMER_RETRIES.labels(record.topic, group).inc()
                 delay = policy.backoff(attempt)
-                log.warning("attempt %d failed (%r); retrying in %.2fs", attempt, exc, delay)
+                log.warning(
+                    "attempt %d failed (%s); retrying in %.2fs", attempt, describe(exc), delay
+                )
                 await sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def wait_out(
+    exc: BaseException,
+    outage: int,
+    group: str,
+    policy: RetryPolicy,
+    watch: OutageWatch | None,
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Sleep before the next try of an event that met an infrastructure outage; a service that
+    stops ends the wait, leaving the event uncommitted."""
+    delay = policy.backoff(outage, cap=policy.outage_max_delay)
+    log.warning("infrastructure unavailable (%s); trying again in %.1fs", describe(exc), delay)
+    if watch is None:
+        await sleep(delay)
+    elif watch.stopping.is_set() or await wait_for_event(watch.stopping, delay):
+        raise StoppedDuringOutage(group) from exc
 
 
 async def _dead_letter(
@@ -118,7 +169,7 @@ async def _dead_letter(
     headers.update(
         {
             "dlq_reason": reason,
-            "dlq_error": f"{type(error).__name__}: {error}"[:2000],
+            "dlq_error": describe(error),
             "dlq_attempts": str(attempts),
             "dlq_original_topic": record.topic,
             "dlq_original_partition": str(record.partition),
@@ -153,6 +204,7 @@ def subscribe(
     routes: Mapping[str, Route],
     policy: RetryPolicy,
     dead_letter_topic: Callable[[str], str],
+    watch: OutageWatch | None = None,
     **subscriber_options: Any,
 ) -> Any:
     """Register one reliable consumer in `group` for every topic of `routes`.
@@ -187,6 +239,7 @@ def subscribe(
             dead_letter_topic=dead_letter_topic(record.topic),
             write_dead_letter=write_dead_letter,
             policy=policy,
+            watch=watch,
         )
 
     consume.__name__ = f"consume_{group}"

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.failures import describe, is_transient
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if is_transient(exc):  # the database or the broker is away: try again shortly
+            log.warning(
+                "%s %s: infrastructure unavailable (%s)",
+                request.method,
+                request.url.path,
+                describe(exc),
+            )
+            return problem_response(
+                request,
+                503,
+                "Hệ thống tạm thời gián đoạn (temporarily unavailable)",
+                "A platform component is unreachable; nothing was changed by this request "
+                "unless it said so. Please try again in a few seconds.",
+                headers={"Retry-After": "5"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             request,

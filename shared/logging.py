@@ -1,7 +1,9 @@
 """Structured JSON logs that carry the dossier code and event id being handled.
 
 Set the context with `log_context(dossier_code=..., event_id=...)`; every record logged inside it
-carries both. Never log contact details or citizen IDs: mask them (`mask`) first.
+carries both. Never log contact details or citizen IDs: mask them (`mask`) first. As a safety
+net, every message and traceback is passed through `shared.failures.mask_personal`, which blanks
+e-mail addresses and long numbers (phones, citizen IDs, tax codes) that slipped into a text.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
+
+from shared.failures import mask_personal
 
 _dossier_code: ContextVar[str | None] = ContextVar("dossier_code", default=None)
 _event_id: ContextVar[str | None] = ContextVar("event_id", default=None)
@@ -34,6 +39,7 @@ class _ContextFilter(logging.Filter):
         self.service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_personal(record.getMessage()), None
         record.service = self.service
         if (code := _dossier_code.get()) and not hasattr(record, "dossier_code"):
             record.dossier_code = code
@@ -42,11 +48,16 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _MaskingJsonFormatter(JsonFormatter):
+    def formatException(self, ei: Any) -> str:
+        return mask_personal(super().formatException(ei))
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every log record to stderr as one JSON object per line."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter(
+        _MaskingJsonFormatter(
             "{asctime}{levelname}{name}{message}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},

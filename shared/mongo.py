@@ -57,6 +57,13 @@ def command_counts_enabled() -> bool:
     return os.environ.get(COMMAND_COUNTS_ENV, "1").strip().lower() not in ("0", "false", "no")
 
 
+# No operation waits forever on a server that stopped answering: a read of the socket that takes
+# longer than this fails with NetworkTimeout (a transient failure: consumers wait it out, HTTP
+# answers 503). Long scans are not affected: each batch is a separate read.
+SOCKET_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_MS = 5_000
+
+
 def create_mongo_client(url: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
     appname = options.pop("appname", "dvc-platform")
     listeners = list(options.pop("event_listeners", ()))
@@ -66,6 +73,8 @@ def create_mongo_client(url: str, **options: Any) -> AsyncMongoClient[dict[str, 
         url,
         tz_aware=True,
         serverSelectionTimeoutMS=options.pop("serverSelectionTimeoutMS", 5000),
+        socketTimeoutMS=options.pop("socketTimeoutMS", SOCKET_TIMEOUT_MS),
+        connectTimeoutMS=options.pop("connectTimeoutMS", CONNECT_TIMEOUT_MS),
         appname=appname,
         event_listeners=listeners,
         **options,
@@ -84,7 +93,7 @@ async def ping(client: AsyncMongoClient[Any]) -> bool:
 # `INDEXES`, applied at start-up by `ensure_indexes`. Repeated queries start with an equality on the
 # first key of one of them (or on `_id`): MongoDB's btree serves it (and the range or sort on the
 # following keys), and on devstack's FerretDB/PostgreSQL the equality is pushed down to SQL and
-# served by the index's GIN twin (see README, "Every repeated query uses an index";
+# served by the index's GIN twin (see docs/devstack.md, "Every repeated query uses an index";
 # `tests/integration/test_query_indexes.py` checks each store's queries).
 IndexDeclaration = Mapping[str, Sequence[IndexModel]]
 

@@ -24,6 +24,7 @@ from shared.auth import verifier_from_settings
 from shared.background import Job, OnRead, wait_for_event
 from shared.cloudevents import Contract
 from shared.consumer import EventHandler, RetryPolicy, Route, subscribe
+from shared.failures import OutageWatch
 from shared.http import (
     RequestMetricsMiddleware,
     install_operational_routes,
@@ -49,6 +50,8 @@ class ServiceContext:
     extras: dict[str, Any] = field(default_factory=dict)
     # Gauges recomputed from the database when `/metrics` is read (and stale), never otherwise.
     metrics_sources: list[OnRead] = field(default_factory=list)
+    # Consumer groups waiting out an infrastructure outage (the service is then not ready).
+    outages: OutageWatch = field(default_factory=OutageWatch)
 
     async def refresh_metrics(self) -> None:
         """Bring every stale metrics source up to date (each waits a bounded time)."""
@@ -66,11 +69,16 @@ class ServiceContext:
             self.metrics_sources.remove(source)
             await source.close()
 
+    async def consumers_flowing(self) -> bool:
+        """Readiness: no consumer group is holding an event until the infrastructure is back."""
+        return self.outages.healthy()
+
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             max_attempts=self.settings.consumer_max_attempts,
             base_delay=self.settings.consumer_backoff_seconds,
+            outage_max_delay=self.settings.consumer_outage_max_backoff_seconds,
         )
 
 
@@ -104,6 +112,7 @@ def build_service_app(
                     await stack.enter_async_context(hook(context))
                 yield
         finally:
+            context.outages.stopping.set()  # an event waiting out an outage is left uncommitted
             await broker.stop()  # stops consumers, waits for in-flight handlers, flushes
             await mongo.close()
 
@@ -117,6 +126,7 @@ def build_service_app(
         {
             "kafka": lambda: broker.ping(timeout=2.0),
             "mongodb": lambda: ping(mongo),
+            "consumers": context.consumers_flowing,
         },
         before_metrics=context.refresh_metrics,
     )
@@ -151,15 +161,24 @@ def run_service(
 ) -> None:
     """Serve the app with uvicorn on the configured address, JSON logs on stderr."""
     configure_logging(settings.service_name, settings.log_level)
-    config = uvicorn.Config(
-        create_app(settings),
+    QuietServer(server_config(create_app(settings), settings)).run()
+
+
+def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+    """uvicorn's settings for a service. The client address (rate limits, lockouts, logs) is the
+    connection's peer, unless the peer is one of `trusted_proxies`: then it is what the proxy
+    says in `X-Forwarded-For`. Nobody else can claim an address."""
+    trusted = [proxy.strip() for proxy in settings.trusted_proxies.split(",") if proxy.strip()]
+    return uvicorn.Config(
+        app,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
-    QuietServer(config).run()
 
 
 def subscribe_dossier_events(
@@ -176,5 +195,6 @@ def subscribe_dossier_events(
         routes=routes,
         policy=context.retry_policy,
         dead_letter_topic=lambda topic: dead_letter_topic(topic, group),
+        watch=context.outages,
         **idle_consumer_options(context.settings),
     )

@@ -17,6 +17,9 @@ class ServiceSettings(BaseSettings):
     service_name: str = "dvc"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Addresses or networks (comma-separated, e.g. "10.42.0.0/16") of the reverse proxies whose
+    # X-Forwarded-For is believed; empty: none is, the peer address is the client's.
+    trusted_proxies: str = ""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Plain on one machine; in Kubernetes, TLS with SCRAM, each service as its own Kafka user.
@@ -33,9 +36,12 @@ class ServiceSettings(BaseSettings):
     topic_suffix: str = ""
 
     log_level: str = "INFO"
-    # Consumer retries before a message goes to its dead-letter topic.
+    # Consumer retries before a message goes to its dead-letter topic (failures that are not the
+    # infrastructure's: those are retried without limit, see `shared.failures`).
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
+    # The longest pause between two tries of an event held during an infrastructure outage.
+    consumer_outage_max_backoff_seconds: float = Field(default=30.0, gt=0, le=300)
     # Kafka consumers' long poll: the broker answers a fetch as soon as records arrive, or after
     # this long with none (so an idle consumer sends one fetch per this many milliseconds).
     consumer_fetch_max_wait_ms: int = Field(default=5000, ge=100, le=30_000)
@@ -45,7 +51,7 @@ class ServiceSettings(BaseSettings):
     # both; kept at Kafka's default of 3 s otherwise).
     consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100, le=3000)
 
-    # Idle behaviour of the background loops (README, "Idle behaviour"). A poll for work (outbox
+    # Idle behaviour of the background loops (docs/architecture.md, "Idle behaviour"). A poll for work (outbox
     # scans, delivery and sync retries, the deadline scanner...) backs off from its own interval
     # to this while it finds nothing; work created in-process wakes it at once.
     idle_poll_max_seconds: float = Field(default=60.0, gt=0)

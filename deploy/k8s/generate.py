@@ -227,6 +227,8 @@ def service_env(service: str) -> list[dict[str, Any]]:
         _env_from(service, "LOG_LEVEL", "configmap", "dvc-platform", "log-level"),
         _env(service, "HTTP_HOST", "0.0.0.0"),
         _env(service, "HTTP_PORT", str(HTTP_PORT)),
+        # Only the ingress controller's X-Forwarded-For is believed (rate limits per citizen).
+        _env_from(service, "TRUSTED_PROXIES", "configmap", "dvc-platform", "trusted-proxies"),
         # Kafka over TLS with SCRAM-SHA-512; the user and its password come from the Strimzi
         # user operator (a Secret named like the KafkaUser), the CA from the cluster operator.
         _env_from(service, "KAFKA_BOOTSTRAP", "configmap", "dvc-platform", "kafka-bootstrap"),

@@ -1,11 +1,17 @@
-"""Alert rules and dashboards: promtool accepts and unit-tests the rules, every alert is
-documented in the runbook, and every metric a rule or a panel queries is one the code exports."""
+"""Alert rules and dashboards: promtool accepts and unit-tests the rules, every alert links to its
+section of the runbook (rendered by a real Prometheus from the configured base), and every metric a
+rule or a panel queries is one the code exports."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,11 @@ RULES = ROOT / "deploy" / "prometheus" / "rules"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests"
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
-RUNBOOK = ROOT / "README.md"  # its "Runbook: platform alerts" section
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+RUNBOOK = ROOT / "docs" / "runbook.md"
+# Every alert's runbook_url: the base is an external label of the evaluating Prometheus
+# (docs/deployment.md, "Runbook links"), the anchor the alert's name in lower case.
+RUNBOOK_URL = "{{ $externalLabels.runbook_base }}/docs/runbook.md#"  # + the anchor
 METRIC_MODULES = ("shared.metrics", "shared.auth")
 # Exported by something other than the services' code.
 EXTERNAL_METRICS = {
@@ -149,9 +159,96 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook_section() -> None:
         assert alert["labels"]["severity"] in {"critical", "warning", "info"}, alert["alert"]
         annotations = alert["annotations"]
         assert annotations["summary"] and annotations["description"], alert["alert"]
-        path, _, anchor = annotations["runbook_url"].partition("#")
-        assert path == "README.md", alert["alert"]
-        assert anchor in anchors, f"{alert['alert']}: no section #{anchor} in README.md"
+        anchor = alert["alert"].lower()
+        assert annotations["runbook_url"] == RUNBOOK_URL + anchor, alert["alert"]
+        assert anchor in anchors, f"{alert['alert']}: no section #{anchor} in docs/runbook.md"
+
+
+def runbook_base() -> str:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    return config["global"]["external_labels"]["runbook_base"]
+
+
+def test_the_runbook_base_is_an_absolute_address() -> None:
+    base = runbook_base()
+    assert re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", base), base
+    assert not base.endswith("/"), "runbook_base must not end with '/': the rules add it"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_real_prometheus_renders_every_runbook_link_from_the_configured_base(
+    tmp_path: Path,
+) -> None:
+    """Each alert's runbook_url, as written, in a rule that always fires, evaluated by a
+    Prometheus server under the external labels of deploy/prometheus/prometheus.yml."""
+    server = shutil.which("prometheus")
+    if server is None:
+        pytest.fail(
+            "the prometheus server is not on PATH (Debian's prometheus package brings it with "
+            "promtool): run scripts/install-deploy-tools or apt-get install prometheus",
+            pytrace=False,
+        )
+    wanted = {a["alert"]: a["annotations"]["runbook_url"] for a in alerts()}
+    rules = {
+        "groups": [
+            {
+                "name": "runbook-links",
+                "interval": "1s",
+                "rules": [
+                    {"alert": name, "expr": "vector(1)", "annotations": {"runbook_url": url}}
+                    for name, url in wanted.items()
+                ],
+            }
+        ]
+    }
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    external_labels = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))["global"][
+        "external_labels"
+    ]
+    config = {
+        "global": {"evaluation_interval": "1s", "external_labels": external_labels},
+        "rule_files": [str(tmp_path / "rules.yml")],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    command = [
+        server,
+        f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    rendered: dict[str, str] = {}
+    with (tmp_path / "prometheus.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while len(rendered) < len(wanted) and time.monotonic() < deadline:
+                assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
+                time.sleep(0.5)
+                try:
+                    url = f"http://127.0.0.1:{port}/api/v1/alerts"
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        body = json.load(response)
+                except OSError:
+                    continue  # not listening yet
+                rendered = {
+                    a["labels"]["alertname"]: a["annotations"]["runbook_url"]
+                    for a in body["data"]["alerts"]
+                }
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    base = runbook_base()
+    assert rendered == {name: f"{base}/docs/runbook.md#{name.lower()}" for name in wanted}
 
 
 def test_dashboards_query_the_provisioned_datasource() -> None:

@@ -132,7 +132,10 @@ def test_the_four_services_and_the_simulators_run_as_processes_and_report_ready(
         for service in services.SERVICES:
             base = f"http://127.0.0.1:{services.port(config, service)}"
             ready = json.load(urllib.request.urlopen(f"{base}/health/ready"))
-            assert ready == {"status": "ok", "checks": {"kafka": True, "mongodb": True}}
+            assert ready == {
+                "status": "ok",
+                "checks": {"kafka": True, "mongodb": True, "consumers": True},
+            }
             metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
             assert (
                 f'dvc_http_requests_total{{method="GET",route="/health/ready",service="{service}"'

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pymongo import AsyncMongoClient
 
 from shared.cloudevents import CloudEvent, unwrap, wrap
 from shared.consumer import RetryPolicy, Route, subscribe
 from shared.events import DossierSubmitted
+from shared.failures import OutageWatch
 from shared.idempotency import apply_once
 from shared.kafka import create_broker, publish_cloud_event
 from tests.factories import dossier_code, submitted
@@ -154,3 +156,64 @@ async def test_offsets_are_committed_only_after_the_handler_succeeded(
         await consumer.stop()
     assert first.key == dossier_code(2).encode()
     assert seen[:2] == [dossier_code(1), dossier_code(2)]
+
+
+async def test_a_database_outage_longer_than_the_retries_is_waited_out_in_order(
+    kafka_bootstrap: str, make_topic, mongo_db, unique: str
+) -> None:
+    """The database is unreachable for longer than all bounded retries would last: the events
+    wait (the service not ready meanwhile), none is dead-lettered, none overtakes another."""
+    topic = await make_topic("outage", partitions=1)
+    dead_letters = await make_topic("outage-dlq", partitions=1)
+    away = AsyncMongoClient("mongodb://127.0.0.1:9/", serverSelectionTimeoutMS=300)
+    database = {"current": away[mongo_db.name]}  # the outage ends when this is swapped back
+    watch = OutageWatch()
+    applied: list[str] = []
+    all_applied = asyncio.Event()
+
+    first_failure = asyncio.Event()
+
+    async def handle(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
+        try:
+            await database["current"]["steps"].insert_one({"_id": cloud_event.id})
+        except Exception:  # a real ServerSelectionTimeoutError while the database is away
+            first_failure.set()
+            raise
+        applied.append(cloud_event.id)
+        if len(applied) == 3:
+            all_applied.set()
+
+    broker = create_broker(kafka_bootstrap, "test-consumer")
+    subscribe(
+        broker,
+        group=f"group-{unique}",
+        routes={topic: Route(DossierSubmitted, handle)},
+        policy=RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.1, outage_max_delay=0.5),
+        dead_letter_topic=lambda _: dead_letters,
+        watch=watch,
+    )
+    events = [wrap(submitted(dossier_code(n)), "/t") for n in (1, 1, 2)]
+    async with broker:
+        await broker.start()
+        for event in events:
+            await publish_cloud_event(broker, topic, event)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(first_failure.wait(), timeout=30)
+        assert watch.waiting == [f"group-{unique}"]  # readiness reports it
+        await asyncio.sleep(4)  # longer than 3 attempts of bounded retries
+        assert applied == [] and watch.waiting
+        database["current"] = mongo_db  # the database is back
+        await asyncio.wait_for(all_applied.wait(), timeout=30)
+        assert loop.time() - started > 4
+    await away.close()
+
+    assert applied == [event.id for event in events]  # in order, each once
+    assert watch.healthy()
+    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    await reader.start()
+    try:
+        partition = TopicPartition(dead_letters, 0)
+        assert (await reader.end_offsets([partition]))[partition] == 0  # nothing dead-lettered
+    finally:
+        await reader.stop()

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaConnectionError, RequestTimedOutError
+from pydantic import BaseModel, Field
+from pymongo.errors import (
+    AutoReconnect,
+    NotPrimaryError,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+)
 
 from shared.cloudevents import wrap
 from shared.consumer import Outcome, PermanentError, RetryPolicy, handle_record
 from shared.events import DossierSubmitted
+from shared.failures import OutageWatch, StoppedDuringOutage, is_transient, mask_personal
 from tests.factories import submitted
 
 
@@ -78,19 +89,19 @@ async def test_a_transient_failure_is_retried_until_it_succeeds() -> None:
 
 
 async def test_after_the_last_attempt_the_message_goes_to_its_dead_letter_topic_intact() -> None:
-    async def always_down(event, cloud_event) -> None:
-        raise ConnectionError("database unavailable")
+    async def buggy(event, cloud_event) -> None:
+        raise LookupError("no rule for this state")
 
     record = valid_record()
     dead_letters = DeadLetters()
-    assert await run(record, always_down, dead_letters, attempts=4) is Outcome.DEAD_LETTERED
+    assert await run(record, buggy, dead_letters, attempts=4) is Outcome.DEAD_LETTERED
 
     [(topic, value, key, headers)] = dead_letters.written
     assert topic == "dvc.dossier.submitted.v1.processing.dlq"
     assert (value, key) == (record.value, record.key)
     assert headers["dlq_reason"] == "exhausted"
     assert headers["dlq_attempts"] == "4"
-    assert headers["dlq_error"] == "ConnectionError: database unavailable"
+    assert headers["dlq_error"] == "LookupError: no rule for this state"
     assert (headers["dlq_original_partition"], headers["dlq_original_offset"]) == ("2", "41")
     assert headers["ce_type"] == "vn.gov.most.dvc.dossier.submitted.v1"  # original headers kept
 
@@ -139,3 +150,132 @@ def test_backoff_grows_and_stays_bounded() -> None:
     assert all(0 <= policy.backoff(1) <= 0.1 for _ in range(100))
     assert all(0 <= policy.backoff(10) <= 1.0 for _ in range(100))
     assert max(policy.backoff(4) for _ in range(200)) > 0.1
+
+
+async def test_an_outage_is_waited_out_however_long_and_never_dead_lettered() -> None:
+    failures = 0
+
+    async def database_away(event, cloud_event) -> None:
+        nonlocal failures
+        if failures < 25:  # far more than max_attempts
+            failures += 1
+            raise ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
+
+    dead_letters = DeadLetters()
+    assert await run(valid_record(), database_away, dead_letters, attempts=3) is Outcome.HANDLED
+    assert failures == 25
+    assert dead_letters.written == []
+
+
+async def test_the_service_is_not_ready_while_a_group_waits_out_an_outage() -> None:
+    watch = OutageWatch()
+    seen_while_waiting: list[list[str]] = []
+    failures = 0
+
+    async def broker_away(event, cloud_event) -> None:
+        nonlocal failures
+        seen_while_waiting.append(watch.waiting)
+        if failures < 2:
+            failures += 1
+            raise KafkaConnectionError("Unable to bootstrap from 127.0.0.1:9092")
+
+    outcome = await handle_record(
+        valid_record(),
+        handler=broker_away,
+        expected=[DossierSubmitted],
+        group="processing",
+        dead_letter_topic="dlq",
+        write_dead_letter=DeadLetters(),
+        policy=RetryPolicy(base_delay=0.001),
+        watch=watch,
+    )
+    assert outcome is Outcome.HANDLED
+    # Not ready from the first infrastructure failure until the event passed.
+    assert seen_while_waiting == [[], ["processing"], ["processing"]]
+    assert watch.healthy()
+
+    waits: list[list[str]] = []
+
+    async def always_away(event, cloud_event) -> None:
+        waits.append(watch.waiting)
+        if len(waits) == 3:
+            watch.stopping.set()  # the service is asked to stop during the outage
+        raise ServerSelectionTimeoutError("no primary")
+
+    dead_letters = DeadLetters()
+    with pytest.raises(StoppedDuringOutage):
+        await handle_record(
+            valid_record(),
+            handler=always_away,
+            expected=[DossierSubmitted],
+            group="processing",
+            dead_letter_topic="dlq",
+            write_dead_letter=dead_letters,
+            policy=RetryPolicy(base_delay=0.001),
+            watch=watch,
+        )
+    assert dead_letters.written == []  # left uncommitted: redelivered after the restart
+    assert watch.healthy()
+
+
+async def test_dead_letter_headers_carry_no_personal_data() -> None:
+    class Contact(BaseModel):
+        phone: str = Field(pattern=r"^0\d{9}$")
+        citizen_id: int
+
+    async def validates_contact(event, cloud_event) -> None:
+        Contact.model_validate({"phone": "+84 912 345 678", "citizen_id": "001099012345x"})
+
+    dead_letters = DeadLetters()
+    assert await run(valid_record(), validates_contact, dead_letters, attempts=1) is (
+        Outcome.DEAD_LETTERED
+    )
+    error = dead_letters.written[0][3]["dlq_error"]
+    assert "phone" in error and "citizen_id" in error  # what was wrong stays readable
+    assert "912" not in error and "001099012345" not in error
+
+    record = wrap(submitted(), source="/t").to_kafka()
+    data = json.loads(record.value)
+    data["applicant"]["identifier"] = "00109901234567890"  # too long: quoted by pydantic
+    data["contact"] = {"phone": ["0912345678"], "email": 42}
+    malformed = record_of(json.dumps(data).encode(), record.headers, record.key)
+    dead_letters = DeadLetters()
+    assert await run(malformed, validates_contact, dead_letters) is Outcome.DEAD_LETTERED
+    error = dead_letters.written[0][3]["dlq_error"]
+    assert error.startswith("MalformedEvent: invalid vn.gov.most.dvc.dossier.submitted.v1 data")
+    assert "applicant.identifier" in error and "contact.phone" in error
+    assert "0010990123" not in error and "0912345678" not in error
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ServerSelectionTimeoutError("no servers"), True),
+        (AutoReconnect("connection reset"), True),
+        (NotPrimaryError("not primary"), True),
+        (OperationFailure("exceeded time limit", code=262), True),
+        (OperationFailure("duplicate key", code=11000), False),
+        (KafkaConnectionError("unreachable"), True),
+        (RequestTimedOutError(), True),
+        (TimeoutError(), True),
+        (ConnectionRefusedError(), True),
+        (httpx.ConnectError("refused"), True),
+        (ValueError("bad amount"), False),
+        (KeyError("case"), False),
+    ],
+)
+def test_infrastructure_failures_are_told_from_the_others(
+    error: Exception, transient: bool
+) -> None:
+    assert is_transient(error) is transient
+    try:
+        raise RuntimeError("store call failed") from error
+    except RuntimeError as wrapped:
+        assert is_transient(wrapped) is transient  # also when wrapped
+
+
+def test_personal_data_is_masked_in_free_text() -> None:
+    text = "sms to +84 912 345 678 failed for an@example.vn, CCCD 001099012345, code 000.00.01.H12"
+    assert mask_personal(text) == (
+        "sms to [number] failed for [email], CCCD [number], code 000.00.01.H12"
+    )

@@ -1,11 +1,15 @@
-"""HTTP conventions: `Content-Disposition` for any file name, and `Allow` on every 405."""
+"""HTTP conventions: `Content-Disposition` for any file name, `Allow` on every 405, 503 while
+the infrastructure is away, and client addresses from trusted proxies only."""
 
 from __future__ import annotations
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from pymongo.errors import ServerSelectionTimeoutError
 
 from shared.http import PROBLEM_JSON, content_disposition, install_problem_handlers
+from shared.service import server_config
+from shared.settings import ServiceSettings
 
 
 def test_a_vietnamese_name_gets_an_ascii_fallback_and_the_exact_utf8_name() -> None:
@@ -73,3 +77,45 @@ async def test_a_405_allows_every_method_of_the_path_across_routes_and_routers()
     assert answer.json()["status"] == 405
     assert answer.headers["allow"] == "DELETE, GET, PUT"  # FastAPI answers HEAD only when declared
     assert other.status_code == 405 and other.headers["allow"] == "POST"
+
+
+async def test_a_database_outage_answers_503_with_retry_after_not_500() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/cases")
+    async def cases() -> None:
+        raise ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/cases")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert "27017" not in response.text  # no internal detail
+
+
+async def _client_address_seen(trusted: str, peer: str, forwarded: str | None) -> str:
+    app = FastAPI()
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> str:
+        return request.client.host if request.client else ""
+
+    config = server_config(app, ServiceSettings(trusted_proxies=trusted))
+    config.load()
+    transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 40000))
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return (await client.get("/whoami", headers=headers)).json()
+
+
+async def test_a_forwarded_address_is_believed_only_from_a_configured_proxy() -> None:
+    ingress = "10.42.0.0/16"
+    # Behind the ingress, each citizen keeps their own address (own rate-limit bucket).
+    assert await _client_address_seen(ingress, "10.42.3.7", "203.0.113.9") == "203.0.113.9"
+    assert await _client_address_seen(ingress, "10.42.3.7", "198.51.100.4") == "198.51.100.4"
+    # Anyone else claiming an address is seen as who they are, locally too.
+    assert await _client_address_seen(ingress, "192.0.2.1", "203.0.113.9") == "192.0.2.1"
+    assert await _client_address_seen("", "127.0.0.1", "203.0.113.9") == "127.0.0.1"

@@ -1,0 +1,34 @@
+"""The JSON logs never carry a phone number, a citizen ID or an e-mail address in clear."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from contextlib import redirect_stderr
+
+from shared.logging import configure_logging, log_context
+
+
+def test_personal_data_that_slips_into_a_log_line_or_traceback_is_masked() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        with redirect_stderr(stream):
+            configure_logging("intake")
+            log = logging.getLogger("tests.logging")
+            with log_context(dossier_code="000.00.01.H12-261205-0001"):
+                log.warning("sms to %s refused for %s", "0912345678", "an@example.vn")
+                try:
+                    raise ValueError("citizen 001099012345 not found")
+                except ValueError:
+                    log.exception("lookup failed")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "sms to [number] refused for [email]"
+    assert first["dossier_code"] == "000.00.01.H12-261205-0001"  # codes are not masked
+    assert "001099012345" not in second["exc_info"] and "[number]" in second["exc_info"]
