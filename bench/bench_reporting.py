@@ -23,10 +23,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from services.reporting.adapters.store import ReportingStore
+from services.reporting.domain.report import build_report
 from services.reporting.rebuild import rebuild
-from services.reporting.report import build_report
 from services.reporting.settings import ReportingSettings
-from services.reporting.store import ReportingStore
 from shared.catalogue import Procedure
 from shared.cloudevents import wrap
 from shared.events import (

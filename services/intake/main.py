@@ -1,98 +1,136 @@
-"""Composition root of the intake service."""
+"""Composition root of the intake service: settings -> adapters -> service layer -> routes,
+subscribers and lifecycle hooks. Nothing else builds adapters or use cases."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from services.intake import api_catalogue, api_dossiers, api_payments, handlers
-from services.intake.adapters import ProcessingResultDocuments
-from services.intake.catalogue_publisher import CataloguePublisher
-from services.intake.domain.catalogue import load_catalogue
-from services.intake.domain.payments import HttpPaymentProvider
-from services.intake.protection import BodySizeLimit, RateLimits
-from services.intake.runtime import SOURCE, IntakeRuntime
+from services.intake import api, handlers
+from services.intake.adapters.catalogue_publisher import CataloguePublisher
+from services.intake.adapters.payment_provider import HttpPaymentProvider
+from services.intake.adapters.processing_results import ProcessingResultDocuments
+from services.intake.adapters.protection import BodySizeLimit, RateLimits
+from services.intake.adapters.store import IntakeStore
+from services.intake.service import SOURCE, IntakeService
+from services.intake.service.catalogue import Catalogue
+from services.intake.service.dossiers import DossierActions
+from services.intake.service.payments import Payments
+from services.intake.service.settlement import PaymentSettler
+from services.intake.service.status import StatusView
+from services.intake.service.submission import Submissions
 from services.intake.settings import IntakeSettings
-from services.intake.settlement import PaymentSettler
-from services.intake.store import IntakeStore
 from shared.auth import DevIssuer, Role
 from shared.background import Pacer, periodically
 from shared.outbox import OutboxRelay
-from shared.service import ServiceContext, build_service_app
+from shared.service import LifecycleHook, ServiceContext, build_service_app
 from shared.topics import CATALOGUE_TOPIC, DOSSIER_PAID_TOPIC
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class IntakeComponents:
+    """Everything `create_app` builds, once: the adapters and the service layer. The app keeps
+    it on `app.state.intake` (read by `services.intake.api.dependencies`)."""
+
+    settings: IntakeSettings
+    context: ServiceContext
+    store: IntakeStore
+    http: httpx.AsyncClient
+    dossier_relay: OutboxRelay
+    catalogue_publisher: CataloguePublisher
+    limits: RateLimits
+    service: IntakeService
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
-    built: list[IntakeRuntime] = []
+    built: IntakeComponents | None = None
 
     def register(context: ServiceContext) -> None:
-        runtime = build_runtime(settings, context)
-        context.extras["intake"] = runtime
-        handlers.register(context, runtime)
-        built.append(runtime)
+        nonlocal built
+        built = build_components(settings, context)
+        handlers.register(context, built.service.status)
+
+    def hook(
+        part: Callable[[IntakeComponents], AbstractAsyncContextManager[Any]],
+    ) -> LifecycleHook:
+        def enter(context: ServiceContext) -> AbstractAsyncContextManager[Any]:
+            assert built is not None
+            return part(built)
+
+        return enter
 
     app = build_service_app(
         settings,
         title="Intake gateway (tiếp nhận hồ sơ)",
         register=register,
-        routers=[api_catalogue.router, api_dossiers.router, api_payments.router],
-        hooks=[prepare_store, run_relays, settle_payments],
+        routers=api.ROUTERS,
+        hooks=[hook(close_http_client), hook(prepare_store), hook(run_relays), hook(settle)],
     )
-    app.state.intake = built[0]
+    assert built is not None
+    app.state.intake = built
+    api.install_problems(app)
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_dossier_bytes + settings.max_json_bytes
     )
     return app
 
 
-def build_runtime(settings: IntakeSettings, context: ServiceContext) -> IntakeRuntime:
+def build_components(settings: IntakeSettings, context: ServiceContext) -> IntakeComponents:
     store = IntakeStore(context.db)
     http = httpx.AsyncClient(timeout=10)
-    context.extras["http"] = http
     dossier_relay = OutboxRelay(
         store.dossiers,
         context.broker,
         poll_interval=settings.relay_poll_seconds,
         max_poll_interval=settings.idle_poll_max_seconds,
     )
-    return IntakeRuntime(
+    publisher = CataloguePublisher(store, context.broker, settings.topic(CATALOGUE_TOPIC), SOURCE)
+    settlement = PaymentSettler(
+        store,
+        dossier_relay,
+        topic=settings.topic(DOSSIER_PAID_TOPIC),
+        source=SOURCE,
+        provider=settings.payment_merchant_code,
+        recovery_interval=settings.payment_recovery_seconds,
+    )
+    payment_provider = HttpPaymentProvider(
+        settings.payment_base_url,
+        settings.payment_merchant_code,
+        settings.payment_request_key,
+        http,
+    )
+    result_documents = ProcessingResultDocuments(
+        settings.processing_base_url, http, service_token(settings)
+    )
+    service = IntakeService(
+        settings=settings,
+        submissions=Submissions(settings, store, dossier_relay, source=SOURCE),
+        dossiers=DossierActions(settings, store, dossier_relay, result_documents, source=SOURCE),
+        payments=Payments(settings, store, payment_provider, settlement),
+        settlement=settlement,
+        catalogue=Catalogue(store, publisher),
+        status=StatusView(store),
+    )
+    return IntakeComponents(
         settings=settings,
         context=context,
         store=store,
+        http=http,
+        dossier_relay=dossier_relay,
+        catalogue_publisher=publisher,
         limits=RateLimits(
             submissions_per_minute=settings.submissions_per_minute,
             tracking_per_minute=settings.tracking_per_minute,
             wrong_secrets_allowed=settings.wrong_secrets_allowed,
             wrong_secret_window_seconds=settings.wrong_secret_window_seconds,
         ),
-        dossier_relay=dossier_relay,
-        catalogue=CataloguePublisher(
-            store, context.broker, settings.topic(CATALOGUE_TOPIC), SOURCE
-        ),
-        payment_provider=HttpPaymentProvider(
-            settings.payment_base_url,
-            settings.payment_merchant_code,
-            settings.payment_request_key,
-            http,
-        ),
-        payments=PaymentSettler(
-            store,
-            dossier_relay,
-            topic=settings.topic(DOSSIER_PAID_TOPIC),
-            source=SOURCE,
-            provider=settings.payment_merchant_code,
-            recovery_interval=settings.payment_recovery_seconds,
-        ),
-        result_documents=ProcessingResultDocuments(
-            settings.processing_base_url, http, service_token(settings)
-        ),
+        service=service,
     )
 
 
@@ -104,42 +142,49 @@ def service_token(settings: IntakeSettings) -> str | None:
     return DevIssuer().mint("svc-intake", [Role.admin], None, name="intake", ttl_seconds=86400 * 30)
 
 
+# --- Lifecycle hooks (entered in order after the broker started, exited in reverse) ------------
+
+
 @asynccontextmanager
-async def prepare_store(context: ServiceContext) -> AsyncIterator[None]:
+async def close_http_client(intake: IntakeComponents) -> AsyncIterator[None]:
+    """The outbound HTTP client, closed after everything that uses it has stopped."""
+    try:
+        yield
+    finally:
+        await intake.http.aclose()
+
+
+@asynccontextmanager
+async def prepare_store(intake: IntakeComponents) -> AsyncIterator[None]:
     """Indexes, then the shipped catalogue (idempotent: unchanged procedures publish nothing)."""
-    runtime: IntakeRuntime = context.extras["intake"]
-    await runtime.store.ensure_indexes()
-    if runtime.settings.seed_catalogue:
-        units, procedures = load_catalogue()
-        await runtime.store.save_units(units)
-        changed = await runtime.store.save_procedures(procedures)
-        log.info("catalogue seeded: %d procedures, %d changed", len(procedures), changed)
+    await intake.store.ensure_indexes()
+    if intake.settings.seed_catalogue:
+        await intake.service.catalogue.seed()
     yield
 
 
 @asynccontextmanager
-async def run_relays(context: ServiceContext) -> AsyncIterator[None]:
-    runtime: IntakeRuntime = context.extras["intake"]
-    runtime.dossier_relay.start()
+async def run_relays(intake: IntakeComponents) -> AsyncIterator[None]:
+    intake.dossier_relay.start()
     try:
         # The first pass publishes what the seeding changed; later ones retry failed passes
         # (every 30 s while they find some, backing off while they find none).
-        pacer = Pacer(30, runtime.settings.idle_poll_max_seconds)
-        async with periodically("catalogue-publisher", pacer, runtime.catalogue.publish_changes):
+        pacer = Pacer(30, intake.settings.idle_poll_max_seconds)
+        publish = intake.catalogue_publisher.publish_changes
+        async with periodically("catalogue-publisher", pacer, publish):
             yield
     finally:
-        await runtime.dossier_relay.stop()
-        await context.extras["http"].aclose()
+        await intake.dossier_relay.stop()
 
 
 @asynccontextmanager
-async def settle_payments(context: ServiceContext) -> AsyncIterator[None]:
+async def settle(intake: IntakeComponents) -> AsyncIterator[None]:
     """Payment callbacks answered but not completed (a crash, a failed attempt) are completed at
     start-up and every `payment_recovery_seconds`; at shutdown, running completions finish before
     the relay's last flush, the others stay recorded for the next start."""
-    payments: PaymentSettler = context.extras["intake"].payments
-    payments.start()
+    settlement = intake.service.settlement
+    settlement.start()
     try:
         yield
     finally:
-        await payments.stop()
+        await settlement.stop()

@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from services.reporting.domain.errors import InvalidPeriod, NotAllowed
 from services.reporting.domain.indicators import INDICATOR_FORMULAS, LEVEL4_FORMULA
-from services.reporting.domain.quarters import quarter_label, quarters_between
+from services.reporting.domain.report import QuarterlyReport
 from services.reporting.render import to_csv, to_html
-from services.reporting.report import QuarterlyReport, build_report
-from services.reporting.store import ReportingStore
+from services.reporting.service import ReportingService
 from shared.auth import Role, Staff, require_roles
 from shared.http import Problem, content_disposition
 
@@ -34,49 +34,32 @@ Indicators:
 """
 
 
-def get_store(request: Request) -> ReportingStore:
-    return request.app.state.reporting_store
+def reporting_service(request: Request) -> ReportingService:
+    """The service layer `main.create_app` put on the app."""
+    reporting: ReportingService = request.app.state.reporting_service
+    return reporting
 
 
-def resolve_quarters(
-    year: int | None, quarter: int | None, start: date | None, end: date | None
-) -> list[str]:
-    if year is not None and quarter is not None and start is None and end is None:
-        if not 1 <= quarter <= 4:
-            raise Problem(422, "Kỳ báo cáo không hợp lệ (invalid period)", "quarter must be 1..4")
-        return [quarter_label(year, quarter)]
-    if start is not None and end is not None and year is None and quarter is None:
-        if end < start or (end - start).days > 366 * 10:
-            raise Problem(
-                422, "Kỳ báo cáo không hợp lệ (invalid period)", "from..to must span ≤ 10 years"
-            )
-        return quarters_between(start, end)
-    raise Problem(
-        422,
-        "Kỳ báo cáo không hợp lệ (invalid period)",
-        "Give either year and quarter, or from and to (dates).",
-    )
+Reporting = Annotated[ReportingService, Depends(reporting_service)]
 
 
 async def _report(
+    reporting: ReportingService,
     staff: Staff,
-    store: ReportingStore,
     year: int | None,
     quarter: int | None,
     start: date | None,
     end: date | None,
     unit: str | None,
 ) -> QuarterlyReport:
-    quarters = resolve_quarters(year, quarter, start, end)
-    if not staff.is_admin:
-        if staff.unit is None:
-            raise Problem(403, "Không có quyền (forbidden)", "A unit head needs a unit.")
-        if unit is not None and unit != staff.unit:
-            raise Problem(403, "Không có quyền (forbidden)", "Unit heads see their own unit only.")
-        unit = staff.unit
-    rows = await store.counters_for(quarters)
-    procedures = await store.all_procedures()
-    return build_report(quarters, rows, procedures, unit)
+    try:
+        return await reporting.quarterly_report(
+            staff, year=year, quarter=quarter, start=start, end=end, unit=unit
+        )
+    except InvalidPeriod as error:
+        raise Problem(422, "Kỳ báo cáo không hợp lệ (invalid period)", error.detail) from None
+    except NotAllowed as error:
+        raise Problem(403, "Không có quyền (forbidden)", error.detail) from None
 
 
 def _respond(report: QuarterlyReport, fmt: Format) -> Response | QuarterlyReport:
@@ -97,7 +80,6 @@ QuarterQ = Annotated[int | None, Query(ge=1, le=4)]
 From = Annotated[date | None, Query(alias="from")]
 To = Annotated[date | None, Query(alias="to")]
 Unit = Annotated[str | None, Query(max_length=40)]
-Store = Annotated[ReportingStore, Depends(get_store)]
 
 
 @router.get(
@@ -108,7 +90,7 @@ Store = Annotated[ReportingStore, Depends(get_store)]
 )
 async def quarterly(
     staff: Reader,
-    store: Store,
+    reporting: Reporting,
     year: Year = None,
     quarter: QuarterQ = None,
     start: From = None,
@@ -116,20 +98,20 @@ async def quarterly(
     unit: Unit = None,
     format: Format = "json",
 ) -> Response | QuarterlyReport:
-    return _respond(await _report(staff, store, year, quarter, start, end, unit), format)
+    return _respond(await _report(reporting, staff, year, quarter, start, end, unit), format)
 
 
 @router.get("/quarterly.csv", summary="Quarterly report as CSV", description=DESCRIPTION)
 async def quarterly_csv(
     staff: Reader,
-    store: Store,
+    reporting: Reporting,
     year: Year = None,
     quarter: QuarterQ = None,
     start: From = None,
     end: To = None,
     unit: Unit = None,
 ) -> Response:
-    report = await _report(staff, store, year, quarter, start, end, unit)
+    report = await _report(reporting, staff, year, quarter, start, end, unit)
     return _respond(report, "csv")  # type: ignore[return-value]
 
 
@@ -141,12 +123,12 @@ async def quarterly_csv(
 )
 async def quarterly_html(
     staff: Reader,
-    store: Store,
+    reporting: Reporting,
     year: Year = None,
     quarter: QuarterQ = None,
     start: From = None,
     end: To = None,
     unit: Unit = None,
 ) -> Response:
-    report = await _report(staff, store, year, quarter, start, end, unit)
+    report = await _report(reporting, staff, year, quarter, start, end, unit)
     return _respond(report, "html")  # type: ignore[return-value]

@@ -1,78 +1,106 @@
-"""Composition root of the reporting service."""
+"""Composition root of the reporting service: settings -> read-model store (following the
+rebuild's pointer) -> service layer -> subscribers, routes and lifecycle hooks."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.reporting import api, handlers
-from services.reporting.lag import LagReader
-from services.reporting.metrics import BUSINESS, CONSUMER_LAG, snapshot_of
+from services.reporting.adapters.lag import LagReader
+from services.reporting.adapters.store import ActiveStore
+from services.reporting.metrics import BUSINESS, CONSUMER_LAG
+from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
-from services.reporting.store import ActiveStore, ReportingStore
 from shared.service import ServiceContext, build_service_app
 from shared.topics import SUBSCRIPTIONS
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class ReportingParts:
+    """The service's parts, built once the database handle exists."""
+
+    settings: ReportingSettings
+    # Follows the read-model pointer, so a rebuild's swap reaches consumer and API.
+    store: ActiveStore
+    service: ReportingService
+    lag: LagReader
+
+    @classmethod
+    def build(
+        cls, settings: ReportingSettings, db: AsyncDatabase[dict[str, Any]]
+    ) -> ReportingParts:
+        store = ActiveStore(db)
+        return cls(settings, store, ReportingService(store), LagReader(settings))
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
+    built: ReportingParts | None = None
 
     def register(context: ServiceContext) -> None:
-        # Follows the read-model pointer, so a rebuild's swap reaches consumer and API.
-        store = ActiveStore(context.db)
-        context.extras["store"] = store
-        handlers.register(context, store)
+        nonlocal built
+        built = ReportingParts.build(settings, context.db)
+        handlers.register(context, built.service)
+
+    def parts() -> ReportingParts:
+        assert built is not None, "build_service_app registers before anything else runs"
+        return built
+
+    def store_hook(context: ServiceContext) -> AbstractAsyncContextManager[None]:
+        return prepare_store(parts())
+
+    def metrics_hook(context: ServiceContext) -> AbstractAsyncContextManager[None]:
+        return refresh_metrics(parts(), context)
 
     app = build_service_app(
         settings,
         title="Reporting (báo cáo thống kê)",
         register=register,
         routers=[api.router],
-        hooks=[prepare_store, refresh_metrics],
+        hooks=[store_hook, metrics_hook],
     )
-    app.state.reporting_store = app.state.context.extras["store"]
+    app.state.reporting_service = parts().service
     return app
 
 
 @asynccontextmanager
-async def prepare_store(context: ServiceContext) -> AsyncIterator[None]:
+async def prepare_store(reporting: ReportingParts) -> AsyncIterator[None]:
     """The indexes of the active read-model set (a rebuild makes those of the set it builds)."""
-    store: ReportingStore = context.extras["store"]
-    await store.ensure_indexes()
+    await reporting.store.ensure_indexes()
     yield
 
 
-async def refresh_once(store: ReportingStore) -> None:
-    BUSINESS.snapshot = snapshot_of(await store.all_counters(), await store.all_procedures())
-
-
 @asynccontextmanager
-async def refresh_metrics(context: ServiceContext) -> AsyncIterator[None]:
+async def refresh_metrics(
+    reporting: ReportingParts, context: ServiceContext
+) -> AsyncIterator[None]:
     """The business gauges and the consumer lag of every platform group, recomputed when
     `/metrics` is read and they are older than `metrics_refresh_seconds` (nothing while nobody
     scrapes). The lag reader keeps its Kafka connections between scrapes."""
-    store: ReportingStore = context.extras["store"]
-    settings = context.settings
-    every = getattr(settings, "metrics_refresh_seconds", 30.0)
+    settings = reporting.settings
     groups = [settings.consumer_group(group) for group in SUBSCRIPTIONS]
-    reader = LagReader(settings)
+
+    async def refresh_business() -> None:
+        BUSINESS.snapshot = await reporting.service.business_snapshot()
 
     async def refresh_lag() -> None:
-        lag = await reader.lag(groups)
+        lag = await reporting.lag.lag(groups)
         CONSUMER_LAG.clear()
         for (group, topic), messages in lag.items():
             CONSUMER_LAG.labels(group, topic).set(messages)
 
+    every = settings.metrics_refresh_seconds
     try:
         async with (
-            context.metrics_source("business gauges", lambda: refresh_once(store), every),
+            context.metrics_source("business gauges", refresh_business, every),
             context.metrics_source("consumer lag", refresh_lag, every),
         ):
             yield
     finally:
-        await reader.close()
+        await reporting.lag.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.reporting.domain.contributions import FIELDS
-from services.reporting.report import QuarterlyReport, Section
+from services.reporting.domain.report import QuarterlyReport, Section
 
 LABELS_VI: dict[str, str] = {
     "received": "Tiếp nhận",

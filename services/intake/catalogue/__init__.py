@@ -1,4 +1,4 @@
 """The procedure catalogue shipped with intake: `units.csv` and `procedures.json` (see README.md).
 
-Read through `services.intake.domain.catalogue.load_catalogue`.
+Read through `services.intake.adapters.shipped_catalogue.load_catalogue`.
 """

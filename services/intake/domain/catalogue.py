@@ -1,26 +1,24 @@
-"""The procedure catalogue: the shipped data, accent-insensitive search and the level roll-up.
+"""The procedure catalogue: parsing the shipped data, accent-insensitive search and the level
+roll-up.
 
-Pure functions over `shared.catalogue.Procedure`; the only I/O is `load_catalogue`, which reads
-the data files packaged in `services/intake/catalogue/`.
+Pure functions over `shared.catalogue.Procedure`; the data files packaged in
+`services/intake/catalogue/` are read by `services.intake.adapters.shipped_catalogue`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
-from importlib import resources
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from shared.catalogue import LEVEL4_TARGET_SHARE, Procedure, level4_target_met
 
-DATA_PACKAGE = "services.intake.catalogue"
+# The shipped data files, as named in parse errors.
 PROCEDURES_FILE = "procedures.json"
 UNITS_FILE = "units.csv"
 
@@ -54,15 +52,7 @@ class Unit(BaseModel):
     )
 
 
-# ── loading ──────────────────────────────────────────────────────────────────────────────────────
-def load_catalogue() -> tuple[list[Unit], list[Procedure]]:
-    """The units and procedures shipped with the service, validated."""
-    data = resources.files(DATA_PACKAGE)
-    units = parse_units(csv.DictReader(data.joinpath(UNITS_FILE).read_text("utf-8").splitlines()))
-    document = json.loads(data.joinpath(PROCEDURES_FILE).read_text("utf-8"))
-    return units, parse_procedures(document["procedures"], units)
-
-
+# ── parsing ──────────────────────────────────────────────────────────────────────────────────────
 def parse_units(rows: Iterable[Mapping[str, str]]) -> list[Unit]:
     """Units from `units.csv` rows (`other_names` separated by " | ")."""
     units: list[Unit] = []

@@ -1,10 +1,11 @@
-"""The payment-provider port, in the style of the national payment platform (DOMAIN.md §6).
+"""Payments in the style of the national payment platform (DOMAIN.md §6): messages and signing.
 
 A payment is a transaction with amount and bill info (dossier, procedure, payer) sent with a
 checksum (HMAC-SHA256 under the request key); the platform answers with the URL where the citizen
 pays, and later posts a callback signed with a second key (headers `X-Signature`, `X-Timestamp`).
 
-The message models and signing are pure; `HttpPaymentProvider` is the one adapter doing I/O.
+The message models and signing are pure; the port is `services.intake.domain.ports.PaymentProvider`
+and its HTTP adapter `services.intake.adapters.payment_provider.HttpPaymentProvider`.
 Replay protection is split: `verify_callback` rejects forged, altered and stale callbacks; a
 fresh, authentic callback delivered twice is the caller's to drop, by `callback_id` or by the
 transaction's state in storage.
@@ -15,10 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.events import DossierCode
@@ -176,73 +176,3 @@ def callback_id(callback: PaymentCallback) -> str:
     """A key to deduplicate deliveries of the same outcome (a redelivery with a new timestamp
     has the same id)."""
     return f"{callback.transaction_id}:{callback.status}:{callback.provider_reference}"
-
-
-# --- The port and its adapters ------------------------------------------------------------------
-
-
-class PaymentProviderError(RuntimeError):
-    """The provider could not create the payment (unreachable, refused, malformed answer)."""
-
-
-class PaymentProvider(Protocol):
-    name: str
-
-    async def create_payment(self, request: PaymentRequest) -> str:
-        """Register the transaction; return the URL where the citizen pays."""
-        ...
-
-
-def _key_bytes(key: bytes | str) -> bytes:
-    return key.encode() if isinstance(key, str) else key
-
-
-class HttpPaymentProvider:
-    """The national-payment-platform-style adapter: `POST <base_url>/transactions`."""
-
-    name = "national-payment-platform"
-
-    def __init__(
-        self,
-        base_url: str,
-        merchant_code: str,
-        request_key: bytes | str,
-        client: httpx.AsyncClient,
-    ) -> None:
-        self._url = base_url.rstrip("/") + "/transactions"
-        self._merchant_code = merchant_code
-        self._key = _key_bytes(request_key)
-        self._client = client
-
-    async def create_payment(self, request: PaymentRequest) -> str:
-        order = payment_order(request, self._merchant_code, self._key)
-        try:
-            response = await self._client.post(self._url, json=order.model_dump(mode="json"))
-        except httpx.HTTPError as exc:
-            raise PaymentProviderError(f"payment platform unreachable: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise PaymentProviderError(
-                f"payment platform refused transaction {request.transaction_id}: "
-                f"HTTP {response.status_code} {response.text[:200]}"
-            )
-        try:
-            payment_url = response.json()["payment_url"]
-        except (ValueError, KeyError, TypeError):
-            payment_url = None
-        if not isinstance(payment_url, str) or not payment_url.startswith(("https://", "http://")):
-            raise PaymentProviderError("payment platform answered without a payment_url")
-        return payment_url
-
-
-class RecordingPaymentProvider:
-    """An in-memory fake of the port for tests: records requests, returns a fixed-form URL."""
-
-    name = "recording"
-
-    def __init__(self, base_url: str = "https://pay.example.test") -> None:
-        self.base_url = base_url.rstrip("/")
-        self.requests: list[PaymentRequest] = []
-
-    async def create_payment(self, request: PaymentRequest) -> str:
-        self.requests.append(request)
-        return f"{self.base_url}/pay/{request.transaction_id}"

@@ -15,6 +15,7 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.catalogue import ProcessingTime, TimeUnit
 from shared.events import Channel
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -55,6 +56,19 @@ class ReceiptData(BaseModel):
         default=None, description='The legal processing time, e.g. "15 ngày làm việc"'
     )
     place_name: str = "Hà Nội"
+
+
+TIME_UNIT_LABELS = {
+    TimeUnit.WORKING_DAYS: "ngày làm việc",
+    TimeUnit.CALENDAR_DAYS: "ngày",
+    TimeUnit.WORKING_HOURS: "giờ làm việc",
+    TimeUnit.MONTHS: "tháng",
+}
+
+
+def processing_time_text(time: ProcessingTime | None) -> str | None:
+    """The legal processing time as printed, e.g. "15 ngày làm việc"."""
+    return f"{time.value:g} {TIME_UNIT_LABELS[time.unit]}" if time else None
 
 
 def format_local(moment: datetime) -> str:

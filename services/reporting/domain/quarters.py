@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from services.reporting.domain.errors import InvalidPeriod
+
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -30,3 +32,19 @@ def quarters_between(start: date, end: date) -> list[str]:
     first = start.year * 4 + (start.month - 1) // 3
     last = end.year * 4 + (end.month - 1) // 3
     return [quarter_label(n // 4, n % 4 + 1) for n in range(first, last + 1)]
+
+
+def report_quarters(
+    year: int | None, quarter: int | None, start: date | None, end: date | None
+) -> list[str]:
+    """The quarters a report covers: `year` and `quarter`, or the date range `start`..`end`
+    (at most ten years) rolled into the quarters it touches."""
+    if year is not None and quarter is not None and start is None and end is None:
+        if not 1 <= quarter <= 4:
+            raise InvalidPeriod("quarter must be 1..4")
+        return [quarter_label(year, quarter)]
+    if start is not None and end is not None and year is None and quarter is None:
+        if end < start or (end - start).days > 366 * 10:
+            raise InvalidPeriod("from..to must span ≤ 10 years")
+        return quarters_between(start, end)
+    raise InvalidPeriod("Give either year and quarter, or from and to (dates).")

@@ -8,8 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.intake.main import create_app
-from services.intake.runtime import IntakeRuntime
+from services.intake.main import IntakeComponents, create_app
 from services.intake.settings import IntakeSettings
 from shared.auth import DevIssuer
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
@@ -18,7 +17,7 @@ from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
 @dataclass
 class Intake:
     client: httpx.AsyncClient
-    runtime: IntakeRuntime
+    components: IntakeComponents
     settings: IntakeSettings
     issuer: DevIssuer
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.intake.domain.catalogue import fold, load_catalogue, matches, rollup
+from services.intake.adapters.shipped_catalogue import load_catalogue
+from services.intake.domain.catalogue import fold, matches, rollup
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent, unwrap
 from shared.topics import CATALOGUE_TOPIC

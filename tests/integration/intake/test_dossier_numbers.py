@@ -8,7 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.intake.domain.dossier_code import sequence_key
-from services.intake.submission import UploadedFile, fingerprint, now
+from services.intake.domain.submission import UploadedFile, fingerprint
+from services.intake.service.dossiers import now
 from tests.intake_samples import PDF, PNG, dossier_json, multipart, trademark_files
 
 DEEP = {"a": {"b": 1}}
@@ -25,7 +26,7 @@ def with_form(form_json: str) -> str:
 async def number_in_use(intake) -> int:
     """The last number drawn today for this agency (0 if none yet)."""
     key = sequence_key(intake.settings.agency_id, now())
-    counter = await intake.runtime.store.sequences.find_one({"_id": key})
+    counter = await intake.components.store.sequences.find_one({"_id": key})
     return int(counter["value"]) if counter else 0
 
 
@@ -55,7 +56,7 @@ async def test_refused_requests_draw_no_dossier_number(intake) -> None:
     first = sequence_of(await online(intake, **{"Idempotency-Key": key}))
 
     in_progress_key = str(uuid.uuid4())
-    await intake.runtime.store.reserve_idempotency_key(
+    await intake.components.store.reserve_idempotency_key(
         f"online:{in_progress_key}",
         fingerprint(
             dossier_json().encode(),

@@ -13,7 +13,8 @@ from typing import TypeVar
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.intake.domain.payments import RecordingPaymentProvider, sign_callback
+from services.intake.adapters.memory import RecordingPaymentProvider
+from services.intake.domain.payments import sign_callback
 from services.intake.main import create_app
 from shared.events import DossierState
 from shared.topics import DOSSIER_PAID_TOPIC
@@ -30,7 +31,7 @@ T = TypeVar("T")
 @pytest.fixture
 async def payment(intake, monkeypatch) -> dict:
     """A level-4 dossier whose fee the unit asked for, and the payment the applicant started."""
-    monkeypatch.setattr(intake.runtime, "payment_provider", RecordingPaymentProvider())
+    monkeypatch.setattr(intake.components.service.payments, "provider", RecordingPaymentProvider())
     code, secret = await new_dossier(intake)
     await processing_says(intake, code, DossierState.PAYMENT_REQUESTED, "request_payment")
     await wait_for_state(intake, code, secret, 6)
@@ -85,7 +86,7 @@ async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
 async def settled(intake, transaction_id: str) -> dict:
     """The payment once settled."""
     return await eventually(
-        lambda: intake.runtime.store.get_payment(transaction_id),
+        lambda: intake.components.store.get_payment(transaction_id),
         lambda payment: payment["status"] == "settled",
     )
 
@@ -93,7 +94,7 @@ async def settled(intake, transaction_id: str) -> dict:
 async def published_paid_events(kafka_bootstrap: str, intake, code: str) -> int:
     """How many `dossier.paid` records of `code` the topic holds, once the dossier's outbox is
     empty (so that everything queued was published)."""
-    dossiers = intake.runtime.store.dossiers
+    dossiers = intake.components.store.dossiers
     await eventually(lambda: dossiers.find_one({"_id": code}), lambda d: not d["outbox_pending"])
     consumer = AIOKafkaConsumer(
         intake.topic(DOSSIER_PAID_TOPIC),
@@ -121,7 +122,7 @@ async def published_paid_events(kafka_bootstrap: str, intake, code: str) -> int:
 
 async def paid_mark(intake, code: str) -> tuple[bool, int]:
     """Whether the dossier is marked paid, and how many times a payment was applied to it."""
-    dossier = await intake.runtime.store.dossiers.find_one({"_id": code})
+    dossier = await intake.components.store.dossiers.find_one({"_id": code})
     applied = [i for i in dossier.get("applied_event_ids", []) if i.startswith("payment:")]
     return bool(dossier["status"].get("paid")), len(applied)
 
@@ -129,16 +130,16 @@ async def paid_mark(intake, code: str) -> tuple[bool, int]:
 async def test_the_callback_is_answered_before_the_settlement_work(
     intake, payment, monkeypatch, kafka_bootstrap
 ) -> None:
-    store = intake.runtime.store
+    store = intake.components.store
     started, release = asyncio.Event(), asyncio.Event()
-    apply_event_once = store.apply_event_once
+    mark_paid = store.mark_paid
 
     async def held_back(*args, **kwargs):
         started.set()
         await release.wait()
-        return await apply_event_once(*args, **kwargs)
+        return await mark_paid(*args, **kwargs)
 
-    monkeypatch.setattr(store, "apply_event_once", held_back)
+    monkeypatch.setattr(store, "mark_paid", held_back)
     request = callback(intake, payment)
     response = await post(intake, request)  # answered while the settlement is held back
     assert response.status_code == 200, response.text
@@ -166,8 +167,8 @@ async def test_a_repeated_callback_is_applied_once(intake, payment, kafka_bootst
     assert sorted(a.status_code for a in answers) == [200, 409, 409, 409, 409]
     await settled(intake, payment["transaction_id"])
     # Completing again (a recovery pass meeting the task, another replica) changes nothing.
-    assert await intake.runtime.payments.settle(payment["transaction_id"]) is False
-    assert await intake.runtime.payments.recover() == 0
+    assert await intake.components.service.settlement.settle(payment["transaction_id"]) is False
+    assert await intake.components.service.settlement.recover() == 0
     assert (await post(intake, callback(intake, payment))).status_code == 409
     assert await paid_mark(intake, payment["dossier_code"]) == (True, 1)
     assert await published_paid_events(kafka_bootstrap, intake, payment["dossier_code"]) == 1
@@ -177,11 +178,13 @@ async def test_a_callback_recorded_before_a_crash_is_completed_at_the_next_start
     intake, payment, monkeypatch, kafka_bootstrap
 ) -> None:
     # The process dies right after answering: the completion never runs.
-    monkeypatch.setattr(intake.runtime.payments, "schedule", lambda transaction_id: None)
+    monkeypatch.setattr(
+        intake.components.service.settlement, "schedule", lambda transaction_id: None
+    )
     response = await post(intake, callback(intake, payment))
     assert response.status_code == 200, response.text
     await asyncio.sleep(0.2)
-    pending = await intake.runtime.store.get_payment(payment["transaction_id"])
+    pending = await intake.components.store.get_payment(payment["transaction_id"])
     assert pending["status"] == "callback_received" and pending["callback_pending"] is True
     assert await paid_mark(intake, payment["dossier_code"]) == (False, 0)
 
@@ -192,29 +195,30 @@ async def test_a_callback_recorded_before_a_crash_is_completed_at_the_next_start
     assert done["provider_reference"].startswith("REF-")
     assert await paid_mark(intake, payment["dossier_code"]) == (True, 1)
     assert await published_paid_events(kafka_bootstrap, intake, payment["dossier_code"]) == 1
-    assert await intake.runtime.payments.recover() == 0  # nothing left: one indexed query
+    # Nothing left: one indexed query.
+    assert await intake.components.service.settlement.recover() == 0
 
 
 async def test_a_recovery_pass_completes_a_completion_that_failed(
     intake, payment, monkeypatch
 ) -> None:
-    store = intake.runtime.store
+    store = intake.components.store
     failed = asyncio.Event()
-    apply_event_once = store.apply_event_once
+    mark_paid = store.mark_paid
 
     async def database_hiccup(*args, **kwargs):
         if not failed.is_set():
             failed.set()
             raise ConnectionError("database unreachable")
-        return await apply_event_once(*args, **kwargs)
+        return await mark_paid(*args, **kwargs)
 
-    monkeypatch.setattr(store, "apply_event_once", database_hiccup)
+    monkeypatch.setattr(store, "mark_paid", database_hiccup)
     assert (await post(intake, callback(intake, payment))).status_code == 200
     await asyncio.wait_for(failed.wait(), timeout=5)
     await asyncio.sleep(0.1)
     assert (await store.get_payment(payment["transaction_id"]))["callback_pending"] is True
     # The pass that runs at start-up and every `payment_recovery_seconds`:
-    assert await intake.runtime.payments.recover() == 1
+    assert await intake.components.service.settlement.recover() == 1
     await settled(intake, payment["transaction_id"])
     assert await paid_mark(intake, payment["dossier_code"]) == (True, 1)
 
@@ -223,7 +227,7 @@ async def test_a_failed_payment_is_marked_failed(intake, payment) -> None:
     response = await post(intake, callback(intake, payment, status="failed", paid_at=None))
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "failed"
-    failed = await intake.runtime.store.get_payment(payment["transaction_id"])
+    failed = await intake.components.store.get_payment(payment["transaction_id"])
     assert failed["status"] == "failed" and "callback_pending" not in failed
     assert (await post(intake, callback(intake, payment))).status_code == 409  # no late success
     assert await paid_mark(intake, payment["dossier_code"]) == (False, 0)
@@ -237,7 +241,7 @@ async def test_a_wrong_amount_or_transaction_records_nothing(intake, payment) ->
     assert wrong_amount.headers["content-type"] == "application/problem+json"
     unknown = await post(intake, callback(intake, {**payment, "transaction_id": "unknown"}))
     assert unknown.status_code == 404
-    assert (await intake.runtime.store.get_payment(payment["transaction_id"]))["status"] == (
+    assert (await intake.components.store.get_payment(payment["transaction_id"]))["status"] == (
         "pending"
     )
     assert (await post(intake, callback(intake, payment))).status_code == 200

@@ -30,7 +30,7 @@ async def submit(intake, dossier: str | None = None, files=None, **headers):
 
 
 async def counts(intake) -> tuple[int, int]:
-    store = intake.runtime.store
+    store = intake.components.store
     return (
         await store.dossiers.count_documents({}),
         await store.db["attachments.files"].count_documents({}),

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from devstack.simulators.payment import create_app as create_simulator
 from services.intake.domain.payments import sign_callback
-from services.intake.payment_simulator import create_simulator
 from shared.cloudevents import CloudEvent, unwrap, wrap
 from shared.events import DocumentRef, DossierProcessed, DossierState
 from shared.kafka import publish_cloud_event
@@ -44,7 +44,7 @@ async def processing_says(intake, code: str, state: DossierState, action: str, *
         **fields,
     )
     await publish_cloud_event(
-        intake.runtime.context.broker, intake.topic(DOSSIER_PROCESSED_TOPIC), wrap(event, "/t")
+        intake.components.context.broker, intake.topic(DOSSIER_PROCESSED_TOPIC), wrap(event, "/t")
     )
 
 
@@ -185,14 +185,14 @@ async def test_level4_payment_through_the_simulator_and_callback(intake, kafka_b
         "http://intake.test/api/v1/payments/callback",
         http_client=to_intake,
     )
-    runtime = intake.runtime
-    original = runtime.payment_provider
-    from services.intake.domain.payments import HttpPaymentProvider
+    payments = intake.components.service.payments
+    original = payments.provider
+    from services.intake.adapters.payment_provider import HttpPaymentProvider
 
     sim_client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=simulator), base_url="http://pay.test"
     )
-    runtime.payment_provider = HttpPaymentProvider(
+    payments.provider = HttpPaymentProvider(
         "http://pay.test", "BKHCN", intake.settings.payment_request_key, sim_client
     )
     try:
@@ -209,7 +209,7 @@ async def test_level4_payment_through_the_simulator_and_callback(intake, kafka_b
         )
         assert replay.json()["callback_status"] == 409
     finally:
-        runtime.payment_provider = original
+        payments.provider = original
         await sim_client.aclose()
         await to_intake.aclose()
 
@@ -254,7 +254,7 @@ async def test_a_dossier_written_while_the_broker_is_unreachable_is_published_la
 ) -> None:
     """Persist, then publish: if publishing fails, the dossier keeps its pending event and the
     relay sends it once it can."""
-    relay = intake.runtime.dossier_relay
+    relay = intake.components.dossier_relay
 
     async def broker_down(document):
         raise ConnectionError("broker unreachable")
@@ -264,11 +264,11 @@ async def test_a_dossier_written_while_the_broker_is_unreachable_is_published_la
     try:
         code, _ = await new_dossier(intake)
         await asyncio.sleep(0)
-        stored = await intake.runtime.store.dossiers.find_one({"_id": code})
+        stored = await intake.components.store.dossiers.find_one({"_id": code})
         assert stored["outbox_pending"] is True
     finally:
         relay._publish_document = original  # type: ignore[method-assign]
-    await intake.runtime.store.dossiers.update_one(
+    await intake.components.store.dossiers.update_one(
         {"_id": code}, {"$set": {"outbox_lease_until": None}}
     )
     relay.poke()
@@ -286,8 +286,8 @@ async def test_the_result_of_a_level4_dossier_is_downloadable_once_issued(intake
             assert storage_id == "result-1"
             return PDF
 
-    original = intake.runtime.result_documents
-    intake.runtime.result_documents = ProcessingResults()
+    original = intake.components.service.dossiers.result_documents
+    intake.components.service.dossiers.result_documents = ProcessingResults()
     try:
         await processing_says(
             intake,
@@ -308,7 +308,7 @@ async def test_the_result_of_a_level4_dossier_is_downloadable_once_issued(intake
             f"/api/v1/dossiers/{code}/result", params={"secret": secret}
         )
     finally:
-        intake.runtime.result_documents = original
+        intake.components.service.dossiers.result_documents = original
     assert result.status_code == 200 and result.content == PDF
     # `safe_file_name` turns the quotes into `_`; the header carries the rest exactly.
     assert result.headers["content-disposition"] == (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from services.reporting.lag import consumer_lag
+from services.reporting.adapters.lag import consumer_lag
 from shared.settings import ServiceSettings
 
 

@@ -13,14 +13,12 @@ from shared.catalogue import Procedure
 from shared.cloudevents import wrap
 from shared.events import Channel
 from tests.integration.reporting.test_reporting_service import (  # noqa: F401 (fixture)
-    T0,
     auth,
     publish_all,
     reporting,
-    script,
-    submitted,
     wait_consumed,
 )
+from tests.unit.reporting.scenario import T0, script, submitted
 
 URLS = (
     "/api/v1/reports/quarterly?year=2026&quarter=1",

@@ -1,5 +1,6 @@
 """The reporting service against the real broker and database: a scripted mix of dossier events
-gives exact report figures, and redelivering every event changes nothing."""
+(`tests.unit.reporting.scenario`) gives exact report figures, and redelivering every event
+changes nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,169 +19,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.reporting.main import create_app
 from services.reporting.settings import ReportingSettings
 from shared.auth import DevIssuer
-from shared.catalogue import Fee, Procedure
+from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent, wrap
-from shared.events import (
-    Applicant,
-    ApplicantKind,
-    Channel,
-    Contact,
-    DocumentRef,
-    DossierNotified,
-    DossierPaid,
-    DossierProcessed,
-    DossierSubmitted,
-    DossierSupplemented,
-    DossierWithdrawn,
-)
 from shared.kafka import create_broker, publish_cloud_event
 from shared.topics import REPORTING_GROUP, SUBSCRIPTIONS
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
-
-T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 09:00 on 5 Jan 2026 in Ha Noi: 2026-Q1
-UNIT_OF = {"P1": "G12", "P2": "G12", "P3": "H56"}
-DOC = DocumentRef(
-    document_type="d1",
-    file_name="a.pdf",
-    content_type="application/pdf",
-    size_bytes=1,
-    storage_id="s",
-)
-
-
-def code(n: int) -> str:
-    return f"000.00.21.G12-260105-{n:04d}"
-
-
-def at(hours: float) -> datetime:
-    return T0 + timedelta(hours=hours)
-
-
-def submitted(n: int, procedure: str, level: int, channel: Channel, fee: int = 0) -> Any:
-    return DossierSubmitted(
-        dossier_code=code(n),
-        occurred_at=T0,
-        procedure_code=procedure,
-        unit_code=UNIT_OF[procedure],
-        level=level,
-        channel=channel,
-        applicant=Applicant(
-            kind=ApplicantKind.PERSON, name="Nguyễn Văn A", identifier="001203004567"
-        ),
-        contact=Contact(email="a@example.vn"),
-        documents=[DOC] if channel == Channel.ONLINE else [],
-        fee_vnd=fee,
-    )
-
-
-def step(n: int, procedure: str, prev: int | None, state: int, hours: float, **kw: Any) -> Any:
-    return DossierProcessed(
-        dossier_code=code(n),
-        occurred_at=at(hours),
-        procedure_code=procedure,
-        unit_code=UNIT_OF[procedure],
-        action=kw.pop("action", "x"),
-        state=state,
-        previous_state=prev,
-        actor="officer-1",
-        **kw,
-    )
-
-
-def notified(n: int, status: str) -> Any:
-    return DossierNotified(
-        dossier_code=code(n),
-        occurred_at=at(1),
-        notification_id=uuid.uuid4().hex,
-        source_event_id="e",
-        channel="email",
-        status=status,
-    )
-
-
-def script() -> list[Any]:
-    due = at(48)
-    return [
-        Procedure(
-            code="P1",
-            name="Thủ tục 1",
-            unit_code="G12",
-            unit_name="Vụ A",
-            field="f",
-            level=4,
-            fees=[Fee(name="phí", amount_vnd=100_000)],
-        ),
-        Procedure(
-            code="P2", name="Thủ tục 2", unit_code="G12", unit_name="Vụ A", field="f", level=3
-        ),
-        Procedure(
-            code="P3", name="Thủ tục 3", unit_code="H56", unit_name="Cục B", field="f", level=2
-        ),
-        # 1: online, paid, result on the due day with an electronic result, notified.
-        submitted(1, "P1", 4, Channel.ONLINE, fee=100_000),
-        step(1, "P1", 1, 2, 1, due_at=due),
-        step(1, "P1", 2, 4, 1),
-        DossierPaid(
-            dossier_code=code(1),
-            occurred_at=at(2),
-            transaction_id="t1",
-            amount_vnd=100_000,
-            provider="sim",
-        ),
-        step(1, "P1", 4, 9, 47, result_document=DOC),
-        notified(1, "delivered"),
-        # 2: counter, result late.
-        submitted(2, "P2", 3, Channel.COUNTER),
-        step(2, "P2", None, 2, 0, due_at=due),
-        step(2, "P2", 2, 4, 1),
-        step(2, "P2", 4, 9, 50),
-        # 3: online, not received.
-        submitted(3, "P1", 4, Channel.ONLINE),
-        step(3, "P1", 1, 3, 3),
-        # 4: counter, withdrawn.
-        submitted(4, "P3", 2, Channel.COUNTER),
-        step(4, "P3", None, 2, 0, due_at=due),
-        step(4, "P3", 2, 4, 1),
-        DossierWithdrawn(dossier_code=code(4), occurred_at=at(2), reason="rút"),
-        step(4, "P3", 4, 7, 2),
-        step(4, "P3", 7, 8, 3),
-        # 5: online, a supplement requested and supplied, still in progress; a failed message.
-        submitted(5, "P2", 3, Channel.ONLINE),
-        step(5, "P2", 1, 2, 1, due_at=due),
-        step(5, "P2", 2, 4, 1),
-        step(5, "P2", 4, 5, 2),
-        DossierSupplemented(dossier_code=code(5), occurred_at=at(3), documents=[DOC]),
-        step(5, "P2", 5, 4, 3, due_at=at(96)),
-        notified(5, "technical-failure"),
-        # 6: post, flagged overdue by processing.
-        submitted(6, "P3", 2, Channel.POST),
-        step(6, "P3", None, 2, 0, due_at=due),
-        step(6, "P3", 2, 4, 1),
-        step(6, "P3", 4, 4, 48, action="overdue"),
-    ]
-
-
-EXPECTED_MINISTRY = {
-    "received": 6,
-    "online": 3,
-    "counter": 2,
-    "post": 1,
-    "with_fee": 1,
-    "paid_online": 1,
-    "in_progress": 2,
-    "in_progress_overdue": 1,
-    "in_progress_late_by_supplements": 0,
-    "results_issued": 2,
-    "digitised": 1,
-    "finished_early": 0,
-    "finished_on_time": 1,
-    "finished_late": 1,
-    "refused": 1,
-    "withdrawn": 1,
-    "supplement_requests": 1,
-    "notified_delivered": 1,
-    "notified_failed": 1,
-}
+from tests.unit.reporting.scenario import EXPECTED_MINISTRY, T0, script
 
 
 @pytest.fixture(scope="module")
@@ -323,15 +166,3 @@ async def test_report_figures_are_exact_and_redelivery_changes_nothing(reporting
     text = await metrics_ready()
     assert "dvc_catalogue_level4_share 0.5" in text
     assert 'dvc_reporting_notification_failures{unit="G12"} 1.0' in text
-
-
-async def test_unit_heads_see_their_unit_only(reporting: Any) -> None:
-    client, _, issuer = reporting
-    url = "/api/v1/reports/quarterly?year=2026&quarter=1"
-    assert (await client.get(url)).status_code == 401
-    assert (await client.get(url, headers=auth(issuer, "officer", "H56"))).status_code == 403
-    head = auth(issuer, "unit_head", "H56")
-    own = (await client.get(url, headers=head)).json()
-    assert own["scope"] == "H56" and [u["unit_code"] for u in own["units"]] in ([], ["H56"])
-    assert (await client.get(url + "&unit=G12", headers=head)).status_code == 403
-    assert (await client.get("/api/v1/reports/quarterly", headers=head)).status_code == 422

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from services.intake.adapters.shipped_catalogue import load_catalogue
 from services.intake.domain.catalogue import (
     LARGE_VOLUME_PER_YEAR,
     CatalogueDataError,
     Unit,
     UpgradeReason,
     fold,
-    load_catalogue,
     matches,
     parse_procedures,
     query_terms,

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
+from services.intake.api.dossiers import parse_form_json
 from services.intake.domain.form_data import MAX_DEPTH, check_form_data
-from services.intake.submission import SubmissionForm, parse_form_json
+from services.intake.domain.submission import SubmissionForm
 from shared.http import Problem
 
 

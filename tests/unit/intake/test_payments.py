@@ -6,15 +6,15 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from devstack.simulators.payment import create_app as create_simulator
+from services.intake.adapters.memory import RecordingPaymentProvider
+from services.intake.adapters.payment_provider import HttpPaymentProvider
 from services.intake.domain.payments import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     CallbackRejected,
-    HttpPaymentProvider,
     PaymentCallback,
-    PaymentProviderError,
     PaymentRequest,
-    RecordingPaymentProvider,
     callback_id,
     checksum,
     checksum_matches,
@@ -23,7 +23,7 @@ from services.intake.domain.payments import (
     sign_callback,
     verify_callback,
 )
-from services.intake.payment_simulator import create_simulator
+from services.intake.domain.ports import PaymentProviderError
 
 REQUEST_KEY = b"test-request-key"
 CALLBACK_KEY = b"test-callback-key"

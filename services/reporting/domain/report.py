@@ -1,14 +1,15 @@
-"""The quarterly report as a response model, assembled from counter rows and the catalogue copy
-(pure: no I/O)."""
+"""The quarterly report as a response model, assembled from counter rows and the catalogue copy,
+and who may read which scope (pure: no I/O)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from services.reporting.domain.errors import NotAllowed
 from services.reporting.domain.indicators import (
     LEVEL4_FORMULA,
     LEVEL4_TARGET,
@@ -101,10 +102,22 @@ def _section(rows: Iterable[Mapping[str, Any]], unit: str | None, name: str | No
     )
 
 
+def report_scope(is_admin: bool, reader_unit: str | None, unit: str | None) -> str | None:
+    """The unit a report is restricted to (None: the whole ministry). Admins see every unit, or
+    the one they ask for; unit heads see their own unit only."""
+    if is_admin:
+        return unit
+    if reader_unit is None:
+        raise NotAllowed("A unit head needs a unit.")
+    if unit is not None and unit != reader_unit:
+        raise NotAllowed("Unit heads see their own unit only.")
+    return reader_unit
+
+
 def build_report(
     quarters: list[str],
-    rows: list[Mapping[str, Any]],
-    procedures: list[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    procedures: Sequence[Mapping[str, Any]],
     unit: str | None = None,
 ) -> QuarterlyReport:
     """`unit` restricts every figure (and the catalogue) to one unit."""

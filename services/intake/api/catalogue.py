@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from services.intake.domain.catalogue import CatalogueRollup, query_terms, rollup
-from services.intake.runtime import Runtime
-from shared.auth import Role, Staff, require_roles
+from services.intake.api.dependencies import AdminStaff, Intake
+from services.intake.domain.catalogue import CatalogueRollup
 from shared.catalogue import Procedure
 from shared.http import Problem
 
@@ -24,7 +22,7 @@ class ProcedurePage(BaseModel):
 
 @router.get("/procedures", response_model=ProcedurePage)
 async def list_procedures(
-    runtime: Runtime,
+    intake: Intake,
     q: Annotated[str | None, Query(max_length=200, description="Words, accents optional")] = None,
     unit: Annotated[str | None, Query(max_length=40)] = None,
     level: Annotated[int | None, Query(ge=1, le=4)] = None,
@@ -35,63 +33,42 @@ async def list_procedures(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ProcedurePage:
     """Search the catalogue: `q=chuyen giao cong nghe` finds "chuyển giao công nghệ"."""
-    items = await runtime.store.search_procedures(
-        terms=query_terms(q or ""),
-        unit_code=unit,
-        level=level,
-        field=field,
-        after=cursor,
-        limit=limit + 1,
+    items, next_cursor = await intake.catalogue.search(
+        q or "", unit_code=unit, level=level, field=field, after=cursor, limit=limit
     )
-    next_cursor = items[limit - 1].code if len(items) > limit else None
-    return ProcedurePage(items=items[:limit], next_cursor=next_cursor)
+    return ProcedurePage(items=list(items), next_cursor=next_cursor)
 
 
 @router.get("/procedures/{code}", response_model=Procedure)
-async def get_procedure(code: str, runtime: Runtime) -> Procedure:
-    procedure = await runtime.store.get_procedure(code)
-    if procedure is None:
-        raise Problem(
-            404, "Không tìm thấy thủ tục (procedure not found)", f"No procedure {code!r}."
-        )
-    return procedure
+async def get_procedure(code: str, intake: Intake) -> Procedure:
+    return await intake.catalogue.procedure(code)
 
 
 @router.get("/units")
-async def list_units(runtime: Runtime) -> list[dict]:
-    return [
-        {k: v for k, v in unit.items() if k != "_id"} for unit in await runtime.store.list_units()
-    ]
+async def list_units(intake: Intake) -> list[dict[str, Any]]:
+    return await intake.catalogue.units()
 
 
 @router.get("/catalogue/rollup", response_model=CatalogueRollup)
 async def catalogue_rollup(
-    runtime: Runtime,
+    intake: Intake,
     large_volume: Annotated[
         int, Query(ge=1, description="Dossiers a year that count as large")
     ] = 500,
 ) -> CatalogueRollup:
     """Counts by level per unit and overall, the level-4 share of online services against the
     decision's 30% target, and level-3 procedures that are candidates to move up."""
-    procedures = await runtime.store.all_procedures()
-    return rollup(procedures, large_volume_threshold=large_volume)
-
-
-AdminStaff = Annotated[Staff, Depends(require_roles(Role.admin))]
+    return await intake.catalogue.rollup(large_volume)
 
 
 @router.put("/admin/procedures/{code}", response_model=Procedure, tags=["admin"])
 async def put_procedure(
-    code: str, procedure: Procedure, runtime: Runtime, staff: AdminStaff
+    code: str, procedure: Procedure, intake: Intake, staff: AdminStaff
 ) -> Procedure:
     """Create or change a procedure (admins); the change is published on the catalogue topic."""
     if procedure.code != code:
         raise Problem(
             422, "Mã thủ tục không khớp (code mismatch)", "The body's code must equal the path's."
         )
-    await runtime.store.save_procedures([procedure])
-    try:
-        await runtime.catalogue.publish_changes()
-    except Exception:  # stored: the periodic pass publishes it once the broker is back
-        logging.getLogger(__name__).warning("catalogue change stored, publication deferred")
+    await intake.catalogue.save(procedure)
     return procedure

@@ -8,7 +8,7 @@ start-up and every `payment_recovery_seconds` hands them any callback recorded b
 (a crash between the answer and the completion loses nothing).
 
 Completion is idempotent, so this process and other replicas may meet on one payment: the dossier
-update is applied once per transaction (`apply_event_once`), and the payment is settled only
+update is applied once per transaction (`IntakeStore.mark_paid`), and the payment is settled only
 while it is still flagged `callback_pending`.
 """
 
@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from services.intake.adapters.store import Document, IntakeStore
 from services.intake.metrics import PAYMENT_CALLBACKS
-from services.intake.store import Document, IntakeStore
 from shared.cloudevents import wrap
 from shared.events import DossierPaid
-from shared.outbox import OutboxRelay, merge_updates, outbox_update
+from shared.outbox import OutboxRelay
 from shared.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,8 @@ class PaymentSettler:
         )
         # The dossier first, once per transaction: if we stop before settling the payment, the
         # next pass finds the dossier done and only settles.
-        await self.store.apply_event_once(
-            payment["dossier_code"],
-            f"payment:{payment['_id']}",
-            merge_updates(
-                {"$set": {"status.paid": True}},
-                outbox_update([(self.topic, wrap(event, self.source))]),
-            ),
+        await self.store.mark_paid(
+            payment["dossier_code"], payment["_id"], [(self.topic, wrap(event, self.source))]
         )
         self.relay.poke(payment["dossier_code"])
         settled = await self.store.finish_callback(

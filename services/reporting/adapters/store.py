@@ -6,18 +6,23 @@
 - `<prefix>counters` (`_id` = `quarter|unit|procedure|channel|level`): `$inc` upserts only.
 - `<prefix>procedures` (`_id` = procedure code): the copy of the catalogue topic.
 
-An event is applied to its dossier's facts once; then the dossier's contributions are derived
-(`domain.contributions`) and the difference to `counted` is added to the counters. `counted` is
-saved (compare-and-set on a version) *before* the `$inc`s: a crash between the two leaves the
-counters short by that difference, never doubled; `python -m services.reporting.rebuild`
-recomputes everything from the topics. Queries by quarter are an equality on the counters' indexed
-`quarter` field.
+An event's facts (`domain.facts`) are applied to its dossier once; then the dossier's
+contributions are derived (`domain.contributions`) and the difference to `counted` is added to the
+counters. `counted` is saved (compare-and-set on a version) *before* the `$inc`s: a crash between
+the two leaves the counters short by that difference, never doubled;
+`python -m services.reporting.rebuild` recomputes everything from the topics. Queries by quarter
+are an equality on the counters' indexed `quarter` field.
+
+A rebuild (`services.reporting.rebuild`) fills a fresh set of these collections under its own
+prefix and swaps it in by rewriting the pointer document (`read_model_pointer`); the service's
+`ActiveStore` follows the pointer.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -29,6 +34,7 @@ from services.reporting.domain.contributions import (
     parse_key,
     to_triples,
 )
+from services.reporting.domain.facts import FactsUpdate
 from shared.catalogue import Procedure
 from shared.idempotency import apply_once_and_read
 from shared.mongo import ensure_indexes
@@ -44,7 +50,14 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+def mongo_update(update: FactsUpdate) -> dict[str, Any]:
+    """The MongoDB update adding one event's facts to its dossier's document."""
+    return {"$push" if update.appended else "$set": {update.name: update.value}}
+
+
 class ReportingStore:
+    """The read models of one set (`prefix`): implements `domain.ports.ReadModelStore`."""
+
     def __init__(self, db: AsyncDatabase[dict[str, Any]], prefix: str = "") -> None:
         self.db = db
         self.prefix = prefix
@@ -65,11 +78,11 @@ class ReportingStore:
         }
         await self.procedures.replace_one({"_id": procedure.code}, document, upsert=True)
 
-    async def record(self, dossier_code: str, event_id: str, update: dict[str, Any]) -> bool:
+    async def record(self, dossier_code: str, event_id: str, update: FactsUpdate) -> bool:
         """Apply one event's facts once, then bring the counters in line. True if new."""
-        update = {**update, "$setOnInsert": {"v": 0, "counted": []}}
+        write = {**mongo_update(update), "$setOnInsert": {"v": 0, "counted": []}}
         # The facts as this write left them come back with it: no read before reconciling.
-        facts = await apply_once_and_read(self.dossiers, {"_id": dossier_code}, event_id, update)
+        facts = await apply_once_and_read(self.dossiers, {"_id": dossier_code}, event_id, write)
         # Reconciled even for a redelivery: it is a no-op unless an earlier attempt stopped early.
         await self.reconcile(dossier_code, facts)
         return facts is not None
@@ -116,12 +129,28 @@ class ReportingStore:
 
 POINTER_COLLECTION = "read_model_pointer"
 POINTER_ID = "active"
+COLLECTIONS = ("dossiers", "counters", "procedures")
 
 
 async def read_active_prefix(db: AsyncDatabase[dict[str, Any]]) -> str:
     """The prefix of the active read-model set ("" until a rebuild has swapped one in)."""
     pointer = await db[POINTER_COLLECTION].find_one({"_id": POINTER_ID})
     return "" if pointer is None else str(pointer["prefix"])
+
+
+async def swap_active_prefix(db: AsyncDatabase[dict[str, Any]], prefix: str) -> None:
+    """Make the set under `prefix` the active one (one write: every `ActiveStore` follows)."""
+    await db[POINTER_COLLECTION].update_one(
+        {"_id": POINTER_ID},
+        {"$set": {"prefix": prefix, "swapped_at": datetime.now(UTC)}},
+        upsert=True,
+    )
+
+
+async def drop_read_models(db: AsyncDatabase[dict[str, Any]], prefix: str) -> None:
+    """Drop every collection of the set under `prefix`."""
+    for name in COLLECTIONS:
+        await db.drop_collection(f"{prefix}{name}")
 
 
 class ActiveStore(ReportingStore):
@@ -155,7 +184,7 @@ class ActiveStore(ReportingStore):
     async def save_procedure(self, procedure: Procedure) -> None:
         await (await self.current()).save_procedure(procedure)
 
-    async def record(self, dossier_code: str, event_id: str, update: dict[str, Any]) -> bool:
+    async def record(self, dossier_code: str, event_id: str, update: FactsUpdate) -> bool:
         return await (await self.current()).record(dossier_code, event_id, update)
 
     async def reconcile(self, dossier_code: str, facts: dict[str, Any] | None = None) -> None:

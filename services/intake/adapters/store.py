@@ -24,13 +24,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain.catalogue import Unit, search_text
+from services.intake.domain.dossier import Dossier, InboxMessage, ProcessingStep
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent
+from shared.events import DocumentRef, DossierState
 from shared.idempotency import apply_once
 from shared.mongo import bulk_write_in_chunks, ensure_indexes, gridfs_indexes
 from shared.outbox import OUTBOX_INDEX, merge_updates, outbox_update
 
 Document = dict[str, Any]
+# An event to publish: (topic, event), queued in the dossier's outbox.
+Outgoing = tuple[str, CloudEvent]
 
 # Set on a payment whose callback was recorded and answered but not yet applied to the dossier.
 CALLBACK_PENDING = "callback_pending"
@@ -208,28 +212,26 @@ class IntakeStore:
         )
         return int(counter["value"])
 
-    async def insert_dossier(
-        self, dossier: Document, events: Sequence[tuple[str, CloudEvent]]
-    ) -> None:
+    async def insert_dossier(self, dossier: Dossier, events: Sequence[Outgoing]) -> None:
         """The dossier and the events announcing it, in one write. Raises `DuplicateKeyError`
         if the code is taken."""
-        await self.dossiers.insert_one(_with_outbox(dossier, events))
+        await self.dossiers.insert_one(_with_outbox(dossier_document(dossier), events))
 
     @staticmethod
-    def check_storable(dossier: Document, events: Sequence[tuple[str, CloudEvent]]) -> None:
+    def check_storable(dossier: Dossier, events: Sequence[Outgoing]) -> None:
         """Raise `Unstorable` if the dossier with its events cannot be encoded for the database
         (a value BSON cannot hold), without writing anything."""
         try:
-            bson.encode(_with_outbox(dossier, events))
+            bson.encode(_with_outbox(dossier_document(dossier), events))
         except (InvalidDocument, OverflowError, UnicodeEncodeError) as error:
             raise Unstorable(str(error)) from None
 
     async def insert_with_next_code(
         self,
         sequence: str,
-        build: Callable[[int], tuple[Document, Sequence[tuple[str, CloudEvent]]]],
+        build: Callable[[int], tuple[Dossier, Sequence[Outgoing]]],
         attempts: int = 20,
-    ) -> Document:
+    ) -> Dossier:
         """Draw the next number of a daily sequence and insert the dossier `build(number)` makes.
 
         The counter's `$inc` is atomic (on MongoDB, and on devstack's FerretDB, which serialises
@@ -247,30 +249,62 @@ class IntakeStore:
                 continue
         raise RuntimeError(f"no free dossier code in {sequence} after {attempts} attempts")
 
-    async def get_dossier(self, code: str) -> Document | None:
+    async def get_dossier(self, code: str) -> Dossier | None:
+        document = await self.dossier_record(code)
+        return Dossier.model_validate(document) if document else None
+
+    async def dossier_record(self, code: str) -> Document | None:
+        """The stored dossier as it is (without its outbox and applied event ids)."""
         return await self.dossiers.find_one({"_id": code}, {"outbox": 0, "applied_event_ids": 0})
 
-    async def update_dossier(
-        self,
-        code: str,
-        update: Mapping[str, Any],
-        events: Sequence[tuple[str, CloudEvent]],
-        *,
-        expected_state: int | None = None,
+    async def request_withdrawal(
+        self, code: str, expected_state: int, events: Sequence[Outgoing]
     ) -> bool:
-        """Apply a citizen action and queue its events in one write; False if the dossier is not
-        (or no longer) in `expected_state`."""
-        query: dict[str, Any] = {"_id": code}
-        if expected_state is not None:
-            query["status.state"] = expected_state
+        """Flag the citizen's withdrawal request and queue its events in one write; False if the
+        dossier is no longer in `expected_state`."""
+        return await self._update_in_state(
+            code, expected_state, {"$set": {"status.withdrawal_requested": True}}, events
+        )
+
+    async def add_supplement(
+        self, code: str, documents: Sequence[DocumentRef], events: Sequence[Outgoing]
+    ) -> bool:
+        """Add the supplemented documents, close the supplement request and queue its events in
+        one write; False if the dossier no longer awaits a supplement."""
+        update = {
+            "$set": {"status.supplement_sent": True},
+            "$push": {"documents": {"$each": [d.model_dump(mode="json") for d in documents]}},
+        }
+        return await self._update_in_state(code, DossierState.SUPPLEMENT_REQUESTED, update, events)
+
+    async def _update_in_state(
+        self, code: str, state: int, update: Document, events: Sequence[Outgoing]
+    ) -> bool:
         result = await self.dossiers.update_one(
-            query, merge_updates(dict(update), outbox_update(events))
+            {"_id": code, "status.state": state}, merge_updates(update, outbox_update(events))
         )
         return result.modified_count == 1
 
-    async def apply_event_once(self, code: str, event_id: str, update: Mapping[str, Any]) -> bool:
-        """Apply a consumed event's effect to a dossier once (redelivery changes nothing)."""
-        return await apply_once(self.dossiers, {"_id": code}, event_id, dict(update), upsert=False)
+    async def apply_processing_step(self, code: str, event_id: str, step: ProcessingStep) -> bool:
+        """Apply a processing step to the status view and the history, once per event (a
+        redelivery changes nothing); False if already applied or no such dossier."""
+        update = {
+            "$set": {f"status.{name}": value for name, value in step.status.items()},
+            "$push": {"history": step.history.model_dump()},
+        }
+        return await self._apply_once(code, event_id, update)
+
+    async def add_inbox_message(self, code: str, event_id: str, message: InboxMessage) -> bool:
+        """Put a message in the dossier's inbox, once per event."""
+        return await self._apply_once(code, event_id, {"$push": {"inbox": message.model_dump()}})
+
+    async def mark_paid(self, code: str, transaction_id: str, events: Sequence[Outgoing]) -> bool:
+        """Mark the dossier paid and queue its events, once per transaction."""
+        update = merge_updates({"$set": {"status.paid": True}}, outbox_update(events))
+        return await self._apply_once(code, f"payment:{transaction_id}", update)
+
+    async def _apply_once(self, code: str, event_id: str, update: Document) -> bool:
+        return await apply_once(self.dossiers, {"_id": code}, event_id, update, upsert=False)
 
     async def dossier_exists(self, code: str) -> bool:
         return await self.dossiers.count_documents({"_id": code}, limit=1) == 1
@@ -372,7 +406,31 @@ class IntakeStore:
         return result.modified_count == 1
 
 
-def _with_outbox(dossier: Document, events: Sequence[tuple[str, CloudEvent]]) -> Document:
+def dossier_document(dossier: Dossier) -> Document:
+    """How a new dossier is stored: its fields, `_id` the code; the status and the first history
+    step carry only what is set."""
+    return {
+        "_id": dossier.code,
+        "procedure_code": dossier.procedure_code,
+        "procedure_name": dossier.procedure_name,
+        "unit_code": dossier.unit_code,
+        "unit_name": dossier.unit_name,
+        "level": dossier.level,
+        "channel": dossier.channel,
+        "applicant": dossier.applicant,
+        "contact": dossier.contact,
+        "form": dossier.form,
+        "documents": [d.model_dump(mode="json") for d in dossier.documents],
+        "fee_vnd": dossier.fee_vnd,
+        "submitted_at": dossier.submitted_at,
+        "tracking_secret_sha256": dossier.tracking_secret_sha256,
+        "status": dossier.status.model_dump(exclude_defaults=True),
+        "history": [step.model_dump(exclude_none=True) for step in dossier.history],
+        "inbox": [message.model_dump() for message in dossier.inbox],
+    }
+
+
+def _with_outbox(dossier: Document, events: Sequence[Outgoing]) -> Document:
     pending = outbox_update(events)
     return {**dossier, **pending["$set"], "outbox": pending["$push"]["outbox"]["$each"]}
 

@@ -1,14 +1,8 @@
-"""Intake's outbound adapters: the payment provider and the processing service's result store."""
+"""The processing service's result documents, read over HTTP (the `ResultDocuments` port)."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import httpx
-
-
-class ResultDocuments(Protocol):
-    async def fetch(self, storage_id: str) -> bytes: ...
 
 
 class ProcessingResultDocuments:

@@ -15,7 +15,7 @@ import logging
 
 from faststream.kafka import KafkaBroker
 
-from services.intake.store import IntakeStore
+from services.intake.adapters.store import IntakeStore
 from shared.cloudevents import wrap
 from shared.kafka import publish_cloud_event
 

@@ -1,12 +1,13 @@
-"""A local simulator of the national payment platform, for development and tests.
+"""A local simulator of the national payment platform that intake's payment provider adapter
+(`services/intake/adapters/payment_provider.py`) speaks to, for development and tests.
 
-    python -m services.intake.payment_simulator --port 8010 \\
+    python -m devstack.simulators.payment --port 8010 \\
         --callback-url http://127.0.0.1:8001/api/v1/payments/callback
 
 `POST /transactions` checks the checksum and answers `{"payment_url": ".../pay/<id>"}`;
 `GET|POST /pay/<id>?outcome=success|failed` plays the citizen paying: it posts a signed callback to
 the callback URL and returns what that answered; `POST /pay/<id>/replay` resends the last callback
-byte for byte (to exercise replay protection). Keys: `DVC_PAYSIM_REQUEST_KEY`,
+byte for byte (to exercise replay protection); `GET /health/ready`. Keys: `DVC_PAYSIM_REQUEST_KEY`,
 `DVC_PAYSIM_CALLBACK_KEY` (development defaults match the intake service's).
 Transactions live in memory only.
 """
@@ -14,6 +15,7 @@ Transactions live in memory only.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 import uuid
@@ -26,6 +28,7 @@ import httpx
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import ValidationError
 
+from devstack.simulators.common import serve
 from services.intake.domain.payments import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -47,7 +50,7 @@ class _Transaction:
     last_callback: tuple[bytes, dict[str, str]] | None = None
 
 
-def create_simulator(
+def create_app(
     request_key: bytes,
     callback_key: bytes,
     callback_url: str,
@@ -123,6 +126,10 @@ def create_simulator(
         transaction.last_callback = (body, headers)
         return await deliver(body, headers)
 
+    @app.get("/health/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
     @app.post("/pay/{transaction_id}/replay")
     async def replay(transaction_id: str) -> dict[str, Any]:
         transaction = transactions.get(transaction_id)
@@ -134,9 +141,7 @@ def create_simulator(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="Local simulator of the national payment platform")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8010)
     parser.add_argument(
@@ -145,12 +150,13 @@ def main(argv: list[str] | None = None) -> None:
         help="where payment callbacks are posted (env DVC_PAYSIM_CALLBACK_URL)",
     )
     args = parser.parse_args(argv)
-    app = create_simulator(
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(
         request_key=os.environ.get("DVC_PAYSIM_REQUEST_KEY", DEV_REQUEST_KEY).encode(),
         callback_key=os.environ.get("DVC_PAYSIM_CALLBACK_KEY", DEV_CALLBACK_KEY).encode(),
         callback_url=args.callback_url,
     )
-    uvicorn.run(app, host=args.host, port=args.port)
+    serve(app, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,345 @@
+"""Dossier API: online submission, counter recording, receipts, tracking, supplements and
+withdrawal. Citizens act on a dossier with its code plus the secret printed on the receipt."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from services.intake.adapters.protection import client_address
+from services.intake.api.dependencies import CitizenDossier, CounterOfficer, Intake, Limits
+from services.intake.api.problems import ANSWERS, rejected
+from services.intake.domain.dossier import STATE_LABELS
+from services.intake.domain.errors import InvalidDossier, NoFiles
+from services.intake.domain.receipt import ReceiptData, render_receipt_html
+from services.intake.domain.submission import (
+    CounterSubmissionForm,
+    SubmissionForm,
+    SubmissionReceipt,
+    UploadedFile,
+    fingerprint,
+)
+from services.intake.service.dossiers import now
+from services.intake.settings import IntakeSettings
+from shared.auth import ensure_same_unit
+from shared.events import Channel
+
+router = APIRouter(prefix="/api/v1", tags=["dossiers"])
+INVALID_DOSSIER = ANSWERS[InvalidDossier]
+
+SUBMISSION_DOC = """Multipart form: a part named `dossier` holding the JSON described by the
+schema `SubmissionForm` (procedure, applicant, contact, form fields), and one file part per
+document, named by the document's code in the procedure (see `GET /api/v1/procedures/{code}`).
+Send an `Idempotency-Key` header (a UUID): a retried request returns the first response."""
+
+
+async def read_multipart(
+    request: Request, settings: IntakeSettings
+) -> tuple[bytes, list[UploadedFile]]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise rejected(
+            "not-multipart",
+            415,
+            "Sai định dạng yêu cầu (unsupported media type)",
+            "Send multipart/form-data with a `dossier` JSON part and the files.",
+        )
+    try:
+        form = await request.form(
+            max_files=settings.max_files, max_fields=10, max_part_size=settings.max_json_bytes
+        )
+    except Exception as exc:  # python-multipart and Starlette raise several kinds
+        raise rejected(
+            "bad-multipart", 400, "Dữ liệu gửi lên không đọc được (malformed multipart)", str(exc)
+        ) from None
+    raw = form.get("dossier")
+    if raw is None or isinstance(raw, UploadFile):
+        raw_bytes = await raw.read() if isinstance(raw, UploadFile) else None
+        if raw_bytes is None:
+            raise rejected(
+                "invalid-dossier",
+                422,
+                "Thiếu phần dữ liệu hồ sơ (missing dossier part)",
+                "The multipart form needs a `dossier` part with the JSON of the dossier.",
+            )
+    else:
+        raw_bytes = raw.encode()
+    files: list[UploadedFile] = []
+    for name, value in form.multi_items():
+        if name == "dossier":
+            continue
+        if not isinstance(value, UploadFile):
+            raise rejected(
+                "unexpected-field",
+                422,
+                "Trường dữ liệu không hợp lệ (unexpected field)",
+                f"Part {name!r} must be a file named by its document code.",
+            )
+        data = await value.read(settings.max_file_bytes + 1)
+        if len(data) > settings.max_file_bytes:
+            raise rejected(
+                "attachment-too-large",
+                413,
+                "Tệp đính kèm quá lớn (file too large)",
+                f"{value.filename}: larger than {settings.max_file_bytes} bytes.",
+                document_type=name,
+            )
+        files.append(UploadedFile(document_type=name, file_name=value.filename or name, data=data))
+    if sum(len(f.data) for f in files) > settings.max_dossier_bytes:
+        raise rejected(
+            "dossier-too-large",
+            413,
+            "Hồ sơ quá lớn (dossier too large)",
+            f"The files add up to more than {settings.max_dossier_bytes} bytes.",
+        )
+    return raw_bytes, files
+
+
+def parse_form_json(raw: str | bytes, model: type[SubmissionForm]) -> SubmissionForm:
+    """Validate the `dossier` part; errors become a 422 problem listing each field."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {"location": ["dossier", *map(str, e["loc"])], "message": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        raise rejected(
+            "invalid-dossier",
+            INVALID_DOSSIER.status,
+            INVALID_DOSSIER.title,
+            "The dossier part does not match the expected schema.",
+            errors=errors,
+        ) from None
+    except json.JSONDecodeError:
+        raise rejected(
+            "invalid-dossier",
+            INVALID_DOSSIER.status,
+            INVALID_DOSSIER.title,
+            "The dossier part is not JSON.",
+        ) from None
+
+
+def _idempotency(
+    key: str | None, scope: str, raw: bytes, files: list[UploadedFile]
+) -> tuple[str, str] | None:
+    if key is None:
+        return None
+    if not 8 <= len(key) <= 128:
+        raise rejected(
+            "bad-idempotency-key",
+            400,
+            "Idempotency-Key không hợp lệ",
+            "The Idempotency-Key header must be 8 to 128 characters (a UUID is a good choice).",
+        )
+    return f"{scope}:{key}", fingerprint(raw, files)
+
+
+@router.post(
+    "/dossiers",
+    status_code=201,
+    response_model=SubmissionReceipt,
+    description=SUBMISSION_DOC,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["dossier"],
+                        "properties": {
+                            "dossier": {"type": "string", "description": "SubmissionForm as JSON"}
+                        },
+                        "additionalProperties": {"type": "string", "format": "binary"},
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+)
+async def submit_online(
+    request: Request,
+    intake: Intake,
+    limits: Limits,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Submit a dossier online (levels 3 and 4)."""
+    limits.check_submission(client_address(request))
+    raw, files = await read_multipart(request, intake.settings)
+    form = parse_form_json(raw, SubmissionForm)
+    status, body = await intake.submissions.submit(
+        form,
+        files,
+        channel=Channel.ONLINE,
+        received_at=now(),
+        idempotency=_idempotency(idempotency_key, "online", raw, files),
+    )
+    return JSONResponse(body, status_code=status)
+
+
+@router.post(
+    "/counter/dossiers",
+    status_code=201,
+    response_model=SubmissionReceipt,
+    tags=["counter"],
+    description="Record a dossier handed in at the counter or received by post (counter "
+    "officers). " + SUBMISSION_DOC,
+)
+async def record_at_counter(
+    request: Request,
+    intake: Intake,
+    staff: CounterOfficer,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    raw, files = await read_multipart(request, intake.settings)
+    form = parse_form_json(raw, CounterSubmissionForm)
+    assert isinstance(form, CounterSubmissionForm)
+    received_at = form.received_at or now()
+    if received_at > now():
+        raise rejected(
+            "future-receipt",
+            422,
+            "Thời điểm tiếp nhận không hợp lệ (receipt time in the future)",
+            "received_at cannot be in the future.",
+        )
+    status, body = await intake.submissions.submit(
+        form,
+        files,
+        channel=form.channel,
+        received_at=received_at,
+        idempotency=_idempotency(idempotency_key, f"counter:{staff.subject}", raw, files),
+    )
+    return JSONResponse(body, status_code=status)
+
+
+# ---------------------------------------------------------------------- citizen access
+
+
+class HistoryStep(BaseModel):
+    at: datetime
+    state: int
+    state_label: str
+    action: str
+    unit_code: str | None = None
+    note: str | None = None
+
+
+class InboxMessage(BaseModel):
+    at: datetime
+    title: str | None
+    body: str
+
+
+class DossierStatus(BaseModel):
+    dossier_code: str
+    procedure_code: str
+    procedure_name: str
+    unit_code: str
+    channel: int
+    submitted_at: datetime
+    state: int
+    state_label: str
+    due_at: datetime | None = None
+    overdue: bool = False
+    citizen_action: str | None = Field(default=None, description="What you must do now")
+    requested_documents: list[str] = Field(default_factory=list)
+    result_available: bool = False
+    history: list[HistoryStep]
+    inbox: list[InboxMessage]
+
+
+@router.get("/dossiers/{code}", response_model=DossierStatus, tags=["tracking"])
+async def track(dossier: CitizenDossier) -> DossierStatus:
+    """State, due date, what to do, history and messages of a dossier (code + secret)."""
+    status = dossier.status
+    return DossierStatus(
+        dossier_code=dossier.code,
+        procedure_code=dossier.procedure_code,
+        procedure_name=dossier.procedure_name,
+        unit_code=dossier.unit_code,
+        channel=dossier.channel,
+        submitted_at=dossier.submitted_at,
+        state=status.state,
+        state_label=dossier.state_label,
+        due_at=status.due_at,
+        overdue=status.overdue,
+        citizen_action=status.citizen_action,
+        requested_documents=status.requested_documents or [],
+        result_available=status.result_document is not None,
+        history=[
+            HistoryStep(
+                at=step.at,
+                state=step.state,
+                state_label=STATE_LABELS[step.state],
+                action=step.action,
+                unit_code=step.unit_code,
+                note=step.note,
+            )
+            for step in dossier.history
+        ],
+        inbox=[InboxMessage(at=m.at, title=m.title, body=m.body) for m in dossier.inbox],
+    )
+
+
+def _secret_of(request: Request) -> str:
+    return request.headers.get("x-tracking-secret") or request.query_params.get("secret", "")
+
+
+@router.get("/dossiers/{code}/receipt", response_model=ReceiptData, tags=["tracking"])
+async def receipt(dossier: CitizenDossier, request: Request, intake: Intake) -> ReceiptData:
+    """The receipt (Form 01 content) as JSON."""
+    return await intake.dossiers.receipt(dossier, _secret_of(request))
+
+
+@router.get("/dossiers/{code}/receipt.html", response_class=HTMLResponse, tags=["tracking"])
+async def receipt_html(dossier: CitizenDossier, request: Request, intake: Intake) -> HTMLResponse:
+    """The printable receipt (Form 01) with a QR code of the tracking link."""
+    data = await intake.dossiers.receipt(dossier, _secret_of(request))
+    return HTMLResponse(render_receipt_html(data))
+
+
+class WithdrawalRequest(BaseModel):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/dossiers/{code}/withdrawal", status_code=202, tags=["tracking"])
+async def withdraw(
+    dossier: CitizenDossier, body: WithdrawalRequest, intake: Intake
+) -> dict[str, Any]:
+    """Ask to withdraw the dossier; an officer of the unit confirms it."""
+    await intake.dossiers.request_withdrawal(dossier, body.reason)
+    return {"dossier_code": dossier.code, "withdrawal_requested": True}
+
+
+@router.post("/dossiers/{code}/supplements", status_code=202, tags=["tracking"])
+async def supplement(dossier: CitizenDossier, request: Request, intake: Intake) -> dict[str, Any]:
+    """Send the documents a supplement request asked for (multipart: one file part per document
+    code, and an optional `note` text part)."""
+    dossier.check_supplement_open()  # before reading the body
+    settings = intake.settings
+    form = await request.form(max_files=settings.max_files, max_fields=2)
+    files = [
+        UploadedFile(name, value.filename or name, await value.read(settings.max_file_bytes + 1))
+        for name, value in form.multi_items()
+        if isinstance(value, UploadFile)
+    ]
+    if not files:
+        raise NoFiles("Attach the requested documents.")
+    note = form.get("note")
+    refs = await intake.dossiers.supplement(dossier, files, note if isinstance(note, str) else None)
+    return {"dossier_code": dossier.code, "documents": [r.document_type for r in refs]}
+
+
+@router.get("/counter/dossiers/{code}", tags=["counter"])
+async def dossier_for_staff(code: str, intake: Intake, staff: CounterOfficer) -> dict[str, Any]:
+    """The full dossier record, for counter officers of its unit."""
+    record = await intake.dossiers.record_for_staff(code)
+    ensure_same_unit(staff, record["unit_code"], service="intake", action="read_dossier")
+    return {"dossier_code": record.pop("_id"), **record}

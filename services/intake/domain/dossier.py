@@ -1,0 +1,273 @@
+"""A dossier as intake keeps it: what was submitted, the citizen-facing status view, the history
+of steps and the inbox, with the rules of what a citizen may do in which state.
+
+Pure: the store (`services.intake.adapters.store`) reads and writes it; the service layer asks it
+what is allowed and what changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.intake.domain.applicants import mask_identifier
+from services.intake.domain.errors import (
+    CannotWithdraw,
+    NoOnlinePayment,
+    NoPaymentRequested,
+    NoResultYet,
+    NoSupplementRequested,
+    NothingToPay,
+    ResultAtCounter,
+)
+from shared.catalogue import Procedure
+from shared.events import Channel, DocumentRef, DossierNotified, DossierProcessed, DossierState
+
+# The state names citizens read (the national portal's wording).
+STATE_LABELS = {
+    1: "Mới nộp trực tuyến, chờ tiếp nhận",
+    2: "Đã tiếp nhận",
+    3: "Không tiếp nhận",
+    4: "Đang xử lý",
+    5: "Yêu cầu bổ sung hồ sơ",
+    6: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    7: "Công dân yêu cầu rút hồ sơ",
+    8: "Dừng xử lý",
+    9: "Đã có kết quả",
+    10: "Đã trả kết quả",
+}
+WITHDRAWABLE_STATES = {1, 2, 4, 5, 6}
+# Internal steps that change nothing the citizen sees but the history.
+WARNING_ACTIONS_PREFIX = "deadline_warning"
+ONLINE_PAYMENT_LEVEL = 4
+
+
+def hash_secret(secret: str) -> str:
+    """How a tracking secret is kept: only its SHA-256."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def initial_state(channel: Channel) -> DossierState:
+    """Online dossiers await the intake check; those handed in at a counter are received."""
+    return DossierState.SUBMITTED if channel is Channel.ONLINE else DossierState.RECEIVED
+
+
+class Status(BaseModel):
+    """The citizen-facing status view, fed by processing's steps."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: int
+    updated_at: datetime
+    action: str | None = None
+    due_at: datetime | None = None
+    citizen_action: str | None = None
+    requested_documents: list[str] | None = None
+    unit_code: str | None = None
+    overdue: bool = False
+    result_document: DocumentRef | None = None
+    supplement_sent: bool = False
+    withdrawal_requested: bool = False
+    paid: bool = False
+    amount_vnd: int | None = None
+
+
+class HistoryStep(BaseModel):
+    at: datetime
+    state: int
+    action: str
+    unit_code: str | None = None
+    note: str | None = None
+
+
+class InboxMessage(BaseModel):
+    notification_id: str | None = None
+    at: datetime
+    title: str | None = None
+    body: str
+
+
+class Dossier(BaseModel):
+    """One dossier. `code` is its national dossier code (the `_id` in storage)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    code: str = Field(alias="_id")
+    procedure_code: str
+    procedure_name: str
+    unit_code: str
+    unit_name: str
+    level: int
+    channel: int
+    applicant: dict[str, Any]
+    contact: dict[str, Any]
+    form: dict[str, Any] = Field(default_factory=dict)
+    documents: list[DocumentRef] = Field(default_factory=list)
+    fee_vnd: int
+    submitted_at: datetime
+    tracking_secret_sha256: str
+    status: Status
+    history: list[HistoryStep] = Field(default_factory=list)
+    inbox: list[InboxMessage] = Field(default_factory=list)
+
+    @classmethod
+    def submitted(
+        cls,
+        *,
+        code: str,
+        procedure: Procedure,
+        applicant: dict[str, Any],
+        contact: dict[str, Any],
+        form: dict[str, Any],
+        documents: list[DocumentRef],
+        channel: Channel,
+        received_at: datetime,
+        tracking_secret: str,
+    ) -> Dossier:
+        """A new dossier, as received: state 1 online, 2 at the counter or by post."""
+        state = int(initial_state(channel))
+        return cls(
+            code=code,
+            procedure_code=procedure.code,
+            procedure_name=procedure.name,
+            unit_code=procedure.unit_code,
+            unit_name=procedure.unit_name,
+            level=procedure.level,
+            channel=int(channel),
+            applicant=applicant,
+            contact=contact,
+            form=form,
+            documents=documents,
+            fee_vnd=procedure.total_fee_vnd,
+            submitted_at=received_at,
+            tracking_secret_sha256=hash_secret(tracking_secret),
+            status=Status(state=state, updated_at=received_at),
+            history=[HistoryStep(at=received_at, state=state, action="submit")],
+        )
+
+    @property
+    def state(self) -> int:
+        return self.status.state
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.status.state]
+
+    @property
+    def masked_applicant_identifier(self) -> str:
+        return mask_identifier(self.applicant.get("identifier"))
+
+    # --- What the citizen may do ---------------------------------------------------------------
+
+    def check_withdrawable(self) -> None:
+        """A withdrawal may be asked once, before the unit has decided."""
+        if self.state not in WITHDRAWABLE_STATES or self.status.withdrawal_requested:
+            raise CannotWithdraw(f"The dossier is in state {self.state} ({self.state_label}).")
+
+    def check_supplement_open(self) -> None:
+        """Supplements are accepted once per supplement request."""
+        if self.state != DossierState.SUPPLEMENT_REQUESTED or self.status.supplement_sent:
+            raise NoSupplementRequested(
+                "Supplements are accepted only while a supplement request is open."
+            )
+
+    def supplement_procedure(self, procedure: Procedure) -> Procedure:
+        """The procedure as a supplement sees it: only the requested documents are mandatory."""
+        requested = set(self.status.requested_documents or [])
+        return procedure.model_copy(
+            update={
+                "documents": [
+                    d.model_copy(update={"mandatory": d.code in requested})
+                    for d in procedure.documents
+                ]
+            }
+        )
+
+    def amount_to_pay(self) -> int:
+        """The fee to pay online now: level 4 only, once the unit has asked for it."""
+        if self.level != ONLINE_PAYMENT_LEVEL:
+            raise NoOnlinePayment("Level-3 procedures are paid at the counter.")
+        if self.state != DossierState.PAYMENT_REQUESTED:
+            raise NoPaymentRequested("The unit has not asked for the fee yet.")
+        amount = int(self.status.amount_vnd or self.fee_vnd)
+        if amount <= 0:
+            raise NothingToPay("This dossier has no fee.")
+        return amount
+
+    def result_online(self) -> DocumentRef:
+        """The result document delivered online: level 4 only, once issued."""
+        if self.level != ONLINE_PAYMENT_LEVEL:
+            raise ResultAtCounter("Level-3 results are returned at the counter or by post.")
+        if self.status.result_document is None:
+            raise NoResultYet("The unit has not issued the result.")
+        return self.status.result_document
+
+
+def secret_opens(dossier: Dossier | None, given: str | None) -> bool:
+    """Whether `given` is the dossier's tracking secret. Constant-time, and an unknown dossier
+    costs the same comparison, so that codes cannot be told apart from wrong secrets."""
+    expected = dossier.tracking_secret_sha256 if dossier else hash_secret("-")
+    return (
+        given is not None
+        and hmac.compare_digest(hash_secret(given), expected)
+        and dossier is not None
+    )
+
+
+# --- What processing's and notification's events change -----------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessingStep:
+    """A step of processing as the citizen's view takes it: the status fields that change, and
+    the step appended to the history."""
+
+    status: dict[str, Any]
+    history: HistoryStep
+
+
+def processing_step(event: DossierProcessed) -> ProcessingStep | None:
+    """The change a processing step makes to the status view; None for steps internal to the
+    unit (deadline warnings). An overdue flag changes only `overdue`; any other step replaces
+    the view and reopens supplements (a new step: a new supplement request may follow)."""
+    if event.action.startswith(WARNING_ACTIONS_PREFIX):
+        return None
+    status: dict[str, Any] = {
+        "state": int(event.state),
+        "action": event.action,
+        "due_at": event.due_at,
+        "citizen_action": event.citizen_action,
+        "requested_documents": event.requested_documents,
+        "unit_code": event.unit_code,
+        "updated_at": event.occurred_at,
+        "supplement_sent": False,
+    }
+    if event.action == "overdue":
+        status = {"overdue": True, "updated_at": event.occurred_at}
+    if event.result_document is not None:
+        status["result_document"] = event.result_document.model_dump(mode="json")
+    step = HistoryStep(
+        at=event.occurred_at,
+        state=int(event.state),
+        action=event.action,
+        unit_code=event.unit_code,
+        note=event.note,
+    )
+    return ProcessingStep(status, step)
+
+
+def inbox_message(event: DossierNotified) -> InboxMessage | None:
+    """The message an inbox notification puts in the dossier's inbox (other channels: None)."""
+    if event.channel != "inbox" or event.body is None:
+        return None
+    return InboxMessage(
+        notification_id=event.notification_id,
+        at=event.occurred_at,
+        title=event.title,
+        body=event.body,
+    )

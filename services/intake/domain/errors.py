@@ -1,0 +1,141 @@
+"""Why intake refuses a request: one exception per reason, raised by the domain rules and the
+service layer, answered as RFC 9457 problems by `services.intake.api.problems`.
+
+Each error carries a `detail` (English, for the reader of the problem) and optional
+`extensions` (machine-readable fields added to the problem body).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IntakeError(Exception):
+    """Base of every refusal intake answers with a problem."""
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+# --- Submissions and supplements -----------------------------------------------------------------
+
+
+class UnknownProcedure(IntakeError):
+    """The submission names no procedure of the catalogue."""
+
+
+class NotOfferedOnline(IntakeError):
+    """An online submission for a procedure below level 3."""
+
+
+class UnexpectedDocument(IntakeError):
+    """A file for a document the procedure does not ask for."""
+
+
+class MissingDocument(IntakeError):
+    """A mandatory (or requested) document is absent."""
+
+
+class NoFiles(MissingDocument):
+    """A supplement without any file."""
+
+
+class InvalidAttachment(IntakeError):
+    """A file of the wrong type, too large, or otherwise unacceptable; `code` is the
+    `AttachmentError` code (`too_large`, `wrong_type`...)."""
+
+    def __init__(self, code: str, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.code = code
+
+
+class InvalidDossier(IntakeError):
+    """The dossier data cannot be accepted (schema, JSON, or a value the database cannot hold)."""
+
+
+class IdempotencyKeyReused(IntakeError):
+    """The Idempotency-Key was used before with a different request."""
+
+
+class RequestInProgress(IntakeError):
+    """A request with the same Idempotency-Key is still being processed."""
+
+
+# --- Access ---------------------------------------------------------------------------------------
+
+
+class DossierNotFound(IntakeError):
+    """No dossier with this code (and, for citizens, this secret)."""
+
+
+class ProcedureNotFound(IntakeError):
+    """No procedure with this code."""
+
+
+# --- Citizen actions that the dossier's state does not allow ------------------------------------
+
+
+class DossierStateConflict(IntakeError):
+    """The action is not possible in the dossier's current state."""
+
+
+class CannotWithdraw(DossierStateConflict):
+    pass
+
+
+class NoSupplementRequested(DossierStateConflict):
+    pass
+
+
+class DossierChanged(DossierStateConflict):
+    """The dossier changed between reading it and writing the action (retry after reloading)."""
+
+
+class NoOnlinePayment(DossierStateConflict):
+    """Level-3 procedures are paid at the counter."""
+
+
+class NoPaymentRequested(DossierStateConflict):
+    pass
+
+
+class NothingToPay(DossierStateConflict):
+    pass
+
+
+class ResultAtCounter(DossierStateConflict):
+    """Level-3 results are returned at the counter or by post."""
+
+
+class NoResultYet(IntakeError):
+    pass
+
+
+# --- Payments -------------------------------------------------------------------------------------
+
+
+class PaymentProviderUnavailable(IntakeError):
+    """The payment provider could not create the payment; the citizen may retry later."""
+
+
+class PaymentCallbackRefused(IntakeError):
+    """A callback that is not acted on: forged, stale, malformed, for an unknown transaction or
+    for the wrong amount."""
+
+
+class CallbackSignatureRejected(PaymentCallbackRefused):
+    pass
+
+
+class UnknownTransaction(PaymentCallbackRefused):
+    pass
+
+
+class AmountMismatch(PaymentCallbackRefused):
+    pass
+
+
+class TransactionSettled(IntakeError):
+    """The callback of a transaction already settled (a replay)."""

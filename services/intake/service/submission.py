@@ -1,0 +1,231 @@
+"""The submission use case: validate everything, store the files, issue the code, persist the
+dossier with its `DossierSubmitted` event in one write, and answer with the receipt.
+
+Nothing is half-stored: every check runs before anything is written; files are stored before the
+code is drawn (so a storage failure leaves no gap in the daily sequence) and removed again if the
+dossier itself cannot be written.
+
+A code is drawn only for a dossier that will be stored: the form, the files, the procedure and the
+Idempotency-Key are checked first, and the complete dossier is built with a stand-in number and
+encoded for the database before the real number is drawn. Only an infrastructure failure of the
+final insert can still leave a number unused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from services.intake.adapters.store import IdempotencyConflict, IntakeStore, Outgoing
+from services.intake.domain.attachments import CONTENT_TYPES, safe_file_name
+from services.intake.domain.dossier import Dossier
+from services.intake.domain.dossier_code import MAX_DAILY_SEQUENCE, format_code, sequence_key
+from services.intake.domain.errors import (
+    IdempotencyKeyReused,
+    InvalidDossier,
+    RequestInProgress,
+    UnknownProcedure,
+)
+from services.intake.domain.submission import (
+    CheckedDocument,
+    DocumentReceipt,
+    SubmissionForm,
+    SubmissionReceipt,
+    UploadedFile,
+    check_channel,
+    check_documents,
+)
+from services.intake.metrics import SUBMISSIONS
+from services.intake.settings import IntakeSettings
+from shared.catalogue import Procedure
+from shared.cloudevents import CloudEvent, wrap
+from shared.events import Applicant, Channel, Contact, DocumentRef, DossierSubmitted
+from shared.outbox import OutboxRelay
+from shared.topics import DOSSIER_SUBMITTED_TOPIC
+
+
+class Submissions:
+    """Online submissions and dossiers recorded at the counter."""
+
+    def __init__(
+        self, settings: IntakeSettings, store: IntakeStore, relay: OutboxRelay, *, source: str
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.relay = relay
+        self.source = source
+
+    async def submit(
+        self,
+        form: SubmissionForm,
+        files: Sequence[UploadedFile],
+        *,
+        channel: Channel,
+        received_at: datetime,
+        idempotency: tuple[str, str] | None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Returns (status code, receipt body). `idempotency` is (key, request fingerprint)."""
+        procedure = await self.store.get_procedure(form.procedure_code)
+        if procedure is None:
+            raise UnknownProcedure(f"No procedure {form.procedure_code!r} in the catalogue.")
+        check_channel(procedure, channel)
+        documents = check_documents(procedure, files, self.settings.max_file_bytes)
+
+        if idempotency is not None:
+            try:
+                previous = await self.store.reserve_idempotency_key(*idempotency)
+            except IdempotencyConflict as conflict:
+                raise _idempotency_error(conflict.reason) from None
+            if previous is not None:
+                return previous.status_code, previous.body
+        try:
+            status, body = await self._persist(procedure, form, documents, channel, received_at)
+        except BaseException:
+            if idempotency is not None:
+                await self.store.release_idempotency_key(idempotency[0])
+            raise
+        if idempotency is not None:
+            await self.store.complete_idempotency_key(idempotency[0], status, body)
+        return status, body
+
+    async def _persist(
+        self,
+        procedure: Procedure,
+        form: SubmissionForm,
+        documents: Sequence[CheckedDocument],
+        channel: Channel,
+        received_at: datetime,
+    ) -> tuple[int, dict[str, Any]]:
+        store, settings = self.store, self.settings
+        refs: list[DocumentRef] = []
+        try:
+            refs = await store_documents(store, documents)
+            secret = secrets.token_urlsafe(18)
+
+            def build(sequence: int) -> tuple[Dossier, list[Outgoing]]:
+                code = format_code(settings.agency_id, received_at, sequence)
+                dossier = Dossier.submitted(
+                    code=code,
+                    procedure=procedure,
+                    applicant=form.applicant.model_dump(mode="json"),
+                    contact=form.contact.model_dump(mode="json"),
+                    form=form.form,
+                    documents=refs,
+                    channel=channel,
+                    received_at=received_at,
+                    tracking_secret=secret,
+                )
+                event = self._announcement(dossier, form)
+                return dossier, [(settings.topic(DOSSIER_SUBMITTED_TOPIC), event)]
+
+            # The number is the only part that is not known yet: build the dossier with a
+            # stand-in and prove it can be stored, so that nothing a client sent fails after the
+            # draw.
+            try:
+                store.check_storable(*build(MAX_DAILY_SEQUENCE))
+            except ValueError as error:  # `Unstorable`, or an event the contract refuses
+                raise InvalidDossier(f"The dossier cannot be stored: {error}") from None
+            dossier = await store.insert_with_next_code(
+                sequence_key(settings.agency_id, received_at), build
+            )
+        except BaseException:
+            await store.delete_attachments(r.storage_id for r in refs)
+            raise
+        self.relay.poke(dossier.code)
+        SUBMISSIONS.labels(procedure.unit_code, str(procedure.level), str(int(channel))).inc()
+        receipt = self._receipt(dossier, secret, documents)
+        return 201, receipt.model_dump(mode="json")
+
+    def _announcement(self, dossier: Dossier, form: SubmissionForm) -> CloudEvent:
+        event = DossierSubmitted(
+            dossier_code=dossier.code,
+            occurred_at=dossier.submitted_at,
+            procedure_code=dossier.procedure_code,
+            unit_code=dossier.unit_code,
+            level=dossier.level,
+            channel=Channel(dossier.channel),
+            applicant=Applicant(
+                kind=form.applicant.kind,
+                name=form.applicant.name,
+                identifier=form.applicant.identifier,
+            ),
+            contact=Contact(email=form.contact.email, phone=form.contact.phone),
+            documents=dossier.documents,
+            form=dossier.form,
+            fee_vnd=dossier.fee_vnd,
+        )
+        return wrap(event, self.source)
+
+    def _receipt(
+        self, dossier: Dossier, secret: str, documents: Sequence[CheckedDocument]
+    ) -> SubmissionReceipt:
+        base = self.settings.public_base_url.rstrip("/")
+        code = dossier.code
+        return SubmissionReceipt(
+            dossier_code=code,
+            tracking_secret=secret,
+            tracking_url=f"{base}/api/v1/dossiers/{code}?secret={secret}",
+            receipt_url=f"{base}/api/v1/dossiers/{code}/receipt?secret={secret}",
+            receipt_html_url=f"{base}/api/v1/dossiers/{code}/receipt.html?secret={secret}",
+            state=dossier.state,
+            channel=dossier.channel,
+            submitted_at=dossier.submitted_at,
+            procedure_code=dossier.procedure_code,
+            procedure_name=dossier.procedure_name,
+            unit_code=dossier.unit_code,
+            documents=[
+                DocumentReceipt(
+                    document_type=d.required.code,
+                    name=d.required.name,
+                    file_name=safe_file_name(d.upload.file_name),
+                    size_bytes=len(d.upload.data),
+                )
+                for d in documents
+            ],
+            fee_vnd=dossier.fee_vnd,
+        )
+
+
+async def store_documents(
+    store: IntakeStore, documents: Sequence[CheckedDocument]
+) -> list[DocumentRef]:
+    """Store checked files; on failure remove those stored so far and re-raise."""
+    refs: list[DocumentRef] = []
+    try:
+        for checked in documents:
+            upload = checked.upload
+            file_name = safe_file_name(upload.file_name)
+            content_type = CONTENT_TYPES.get(checked.file_format, "application/octet-stream")
+            storage_id = await store.store_attachment(
+                upload.data,
+                file_name=file_name,
+                content_type=content_type,
+                metadata={"document_type": upload.document_type},
+            )
+            refs.append(
+                DocumentRef(
+                    document_type=upload.document_type,
+                    file_name=file_name,
+                    content_type=content_type,
+                    size_bytes=len(upload.data),
+                    storage_id=storage_id,
+                    sha256=hashlib.sha256(upload.data).hexdigest(),
+                )
+            )
+    except BaseException:
+        await store.delete_attachments(r.storage_id for r in refs)
+        raise
+    return refs
+
+
+def _idempotency_error(reason: str) -> IdempotencyKeyReused | RequestInProgress:
+    if reason == "mismatch":
+        return IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request; use a new key."
+        )
+    return RequestInProgress(
+        "A request with this Idempotency-Key is still being processed; retry shortly."
+    )

@@ -1,0 +1,1 @@
+"""Reporting's adapters: the read-model stores (MongoDB and in memory) and the Kafka readers."""

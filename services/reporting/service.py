@@ -1,0 +1,51 @@
+"""Reporting's use cases: record what the events tell, answer the quarterly report, and compute
+the business metrics, over the read-model port (`domain.ports.ReadModelStore`)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.reporting.domain.facts import facts_update
+from services.reporting.domain.ports import ReadModelStore
+from services.reporting.domain.quarters import report_quarters
+from services.reporting.domain.report import QuarterlyReport, build_report, report_scope
+from services.reporting.metrics import Snapshot, snapshot_of
+from shared.auth import Staff
+from shared.catalogue import Procedure
+from shared.events import DossierEvent
+
+
+class ReportingService:
+    def __init__(self, store: ReadModelStore) -> None:
+        self.store = store
+
+    async def save_procedure(self, procedure: Procedure) -> None:
+        """Keep the catalogue topic's copy of a procedure (its level and unit)."""
+        await self.store.save_procedure(procedure)
+
+    async def record(self, event: DossierEvent, event_id: str) -> bool:
+        """Add what a dossier event tells to the dossier's facts, once per event id; the counters
+        follow. True if the event is new."""
+        return await self.store.record(event.dossier_code, event_id, facts_update(event))
+
+    async def quarterly_report(
+        self,
+        reader: Staff,
+        *,
+        year: int | None = None,
+        quarter: int | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        unit: str | None = None,
+    ) -> QuarterlyReport:
+        """The report of a quarter (`year`, `quarter`) or of the quarters a date range touches,
+        for the ministry or one unit. Raises `InvalidPeriod`, `NotAllowed`."""
+        quarters = report_quarters(year, quarter, start, end)
+        scope = report_scope(reader.is_admin, reader.unit, unit)
+        rows = await self.store.counters_for(quarters)
+        procedures = await self.store.all_procedures()
+        return build_report(quarters, rows, procedures, scope)
+
+    async def business_snapshot(self) -> Snapshot:
+        """All-time figures for the business gauges, from the read models."""
+        return snapshot_of(await self.store.all_counters(), await self.store.all_procedures())
