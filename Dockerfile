@@ -18,7 +18,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
-COPY devstack ./devstack
+# devstack/ (local servers and the providers' simulators) is for development: not in the image.
 # Byte-code is compiled here, because the root filesystem is read-only at run time.
 RUN pip install . && python -m compileall -q /opt/venv
 

@@ -411,7 +411,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def render_yaml(document: dict[str, Any]) -> str:
-    body = yaml.dump(
+    body: str = yaml.dump(
         document,
         Dumper=_Dumper,
         sort_keys=True,

@@ -158,6 +158,7 @@ def _parse_pem(text: str) -> list[_VerificationKey]:
     keys: list[_VerificationKey] = []
     for match in _PEM_BLOCK.finditer(text):
         block, label = match.group(0).encode(), match.group(1)
+        public: Any  # a certificate's key or a bare public key; `_key_entry` checks its kind
         if label == "CERTIFICATE":
             public = x509.load_pem_x509_certificate(block).public_key()
         elif label in {"PUBLIC KEY", "RSA PUBLIC KEY"}:

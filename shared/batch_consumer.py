@@ -101,7 +101,7 @@ class BatchConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **idle_consumer_options(self.settings),
-            **aiokafka_security_options(self.settings),  # type: ignore[arg-type]
+            **aiokafka_security_options(self.settings),
         )
         await self._consumer.start()
         self._consumer.subscribe(list(self.routes), listener=_Listener(self))

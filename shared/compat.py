@@ -100,7 +100,8 @@ class _Side:
         node: Any = self.root
         for part in filter(None, ref[1:].split("/")):
             node = node[part.replace("~1", "/").replace("~0", "~")]
-        return node
+        resolved: Mapping[str, Any] = node
+        return resolved
 
     def variants(self, node: Any, refs: tuple[str, ...] = ()) -> list[_Variant]:
         """The alternatives a schema allows: `$ref` and `allOf` merged, `anyOf`/`oneOf` and

@@ -229,7 +229,7 @@ def subscribe(
     )
 
     async def consume(body: bytes, message: KafkaMessage) -> None:
-        record = message.raw_message
+        record: ConsumerRecord = message.raw_message  # one record: this is not a batch subscriber
         route = routes[record.topic]
         await handle_record(
             record,

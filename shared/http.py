@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -18,7 +20,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.failures import describe, is_transient
-from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS, REJECTED_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +187,91 @@ _REASONS = {
     429: "Too Many Requests",
     503: "Service Unavailable",
 }
+
+
+class BodySizeLimit:
+    """Refuses request bodies over a limit with a 413 problem before any of it is parsed or the
+    caller authenticated, whether or not Content-Length is sent (pure ASGI: the count runs as the
+    body streams in; nothing is buffered here).
+
+    `max_bytes` holds for every route but those of `larger`, route templates (e.g.
+    `/api/v1/dossiers/{code}/supplements`) with the limit of their uploads.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_bytes: int, larger: Mapping[str, int] = {}
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.max_bytes = max_bytes
+        self.larger = [
+            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"), limit)
+            for path, limit in larger.items()
+        ]
+
+    def limit_for(self, path: str) -> int:
+        return next(
+            (limit for pattern, limit in self.larger if pattern.match(path)), self.max_bytes
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
+            return
+        received = 0
+        response_started = refused = False
+
+        async def counting_receive() -> Message:
+            # Over the limit, the 413 goes out at once and the app is told the client left: it
+            # stops reading, and whatever it answers then is dropped.
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    if not response_started and not refused:
+                        refused = True
+                        await self._refuse(scope, send, limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        await self.app(scope, counting_receive, tracking_send)
+
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        REJECTED_REQUESTS.labels(self.service, "body-too-large").inc()
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "Dữ liệu gửi lên quá lớn (content too large)",
+                "status": 413,
+                "detail": f"The request body exceeds {limit} bytes.",
+                "instance": scope.get("path", ""),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class RequestMetricsMiddleware:

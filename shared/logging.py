@@ -50,7 +50,8 @@ class _ContextFilter(logging.Filter):
 
 class _MaskingJsonFormatter(JsonFormatter):
     def formatException(self, ei: Any) -> str:
-        return mask_personal(super().formatException(ei))
+        text = super().formatException(ei)
+        return mask_personal(text if isinstance(text, str) else "\n".join(text))
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -32,6 +32,11 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10),
 )
+REJECTED_REQUESTS = Counter(
+    "dvc_rejected_requests_total",
+    "Requests refused for bad input (invalid data, bad file, body too large...), by reason.",
+    ["service", "reason"],
+)
 MONGO_COMMANDS = Counter(
     "dvc_mongo_commands_total",
     "Database commands (round trips) sent, by command name and collection ('' for none), from "

@@ -26,6 +26,7 @@ from shared.cloudevents import Contract
 from shared.consumer import EventHandler, RetryPolicy, Route, subscribe
 from shared.failures import OutageWatch
 from shared.http import (
+    BodySizeLimit,
     RequestMetricsMiddleware,
     install_operational_routes,
     install_problem_handlers,
@@ -95,7 +96,10 @@ def build_service_app(
     register: Registration,
     routers: Sequence[APIRouter] = (),
     hooks: Sequence[LifecycleHook] = (),
+    larger_bodies: Mapping[str, int] = {},
 ) -> FastAPI:
+    """The service's app. Request bodies are limited to `settings.max_body_bytes` before anything
+    parses them, except on the routes of `larger_bodies` (route template → limit: uploads)."""
     broker = create_broker(
         settings.kafka_bootstrap, settings.service_name, security=kafka_security(settings)
     )
@@ -132,6 +136,12 @@ def build_service_app(
     )
     for router in routers:
         app.include_router(router)
+    app.add_middleware(
+        BodySizeLimit,
+        service=settings.service_name,
+        max_bytes=settings.max_body_bytes,
+        larger=larger_bodies,
+    )
     app.add_middleware(RequestMetricsMiddleware, service=settings.service_name)
     return app
 

@@ -20,6 +20,9 @@ class ServiceSettings(BaseSettings):
     # Addresses or networks (comma-separated, e.g. "10.42.0.0/16") of the reverse proxies whose
     # X-Forwarded-For is believed; empty: none is, the peer address is the client's.
     trusted_proxies: str = ""
+    # The largest request body accepted (413 beyond), checked before parsing or authentication;
+    # routes taking uploads have their own, larger limits.
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Plain on one machine; in Kubernetes, TLS with SCRAM, each service as its own Kafka user.
@@ -51,9 +54,9 @@ class ServiceSettings(BaseSettings):
     # both; kept at Kafka's default of 3 s otherwise).
     consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100, le=3000)
 
-    # Idle behaviour of the background loops (docs/architecture.md, "Idle behaviour"). A poll for work (outbox
-    # scans, delivery and sync retries, the deadline scanner...) backs off from its own interval
-    # to this while it finds nothing; work created in-process wakes it at once.
+    # Idle behaviour of the background loops (docs/architecture.md, "Idle behaviour"). A poll for
+    # work (outbox scans, delivery and sync retries, the deadline scanner...) backs off from its
+    # own interval to this while it finds nothing; work created in-process wakes it at once.
     idle_poll_max_seconds: float = Field(default=60.0, gt=0)
 
     # Staff authentication (bearer JWTs). Outside development the issuer and keys must be set.

@@ -15,7 +15,7 @@ from services.intake import api, handlers
 from services.intake.adapters.catalogue_publisher import CataloguePublisher
 from services.intake.adapters.payment_provider import HttpPaymentProvider
 from services.intake.adapters.processing_results import ProcessingResultDocuments
-from services.intake.adapters.protection import BodySizeLimit, RateLimits
+from services.intake.adapters.protection import RateLimits
 from services.intake.adapters.store import IntakeStore
 from services.intake.service import SOURCE, IntakeService
 from services.intake.service.catalogue import Catalogue
@@ -71,13 +71,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         register=register,
         routers=api.ROUTERS,
         hooks=[hook(close_http_client), hook(prepare_store), hook(run_relays), hook(settle)],
+        larger_bodies=dict.fromkeys(
+            api.UPLOAD_ROUTES, settings.max_dossier_bytes + settings.max_json_bytes
+        ),
     )
     assert built is not None
     app.state.intake = built
     api.install_problems(app)
-    app.add_middleware(
-        BodySizeLimit, max_bytes=settings.max_dossier_bytes + settings.max_json_bytes
-    )
     return app
 
 

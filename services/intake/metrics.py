@@ -7,11 +7,6 @@ SUBMISSIONS = Counter(
     "Dossiers accepted by intake, by lead unit, level and channel (1 counter, 2 online, 3 post).",
     ["unit", "level", "channel"],
 )
-REJECTED_REQUESTS = Counter(
-    "dvc_rejected_requests_total",
-    "Requests refused for bad input (invalid data, bad file, unknown procedure...), by reason.",
-    ["service", "reason"],
-)
 THROTTLED_REQUESTS = Counter(
     "dvc_throttled_requests_total",
     "Requests answered 429 by a rate limit, by limit.",

@@ -144,3 +144,16 @@ def test_package_data_ships_every_data_file_of_the_services() -> None:
         if not is_package_data(path, package_data)
     ]
     assert not missing, f"not declared as package data in pyproject.toml: {missing}"
+
+
+def test_the_image_holds_no_development_tooling() -> None:
+    """devstack (local servers, providers' simulators) and the tests never reach production."""
+    copied = [
+        source
+        for word, rest in instructions()
+        if word == "COPY" and not rest.startswith("--from")
+        for source in rest.split()[:-1]
+    ]
+    assert copied and not any(s.startswith(("devstack", "tests", "bench")) for s in copied)
+    ignored = (ROOT / ".dockerignore").read_text()
+    assert "!devstack" not in ignored

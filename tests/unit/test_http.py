@@ -4,10 +4,16 @@ the infrastructure is away, and client addresses from trusted proxies only."""
 from __future__ import annotations
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pymongo.errors import ServerSelectionTimeoutError
 
-from shared.http import PROBLEM_JSON, content_disposition, install_problem_handlers
+from shared.http import (
+    PROBLEM_JSON,
+    BodySizeLimit,
+    Problem,
+    content_disposition,
+    install_problem_handlers,
+)
 from shared.service import server_config
 from shared.settings import ServiceSettings
 
@@ -119,3 +125,48 @@ async def test_a_forwarded_address_is_believed_only_from_a_configured_proxy() ->
     # Anyone else claiming an address is seen as who they are, locally too.
     assert await _client_address_seen(ingress, "192.0.2.1", "203.0.113.9") == "192.0.2.1"
     assert await _client_address_seen("", "127.0.0.1", "203.0.113.9") == "127.0.0.1"
+
+
+async def test_bodies_over_the_limit_are_refused_before_parsing_or_authentication() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+    parsed: list[str] = []
+
+    def staff_only() -> None:
+        raise Problem(401, "Unauthorized")
+
+    @app.post("/api/v1/cases/{code}/notes", dependencies=[Depends(staff_only)])
+    async def note(code: str, body: dict[str, str]) -> None:
+        parsed.append(code)
+
+    @app.post("/api/v1/cases/{code}/result", dependencies=[Depends(staff_only)])
+    async def result(code: str, request: Request) -> None:
+        parsed.append((await request.body()).decode()[:1])
+
+    app.add_middleware(
+        BodySizeLimit,
+        service="processing",
+        max_bytes=1024,
+        larger={"/api/v1/cases/{code}/result": 4096},
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        big = "x" * 2000
+        declared = await client.post("/api/v1/cases/C1/notes", json={"text": big})
+        assert declared.status_code == 413  # by its Content-Length, never read
+
+        async def chunks():  # no Content-Length: counted as it streams
+            for _ in range(4):
+                yield b"x" * 600
+
+        streamed = await client.post("/api/v1/cases/C1/notes", content=chunks())
+        assert streamed.status_code == 413
+        assert streamed.headers["content-type"] == PROBLEM_JSON
+        # An upload route has its own limit; within it, authentication answers as usual.
+        upload = await client.post("/api/v1/cases/C1/result", content=big)
+        assert upload.status_code == 401
+        too_big = await client.post("/api/v1/cases/C1/result", content="x" * 5000)
+        assert too_big.status_code == 413
+        small = await client.post("/api/v1/cases/C1/notes", json={"text": "ok"})
+        assert small.status_code == 401
+    assert parsed == []

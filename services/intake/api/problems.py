@@ -10,8 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from services.intake.domain import errors
-from services.intake.metrics import REJECTED_REQUESTS
 from shared.http import Problem, problem_response
+from shared.metrics import REJECTED_REQUESTS
 
 
 @dataclass(frozen=True)
