@@ -444,8 +444,20 @@ def default_dev_issuer_dir() -> Path:
     return Path.home() / ".config" / "dvc-platform" / "dev-issuer"
 
 
-def _is_production() -> bool:
-    return os.environ.get("DVC_ENVIRONMENT", "").strip().lower() == "production"
+_ENVIRONMENT_VARIABLE = re.compile(r"DVC_(?:\w+_)?ENVIRONMENT")
+
+
+def _is_production(environment: str | None = None) -> bool:
+    """Production when the caller's settings say so, or when any service's environment setting
+    in this process's environment does (`DVC_INTAKE_ENVIRONMENT`, ..., or `DVC_ENVIRONMENT`):
+    deployments set the services' own variables, never a global one."""
+    if environment == "production":
+        return True
+    return any(
+        value.strip().lower() == "production"
+        for name, value in os.environ.items()
+        if _ENVIRONMENT_VARIABLE.fullmatch(name)
+    )
 
 
 class DevIssuer:
@@ -463,9 +475,11 @@ class DevIssuer:
         *,
         issuer: str = DEV_ISSUER,
         audience: str = DEV_AUDIENCE,
+        environment: str | None = None,
     ) -> None:
-        if _is_production():
-            raise RuntimeError("the development issuer is disabled when DVC_ENVIRONMENT=production")
+        """`environment`: the calling service's `settings.environment`; production refuses."""
+        if _is_production(environment):
+            raise RuntimeError("the development issuer is disabled in production")
         self.directory = Path(directory) if directory is not None else default_dev_issuer_dir()
         self.issuer = issuer
         self.audience = audience
@@ -569,7 +583,12 @@ def verifier_from_settings(
         )
     if settings.environment == "production":
         raise RuntimeError("production needs DVC_JWT_PUBLIC_KEY_FILE; the dev issuer is not used")
-    issuer = DevIssuer(dev_issuer_dir, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    issuer = DevIssuer(
+        dev_issuer_dir,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        environment=settings.environment,
+    )
     return issuer.verifier()
 
 
@@ -600,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if _is_production():
-        print("refusing to mint development tokens: DVC_ENVIRONMENT=production", file=sys.stderr)
+        print("refusing to mint development tokens: a production environment", file=sys.stderr)
         return 2
     if args.ttl <= 0:
         parser.error("--ttl must be positive")

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import stat
 import time
 from pathlib import Path
@@ -397,3 +398,26 @@ def test_cli_refuses_production(
     assert not any(tmp_path.iterdir())
     with pytest.raises(RuntimeError):
         DevIssuer(tmp_path)
+
+
+@pytest.mark.parametrize("variable", ["DVC_INTAKE_ENVIRONMENT", "DVC_PROCESSING_ENVIRONMENT"])
+def test_the_development_issuer_refuses_what_deployments_really_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """Deployments set each service's own variable (compose, Kubernetes), not DVC_ENVIRONMENT."""
+    monkeypatch.delenv("DVC_ENVIRONMENT", raising=False)
+    monkeypatch.setenv(variable, "production")
+    with pytest.raises(RuntimeError):
+        DevIssuer(tmp_path)
+    assert main(["mint", "--sub", "u1", "--role", "admin", "--dir", str(tmp_path)]) == 2
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_development_issuer_refuses_a_production_service_whatever_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("DVC_") and n.endswith("ENVIRONMENT")]:
+        monkeypatch.delenv(name)
+    with pytest.raises(RuntimeError):
+        DevIssuer(tmp_path, environment="production")
+    DevIssuer(tmp_path, environment="development")  # and development still works
