@@ -5,8 +5,10 @@ consumer holding the event (so later events of the same dossier never overtake i
 service reporting not-ready meanwhile. Any other failure gets `max_attempts` tries, then the event
 goes to the dead-letter topic with a description free of input values.
 
-The offset is committed only after `handle_record` returns, i.e. after the handler succeeded or
-the message was safely written to the dead-letter topic. If even that write fails the exception
+FastStream does the consuming (`subscribe`): a CloudEvents parser, a contract decoder, typed
+handlers chosen by topic and event type, and `ReliableConsumption` as middleware. The offset is
+committed only after the handler succeeded or the message was safely written to the dead-letter
+topic. If even that write fails the exception
 propagates, FastStream seeks back, and the message is redelivered: nothing is silently dropped.
 Handlers must be idempotent (see `shared.idempotency`), since redelivery happens.
 """
@@ -21,12 +23,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
+from types import TracebackType
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy, BaseMiddleware
+from faststream.exceptions import SubscriberNotFound
+from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from pydantic import ValidationError
 
 from shared.background import wait_for_event
 from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
@@ -82,6 +89,7 @@ async def handle_record(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     watch: OutageWatch | None = None,
 ) -> Outcome:
+    """Parse one record and handle it reliably (the batch consumer's record-by-record path)."""
     try:
         cloud_event = CloudEvent.from_kafka(record.value, record.headers)
         event = unwrap(cloud_event, expected)
@@ -89,16 +97,52 @@ async def handle_record(
         await _dead_letter(record, group, dead_letter_topic, write_dead_letter, "malformed", exc, 0)
         return Outcome.DEAD_LETTERED
 
+    async def attempt() -> None:
+        await handler(event, cloud_event)
+
+    return await handle_reliably(
+        attempt,
+        record,
+        cloud_event,
+        group=group,
+        dead_letter_topic=dead_letter_topic,
+        write_dead_letter=write_dead_letter,
+        policy=policy,
+        sleep=sleep,
+        watch=watch,
+    )
+
+
+async def handle_reliably(
+    attempt: Callable[[], Awaitable[Any]],
+    record: ConsumerRecord,
+    cloud_event: CloudEvent,
+    *,
+    group: str,
+    dead_letter_topic: str,
+    write_dead_letter: DeadLetterWriter,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    watch: OutageWatch | None = None,
+) -> Outcome:
+    """Run `attempt` (the handling of `record`) until it succeeds, waiting out infrastructure
+    outages without limit; dead-letter the record when it is malformed, permanently refused, or
+    failed `policy.max_attempts` times for another reason."""
     with (
         log_context(dossier_code=cloud_event.subject, event_id=cloud_event.id),
         ExitStack() as outage_held,
     ):
-        attempt = 0  # failures not caused by the infrastructure
+        attempt_no = 0  # failures not caused by the infrastructure
         outage = 0  # consecutive infrastructure failures
         while True:
             try:
-                await handler(event, cloud_event)
+                await attempt()
                 return Outcome.HANDLED
+            except (MalformedEvent, ValidationError) as exc:  # the data does not fit the contract
+                await _dead_letter(
+                    record, group, dead_letter_topic, write_dead_letter, "malformed", exc, 0
+                )
+                return Outcome.DEAD_LETTERED
             except PermanentError as exc:
                 await _dead_letter(
                     record,
@@ -107,7 +151,7 @@ async def handle_record(
                     write_dead_letter,
                     "permanent",
                     exc,
-                    attempt + 1,
+                    attempt_no + 1,
                 )
                 return Outcome.DEAD_LETTERED
             except Exception as exc:
@@ -118,8 +162,8 @@ async def handle_record(
                         outage_held.enter_context(watch.waiting_out(group))
                     await wait_out(exc, outage, group, policy, watch, sleep)
                     continue
-                attempt += 1
-                if attempt >= policy.max_attempts:
+                attempt_no += 1
+                if attempt_no >= policy.max_attempts:
                     await _dead_letter(
                         record,
                         group,
@@ -127,13 +171,13 @@ async def handle_record(
                         write_dead_letter,
                         "exhausted",
                         exc,
-                        attempt,
+                        attempt_no,
                     )
                     return Outcome.DEAD_LETTERED
                 CONSUMER_RETRIES.labels(record.topic, group).inc()
-                delay = policy.backoff(attempt)
+                delay = policy.backoff(attempt_no)
                 log.warning(
-                    "attempt %d failed (%s); retrying in %.2fs", attempt, describe(exc), delay
+                    "attempt %d failed (%s); retrying in %.2fs", attempt_no, describe(exc), delay
                 )
                 await sleep(delay)
 
@@ -207,10 +251,12 @@ def subscribe(
     watch: OutageWatch | None = None,
     **subscriber_options: Any,
 ) -> Any:
-    """Register one reliable consumer in `group` for every topic of `routes`.
+    """Subscribe `group` to every topic of `routes`, one typed FastStream handler per route.
 
-    One consumer per group (rather than one per topic) means a single group membership, so a
-    service joins its group with one rebalance instead of one per topic.
+    FastStream does the consuming: one subscriber (so one group membership and one rebalance at
+    start) for all the topics, the CloudEvents binary-mode parser and the contract decoder below,
+    a filter per (topic, event type) choosing the handler, and `ReliableConsumption` as the
+    router's middleware for retries, outages and dead letters.
     """
 
     async def write_dead_letter(
@@ -218,33 +264,129 @@ def subscribe(
     ) -> None:
         await broker.publish(value, topic, key=key, headers=headers)
 
+    settings = _Reliability(group, policy, dead_letter_topic, write_dead_letter, watch)
+    router = KafkaRouter(middlewares=[partial(ReliableConsumption, reliability=settings)])
     subscriber_options.setdefault("auto_offset_reset", "earliest")
-    subscriber = broker.subscriber(
+    subscriber = router.subscriber(
         *routes,
         group_id=group,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        # The body is parsed by `handle_record`, so that a malformed one reaches the DLQ.
-        decoder=_raw_body,
+        parser=parse_cloud_event,
+        decoder=decode_contract,
         **subscriber_options,
     )
+    for topic, route in routes.items():
+        subscriber(filter=_carries(topic, route.model))(_typed_handler(route))
+    broker.include_router(router)
+    return subscriber
 
-    async def consume(body: bytes, message: KafkaMessage) -> None:
-        record: ConsumerRecord = message.raw_message  # one record: this is not a batch subscriber
-        route = routes[record.topic]
-        await handle_record(
-            record,
-            handler=route.handler,
-            expected=[route.model],
-            group=group,
-            dead_letter_topic=dead_letter_topic(record.topic),
-            write_dead_letter=write_dead_letter,
-            policy=policy,
-            watch=watch,
+
+async def parse_cloud_event(
+    record: ConsumerRecord, parse: Callable[[ConsumerRecord], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream's Kafka message, with its CloudEvent (binary mode: `ce_*` headers) attached;
+    `MalformedEvent` when the headers do not make one."""
+    try:
+        message = await parse(record)
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent(f"header is not UTF-8: {exc}") from exc
+    message.cloud_event = CloudEvent.from_kafka(record.value, record.headers)  # type: ignore[attr-defined]
+    return message
+
+
+async def decode_contract(message: StreamMessage[Any], decode: Any) -> Contract:
+    """The contract model the CloudEvent carries (`MalformedEvent` when its data does not fit)."""
+    cloud_event: CloudEvent = message.cloud_event  # type: ignore[attr-defined]
+    return unwrap(cloud_event)
+
+
+def _carries(topic: str, model: type[Contract]) -> Callable[[StreamMessage[Any]], bool]:
+    def carries(message: StreamMessage[Any]) -> bool:
+        return bool(
+            message.raw_message.topic == topic
+            and message.headers.get("ce_type") == model.event_type
         )
 
-    consume.__name__ = f"consume_{group}"
-    return subscriber(consume)
+    return carries
 
 
-async def _raw_body(message: Any) -> bytes:
-    return bytes(message.body)
+def _typed_handler(route: Route) -> Callable[..., Awaitable[None]]:
+    """A FastStream handler whose first argument is typed with the route's contract model."""
+
+    async def handle(event: Contract, message: StreamMessage[Any]) -> None:
+        await route.handler(event, message.cloud_event)  # type: ignore[attr-defined]
+
+    handle.__annotations__ = {"event": route.model, "message": KafkaMessage, "return": None}
+    handle.__name__ = f"on_{route.model.__name__}"
+    return handle
+
+
+@dataclass(frozen=True)
+class _Reliability:
+    group: str
+    policy: RetryPolicy
+    dead_letter_topic: Callable[[str], str]
+    write_dead_letter: DeadLetterWriter
+    watch: OutageWatch | None
+
+
+class ReliableConsumption(BaseMiddleware[Any, Any]):
+    """Retries, outages and dead letters around each handled record (`handle_reliably`), and the
+    dead-letter topic for records that never reach a handler: not a CloudEvent, or an event type
+    no handler of the topic takes."""
+
+    def __init__(self, msg: Any, /, *, context: Any, reliability: _Reliability) -> None:
+        super().__init__(msg, context=context)
+        self.reliability = reliability
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        settings = self.reliability
+        record: ConsumerRecord = msg.raw_message
+
+        async def attempt() -> None:
+            msg.clear_cache()  # decode afresh on every try
+            await call_next(msg)
+
+        await handle_reliably(
+            attempt,
+            record,
+            msg.cloud_event,  # type: ignore[attr-defined]
+            group=settings.group,
+            dead_letter_topic=settings.dead_letter_topic(record.topic),
+            write_dead_letter=settings.write_dead_letter,
+            policy=settings.policy,
+            watch=settings.watch,
+        )
+
+    async def after_processed(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> bool | None:
+        if not isinstance(exc_val, MalformedEvent | SubscriberNotFound):
+            return False  # handled, or a failure to redeliver (offset not committed)
+        record: ConsumerRecord = self.msg
+        settings = self.reliability
+        error = (
+            exc_val
+            if isinstance(exc_val, MalformedEvent)
+            else MalformedEvent(f"unexpected event type {_header(record, 'ce_type')!r}")
+        )
+        await _dead_letter(
+            record,
+            settings.group,
+            settings.dead_letter_topic(record.topic),
+            settings.write_dead_letter,
+            "malformed",
+            error,
+            0,
+        )
+        return True  # dead-lettered: the offset is committed
+
+
+def _header(record: ConsumerRecord, name: str) -> str:
+    raw = dict(record.headers or ()).get(name, b"")
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
