@@ -42,15 +42,15 @@ from pymongo.errors import BulkWriteError
 from devstack.config import load_config
 from devstack.services import PROCESSES
 from devstack.services import process as devstack_process
+from services.processing.adapters.store import WATCHED
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.workflow import Rules
-from services.processing.store import WATCHED
+from services.reporting.adapters.store import read_active_prefix
 from services.reporting.domain.contributions import (
     contributions,
     parse_key,
     to_triples,
 )
-from services.reporting.store import read_active_prefix
 from shared.mongo import bulk_write_in_chunks, create_mongo_client
 
 TARGET_PERCENT = 5.0

@@ -33,12 +33,12 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 
+from services.processing.adapters.store import _fields
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.case import Case
 from services.processing.domain.workflow import Rules, refresh
 from services.processing.main import create_app
 from services.processing.settings import ProcessingSettings
-from services.processing.store import _fields
 from shared.auth import DevIssuer
 from shared.catalogue import Procedure, ProcessingTime, TimeUnit
 from shared.cloudevents import wrap
@@ -238,10 +238,10 @@ async def worklist(args: argparse.Namespace) -> None:
         jwt_public_key_file=str(issuer.public_key_path),
     )
     app = create_app(settings)
-    runtime = app.state.processing
+    processing = app.state.processing  # main.Processing
     mongo = create_mongo_client(args.mongo)
     try:
-        await runtime.store.ensure_indexes()
+        await processing.store.ensure_indexes()
         rng = random.Random(4094)
         now = datetime.now(UTC)
         started = time.perf_counter()
@@ -261,7 +261,7 @@ async def worklist(args: argparse.Namespace) -> None:
         for i in range(args.queries):
             unit = UNITS[i % len(UNITS)]
             began = time.perf_counter()
-            await runtime.store.worklist(unit_code=unit, limit=50)
+            await processing.store.worklist(unit_code=unit, limit=50)
             samples.append((time.perf_counter() - began) * 1000)
         print(
             f"worklist at the store (unit page of 50)     p50 {percentile(samples, 50):6.1f} ms"
@@ -270,7 +270,9 @@ async def worklist(args: argparse.Namespace) -> None:
         overdue: list[float] = []
         for i in range(args.queries // 4):
             began = time.perf_counter()
-            await runtime.store.worklist(unit_code=UNITS[i % len(UNITS)], overdue_at=now, limit=50)
+            await processing.store.worklist(
+                unit_code=UNITS[i % len(UNITS)], overdue_at=now, limit=50
+            )
             overdue.append((time.perf_counter() - began) * 1000)
         print(
             f"worklist, overdue filter                    p50 {percentile(overdue, 50):6.1f} ms"

@@ -1,51 +1,44 @@
-"""Composition root of the processing service."""
+"""Composition root of the processing service: settings → adapters → service layer → routes,
+subscribers and lifecycle hooks.
+
+`create_app` builds one `Processing` (everything wired, typed) when the shared skeleton hands it
+the database and the broker, puts it on `app.state.processing` for the routes
+(`api/dependencies.py`), and gives the lifecycle hooks closures over it.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
-from gridfs import AsyncGridFSBucket
 
-from services.processing import api, handlers, metrics
-from services.processing.runtime import ProcessingRuntime
-from services.processing.scanner import DeadlineScanner
+from services.processing import api, handlers
+from services.processing.adapters.results import ResultStore
+from services.processing.adapters.store import CaseStore
+from services.processing.service.cases import ProcessingService
+from services.processing.service.results import ResultDocuments
+from services.processing.service.scanner import DeadlineScanner
 from services.processing.settings import ProcessingSettings
-from services.processing.store import RESULTS_BUCKET, CaseStore
 from shared.background import periodically
 from shared.outbox import OutboxRelay
-from shared.service import ServiceContext, build_service_app
+from shared.service import LifecycleHook, ServiceContext, build_service_app
 from shared.topics import DOSSIER_PROCESSED_TOPIC
 
-log = logging.getLogger(__name__)
-KEY = "processing"
+
+@dataclass(frozen=True)
+class Processing:
+    """The processing service's adapters and service layer, built once per app."""
+
+    settings: ProcessingSettings
+    store: CaseStore
+    relay: OutboxRelay
+    service: ProcessingService
+    results: ResultDocuments
 
 
-def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
-    settings = settings or ProcessingSettings()
-    built: list[ProcessingRuntime] = []
-
-    def register(context: ServiceContext) -> None:
-        runtime = build_runtime(settings, context)
-        context.extras[KEY] = runtime
-        handlers.register(context, runtime)
-        built.append(runtime)
-
-    app = build_service_app(
-        settings,
-        title="Processing (xử lý hồ sơ)",
-        register=register,
-        routers=[api.router],
-        hooks=[prepare_store, run_relay, run_scanner, run_refresher],
-    )
-    app.state.processing = built[0]
-    return app
-
-
-def build_runtime(settings: ProcessingSettings, context: ServiceContext) -> ProcessingRuntime:
+def build_processing(settings: ProcessingSettings, context: ServiceContext) -> Processing:
     store = CaseStore(
         context.db,
         processed_topic=settings.topic(DOSSIER_PROCESSED_TOPIC),
@@ -57,76 +50,83 @@ def build_runtime(settings: ProcessingSettings, context: ServiceContext) -> Proc
         poll_interval=settings.outbox_poll_seconds,
         max_poll_interval=settings.idle_poll_max_seconds,
     )
-    return ProcessingRuntime(
-        settings=settings,
-        store=store,
-        relay=relay,
-        results=AsyncGridFSBucket(context.db, bucket_name=RESULTS_BUCKET),
+    service = ProcessingService(settings=settings, store=store, relay=relay)
+    results = ResultDocuments(settings=settings, cases=service, results=ResultStore(context.db))
+    return Processing(settings, store, relay, service, results)
+
+
+Hook = Callable[[Processing, ServiceContext], AbstractAsyncContextManager[None]]
+FORM_OVERHEAD = 64 * 1024  # bytes: the note (2,000 characters), the document type, boundaries
+
+
+def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
+    settings = settings or ProcessingSettings()
+    built: list[Processing] = []  # by `register`, before the app starts
+
+    def register(context: ServiceContext) -> None:
+        processing = build_processing(settings, context)
+        handlers.register(context, processing.service)
+        built.append(processing)
+
+    def hook(run: Hook) -> LifecycleHook:
+        return lambda context: run(built[0], context)
+
+    app = build_service_app(
+        settings,
+        title="Processing (xử lý hồ sơ)",
+        register=register,
+        routers=api.routers,
+        hooks=[hook(prepare_store), hook(run_relay), hook(run_scanner), hook(run_refresher)],
+        # A result document, with its form fields and the multipart framing around it.
+        larger_bodies=dict.fromkeys(api.UPLOAD_ROUTES, settings.max_result_bytes + FORM_OVERHEAD),
     )
-
-
-def _runtime(context: ServiceContext) -> ProcessingRuntime:
-    return context.extras[KEY]  # type: ignore[no-any-return]
+    app.state.processing = built[0]
+    return app
 
 
 @asynccontextmanager
-async def prepare_store(context: ServiceContext) -> AsyncIterator[None]:
-    runtime = _runtime(context)
-    await runtime.store.ensure_indexes()
-    await runtime.reload_calendar()
+async def prepare_store(processing: Processing, context: ServiceContext) -> AsyncIterator[None]:
+    await processing.store.ensure_indexes()
+    await processing.service.reload_calendar()
     yield
 
 
 @asynccontextmanager
-async def run_relay(context: ServiceContext) -> AsyncIterator[None]:
-    relay = _runtime(context).relay
-    relay.start()
+async def run_relay(processing: Processing, context: ServiceContext) -> AsyncIterator[None]:
+    processing.relay.start()
     try:
         yield
     finally:
-        await relay.stop()  # publishes what is pending before the broker stops
+        await processing.relay.stop()  # publishes what is pending before the broker stops
 
 
 @asynccontextmanager
-async def run_scanner(context: ServiceContext) -> AsyncIterator[None]:
-    runtime = _runtime(context)
-    if not runtime.settings.scanner_enabled:
+async def run_scanner(processing: Processing, context: ServiceContext) -> AsyncIterator[None]:
+    if not processing.settings.scanner_enabled:
         yield
         return
-    scanner = DeadlineScanner(runtime)
+    service = processing.service
+    scanner = DeadlineScanner(service)
     try:
-        # Until the earliest next check (see `scanner.py`), woken by cases written here.
-        async with periodically("deadline-scanner", runtime.deadline_checks, scanner.scan_once):
+        # Until the earliest next check (see `service/scanner.py`), woken by cases written here.
+        async with periodically("deadline-scanner", service.deadline_checks, scanner.scan_once):
             yield
     finally:
         await scanner.release()
 
 
-async def refresh_gauges(runtime: ProcessingRuntime) -> None:
-    """Cases by unit and state, overdue cases by unit (a query each, off the request path)."""
-    counts = await runtime.store.counts_by_unit_and_state()
-    overdue = await runtime.store.overdue_by_unit(datetime.now(UTC))
-    metrics.CASES.clear()
-    for (unit, state), n in counts.items():
-        metrics.CASES.labels(unit, str(state)).set(n)
-    metrics.OVERDUE_CASES.clear()
-    for unit, n in overdue.items():
-        metrics.OVERDUE_CASES.labels(unit).set(n)
-
-
 @asynccontextmanager
-async def run_refresher(context: ServiceContext) -> AsyncIterator[None]:
+async def run_refresher(processing: Processing, context: ServiceContext) -> AsyncIterator[None]:
     """Gauges, recomputed when `/metrics` is read and they are older than
     `metrics_refresh_seconds`; and the administrators' calendar changes made through other
     replicas, every `calendar_refresh_seconds`."""
-    runtime = _runtime(context)
-    settings = runtime.settings
+    settings, service = processing.settings, processing.service
     async with (
         context.metrics_source(
-            "processing gauges", lambda: refresh_gauges(runtime), settings.metrics_refresh_seconds
+            "processing gauges", service.refresh_gauges, settings.metrics_refresh_seconds
         ),
         periodically(
-            "calendar-refresher", settings.calendar_refresh_seconds, runtime.reload_calendar
+            "calendar-refresher", settings.calendar_refresh_seconds, service.reload_calendar
         ),
     ):
         yield

@@ -1,11 +1,14 @@
 """The case: processing's record of one dossier (one MongoDB document, key = dossier code).
 
-Pure data. `workflow` changes it; `store` persists it. The fields that only serve queries
-(`online_rank`, `due_sort`, `active`, `next_check_at`) are derived by `workflow.refresh`.
+Pure data. `workflow` changes it; the case store (`adapters/store.py`) persists it and reads it
+back as a `StoredCase` (with the ids of what already changed it), or as a `CaseSummary` for the
+worklist. The fields that only serve queries (`online_rank`, `due_sort`, `active`,
+`next_check_at`) are derived by `workflow.refresh`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,3 +110,38 @@ class Case(BaseModel):
     @property
     def paused(self) -> bool:
         return any(pause.ended_at is None for pause in self.pauses)
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    """A case as stored, with the input event ids and request keys that already changed it."""
+
+    case: Case
+    applied_event_ids: frozenset[str]
+    request_keys: frozenset[str]
+
+
+class CaseSummary(BaseModel):
+    """One line of the worklist (the history stays in the detail view)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    procedure_code: str
+    procedure_name: str = ""
+    unit_code: str
+    level: int
+    channel: Channel
+    state: DossierState
+    applicant_name: str = ""
+    assignee: str | None = None
+    submitted_at: datetime
+    received_at: datetime | None = None
+    due_at: datetime | None = None
+    online_rank: int = 1
+    due_sort: datetime = NO_DUE_DATE
+
+    @property
+    def online(self) -> bool:
+        """Listed first (Decision 4094): the online rank the worklist is sorted by."""
+        return self.online_rank == 0

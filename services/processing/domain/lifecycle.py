@@ -9,6 +9,7 @@ Anything else raises `TransitionError` with a Vietnamese-first message.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from shared.events import DossierState as S
@@ -125,6 +126,11 @@ CLOCK_RUNNING: frozenset[S] = frozenset(
 )
 # On an officer's worklist: everything not finished.
 ACTIVE: frozenset[S] = frozenset(_OPEN)
+
+
+def overdue(state: S | int, due_at: datetime | None, now: datetime) -> bool:
+    """Past the due date in force while the clock runs (what the officers' views show)."""
+    return due_at is not None and S(state) in CLOCK_RUNNING and now > due_at
 
 
 class TransitionError(ValueError):

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from services.processing.main import create_app
-from services.processing.runtime import ProcessingRuntime
+from services.processing.service.cases import ProcessingService
 from services.processing.settings import ProcessingSettings
 from shared.auth import DevIssuer
 from shared.cloudevents import CloudEvent, wrap
@@ -51,7 +51,7 @@ class Service:
     settings: ProcessingSettings
     issuer: DevIssuer
     producer: KafkaBroker
-    runtime: ProcessingRuntime
+    processing: ProcessingService
 
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
@@ -133,7 +133,7 @@ async def service(
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://processing"
             ) as client:
-                yield Service(app, client, settings, issuer, producer, app.state.processing)
+                yield Service(app, client, settings, issuer, producer, app.state.processing.service)
 
 
 def _one_connection(url: str) -> str:

@@ -8,12 +8,12 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.processing.adapters.store import CaseStore
 from services.processing.domain.lifecycle import Action
 from services.processing.domain.workflow import Command, apply, open_case
-from services.processing.runtime import ProcessingRuntime
-from services.processing.scanner import LEASE_NAME, DeadlineScanner
+from services.processing.service.cases import ProcessingService
+from services.processing.service.scanner import LEASE_NAME, DeadlineScanner
 from services.processing.settings import ProcessingSettings
-from services.processing.store import CaseStore
 from shared.catalogue import Procedure, ProcessingTime, TimeUnit
 from shared.cloudevents import CloudEvent, unwrap
 from shared.events import Channel
@@ -26,9 +26,9 @@ class _Relay:
         pass
 
 
-def runtime(db: AsyncDatabase[Any]) -> ProcessingRuntime:
+def case_service(db: AsyncDatabase[Any]) -> ProcessingService:
     store = CaseStore(db, processed_topic="processed", source="/test")
-    return ProcessingRuntime(
+    return ProcessingService(
         settings=ProcessingSettings(scanner_lease_seconds=60),
         store=store,
         relay=_Relay(),  # type: ignore[arg-type]
@@ -46,7 +46,7 @@ PROCEDURE = Procedure(
 )
 
 
-async def in_processing_case(one: ProcessingRuntime, code: str, received: datetime) -> None:
+async def in_processing_case(one: ProcessingService, code: str, received: datetime) -> None:
     event = submitted(code).model_copy(update={"occurred_at": received})
     opened = open_case(event, PROCEDURE, one.rules)
     await one.store.insert(opened, "submitted-1")
@@ -63,7 +63,7 @@ async def pending_actions(db: AsyncDatabase[Any], code: str) -> list[str]:
 async def test_each_warning_is_emitted_once_even_with_two_scanners(
     serial_db: AsyncDatabase[Any],
 ) -> None:
-    first, second = runtime(serial_db), runtime(serial_db)
+    first, second = case_service(serial_db), case_service(serial_db)
     await first.store.ensure_indexes()
     code = dossier_code(31)
     received = datetime(2019, 4, 26, 10, tzinfo=UTC)
@@ -94,7 +94,7 @@ async def test_each_warning_is_emitted_once_even_with_two_scanners(
 
 async def test_racing_writers_cannot_both_emit_a_warning(serial_db: AsyncDatabase[Any]) -> None:
     """Without the lease (two scanners in one pass), the version compare-and-set decides."""
-    one = runtime(serial_db)
+    one = case_service(serial_db)
     code = dossier_code(32)
     received = datetime(2019, 4, 26, 10, tzinfo=UTC)
     await in_processing_case(one, code, received)
@@ -108,7 +108,7 @@ async def test_racing_writers_cannot_both_emit_a_warning(serial_db: AsyncDatabas
 async def test_a_paper_dossier_moves_to_processing_the_next_morning(
     serial_db: AsyncDatabase[Any],
 ) -> None:
-    one = runtime(serial_db)
+    one = case_service(serial_db)
     code = dossier_code(33)
     # Thu 25 Apr 2019, 16:00 in Ha Noi: after the 15:00 cut-off.
     arrival = datetime(2019, 4, 25, 9, tzinfo=UTC)

@@ -41,7 +41,7 @@ def duplicates(service: Service, topic: str) -> float:
 
 async def case_document(service: Service, code: str, **condition: Any) -> Any:
     async def found() -> Any:
-        document = await service.runtime.store.cases.find_one({"_id": code, **condition})
+        document = await service.processing.store.cases.find_one({"_id": code, **condition})
         return document
 
     return await wait_for(found, what=f"case {code} {condition}")
@@ -90,7 +90,7 @@ async def test_a_paper_dossier_becomes_a_case_of_the_catalogue_unit_with_its_due
     before = duplicates(service, "submitted")
     await service.republish(event, cloud_event)
     await wait_for(lambda: _async(duplicates(service, "submitted") > before))
-    again = await service.runtime.store.cases.find_one({"_id": code})
+    again = await service.processing.store.cases.find_one({"_id": code})
     assert again["version"] == document["version"] and again["history"] == document["history"]
 
 
@@ -145,7 +145,7 @@ async def test_officer_actions_are_announced_in_order_and_replays_change_nothing
     )
     assert issued.status_code == 200, (
         issued.text,
-        await service.runtime.store.cases.find_one({"_id": code}, {"outbox": 0}),
+        await service.processing.store.cases.find_one({"_id": code}, {"outbox": 0}),
     )
     reference = issued.json()["result_document"]
     assert issued.json()["state"] == DossierState.PROCESSED
@@ -186,11 +186,33 @@ async def test_officer_actions_are_announced_in_order_and_replays_change_nothing
     assert len(detail["pauses"]) == 1 and detail["pauses"][0]["ended_at"] is not None
 
     # Replaying an input event changes nothing.
-    version = (await service.runtime.store.cases.find_one({"_id": code}))["version"]
+    version = (await service.processing.store.cases.find_one({"_id": code}))["version"]
     before = duplicates(service, "supplemented")
     await service.republish(supplement, supplement_event)
     await wait_for(lambda: _async(duplicates(service, "supplemented") > before))
-    assert (await service.runtime.store.cases.find_one({"_id": code}))["version"] == version
+    assert (await service.processing.store.cases.find_one({"_id": code}))["version"] == version
+
+
+async def test_a_result_larger_than_the_default_body_limit_is_issued(service: Service) -> None:
+    """Request bodies are limited to `max_body_bytes` (256 KiB) except on the result upload,
+    which takes up to `max_result_bytes` (a signed PDF is often larger)."""
+    await service.publish(procedure())
+    code = dossier_code(15)
+    await service.publish(submitted(code).model_copy(update={"occurred_at": datetime.now(UTC)}))
+    await case_document(service, code)
+    officer = service.token("officer-1", "officer")
+    base = f"/api/v1/cases/{code}"
+    assert (await service.client.post(f"{base}/receive", headers=officer)).status_code == 200
+    head = service.token("head-1", "unit_head")
+    assert (await service.client.post(f"{base}/approve", headers=head)).status_code == 200
+    data = b"%PDF-1.7 " + b"0" * (2 * service.settings.max_body_bytes)
+    issued = await service.client.post(
+        f"{base}/result",
+        headers={**officer, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+        content=multipart_result("ket-qua.pdf", data, "Cấp giấy chứng nhận"),
+    )
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["result_document"]["size_bytes"] == len(data)
 
 
 async def test_refused_actions_change_nothing(service: Service) -> None:
@@ -201,7 +223,7 @@ async def test_refused_actions_change_nothing(service: Service) -> None:
     officer, head = service.token("o-1", "officer"), service.token("h-1", "unit_head")
     base = f"/api/v1/cases/{code}"
     received = (await service.client.post(f"{base}/receive", headers=officer)).json()
-    before = await service.runtime.store.cases.find_one({"_id": code})
+    before = await service.processing.store.cases.find_one({"_id": code})
 
     other_unit = service.token("o-2", "officer", unit="G15")
     supplement = {"reason": "x", "documents": ["a"]}
@@ -217,16 +239,16 @@ async def test_refused_actions_change_nothing(service: Service) -> None:
         assert answer.status_code == status, (url, answer.text)
         assert answer.headers["content-type"] == "application/problem+json"
     assert (await service.client.get(base, headers=other_unit)).status_code == 403
-    after = await service.runtime.store.cases.find_one({"_id": code})
+    after = await service.processing.store.cases.find_one({"_id": code})
     assert after["version"] == before["version"] and after["state"] == before["state"]
 
     due = datetime.fromisoformat(received["due_at"]).astimezone(VN).date()
-    new_date = service.runtime.rules.calendar.add_working_days(due, 3)
+    new_date = service.processing.rules.calendar.add_working_days(due, 3)
     extension = {"reason": "Cần lấy ý kiến", "new_due_date": new_date.isoformat()}
     first = await service.client.post(f"{base}/extend", headers=head, json=extension)
     assert first.status_code == 200, first.text
     assert datetime.fromisoformat(first.json()["due_at"]).astimezone(VN).date() == new_date
-    later = service.runtime.rules.calendar.add_working_days(new_date, 2).isoformat()
+    later = service.processing.rules.calendar.add_working_days(new_date, 2).isoformat()
     second = await service.client.post(
         f"{base}/extend", headers=head, json={**extension, "new_due_date": later}
     )
@@ -264,7 +286,7 @@ async def test_unknown_procedures_and_malformed_events_are_dead_lettered(
     }
     assert set(reasons) == {"permanent", "malformed"}
     assert "9.999999" in reasons["permanent"]
-    assert await service.runtime.store.cases.count_documents({}) == 0
+    assert await service.processing.store.cases.count_documents({}) == 0
 
 
 async def test_the_worklist_puts_online_dossiers_first_then_by_due_date(service: Service) -> None:
@@ -314,10 +336,10 @@ async def test_administrators_announce_calendar_changes(service: Service) -> Non
     admin = service.token("admin-1", "admin", unit=None)
     answer = await service.client.post("/api/v1/calendar/changes", headers=admin, json=body)
     assert answer.status_code == 201 and answer.json()["working"] is False
-    assert not service.runtime.rules.calendar.is_working_day(day)
+    assert not service.processing.rules.calendar.is_working_day(day)
     listed = (await service.client.get("/api/v1/calendar/changes", headers=officer)).json()
     assert listed == [{"day": day.isoformat(), "working": False, "reason": body["reason"]}]
-    assert service.runtime.rules.calendar.add_working_days(day - timedelta(days=3), 1) == date(
+    assert service.processing.rules.calendar.add_working_days(day - timedelta(days=3), 1) == date(
         2031, 3, 4
     )
 
@@ -379,8 +401,8 @@ async def test_a_due_date_beyond_the_official_calendar_is_counted_and_logged(
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
-    runtime_log = logging.getLogger("services.processing.runtime")
-    runtime_log.addHandler(handler)
+    service_log = logging.getLogger("services.processing.service.cases")
+    service_log.addHandler(handler)
     try:
         code = dossier_code(32)
         far = datetime(2101, 3, 1, 10, tzinfo=VN)
@@ -391,7 +413,7 @@ async def test_a_due_date_beyond_the_official_calendar_is_counted_and_logged(
         assert document["due_at"].year == 2101
         await wait_for(lambda: _async(REGISTRY.get_sample_value(name) == before + 1))
     finally:
-        runtime_log.removeHandler(handler)
+        service_log.removeHandler(handler)
     [warning] = [r for r in records if "2101" in r.getMessage()]
     assert warning.levelno == logging.WARNING and code in warning.getMessage()
 

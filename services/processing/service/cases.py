@@ -1,9 +1,12 @@
-"""Processing's use cases, wired to its store: open a case, apply an applicant's event, apply an
-officer's action, and the working calendar with the administrators' changes.
+"""Processing's use cases on cases, wired to its store: open a case, apply an applicant's event,
+apply an officer's action, the worklist and the case detail, the working calendar with the
+administrators' changes, and the gauges.
 
 Every change is read → decided by the pure domain (`domain/workflow.py`) → written with a
-compare-and-set on the case version, together with its history and events (see `store.py`). A
-lost race is retried from a fresh read, so the decision is always taken on the current state.
+compare-and-set on the case version, together with its history and events (see
+`adapters/store.py`). A lost race is retried from a fresh read, so the decision is always taken on
+the current state. Who may act is decided by `domain/authorisation.py`; a refusal is counted here
+and raised as a domain error (`domain/errors.py`) for the API to answer.
 """
 
 from __future__ import annotations
@@ -11,14 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from services.processing import metrics
+from services.processing.adapters.store import CaseStore
+from services.processing.domain.authorisation import VIEW, refusal
 from services.processing.domain.calendar import CalendarChange, WorkingCalendar
-from services.processing.domain.case import Case
+from services.processing.domain.case import Case, CaseSummary
 from services.processing.domain.deadlines import DeadlinePolicy
+from services.processing.domain.errors import (
+    CaseNotFound,
+    CaseNotYetKnown,
+    NotAuthorised,
+    StaffWithoutUnit,
+    VersionConflict,
+)
 from services.processing.domain.lifecycle import Action, TransitionError
 from services.processing.domain.workflow import (
     Command,
@@ -31,28 +44,26 @@ from services.processing.domain.workflow import (
     record_payment,
 )
 from services.processing.settings import ProcessingSettings
-from services.processing.store import CaseStore, VersionConflict
+from shared.auth import FORBIDDEN, Staff
 from shared.background import Pacer
 from shared.catalogue import Procedure
 from shared.consumer import PermanentError
-from shared.events import DossierPaid, DossierState, DossierSubmitted
+from shared.events import (
+    DossierPaid,
+    DossierState,
+    DossierSubmitted,
+    DossierSupplemented,
+    DossierWithdrawn,
+)
 from shared.metrics import DUPLICATE_EVENTS
 from shared.outbox import OutboxRelay
 from shared.topics import PROCESSING_GROUP
 
 log = logging.getLogger(__name__)
 
+SERVICE = "processing"  # the `service` label of `dvc_forbidden_total`
 APPLICANT = "applicant"
 _MAX_CAS_ATTEMPTS = 5
-
-
-class CaseNotFound(LookupError):
-    pass
-
-
-class CaseNotYetKnown(Exception):
-    """An applicant's event arrived before the dossier's submitted event (other topic): transient,
-    retried by the consumer, dead-lettered if the case never appears."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +72,22 @@ class ActResult:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class Worklist:
+    """One page of the worklist, read at `as_of` (what "overdue" is measured against)."""
+
+    items: list[CaseSummary]
+    next_cursor: str | None
+    as_of: datetime
+
+
 @dataclass
-class ProcessingRuntime:
+class ProcessingService:
+    """The use cases on cases; `rules` (calendar, deadline policy) follow the calendar changes."""
+
     settings: ProcessingSettings
     store: CaseStore
     relay: OutboxRelay
-    results: Any = None  # gridfs.AsyncGridFSBucket of issued result documents
     rules: Rules = field(init=False)
     # When the deadline scanner runs next (see `scanner.py`); every case written here tells it
     # its next check (`_announced`).
@@ -100,9 +121,16 @@ class ProcessingRuntime:
         changes = await self.store.calendar_changes_list()
         self.rules = self._rules(WorkingCalendar(changes=changes))
 
-    async def add_calendar_change(self, change: CalendarChange, actor: str) -> None:
+    async def calendar_changes(self) -> list[CalendarChange]:
+        """The announced changes layered on the official calendar (later entries win)."""
+        return await self.store.calendar_changes_list()
+
+    async def add_calendar_change(self, change: CalendarChange, actor: str) -> CalendarChange:
+        """Record an administrator's change; answers the day as the calendar now has it."""
         await self.store.add_calendar_change(change, actor)
         await self.reload_calendar()
+        working = self.rules.calendar.is_working_day(change.day)
+        return CalendarChange(change.day, working, change.reason)
 
     # -- the catalogue copy -------------------------------------------------------------------
 
@@ -182,19 +210,24 @@ class ProcessingRuntime:
             return True
         raise VersionConflict(code)  # transient: the consumer retries
 
-    def supplement(self, at: Any, note: str | None) -> Callable[[Case], Outcome]:
-        return lambda case: apply(
-            case,
-            Command(Action.SUPPLEMENT_RECEIVED, APPLICANT, at, note=note),
-            self.rules,
+    async def supplemented(self, event: DossierSupplemented, event_id: str) -> bool:
+        command = Command(Action.SUPPLEMENT_RECEIVED, APPLICANT, event.occurred_at, note=event.note)
+        return await self.apply_event(
+            event.dossier_code,
+            event_id,
+            "supplemented",
+            lambda case: apply(case, command, self.rules),
         )
 
-    def withdrawal(self, at: Any, reason: str | None) -> Callable[[Case], Outcome]:
-        return lambda case: apply(
-            case, Command(Action.REQUEST_WITHDRAWAL, APPLICANT, at, reason=reason), self.rules
+    async def withdrawn(self, event: DossierWithdrawn, event_id: str) -> bool:
+        command = Command(
+            Action.REQUEST_WITHDRAWAL, APPLICANT, event.occurred_at, reason=event.reason
+        )
+        return await self.apply_event(
+            event.dossier_code, event_id, "withdrawn", lambda case: apply(case, command, self.rules)
         )
 
-    def payment(self, event: DossierPaid) -> Callable[[Case], Outcome]:
+    async def paid(self, event: DossierPaid, event_id: str) -> bool:
         def change(case: Case) -> Outcome:
             if case.state == DossierState.PAYMENT_REQUESTED:
                 command = Command(
@@ -206,23 +239,103 @@ class ProcessingRuntime:
                 return apply(case, command, self.rules)
             return record_payment(case, event.occurred_at, self.rules)
 
-        return change
+        return await self.apply_event(event.dossier_code, event_id, "paid", change)
 
-    # -- officers' actions -----------------------------------------------------------------------
+    # -- officers' views and actions ------------------------------------------------------------
+
+    def authorise(self, staff: Staff, unit_code: str, action: str) -> None:
+        """Raise `NotAuthorised` (counted) when `staff` may not take `action` on a case of
+        `unit_code`."""
+        why = refusal(staff.roles, staff.unit, unit_code, action)
+        if why is not None:
+            FORBIDDEN.labels(SERVICE, action).inc()
+            metrics.REFUSED_ACTIONS.labels(action, "forbidden").inc()
+            raise NotAuthorised(why, action)
+
+    async def worklist(
+        self,
+        staff: Staff,
+        *,
+        states: Sequence[DossierState] = (),
+        procedure_code: str | None = None,
+        overdue: bool = False,
+        unit: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Worklist:
+        """The unit's active cases: ONLINE dossiers first (Decision 4094), then by due date.
+        Administrators choose the unit (or none: every unit); others see their own only."""
+        if staff.is_admin:
+            unit_code = unit
+        else:
+            if unit is not None and unit != staff.unit:
+                self.authorise(staff, unit, VIEW)
+            unit_code = staff.unit
+            if unit_code is None:
+                raise StaffWithoutUnit(staff.subject)
+        now = datetime.now(UTC)
+        items, next_cursor = await self.store.worklist(
+            unit_code=unit_code,
+            states=[int(s) for s in states],
+            procedure_code=procedure_code,
+            overdue_at=now if overdue else None,
+            cursor=cursor,
+            limit=limit,
+        )
+        return Worklist(items, next_cursor, now)
+
+    async def case(self, staff: Staff, code: str) -> Case:
+        """The case with its history, if `staff` may see it."""
+        stored = await self.store.load(code)
+        if stored is None:
+            raise CaseNotFound(code)
+        self.authorise(staff, stored.case.unit_code, VIEW)
+        return stored.case
+
+    @staticmethod
+    def request_key(staff: Staff, action: Action, idempotency_key: str | None) -> str | None:
+        """What a request's `Idempotency-Key` is recorded as: per action and officer."""
+        return f"{action.value}:{staff.subject}:{idempotency_key}" if idempotency_key else None
 
     async def act(
+        self,
+        staff: Staff,
+        code: str,
+        action: Action,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> ActResult:
+        """Apply an officer's action (`fields`: the `Command`'s, by action). Refusals are counted
+        by reason (forbidden, lifecycle, rule, conflict) and raised.
+
+        A request with an `Idempotency-Key` already applied to this case answers the case as it
+        is, without acting again.
+        """
+        try:
+            return await self._act(
+                code,
+                lambda case: Command(action, staff.subject, datetime.now(UTC), **fields),
+                authorise=lambda case: self.authorise(staff, case.unit_code, action.value),
+                request_key=self.request_key(staff, action, idempotency_key),
+            )
+        except TransitionError:
+            metrics.REFUSED_ACTIONS.labels(action.value, "lifecycle").inc()
+            raise
+        except WorkflowError:
+            metrics.REFUSED_ACTIONS.labels(action.value, "rule").inc()
+            raise
+        except VersionConflict:
+            metrics.REFUSED_ACTIONS.labels(action.value, "conflict").inc()
+            raise
+
+    async def _act(
         self,
         code: str,
         command: Callable[[Case], Command],
         *,
         authorise: Callable[[Case], None],
-        request_key: str | None = None,
+        request_key: str | None,
     ) -> ActResult:
-        """Apply an officer's action; `authorise` raises when the officer may not act on the case.
-
-        A request with an `Idempotency-Key` already applied to this case answers the case as it
-        is, without acting again.
-        """
         for _ in range(_MAX_CAS_ATTEMPTS):
             stored = await self.store.load(code)
             if stored is None:
@@ -238,6 +351,19 @@ class ProcessingRuntime:
             self._announced(outcome, "officer", since=len(stored.case.due_history))
             return ActResult(outcome.case)
         raise VersionConflict(code)
+
+    # -- gauges ---------------------------------------------------------------------------------
+
+    async def refresh_gauges(self) -> None:
+        """Cases by unit and state, overdue cases by unit (a query each, off the request path)."""
+        counts = await self.store.counts_by_unit_and_state()
+        overdue = await self.store.overdue_by_unit(datetime.now(UTC))
+        metrics.CASES.clear()
+        for (unit, state), n in counts.items():
+            metrics.CASES.labels(unit, str(state)).set(n)
+        metrics.OVERDUE_CASES.clear()
+        for unit, n in overdue.items():
+            metrics.OVERDUE_CASES.labels(unit).set(n)
 
     def _announced(self, outcome: Outcome, actor_kind: str, *, since: int) -> None:
         """Count the stored outcome's steps; warn of the due dates it set from

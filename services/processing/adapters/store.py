@@ -1,5 +1,6 @@
 """Processing's MongoDB repository: cases (with their outbox), the catalogue copy, calendar changes
-and leases. Single-document atomicity only (FerretDB and MongoDB alike).
+and leases (the result documents' bytes are in `results.py`). Single-document atomicity only
+(FerretDB and MongoDB alike).
 
 Every case write is a compare-and-set on the case's `version`, and carries, in the same update, the
 history entries, the pending events (`shared.outbox`) and the id of the input event or the
@@ -13,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.processing.domain.calendar import CalendarChange
-from services.processing.domain.case import Case
+from services.processing.domain.case import Case, CaseSummary, StoredCase
+from services.processing.domain.errors import InvalidCursor, VersionConflict
 from services.processing.domain.lifecycle import CLOCK_RUNNING
 from services.processing.domain.workflow import Outcome, Step
 from shared.catalogue import Procedure
@@ -59,37 +60,16 @@ INDEXES: dict[str, list[IndexModel]] = {
     **gridfs_indexes(RESULTS_BUCKET),
 }
 
-# What the worklist returns per case (the history stays in the detail view).
-SUMMARY_FIELDS = (
-    "procedure_code",
-    "procedure_name",
-    "unit_code",
-    "level",
-    "channel",
-    "state",
-    "applicant_name",
-    "assignee",
-    "submitted_at",
-    "received_at",
-    "due_at",
-    "online_rank",
-    "due_sort",
-)
-
-
-class VersionConflict(Exception):
-    """The case changed since it was read (another officer or event acted first)."""
-
-
-@dataclass(frozen=True)
-class StoredCase:
-    case: Case
-    applied_event_ids: frozenset[str]
-    request_keys: frozenset[str]
+# What the worklist reads per case (the history stays in the detail view; the code is `_id`).
+SUMMARY_FIELDS = tuple(name for name in CaseSummary.model_fields if name != "code")
 
 
 def case_from_document(document: dict[str, Any]) -> Case:
     return Case.model_validate({**document, "code": document["_id"]})
+
+
+def summary_from_document(document: dict[str, Any]) -> CaseSummary:
+    return CaseSummary.model_validate({**document, "code": document["_id"]})
 
 
 def processed_event(case: Case, step: Step) -> DossierProcessed:
@@ -209,8 +189,10 @@ class CaseStore:
         overdue_at: datetime | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Active cases, online first then by due date; returns (page, next cursor)."""
+    ) -> tuple[list[CaseSummary], str | None]:
+        """Active cases, online first then by due date; returns (page, next cursor).
+
+        Raises `InvalidCursor` on a cursor this service did not make."""
         query: dict[str, Any] = {"active": True}
         if unit_code is not None:
             query["unit_code"] = unit_code
@@ -242,7 +224,7 @@ class CaseStore:
             page = page[:limit]
             last = page[-1]
             next_cursor = encode_cursor(last["online_rank"], last["due_sort"], last["_id"])
-        return page, next_cursor
+        return [summary_from_document(document) for document in page], next_cursor
 
     async def due_for_check(self, now: datetime, limit: int) -> list[str]:
         found = (
@@ -264,7 +246,7 @@ class CaseStore:
         return None if found is None else found["next_check_at"]
 
     async def counts_by_unit_and_state(self) -> dict[tuple[str, int], int]:
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {"$match": {"active": True}},
             {"$group": {"_id": {"unit": "$unit_code", "state": "$state"}, "n": {"$sum": 1}}},
         ]
@@ -274,7 +256,7 @@ class CaseStore:
         return counts
 
     async def overdue_by_unit(self, now: datetime) -> dict[str, int]:
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {
                 "$match": {
                     "active": True,  # the clock runs only in active states; the index's key
@@ -361,7 +343,7 @@ def encode_cursor(rank: int, due: datetime, last_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, datetime, str]:
-    """Raises ValueError on a cursor this service did not make."""
+    """Raises `InvalidCursor` (a ValueError) on a cursor this service did not make."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         rank, due, last_id = json.loads(raw)
@@ -369,5 +351,5 @@ def decode_cursor(cursor: str) -> tuple[int, datetime, str]:
         if not isinstance(rank, int) or not isinstance(last_id, str) or parsed.tzinfo is None:
             raise ValueError
     except (ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
+        raise InvalidCursor("invalid cursor") from exc
     return rank, parsed, last_id

@@ -8,9 +8,9 @@ version, so only one of two racing writers succeeds.
 
 Cases are found through the indexed `next_check_at` (the earliest instant something is due), so a
 pass reads only the cases that need it. After a pass the scanner sleeps until the earliest
-`next_check_at` still ahead (`runtime.deadline_checks`, at most `scanner_interval_seconds`, or
-`idle_poll_max_seconds` while passes find nothing); a case written in this process with an
-earlier one brings the next pass forward.
+`next_check_at` still ahead (`ProcessingService.deadline_checks`, at most
+`scanner_interval_seconds`, or `idle_poll_max_seconds` while passes find nothing); a case written
+in this process with an earlier one brings the next pass forward.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.processing import metrics
+from services.processing.domain.errors import VersionConflict
 from services.processing.domain.workflow import OVERDUE, scan
-from services.processing.runtime import ProcessingRuntime
-from services.processing.store import VersionConflict
+from services.processing.service.cases import ProcessingService
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,16 @@ LEASE_NAME = "deadline-scanner"
 
 
 class DeadlineScanner:
-    def __init__(self, runtime: ProcessingRuntime, owner: str | None = None) -> None:
-        self.runtime = runtime
+    def __init__(self, cases: ProcessingService, owner: str | None = None) -> None:
+        self.cases = cases
         self.owner = owner or f"scanner-{uuid.uuid4().hex[:12]}"
         self.saved = 0  # cases brought up to date (a count)
 
     async def scan_once(self, now: datetime | None = None) -> int:
         """One pass if this scanner holds (or gets) the lease; returns the steps emitted, and
-        tells `runtime.deadline_checks` when the next check falls due."""
-        settings = self.runtime.settings
-        store = self.runtime.store
+        tells `cases.deadline_checks` when the next check falls due."""
+        settings = self.cases.settings
+        store = self.cases.store
         lease = timedelta(seconds=settings.scanner_lease_seconds)
         if not await store.claim_lease(LEASE_NAME, self.owner, lease):
             return 0
@@ -51,15 +51,15 @@ class DeadlineScanner:
             metrics.SCAN_SECONDS.observe(time.perf_counter() - started)
 
     async def _pass(self, now: datetime) -> int:
-        store = self.runtime.store
-        checks = self.runtime.deadline_checks
+        store = self.cases.store
+        checks = self.cases.deadline_checks
         earliest = await store.next_check_after(None)
         if earliest is None or earliest > now:  # nothing due: an idle pass's one query
             checks.due_at(earliest)
             return 0
         emitted = 0
         saved_before = self.saved
-        batch = self.runtime.settings.scanner_batch_size
+        batch = self.cases.settings.scanner_batch_size
         due = await store.due_for_check(now, batch)
         for code in due:
             emitted += await self._check(code, now)
@@ -70,14 +70,14 @@ class DeadlineScanner:
         return emitted
 
     async def _check(self, code: str, now: datetime) -> int:
-        stored = await self.runtime.store.load(code)
+        stored = await self.cases.store.load(code)
         if stored is None:
             return 0
-        outcome = scan(stored.case, now, self.runtime.rules)
+        outcome = scan(stored.case, now, self.cases.rules)
         if not outcome.steps and outcome.case.next_check_at == stored.case.next_check_at:
             return 0
         try:
-            await self.runtime.store.save(outcome, stored.case.version)
+            await self.cases.store.save(outcome, stored.case.version)
         except VersionConflict:
             return 0  # changed meanwhile: the writer recomputed next_check_at; seen next pass
         self.saved += 1
@@ -86,12 +86,12 @@ class DeadlineScanner:
                 metrics.DEADLINE_ALERTS.labels(step.action).inc()
             metrics.ACTIONS.labels(step.action, "system").inc()
         if outcome.steps:
-            self.runtime.relay.poke()
+            self.cases.relay.poke()
         return len(outcome.steps)
 
     async def release(self) -> None:
         """Give the lease up at shutdown, so another replica scans at once."""
         try:
-            await self.runtime.store.release_lease(LEASE_NAME, self.owner)
+            await self.cases.store.release_lease(LEASE_NAME, self.owner)
         except Exception:
             log.warning("could not release the scanner lease", exc_info=True)

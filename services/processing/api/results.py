@@ -1,0 +1,84 @@
+"""Result documents: an officer issues the signed result (4 → 9) with its file; officers of the
+case's unit and intake (service to service) fetch the bytes back."""
+
+# No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+
+from services.processing.api.cases import answer
+from services.processing.api.dependencies import (
+    IdempotencyKey,
+    Officer,
+    Results,
+    domain_problems,
+)
+from services.processing.api.schemas import CaseDetail, problems
+from services.processing.domain.lifecycle import Action
+from services.processing.service.results import DEFAULT_FILE_NAME, ResultUpload
+from shared.http import Problem, content_disposition
+
+router = APIRouter(prefix="/api/v1", tags=["officer"], responses=problems(401, 403))
+
+
+@router.post("/cases/{code}/result", responses=problems(404, 409, 413, 415, 422))
+async def issue_result(
+    response: Response,
+    staff: Officer,
+    results: Results,
+    code: str,
+    file: Annotated[UploadFile, File(description="The signed result document")],
+    note: Annotated[str | None, Form(max_length=2000)] = None,
+    document_type: Annotated[str, Form(min_length=1, max_length=40)] = "ket_qua",
+    key: IdempotencyKey = None,
+) -> CaseDetail:
+    """Issue the result (4 → 9): the document is kept in processing's store, its reference
+    travels in the event so intake can deliver it online (level 4)."""
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type not in results.content_types:
+        raise Problem(
+            415,
+            "Định dạng tệp không được chấp nhận (unsupported file type)",
+            f"Accepted: {', '.join(results.content_types)}.",
+        )
+    data = await file.read(results.max_bytes + 1)
+    if len(data) > results.max_bytes:
+        raise Problem(413, "Tệp quá lớn (file too large)", f"At most {results.max_bytes}.")
+    if not data:
+        raise Problem(422, "Tệp rỗng (empty file)")
+    file_name = (file.filename or DEFAULT_FILE_NAME).rsplit("/", 1)[-1][:200]
+    with domain_problems(Action.ISSUE_RESULT.value):
+        result = await results.issue(
+            staff,
+            code,
+            ResultUpload(file_name, content_type, data),
+            note=note,
+            document_type=document_type,
+            idempotency_key=key,
+        )
+    return answer(result, response)
+
+
+@router.get(
+    "/results/{storage_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The document's bytes, with its content type and file name",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        **problems(404, 422),
+    },
+)
+async def download_result(staff: Officer, results: Results, storage_id: str) -> Response:
+    """The bytes of an issued result. Intake fetches them with a service token carrying the
+    `admin` role (services never read each other's database); officers of the case's unit too."""
+    with domain_problems():
+        found = await results.download(staff, storage_id)
+    return Response(
+        found.data,
+        media_type=found.content_type,
+        headers={"Content-Disposition": content_disposition(found.file_name)},
+    )
