@@ -10,7 +10,7 @@ are deleted at the end. Phases, each printed with the CPU each process used mean
 machine has 2 cores; Kafka, FerretDB, the receiver and this process share them):
 1. Projection: N internal events (DossierSubmitted / DossierProcessed, distinct dossiers) are
    produced first, then `PublicStream.publish_batch` runs under a `BatchConsumer` of its own group
-   (as `services.notification.runtime` wires it); the clock runs until N public records are on
+   (as `services.notification.main` wires it); the clock runs until N public records are on
    the public topic. Then events are produced at a steady rate to measure the latency from a
    source record to its public record.
 2. Baselines of the projection: CPU per record of parsing and projecting, and the publish rate of
@@ -51,16 +51,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
-from services.notification.public_stream import PublicStream, public_cloud_event
+from services.notification.main import build_webhooks as Webhooks
 from services.notification.settings import NotificationSettings
 from services.notification.webhooks import api as webhooks_api
-from services.notification.webhooks.dispatcher import DispatchConfig, WebhookSender
-from services.notification.webhooks.domain import DeliveryStatus, webhook_body
-from services.notification.webhooks.queues import QueuedDelivery
-from services.notification.webhooks.service import Webhooks
-from services.notification.webhooks.signing import new_secret, signature_headers
-from services.notification.webhooks.store import WebhookStore
-from services.notification.webhooks.urls import check_url
+from services.notification.webhooks.adapters.sender import WebhookSender
+from services.notification.webhooks.adapters.store import WebhookStore
+from services.notification.webhooks.adapters.url_check import check_url
+from services.notification.webhooks.domain.projection import public_cloud_event
+from services.notification.webhooks.domain.queues import QueuedDelivery
+from services.notification.webhooks.domain.signing import new_secret, signature_headers
+from services.notification.webhooks.domain.subscriptions import (
+    DeliveryStatus,
+    DispatchConfig,
+    webhook_body,
+)
+from services.notification.webhooks.service import PublicStream
 from shared.batch_consumer import BatchConsumer, Parsed, routes_for
 from shared.cloudevents import CloudEvent, KafkaRecord, unwrap, wrap
 from shared.consumer import RetryPolicy

@@ -3,7 +3,7 @@
     .venv/bin/python bench/webhook_receiver.py --port 18080
 
 A raw asyncio HTTP/1.1 keep-alive server, so that the receiver is not what a benchmark measures.
-Every `POST /hooks/<name>` is checked with `services.notification.webhooks.signing.verify`
+Every `POST /hooks/<name>` is checked with `services.notification.webhooks.domain.signing.verify`
 against the secret registered for `<name>` and answered 204 (401 when the signature is wrong).
 Control endpoints for the benchmark:
 - `POST /secrets` with a JSON object {name: secret} registers secrets;
@@ -20,7 +20,7 @@ import json
 import time
 from typing import Any
 
-from services.notification.webhooks.signing import InvalidSignature, verify
+from services.notification.webhooks.domain.signing import InvalidSignature, verify
 
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
 UNAUTHORIZED = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n"

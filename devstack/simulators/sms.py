@@ -1,5 +1,5 @@
-"""A local SMS gateway speaking the protocol of `services/notification/channels/sms.py`, for
-development and tests.
+"""A local SMS gateway speaking the protocol of
+`services/notification/citizens/adapters/sms.py`, for development and tests.
 
     python -m devstack.simulators.sms --port 9099 --data .devstack/run/sms \
         [--receipt-url http://127.0.0.1:8003/notifications/sms/receipts] [--receipt-delay 1]

@@ -19,7 +19,7 @@ For other agencies: `dvc_public_events_total`, `dvc_webhook_attempts_total{outco
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.notification.domain.breaker import BreakerState
+from services.notification.adapters.breaker import BreakerState
 
 MESSAGES = Counter(
     "dvc_notification_messages_total",

@@ -4,7 +4,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.notification.portal.settings import PortalSettings
-from services.notification.webhooks.sealing import DEV_SEALING_KEY
+from services.notification.webhooks.adapters.sealing import DEV_SEALING_KEY
 from services.notification.webhooks.settings import WebhookSettings
 from shared.settings import ServiceSettings
 

@@ -24,7 +24,7 @@ import pytest
 
 from devstack.config import PROJECT_ROOT
 from devstack.processes import ManagedProcess, port_in_use
-from services.notification.webhooks.signing import verify
+from services.notification.webhooks.domain.signing import verify
 from shared.auth import DevIssuer
 from shared.cloudevents import CloudEvent, unwrap
 from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC
@@ -76,7 +76,7 @@ async def platform(kafka_bootstrap: str, mongo_url: str, tmp_path: Path):
         },
     }
     simulator = ManagedProcess("portal", tmp_path / "portal.pid", tmp_path / "portal.log")
-    portal_module = "services.notification.portal.simulator"
+    portal_module = "devstack.simulators.portal"
     simulator.start(
         [sys.executable, "-m", portal_module, "--port", str(portal_port)],
         env={},

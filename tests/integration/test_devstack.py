@@ -164,9 +164,9 @@ def sent_through_the_simulators(config: StackConfig, notification: dict[str, str
     not one notification sent)."""
     import asyncio
 
-    from services.notification.channels.base import OutgoingMessage
-    from services.notification.channels.email import SmtpEmailChannel
-    from services.notification.channels.sms import HttpSmsChannel
+    from services.notification.citizens.adapters.email import SmtpEmailChannel
+    from services.notification.citizens.adapters.sms import HttpSmsChannel
+    from services.notification.citizens.domain.ports import OutgoingMessage
 
     assert notification["DVC_NOTIFICATION_SMTP_PORT"] == str(services.smtp_port(config))
     sms_port = services.port(config, services.SMS_SIMULATOR)

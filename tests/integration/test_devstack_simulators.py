@@ -23,10 +23,10 @@ import httpx
 import pytest
 
 from devstack.config import PROJECT_ROOT
-from services.notification.channels.base import OutgoingMessage, PermanentSendError
-from services.notification.channels.email import SmtpEmailChannel
-from services.notification.channels.sms import HttpSmsChannel
-from services.notification.domain.signature import ReceiptCheck, verify
+from services.notification.citizens.adapters.email import SmtpEmailChannel
+from services.notification.citizens.adapters.sms import HttpSmsChannel
+from services.notification.citizens.domain.ports import OutgoingMessage, PermanentSendError
+from services.notification.citizens.domain.signature import ReceiptCheck, verify
 from tests.integration.notification.conftest import eventually
 from tests.integration.notification.servers import WebhookReceiver
 from tests.integration.test_devstack import free_ports

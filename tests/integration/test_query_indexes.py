@@ -38,35 +38,38 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack.config import load_config
-from services.intake import store as intake_store
-from services.intake.domain.catalogue import load_catalogue
-from services.intake.store import IntakeStore
-from services.notification import store as notification_store
-from services.notification.portal import store as portal_store
-from services.notification.portal.store import PortalStore
-from services.notification.store import NotificationStore
-from services.notification.webhooks import store as webhook_store
-from services.notification.webhooks.domain import DeliveryStatus
-from services.notification.webhooks.store import WebhookStore, delivery_id
-from services.processing import store as processing_store
+from services.intake.adapters import store as intake_store
+from services.intake.adapters.shipped_catalogue import load_catalogue
+from services.intake.adapters.store import IntakeStore
+from services.intake.domain.dossier import Dossier, InboxMessage, Rating, processing_step
+from services.notification.citizens.adapters import store as notification_store
+from services.notification.citizens.adapters.store import NotificationStore
+from services.notification.portal.adapters import store as portal_store
+from services.notification.portal.adapters.store import PortalStore
+from services.notification.webhooks.adapters import store as webhook_store
+from services.notification.webhooks.adapters.replay_jobs import ReplayJobStore
+from services.notification.webhooks.adapters.store import WebhookStore, delivery_id
+from services.notification.webhooks.domain.subscriptions import DeliveryStatus
+from services.processing.adapters import store as processing_store
+from services.processing.adapters.store import CaseStore
 from services.processing.domain.calendar import CalendarChange
 from services.processing.domain.lifecycle import Action
 from services.processing.domain.workflow import Command, apply, open_case
-from services.processing.runtime import ProcessingRuntime
+from services.processing.service.cases import ProcessingService
 from services.processing.settings import ProcessingSettings
-from services.processing.store import CaseStore
-from services.reporting import store as reporting_store
-from services.reporting.handlers import facts_update
-from services.reporting.store import (
+from services.reporting.adapters import store as reporting_store
+from services.reporting.adapters.store import (
     POINTER_COLLECTION,
     POINTER_ID,
     ReportingStore,
     read_active_prefix,
 )
+from services.reporting.domain.facts import facts_update
 from shared.cloudevents import wrap
+from shared.events import Channel, DossierState
 from shared.mongo import IndexDeclaration, create_mongo_client, ensure_indexes
 from shared.outbox import OutboxRelay, outbox_update
-from tests.factories import dossier_code, submitted
+from tests.factories import dossier_code, processed, submitted
 from tests.integration.processing.test_deadline_scanner import PROCEDURE
 
 pytestmark = pytest.mark.skipif(
@@ -395,17 +398,37 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
 
     code = dossier_code(1)
 
-    def build(number: int) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-        dossier = {"_id": code, "sequence": number, "status": {"state": 1}}
-        return dossier, [("t", wrap(submitted(code), "/test"))]
+    def new_dossier(dossier_code_: str) -> Dossier:
+        return Dossier.submitted(
+            code=dossier_code_,
+            procedure=first,
+            applicant={"kind": "person", "name": "Nguyễn Văn A", "identifier": "001099012345"},
+            contact={"email": "a@example.vn"},
+            form={},
+            documents=[],
+            channel=Channel.ONLINE,
+            received_at=datetime.now(UTC),
+            tracking_secret="secret",
+        )
+
+    def build(number: int) -> tuple[Dossier, list[tuple[str, Any]]]:
+        return new_dossier(code), [("t", wrap(submitted(code), "/test"))]
 
     await store.insert_with_next_code("G12-261129", build)
-    await store.insert_dossier(
-        {"_id": dossier_code(2), "status": {"state": 1}}, [("t", wrap(submitted(), "/test"))]
-    )
+    await store.insert_dossier(new_dossier(dossier_code(2)), [("t", wrap(submitted(), "/test"))])
     assert await store.get_dossier(code) is not None
-    assert await store.update_dossier(code, {"$set": {"withdrawn": True}}, [], expected_state=1)
-    assert await store.apply_event_once(code, "event-1", {"$set": {"status.state": 2}})
+    assert await store.dossier_record(code) is not None
+    assert await store.request_withdrawal(code, 1, [])
+    step = processing_step(processed(code, DossierState.RECEIVED, "receive"))
+    assert step is not None
+    assert await store.apply_processing_step(code, "event-1", step)
+    assert await store.add_inbox_message(
+        code, "event-2", InboxMessage(at=datetime.now(UTC), body="Hồ sơ đã được tiếp nhận")
+    )
+    assert await store.add_supplement(code, [], []) is False  # no supplement was requested
+    assert await store.mark_paid(code, "tx-0", [])
+    rating = Rating(score=5, at=datetime.now(UTC))
+    assert await store.add_rating(code, rating, []) is False  # not finished yet
     assert await store.dossier_exists(code)
     storage_id = await store.store_attachment(
         b"%PDF-1.4", file_name="to_khai.pdf", content_type="application/pdf", metadata={}
@@ -434,7 +457,7 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
 
 async def exercise_processing(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     store = recorder.instrument(CaseStore(db, processed_topic="processed", source="/test"))
-    rules = ProcessingRuntime(
+    rules = ProcessingService(
         settings=ProcessingSettings(),
         store=store,
         relay=None,  # type: ignore[arg-type]
@@ -518,6 +541,10 @@ async def exercise_notification(db: AsyncDatabase[Any], recorder: Recorder) -> N
 async def exercise_webhooks(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     store = recorder.instrument(WebhookStore(db))
     await store.ensure_indexes()
+    jobs = recorder.instrument(ReplayJobStore(db))
+    await jobs.insert({"_id": "job-1", "status": "running"})
+    assert await jobs.job("job-1") is not None
+    await jobs.update("job-1", {"status": "done"})
     now = datetime.now(UTC)
     key = await store.create_agency("dept-sci", "Sở KH&CN")
     assert await store.agency_for_key(key) is not None
@@ -596,7 +623,15 @@ SERVICES: dict[str, Callable[[AsyncDatabase[Any], Recorder], Awaitable[None]]] =
     "notification": exercise_notification,
     "reporting": exercise_reporting,
 }
-STORES = (IntakeStore, CaseStore, NotificationStore, WebhookStore, PortalStore, ReportingStore)
+STORES = (
+    IntakeStore,
+    CaseStore,
+    NotificationStore,
+    WebhookStore,
+    ReplayJobStore,
+    PortalStore,
+    ReportingStore,
+)
 
 
 async def test_every_repeated_store_query_is_served_by_a_declared_index(recorded) -> None:

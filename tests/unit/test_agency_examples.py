@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from examples.agencies import stream_consumer, webhook_receiver
 from examples.agencies.stream_consumer import Config, ConfigError, NotAnEvent, decode
 from examples.agencies.webhook_receiver import InvalidSignature, verify
-from services.notification.webhooks.domain import webhook_body
-from services.notification.webhooks.signing import new_secret, sign, signature_headers
+from services.notification.webhooks.domain.signing import new_secret, sign, signature_headers
+from services.notification.webhooks.domain.subscriptions import webhook_body
 from shared.cloudevents import wrap
 from shared.events import Channel, DossierState, PublicDossierStatus
 

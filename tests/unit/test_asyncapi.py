@@ -116,8 +116,8 @@ def test_message_is_the_model_with_cloudevents_headers_and_key(
 
 
 def test_example_sources_are_the_producers_sources(document: dict[str, Any]) -> None:
-    from services.intake.runtime import SOURCE as INTAKE_SOURCE
-    from services.notification.public_stream import SOURCE as PUBLIC_STREAM_SOURCE
+    from services.intake.service import SOURCE as INTAKE_SOURCE
+    from services.notification.webhooks.domain.projection import SOURCE as PUBLIC_STREAM_SOURCE
 
     sources = {model: {e.source for e in examples} for model, examples in EXAMPLES.items()}
     assert sources[PublicDossierStatus] == {PUBLIC_STREAM_SOURCE}

@@ -1,0 +1,1 @@
+"""Pure rules shared by the notification service's parts (no I/O)."""

@@ -17,9 +17,9 @@ import asyncio
 import json
 import sys
 
+from services.notification.main import build_portal_sync
+from services.notification.portal.domain.sync_status import SYNCED
 from services.notification.portal.settings import PortalCommandSettings
-from services.notification.portal.store import SYNCED
-from services.notification.portal.sync import PortalSync
 from shared.mongo import create_mongo_client
 
 
@@ -38,10 +38,10 @@ async def run(argv: list[str], settings: PortalCommandSettings | None = None) ->
     args = _parser().parse_args(argv)
     settings = settings or PortalCommandSettings()
     mongo = create_mongo_client(settings.mongo_url, appname="notification-portal-cli")
-    sync = PortalSync(mongo[settings.database_name], settings)
+    sync = build_portal_sync(mongo[settings.database_name], settings)
     try:
         if args.command == "status":
-            counts = await sync.store.counts()
+            counts = await sync.counts()
             total = sum(counts.values())
             share = counts[SYNCED] / total if total else 1.0
             print(json.dumps({"dossiers": counts, "total": total, "synced_share": share}))
@@ -52,13 +52,13 @@ async def run(argv: list[str], settings: PortalCommandSettings | None = None) ->
             outcomes = await sync.resync(args.dossier)
         for code, outcome in outcomes.items():
             line = f"{code}\t{outcome}"
-            if outcome != SYNCED and (state := await sync.store.sync_state(code)):
+            if outcome != SYNCED and (state := await sync.sync_state(code)):
                 line += f"\t{state.get('last_error') or ''}"
             print(line)
         print(f"{len(outcomes)} dossier(s) resynchronised", file=sys.stderr)
         return 0 if all(o == SYNCED for o in outcomes.values()) else 1
     finally:
-        await sync.client.close()
+        await sync.close()
         await mongo.close()
 
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from services.notification.portal.store import SYNCED
-from services.notification.portal.sync import PortalSync
+from services.notification.portal.domain.sync_status import SYNCED
+from services.notification.portal.service import PortalSync
 from shared.auth import Role, Staff, require_roles
 from shared.events import DossierCode
 from shared.http import Problem
@@ -20,7 +20,8 @@ Admin = Annotated[Staff, Depends(require_roles(Role.admin))]
 
 
 def portal_sync(request: Request) -> PortalSync:
-    sync: PortalSync | None = request.app.state.notification.portal
+    """The service layer `services.notification.main` put on the app (None when disabled)."""
+    sync: PortalSync | None = getattr(request.app.state, "portal", None)
     if sync is None:
         raise Problem(503, "Chưa bật đồng bộ Cổng DVC quốc gia (portal sync is not enabled)")
     return sync
@@ -58,7 +59,7 @@ async def summary(sync: Sync, _: Admin) -> Any:
 
 @router.get("/dossiers/{code}", response_model=DossierSync)
 async def dossier_sync(code: DossierCode, sync: Sync, _: Admin) -> Any:
-    state = await sync.store.sync_state(code)
+    state = await sync.sync_state(code)
     if state is None:
         raise Problem(404, "Hồ sơ chưa được ghi nhận để đồng bộ (dossier not known to the sync)")
     return DossierSync(

@@ -29,17 +29,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.notification import metrics
-from services.notification.domain.delivery import RetryConfig, backoff
-from services.notification.portal.client import PortalClient, PortalError
-from services.notification.portal.messages import DossierRecord, dossier_message, step_message
-from services.notification.portal.store import (
-    FAILED,
-    PENDING,
-    SYNCED,
-    WAITING,
-    Document,
-    PortalStore,
+from services.notification.domain.retry import RetryConfig, backoff
+from services.notification.portal.adapters.client import PortalClient, PortalError
+from services.notification.portal.adapters.store import Document, PortalStore
+from services.notification.portal.domain.messages import (
+    DossierRecord,
+    dossier_message,
+    step_message,
 )
+from services.notification.portal.domain.sync_status import FAILED, PENDING, SYNCED, WAITING
 from shared.logging import log_context
 from shared.outbox import merge_updates
 from shared.work_pool import WorkPool

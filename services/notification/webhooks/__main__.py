@@ -15,7 +15,7 @@ import asyncio
 import re
 
 from services.notification.settings import NotificationSettings
-from services.notification.webhooks.store import WebhookStore
+from services.notification.webhooks.adapters.store import WebhookStore
 from shared.mongo import create_mongo_client
 
 AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")

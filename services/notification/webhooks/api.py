@@ -7,38 +7,44 @@ An agency sees and changes only its own subscriptions; any other id is answered 
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.notification.webhooks.domain import (
+from services.notification.webhooks.adapters.store import Document
+from services.notification.webhooks.domain.errors import (
+    ReplayInFuture,
+    ReplayNotFound,
+    SubscriptionNotFound,
+    TooManySubscriptions,
+    UnknownEventTypes,
+)
+from services.notification.webhooks.domain.subscriptions import (
     EVENT_TYPES,
     DeliveryStatus,
     Filters,
     SubscriptionStatus,
-    unknown_event_types,
 )
-from services.notification.webhooks.service import Webhooks, allows_private_urls
-from services.notification.webhooks.signing import new_secret
-from services.notification.webhooks.store import Document
-from services.notification.webhooks.urls import UrlRefused, check_url
+from services.notification.webhooks.domain.urls import UrlRefused
+from services.notification.webhooks.service import WebhookService
 from shared.http import Problem
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks (agencies)"])
-MAX_SUBSCRIPTIONS_PER_AGENCY = 50
 
 
-def webhooks(request: Request) -> Webhooks:
-    service: Webhooks | None = getattr(request.app.state, "webhooks", None)
+def webhooks(request: Request) -> WebhookService:
+    """The service layer `services.notification.main` put on the app (None when disabled)."""
+    service: WebhookService | None = getattr(request.app.state, "webhooks", None)
     if service is None:
         raise Problem(503, "Webhook chưa bật (webhooks are not enabled)")
     return service
 
 
-Service = Annotated[Webhooks, Depends(webhooks)]
+Service = Annotated[WebhookService, Depends(webhooks)]
 
 
 async def current_agency(
@@ -52,7 +58,7 @@ async def current_agency(
     challenge = {"WWW-Authenticate": 'Bearer realm="dvc-webhooks"'}
     if not key:
         raise Problem(401, "Thiếu khóa API (missing API key)", headers=challenge)
-    agency = await service.store.agency_for_key(key)
+    agency = await service.agency_for_key(key)
     if agency is None:
         raise Problem(401, "Khóa API không hợp lệ (invalid API key)", headers=challenge)
     return agency
@@ -141,96 +147,72 @@ def _subscription_out(document: Document, model: type[SubscriptionOut] = Subscri
     return model.model_validate({**document, "id": document["_id"]})
 
 
-async def _checked_url(service: Webhooks, url: str) -> str:
+@contextmanager
+def _problems() -> Iterator[None]:
+    """The registry's refusals as RFC 9457 problems."""
     try:
-        await check_url(url, allow_private=allows_private_urls(service.settings))
+        yield
+    except SubscriptionNotFound:
+        raise Problem(404, "Không tìm thấy đăng ký (subscription not found)") from None
+    except TooManySubscriptions:
+        raise Problem(409, "Quá số đăng ký cho phép (too many subscriptions)") from None
     except UrlRefused as exc:
         raise Problem(
             422, "Địa chỉ nhận không được phép (subscriber URL not allowed)", str(exc)
         ) from exc
-    return url
-
-
-def _checked_filters(filters: Filters) -> Filters:
-    unknown = unknown_event_types(filters)
-    if unknown:
+    except UnknownEventTypes as exc:
         raise Problem(
             422,
             "Loại sự kiện không hợp lệ (unknown event types)",
-            f"unknown: {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}",
-        )
-    return filters
-
-
-async def _own_subscription(service: Webhooks, agency: Document, subscription_id: str) -> Document:
-    document = await service.store.subscription(subscription_id)
-    if document is None or document.get("agency_id") != agency["_id"]:
-        raise Problem(404, "Không tìm thấy đăng ký (subscription not found)")
-    return document
+            f"unknown: {', '.join(exc.unknown)}; known: {', '.join(EVENT_TYPES)}",
+        ) from None
+    except ReplayInFuture:
+        raise Problem(422, "Thời điểm phải ở quá khứ (since must be in the past)") from None
+    except ReplayNotFound:
+        raise Problem(404, "Không tìm thấy lượt phát lại (replay not found)") from None
 
 
 @router.post("/subscriptions", status_code=201, response_model=SubscriptionWithSecret)
 async def create_subscription(body: SubscriptionIn, service: Service, agency: Agency) -> Any:
     """Subscribe a URL to the public dossier-status events that match the filters."""
-    existing = await service.store.subscriptions_of(agency["_id"])
-    if len(existing) >= MAX_SUBSCRIPTIONS_PER_AGENCY:
-        raise Problem(409, "Quá số đăng ký cho phép (too many subscriptions)")
-    now = datetime.now(UTC)
-    secret = new_secret()
-    document: Document = {
-        "_id": str(uuid.uuid4()),
-        "agency_id": agency["_id"],
-        "url": await _checked_url(service, body.url),
-        "filters": _checked_filters(body.filters).model_dump(),
-        "description": body.description,
-        "sealed_secret": service.box.seal(secret),
-        "status": SubscriptionStatus.ACTIVE,
-        "created_at": now,
-        "updated_at": now,
-    }
-    await service.store.insert_subscription(document)
-    await service.changed(document["_id"])
+    with _problems():
+        document, secret = await service.create_subscription(
+            agency, url=body.url, filters=body.filters, description=body.description
+        )
     return _subscription_out({**document, "secret": secret}, SubscriptionWithSecret)
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionOut])
 async def list_subscriptions(service: Service, agency: Agency) -> Any:
-    return [_subscription_out(d) for d in await service.store.subscriptions_of(agency["_id"])]
+    return [_subscription_out(d) for d in await service.subscriptions_of(agency)]
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def get_subscription(subscription_id: str, service: Service, agency: Agency) -> Any:
-    return _subscription_out(await _own_subscription(service, agency, subscription_id))
+    with _problems():
+        return _subscription_out(await service.own_subscription(agency, subscription_id))
 
 
 @router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def update_subscription(
     subscription_id: str, body: SubscriptionPatch, service: Service, agency: Agency
 ) -> Any:
-    document = await _own_subscription(service, agency, subscription_id)
-    fields: Document = {}
-    if body.url is not None:
-        fields["url"] = await _checked_url(service, body.url)
-    if body.filters is not None:
-        fields["filters"] = _checked_filters(body.filters).model_dump()
-    if body.description is not None:
-        fields["description"] = body.description
-    if body.enabled is not None:
-        disabled = document["status"] == SubscriptionStatus.DISABLED
-        if body.enabled and disabled:
-            fields["status"] = SubscriptionStatus.ACTIVE
-        elif not body.enabled:
-            fields["status"] = SubscriptionStatus.DISABLED
-    updated = await service.store.update_subscription(subscription_id, fields)
-    await service.changed(subscription_id)
-    return _subscription_out(updated or document)
+    with _problems():
+        document = await service.update_subscription(
+            agency,
+            subscription_id,
+            url=body.url,
+            filters=body.filters,
+            description=body.description,
+            enabled=body.enabled,
+        )
+    return _subscription_out(document)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204)
 async def delete_subscription(subscription_id: str, service: Service, agency: Agency) -> Response:
-    await _own_subscription(service, agency, subscription_id)
-    await service.store.delete_subscription(subscription_id)
-    await service.changed(subscription_id)
+    with _problems():
+        await service.delete_subscription(agency, subscription_id)
     return Response(status_code=204)
 
 
@@ -239,27 +221,16 @@ async def delete_subscription(subscription_id: str, service: Service, agency: Ag
 )
 async def rotate_secret(subscription_id: str, service: Service, agency: Agency) -> Any:
     """A new signing secret, in force at once (the old one stops working)."""
-    await _own_subscription(service, agency, subscription_id)
-    secret = new_secret()
-    updated = await service.store.update_subscription(
-        subscription_id, {"sealed_secret": service.box.seal(secret)}
-    )
-    await service.changed(subscription_id)
-    return _subscription_out({**(updated or {}), "secret": secret}, SubscriptionWithSecret)
+    with _problems():
+        document, secret = await service.rotate_secret(agency, subscription_id)
+    return _subscription_out({**document, "secret": secret}, SubscriptionWithSecret)
 
 
 @router.post("/subscriptions/{subscription_id}/resume", response_model=SubscriptionOut)
 async def resume_subscription(subscription_id: str, service: Service, agency: Agency) -> Any:
     """Resume a subscription paused by its circuit breaker (after fixing the receiver)."""
-    document = await _own_subscription(service, agency, subscription_id)
-    if document["status"] != SubscriptionStatus.PAUSED:
-        return _subscription_out(document)
-    updated = await service.store.update_subscription(
-        subscription_id, {"status": SubscriptionStatus.ACTIVE, "resumed_at": datetime.now(UTC)}
-    )
-    await service.dispatcher.refresh()
-    await service.dispatcher.resume(subscription_id)
-    return _subscription_out(updated or document)
+    with _problems():
+        return _subscription_out(await service.resume(agency, subscription_id))
 
 
 @router.get("/subscriptions/{subscription_id}/deliveries", response_model=list[DeliveryOut])
@@ -272,10 +243,10 @@ async def delivery_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """The delivery log, newest first: metadata only (no payload)."""
-    await _own_subscription(service, agency, subscription_id)
-    documents = await service.store.delivery_log(
-        subscription_id, status=status, since=since, limit=limit
-    )
+    with _problems():
+        documents = await service.delivery_log(
+            agency, subscription_id, status=status, since=since, limit=limit
+        )
     return [DeliveryOut.model_validate({**d, "id": d["_id"]}) for d in documents]
 
 
@@ -284,9 +255,8 @@ async def redrive(
     subscription_id: str, service: Service, agency: Agency, body: RedriveIn | None = None
 ) -> Any:
     """Attempt the failed deliveries again (a fresh round of retries), in their order."""
-    await _own_subscription(service, agency, subscription_id)
-    count = await service.store.redrive(subscription_id, body.since if body else None)
-    await service.changed(subscription_id)
+    with _problems():
+        count = await service.redrive(agency, subscription_id, body.since if body else None)
     return RedriveOut(redriven=count)
 
 
@@ -295,17 +265,13 @@ async def start_replay(
     subscription_id: str, body: ReplayIn, service: Service, agency: Agency
 ) -> Any:
     """Deliver again every matching public event since a moment (after a long outage)."""
-    document = await _own_subscription(service, agency, subscription_id)
-    if body.since > datetime.now(UTC):
-        raise Problem(422, "Thời điểm phải ở quá khứ (since must be in the past)")
-    job = await service.start_replay(document, body.since)
+    with _problems():
+        job = await service.start_replay(agency, subscription_id, body.since)
     return ReplayOut.model_validate({**job, "id": job["_id"]})
 
 
 @router.get("/subscriptions/{subscription_id}/replays/{replay_id}", response_model=ReplayOut)
 async def get_replay(subscription_id: str, replay_id: str, service: Service, agency: Agency) -> Any:
-    await _own_subscription(service, agency, subscription_id)
-    job = await service.store.replays.find_one({"_id": replay_id})
-    if job is None or job["subscription_id"] != subscription_id:
-        raise Problem(404, "Không tìm thấy lượt phát lại (replay not found)")
+    with _problems():
+        job = await service.replay_job(agency, subscription_id, replay_id)
     return ReplayOut.model_validate({**job, "id": job["_id"]})

@@ -1,4 +1,5 @@
-"""The webhook part of the notification service: registry, dispatcher, replays, wired together."""
+"""The agency webhooks' use cases: the subscription registry (as each agency sees it), redrives
+and replays, the dispatcher's background loops; and the public stream's projection."""
 
 from __future__ import annotations
 
@@ -10,59 +11,68 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from services.notification.webhooks.dispatcher import DispatchConfig, Dispatcher
-from services.notification.webhooks.replay import replay
-from services.notification.webhooks.sealing import SecretBox
+from faststream.kafka import KafkaBroker
+
+from services.notification.metrics import PUBLIC_EVENTS
+from services.notification.webhooks.adapters.public_topic import PublicTopicReader
+from services.notification.webhooks.adapters.replay_jobs import ReplayJobStore
+from services.notification.webhooks.adapters.sealing import SecretBox
+from services.notification.webhooks.adapters.store import Document, WebhookStore, delivery_id
+from services.notification.webhooks.adapters.url_check import check_url
+from services.notification.webhooks.dispatcher import Dispatcher
+from services.notification.webhooks.domain.errors import (
+    ReplayInFuture,
+    ReplayNotFound,
+    SubscriptionNotFound,
+    TooManySubscriptions,
+    UnknownEventTypes,
+)
+from services.notification.webhooks.domain.projection import is_public, public_cloud_event
+from services.notification.webhooks.domain.signing import new_secret
+from services.notification.webhooks.domain.subscriptions import (
+    MAX_SUBSCRIPTIONS_PER_AGENCY,
+    DeliveryStatus,
+    Filters,
+    SubscriptionStatus,
+    unknown_event_types,
+    webhook_body,
+)
 from services.notification.webhooks.settings import WebhookSettings
-from services.notification.webhooks.store import Document, WebhookStore
 from shared.background import Pacer, periodically
-from shared.batch_consumer import BatchConsumer
+from shared.batch_consumer import BatchConsumer, Parsed
+from shared.cloudevents import CloudEvent, MalformedEvent, unwrap
 from shared.events import PublicDossierStatus
-from shared.service import ServiceContext
-from shared.settings import ServiceSettings
-from shared.topics import WEBHOOK_GROUP
+from shared.kafka import publish_cloud_events
 
 log = logging.getLogger(__name__)
 
 
-def allows_private_urls(settings: Any) -> bool:
-    """Development and tests may call local receivers; production never does."""
-    return bool(settings.webhook_allow_private_urls) and settings.environment != "production"
-
-
-class Webhooks:
-    def __init__(self, settings: WebhookSettings, context: ServiceContext) -> None:
-        service_settings: ServiceSettings = context.settings
+class WebhookService:
+    def __init__(
+        self,
+        *,
+        settings: WebhookSettings,
+        store: WebhookStore,
+        box: SecretBox,
+        dispatcher: Dispatcher,
+        consumer: BatchConsumer,
+        replay_jobs: ReplayJobStore,
+        public_topic: PublicTopicReader,
+        allow_private_urls: bool,
+        idle_poll_max_seconds: float | None,
+    ) -> None:
         self.settings = settings
-        self.context = context
-        self.store = WebhookStore(context.db)
-        self.box = SecretBox(settings.webhook_sealing_keys.get_secret_value())
-        self.dispatcher = Dispatcher(
-            self.store,
-            self.box,
-            DispatchConfig(
-                retry_schedule=tuple(settings.webhook_retry_schedule_seconds),
-                workers_per_subscription=settings.webhook_workers_per_subscription,
-                timeout=settings.webhook_timeout_seconds,
-                breaker_failures=settings.webhook_breaker_failures,
-                breaker_probe_seconds=settings.webhook_breaker_probe_seconds,
-                max_queued_per_subscription=settings.webhook_max_queued_per_subscription,
-                allow_private_urls=allows_private_urls(settings),
-                max_connections=settings.webhook_max_connections,
-                idle_poll_max_seconds=service_settings.idle_poll_max_seconds,
-            ),
-        )
-        self.consumer = BatchConsumer(
-            service_settings,
-            context.broker,
-            group=WEBHOOK_GROUP,
-            routes={service_settings.topic(PublicDossierStatus.topic): PublicDossierStatus},
-            handle=self.dispatcher.ingest,
-            policy=context.retry_policy,
-            max_records=settings.webhook_batch_size,
-            on_assignment=self.dispatcher.on_assignment,
-        )
+        self.store = store
+        self.box = box
+        self.dispatcher = dispatcher
+        self.consumer = consumer  # the public topic, into `dispatcher.ingest`
+        self.replay_jobs = replay_jobs
+        self.public_topic = public_topic
+        self.allow_private_urls = allow_private_urls
+        self.idle_poll_max_seconds = idle_poll_max_seconds
         self._replays: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
 
     @asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
@@ -78,10 +88,7 @@ class Webhooks:
                 )
                 # Changes made through other replicas (this one's are followed at once, see
                 # `changed`): every `webhook_refresh_seconds` after one, less often while none.
-                registry = Pacer(
-                    self.settings.webhook_refresh_seconds,
-                    self.context.settings.idle_poll_max_seconds,
-                )
+                registry = Pacer(self.settings.webhook_refresh_seconds, self.idle_poll_max_seconds)
                 await stack.enter_async_context(
                     periodically("webhook registry", registry, self._follow)
                 )
@@ -105,7 +112,140 @@ class Webhooks:
             live.spilled = True
             await self.dispatcher.reload(live)
 
-    async def start_replay(self, subscription: Document, since: datetime) -> Document:
+    # ------------------------------------------------------------------ agencies
+
+    async def agency_for_key(self, key: str) -> Document | None:
+        return await self.store.agency_for_key(key)
+
+    async def subscriptions_of(self, agency: Document) -> list[Document]:
+        return await self.store.subscriptions_of(agency["_id"])
+
+    async def own_subscription(self, agency: Document, subscription_id: str) -> Document:
+        """The agency's subscription; `SubscriptionNotFound` for any other id."""
+        document = await self.store.subscription(subscription_id)
+        if document is None or document.get("agency_id") != agency["_id"]:
+            raise SubscriptionNotFound(subscription_id)
+        return document
+
+    # ------------------------------------------------------------------ subscriptions
+
+    async def create_subscription(
+        self, agency: Document, *, url: str, filters: Filters, description: str | None
+    ) -> tuple[Document, str]:
+        """A new subscription and its signing secret (shown once)."""
+        existing = await self.store.subscriptions_of(agency["_id"])
+        if len(existing) >= MAX_SUBSCRIPTIONS_PER_AGENCY:
+            raise TooManySubscriptions(agency["_id"])
+        now = datetime.now(UTC)
+        secret = new_secret()
+        document: Document = {
+            "_id": str(uuid.uuid4()),
+            "agency_id": agency["_id"],
+            "url": await self._checked_url(url),
+            "filters": _checked_filters(filters).model_dump(),
+            "description": description,
+            "sealed_secret": self.box.seal(secret),
+            "status": SubscriptionStatus.ACTIVE,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await self.store.insert_subscription(document)
+        await self.changed(document["_id"])
+        return document, secret
+
+    async def update_subscription(
+        self,
+        agency: Document,
+        subscription_id: str,
+        *,
+        url: str | None,
+        filters: Filters | None,
+        description: str | None,
+        enabled: bool | None,
+    ) -> Document:
+        document = await self.own_subscription(agency, subscription_id)
+        fields: Document = {}
+        if url is not None:
+            fields["url"] = await self._checked_url(url)
+        if filters is not None:
+            fields["filters"] = _checked_filters(filters).model_dump()
+        if description is not None:
+            fields["description"] = description
+        if enabled is not None:
+            disabled = document["status"] == SubscriptionStatus.DISABLED
+            if enabled and disabled:
+                fields["status"] = SubscriptionStatus.ACTIVE
+            elif not enabled:
+                fields["status"] = SubscriptionStatus.DISABLED
+        updated = await self.store.update_subscription(subscription_id, fields)
+        await self.changed(subscription_id)
+        return updated or document
+
+    async def delete_subscription(self, agency: Document, subscription_id: str) -> None:
+        await self.own_subscription(agency, subscription_id)
+        await self.store.delete_subscription(subscription_id)
+        await self.changed(subscription_id)
+
+    async def rotate_secret(self, agency: Document, subscription_id: str) -> tuple[Document, str]:
+        """A new signing secret, in force at once (the old one stops working)."""
+        await self.own_subscription(agency, subscription_id)
+        secret = new_secret()
+        updated = await self.store.update_subscription(
+            subscription_id, {"sealed_secret": self.box.seal(secret)}
+        )
+        await self.changed(subscription_id)
+        return updated or {}, secret
+
+    async def resume(self, agency: Document, subscription_id: str) -> Document:
+        """Resume a subscription paused by its circuit breaker (after fixing the receiver)."""
+        document = await self.own_subscription(agency, subscription_id)
+        if document["status"] != SubscriptionStatus.PAUSED:
+            return document
+        updated = await self.store.update_subscription(
+            subscription_id, {"status": SubscriptionStatus.ACTIVE, "resumed_at": datetime.now(UTC)}
+        )
+        await self.dispatcher.refresh()
+        await self.dispatcher.resume(subscription_id)
+        return updated or document
+
+    async def _checked_url(self, url: str) -> str:
+        await check_url(url, allow_private=self.allow_private_urls)  # raises UrlRefused
+        return url
+
+    # ------------------------------------------------------------------ deliveries
+
+    async def delivery_log(
+        self,
+        agency: Document,
+        subscription_id: str,
+        *,
+        status: DeliveryStatus | None,
+        since: datetime | None,
+        limit: int,
+    ) -> list[Document]:
+        """The delivery log, newest first: metadata only (no payload)."""
+        await self.own_subscription(agency, subscription_id)
+        return await self.store.delivery_log(
+            subscription_id, status=status, since=since, limit=limit
+        )
+
+    async def redrive(self, agency: Document, subscription_id: str, since: datetime | None) -> int:
+        """The failed deliveries back to pending (a fresh round of retries), in their order."""
+        await self.own_subscription(agency, subscription_id)
+        count = await self.store.redrive(subscription_id, since)
+        await self.changed(subscription_id)
+        return count
+
+    # ------------------------------------------------------------------ replays
+
+    async def start_replay(
+        self, agency: Document, subscription_id: str, since: datetime
+    ) -> Document:
+        """Deliver again every matching public event since a moment (after a long outage): the
+        job is recorded and runs in the background."""
+        subscription = await self.own_subscription(agency, subscription_id)
+        if since > datetime.now(UTC):
+            raise ReplayInFuture(since.isoformat())
         job: Document = {
             "_id": str(uuid.uuid4()),
             "subscription_id": subscription["_id"],
@@ -115,19 +255,98 @@ class Webhooks:
             "enqueued": 0,
             "created_at": datetime.now(UTC),
         }
-        await self.store.replays.insert_one(job)
+        await self.replay_jobs.insert(job)
         task = asyncio.create_task(self._run_replay(subscription, since, job["_id"]))
         self._replays.add(task)
         task.add_done_callback(self._replays.discard)
         return job
 
+    async def replay_job(self, agency: Document, subscription_id: str, job_id: str) -> Document:
+        await self.own_subscription(agency, subscription_id)
+        job = await self.replay_jobs.job(job_id)
+        if job is None or job["subscription_id"] != subscription_id:
+            raise ReplayNotFound(job_id)
+        return job
+
     async def _run_replay(self, subscription: Document, since: datetime, job_id: str) -> None:
         try:
-            count = await replay(self.context.settings, self.store, subscription, since, job_id)
+            count = await self.replay(subscription, since, job_id)
             fields: Document = {"status": "done", "enqueued": count}
         except Exception as exc:
             log.exception("replay %s failed", job_id)
             fields = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
         fields["finished_at"] = datetime.now(UTC)
-        await self.store.replays.update_one({"_id": job_id}, {"$set": fields})
+        await self.replay_jobs.update(job_id, fields)
         await self.changed(str(subscription["_id"]))
+
+    async def replay(self, subscription: Document, since: datetime, job_id: str) -> int:
+        """Record the subscription's deliveries of every public event since `since` (read again
+        from the public topic, which is kept forever; filtered by the subscription); returns how
+        many. The dispatcher sends them in order per dossier; the `webhook-id` of a replayed
+        event is its original id, so a receiver that kept some of them deduplicates."""
+        filters = Filters.model_validate(subscription.get("filters") or {})
+        enqueued = 0
+        async for records in self.public_topic.records_since(since):
+            documents = [
+                document
+                for record in records
+                if (document := _replayed(subscription, filters, record))
+            ]
+            await self.store.upsert_replayed(documents)
+            enqueued += len(documents)
+            await self.replay_jobs.update(job_id, {"enqueued": enqueued})
+        return enqueued
+
+
+def _checked_filters(filters: Filters) -> Filters:
+    unknown = unknown_event_types(filters)
+    if unknown:
+        raise UnknownEventTypes(unknown)
+    return filters
+
+
+def _replayed(subscription: Document, filters: Filters, record: Any) -> Document | None:
+    try:
+        cloud_event = CloudEvent.from_kafka(record.value, record.headers)
+        event = unwrap(cloud_event, [PublicDossierStatus])
+    except MalformedEvent:
+        return None  # the live consumer dead-lettered it already
+    assert isinstance(event, PublicDossierStatus)
+    if not filters.matches(event):
+        return None
+    now = datetime.now(UTC)
+    return {
+        "_id": delivery_id(str(subscription["_id"]), cloud_event.id),
+        "subscription_id": str(subscription["_id"]),
+        "agency_id": subscription.get("agency_id"),
+        "event_id": cloud_event.id,
+        "event_type": event.action,
+        "dossier_code": event.dossier_code,
+        "occurred_at": event.occurred_at,
+        "partition": record.partition,
+        "seq": record.offset,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "replayed_at": now,
+        "next_attempt_at": now,
+        "body": webhook_body(cloud_event),
+    }
+
+
+class PublicStream:
+    """The public dossier-status stream: projects a batch of internal dossier events (read by its
+    own consumer group) and publishes it, waiting once per batch for the broker's acks."""
+
+    def __init__(self, broker: KafkaBroker, topic: str) -> None:
+        self.broker = broker
+        self.topic = topic
+
+    async def publish_batch(self, batch: list[Parsed]) -> None:
+        events = [
+            public_cloud_event(item.event, item.cloud_event)
+            for item in batch
+            if is_public(item.event)
+        ]
+        await publish_cloud_events(self.broker, self.topic, events)
+        PUBLIC_EVENTS.inc(len(events))

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-from services.notification.webhooks.domain import RETRY_SCHEDULE_SECONDS
-from services.notification.webhooks.sealing import DEV_SEALING_KEY
+from services.notification.webhooks.adapters.sealing import DEV_SEALING_KEY
+from services.notification.webhooks.domain.subscriptions import RETRY_SCHEDULE_SECONDS
 
 
 class WebhookSettings(BaseSettings):
@@ -34,3 +36,8 @@ class WebhookSettings(BaseSettings):
     webhook_refresh_seconds: float = Field(default=10.0, gt=0)
     webhook_batch_size: int = Field(default=500, ge=1)
     public_stream_batch_size: int = Field(default=1000, ge=1)
+
+
+def allows_private_urls(settings: Any) -> bool:
+    """Development and tests may call local receivers; production never does."""
+    return bool(settings.webhook_allow_private_urls) and settings.environment != "production"

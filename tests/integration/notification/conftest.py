@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from services.notification.domain.signature import sign
+from services.notification.citizens.domain.signature import sign
 from services.notification.main import create_app
 from services.notification.settings import NotificationSettings
 from shared.auth import DevIssuer

@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from examples.agencies.register_webhook import ApiError, Registry
 from examples.agencies.webhook_receiver import WebhookReceiver
 from services.notification.settings import NotificationSettings
-from services.notification.webhooks.signing import new_secret, signature_headers
+from services.notification.webhooks.domain.signing import new_secret, signature_headers
 from tests.factories import dossier_code
 from tests.integration.notification.conftest import eventually, running
 from tests.integration.notification.servers import free_port

@@ -7,8 +7,8 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
-from services.notification.domain import sms_text
-from services.notification.domain.breaker import BreakerState
+from services.notification.adapters.breaker import BreakerState
+from services.notification.citizens.domain import sms_text
 from services.notification.settings import NotificationSettings
 from shared.auth import DevIssuer
 from shared.cloudevents import CloudEvent, unwrap, wrap
@@ -43,7 +43,7 @@ async def test_receipt_by_sms_then_the_signed_delivery_receipt_marks_it_delivere
     code = dossier_code(1)
     event = wrap(submitted(code), "/dvc/intake")
     async with running(settings) as (app, client):
-        store = app.state.notification.store
+        store = app.state.notification.citizens.store
         await publish(producer, topics.submitted, event)
 
         async def sms_sent() -> list:
@@ -119,7 +119,7 @@ async def test_redelivery_and_restart_send_nothing_twice(
         await eventually(lambda: _async(sms_gateway.to(PHONE)))
 
     async with running(settings) as (app, _):  # a restart, then the same event again
-        store = app.state.notification.store
+        store = app.state.notification.citizens.store
         await publish(producer, topics.submitted, event)
         marker = wrap(submitted(code), "/dvc/intake")  # a new event, same partition, after it
         await publish(producer, topics.submitted, marker)
@@ -143,7 +143,7 @@ async def test_processing_steps_send_their_messages_and_warnings_send_nothing(
 ) -> None:
     code = dossier_code(3)
     async with running(settings) as (app, _):
-        store = app.state.notification.store
+        store = app.state.notification.citizens.store
         await publish(producer, topics.submitted, wrap(submitted(code), "/dvc/intake"))
         await eventually(lambda: _async(len(sms_gateway.to(PHONE)) == 1))
 
@@ -176,7 +176,7 @@ async def test_gateway_errors_are_retried_then_the_message_falls_back_to_email(
     sms_gateway.mode = "fail"
     code = dossier_code(4)
     async with running(settings) as (app, _):
-        store = app.state.notification.store
+        store = app.state.notification.citizens.store
         await publish(producer, topics.submitted, wrap(submitted(code), "/dvc/intake"))
         [mail] = await eventually(lambda: _async(smtp_server.to(EMAIL)))
         assert mail["Subject"] == f"Biên nhận hồ sơ {code}"
@@ -213,7 +213,7 @@ async def test_a_hanging_gateway_opens_the_breaker_and_slow_answers_close_it_aga
     sms_gateway.mode = "hang"  # answers after 2 s; the client gives up after 0.5 s
     codes = [dossier_code(10 + i) for i in range(3)]
     async with running(settings) as (app, client):
-        breaker = app.state.notification.channels["sms"].breaker
+        breaker = app.state.notification.citizens.channels["sms"].breaker
         for code in codes:
             await publish(producer, topics.submitted, wrap(submitted(code), "/dvc/intake"))
         # Every message still reaches the citizen, by e-mail.
@@ -232,7 +232,7 @@ async def test_a_hanging_gateway_opens_the_breaker_and_slow_answers_close_it_aga
         await eventually(lambda: _async(breaker.state != BreakerState.OPEN))
         recovered = dossier_code(20)
         await publish(producer, topics.submitted, wrap(submitted(recovered), "/dvc/intake"))
-        store = app.state.notification.store
+        store = app.state.notification.citizens.store
 
         async def sent_by_sms() -> bool:
             documents = await store.deliveries_for(recovered)

@@ -20,11 +20,13 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
+from devstack.simulators.portal import PortalState, create_app
+from services.notification.main import build_portal_sync
 from services.notification.portal.__main__ import run as portal_command
+from services.notification.portal.domain.sync_status import FAILED, PENDING, SYNCED
+from services.notification.portal.handlers import portal_handlers
+from services.notification.portal.service import PortalSync
 from services.notification.portal.settings import PortalCommandSettings
-from services.notification.portal.simulator import PortalState, create_app
-from services.notification.portal.store import FAILED, PENDING, SYNCED
-from services.notification.portal.sync import PortalSync
 from shared.cloudevents import CloudEvent, wrap
 from shared.consumer import RetryPolicy, Route, subscribe
 from shared.events import (
@@ -161,8 +163,8 @@ async def pipeline(
     """PortalSync consuming its five topics through the reliable consumer, worker running."""
     topics = {model: await make_topic(model.__name__.lower()) for model in MODELS}
     dead_letters = await make_topic("portal-dlq", partitions=1)
-    sync = PortalSync(mongo_db, settings)
-    handlers = sync.handlers()
+    sync = build_portal_sync(mongo_db, settings)
+    handlers = portal_handlers(sync)
     broker = create_broker(kafka_bootstrap, "test-portal")
     subscribe(
         broker,

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from services.notification.settings import NotificationSettings
-from services.notification.webhooks.signing import InvalidSignature, verify
+from services.notification.webhooks.domain.signing import InvalidSignature, verify
 from shared.cloudevents import wrap
 from shared.events import DossierState
 from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC, WEBHOOK_GROUP, dead_letter_topic

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notification.domain.mapping import MessageKind, kind_for_step, template_name
+from services.notification.citizens.domain.mapping import MessageKind, kind_for_step, template_name
 from shared.events import DossierState as S
 
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.notification.portal.client import PortalClient, PortalError
-from services.notification.portal.messages import StepMessage
-from services.notification.portal.simulator import create_app, dossier_errors
+from devstack.simulators.portal import create_app, dossier_errors
+from services.notification.portal.adapters.client import PortalClient, PortalError
+from services.notification.portal.domain.messages import StepMessage
 
 CODE = "000.00.21.G12-261129-0001"
 DOSSIER = {

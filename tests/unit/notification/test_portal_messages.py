@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notification.portal import messages
-from services.notification.portal.messages import (
+from devstack.simulators.portal import dossier_errors, step_errors
+from services.notification.portal.domain import messages
+from services.notification.portal.domain.messages import (
     DossierRecord,
     dossier_message,
     portal_time,
     step_message,
 )
-from services.notification.portal.simulator import dossier_errors, step_errors
 from shared.events import (
     Applicant,
     ApplicantKind,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.notification.domain.breaker import BreakerState, CircuitBreaker
-from services.notification.domain.rate_limit import TokenBucket
+from services.notification.adapters.breaker import BreakerState, CircuitBreaker
+from services.notification.citizens.adapters.rate_limit import TokenBucket
 
 
 class Clock:

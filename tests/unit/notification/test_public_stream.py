@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from services.notification.public_stream import project
+from services.notification.webhooks.domain.projection import project
 from shared.events import DossierState, PublicDossierStatus
 from tests.factories import processed, submitted
 

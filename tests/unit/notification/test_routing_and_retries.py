@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from services.notification.domain import delivery
-from services.notification.domain.routing import DEFAULT_ORDER, Hop, next_hop, route
-from services.notification.domain.signature import ReceiptCheck, sign, verify
-from services.notification.notifier import notification_id
+from services.notification.citizens.domain import delivery
+from services.notification.citizens.domain.delivery import notification_id
+from services.notification.citizens.domain.routing import DEFAULT_ORDER, Hop, next_hop, route
+from services.notification.citizens.domain.signature import ReceiptCheck, sign, verify
+from services.notification.domain import retry
 
 
 def test_default_order_is_sms_then_email_then_inbox() -> None:
@@ -33,8 +34,8 @@ def test_nothing_reachable_still_reaches_the_inbox() -> None:
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
-    low = [delivery.backoff(n, base=1, cap=30, rand=lambda a, b: a) for n in range(1, 8)]
-    high = [delivery.backoff(n, base=1, cap=30, rand=lambda a, b: b) for n in range(1, 8)]
+    low = [retry.backoff(n, base=1, cap=30, rand=lambda a, b: a) for n in range(1, 8)]
+    high = [retry.backoff(n, base=1, cap=30, rand=lambda a, b: b) for n in range(1, 8)]
     assert low == [0.5, 1, 2, 4, 8, 15, 15]
     assert high == [1, 2, 4, 8, 16, 30, 30]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notification.domain import sms_text
+from services.notification.citizens.domain import sms_text
 
 
 def test_plain_ascii_is_gsm7_with_160_characters_a_single_segment() -> None:

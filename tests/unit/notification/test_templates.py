@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.notification.domain.mapping import MessageKind, template_name
-from services.notification.rendering import TemplateRenderer
+from services.notification.citizens.adapters.templates import TemplateRenderer
+from services.notification.citizens.domain.mapping import MessageKind, template_name
 
 CODE = "000.00.21.G12-261129-0001"
 

@@ -9,8 +9,18 @@ import pytest
 from cryptography.fernet import Fernet
 
 from services.notification.settings import NotificationSettings
+from services.notification.webhooks.adapters.sealing import SecretBox
+from services.notification.webhooks.adapters.url_check import check_url
 from services.notification.webhooks.dispatcher import _merge
-from services.notification.webhooks.domain import (
+from services.notification.webhooks.domain.queues import DossierQueues, QueuedDelivery
+from services.notification.webhooks.domain.signing import (
+    InvalidSignature,
+    new_secret,
+    sign,
+    signature_headers,
+    verify,
+)
+from services.notification.webhooks.domain.subscriptions import (
     RETRY_SCHEDULE_SECONDS,
     Filters,
     is_retryable,
@@ -18,16 +28,7 @@ from services.notification.webhooks.domain import (
     retry_window,
     webhook_body,
 )
-from services.notification.webhooks.queues import DossierQueues, QueuedDelivery
-from services.notification.webhooks.sealing import SecretBox
-from services.notification.webhooks.signing import (
-    InvalidSignature,
-    new_secret,
-    sign,
-    signature_headers,
-    verify,
-)
-from services.notification.webhooks.urls import UrlRefused, check_address, check_form, check_url
+from services.notification.webhooks.domain.urls import UrlRefused, check_address, check_form
 from shared.cloudevents import wrap
 from shared.events import DossierState, PublicDossierStatus
 

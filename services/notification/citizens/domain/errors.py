@@ -1,0 +1,12 @@
+"""Errors of the citizen messages (pure)."""
+
+from __future__ import annotations
+
+
+class RecipientNotKnownYet(Exception):
+    """A step arrived before its dossier's submitted event (another topic): retried by the
+    consumer; dead-lettered if the contact details never come."""
+
+
+class UnknownDossier(LookupError):
+    """No contact details and no delivery for this dossier code."""

@@ -1,0 +1,50 @@
+"""Subscriptions of the national-portal sync (their own consumer group): every dossier event's
+facts are recorded for the portal."""
+
+from __future__ import annotations
+
+from services.notification.portal.service import PortalSync
+from shared.cloudevents import CloudEvent
+from shared.consumer import EventHandler
+from shared.events import (
+    DossierEvent,
+    DossierPaid,
+    DossierProcessed,
+    DossierSubmitted,
+    DossierSupplemented,
+    DossierWithdrawn,
+)
+from shared.service import ServiceContext, subscribe_dossier_events
+from shared.topics import PORTAL_GROUP
+
+
+def portal_handlers(sync: PortalSync) -> dict[type[DossierEvent], EventHandler]:
+    """One subscriber per dossier event, each delegating to the sync."""
+
+    async def on_submitted(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
+        await sync.dossier_submitted(event, cloud_event.id)
+
+    async def on_supplemented(event: DossierSupplemented, cloud_event: CloudEvent) -> None:
+        await sync.dossier_supplemented(event, cloud_event.id)
+
+    async def on_withdrawn(event: DossierWithdrawn, cloud_event: CloudEvent) -> None:
+        await sync.dossier_withdrawn(event, cloud_event.id)
+
+    async def on_paid(event: DossierPaid, cloud_event: CloudEvent) -> None:
+        await sync.dossier_paid(event, cloud_event.id)
+
+    async def on_processed(event: DossierProcessed, cloud_event: CloudEvent) -> None:
+        await sync.dossier_processed(event, cloud_event.id)
+
+    return {
+        DossierSubmitted: on_submitted,
+        DossierSupplemented: on_supplemented,
+        DossierWithdrawn: on_withdrawn,
+        DossierPaid: on_paid,
+        DossierProcessed: on_processed,
+    }
+
+
+def subscribe(context: ServiceContext, sync: PortalSync) -> None:
+    """Subscribe the portal group to the five dossier topics."""
+    subscribe_dossier_events(context, group=PORTAL_GROUP, handlers=portal_handlers(sync))
