@@ -136,9 +136,9 @@ class Stack:
             os.environ[prefix + "MONGO_DATABASE"] = self.database(service)
         os.environ["DVC_INTAKE_SUBMISSIONS_PER_MINUTE"] = "1000000"
         os.environ[COMMAND_COUNTS_ENV] = "1" if self.with_counts else "0"
-        for name in SERVICES:
+        for name in SERVICES:  # the simulators they call start first (`services.start`)
             services.start(self.config, name)
-        for name in services.PROCESSES:
+        for name in SERVICES:
             services.wait_ready(self.config, name, timeout=120)
 
     def stop(self) -> None:

@@ -90,9 +90,9 @@ log.cleaner.dedupe.buffer.size=8388608
 log.retention.hours=-1
 num.network.threads=2
 num.io.threads=4
-# Idle cost (docs/architecture.md, "Idle behaviour"). The controller appends a no-op record to the metadata log
-# (and syncs it to disk) this often when nothing else changes (default 500 ms): only a health
-# signal for a multi-node quorum.
+# Idle cost (docs/architecture.md, "Idle behaviour"). The controller appends a no-op record to
+# the metadata log (and syncs it to disk) this often when nothing else changes (default 500 ms):
+# only a health signal for a multi-node quorum.
 metadata.max.idle.interval.ms=10000
 # The high-watermark checkpoint file is rewritten this often (default 5 s); on one node the high
 # watermark is recomputed at start-up anyway.

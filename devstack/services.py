@@ -1,6 +1,7 @@
 """The four platform services as local processes (`python -m services.<name>`), and local
-stand-ins of outside systems they call: the national portal's simulator, and the mail (SMTP) and
-SMS gateway simulators that notification sends through (`devstack/simulators/`)."""
+stand-ins of outside systems they call: the national portal's simulator, the mail (SMTP) and SMS
+gateway simulators that notification sends through, and the payment platform's simulator intake
+sends citizens to (`devstack/simulators/`); then the citizens' portal in front of intake."""
 
 from __future__ import annotations
 
@@ -17,24 +18,35 @@ SERVICES = ("intake", "processing", "notification", "reporting")
 PORTAL_SIMULATOR = "portal-simulator"
 MAIL_SIMULATOR = "mail-simulator"
 SMS_SIMULATOR = "sms-simulator"
-SIMULATORS = (PORTAL_SIMULATOR, MAIL_SIMULATOR, SMS_SIMULATOR)
+PAYMENT_SIMULATOR = "payment-simulator"
+SIMULATORS = (PORTAL_SIMULATOR, MAIL_SIMULATOR, SMS_SIMULATOR, PAYMENT_SIMULATOR)
 # Everything `run` starts, on consecutive HTTP ports from the profile's HTTP base port; the mail
 # simulator's SMTP server takes the port after them (see `smtp_port`).
-PROCESSES = (*SERVICES, *SIMULATORS)
-PORT_COUNT = len(PROCESSES) + 1
+NUMBERED = (*SERVICES, *SIMULATORS)
+# The citizens' portal, in front of intake: on the port just below the others (8000 in the run
+# profile, 18000 in the test profile), started last.
+PORTAL = "portal"
+PROCESSES = (*NUMBERED, PORTAL)
+PORT_COUNT = len(NUMBERED) + 1
 # What must be running and ready before a process starts (`start` starts it first if need be).
-DEPENDENCIES = {"notification": SIMULATORS}
+DEPENDENCIES = {
+    "intake": (PAYMENT_SIMULATOR,),
+    "notification": (PORTAL_SIMULATOR, MAIL_SIMULATOR, SMS_SIMULATOR),
+    PORTAL: ("intake", "reporting"),
+}
 # Development secrets notification and the SMS simulator share (notification's own defaults).
 SMS_GATEWAY_TOKEN = "dev-sms-token"
 SMS_RECEIPT_SECRET = "dev-sms-receipt-secret"
 
 
 def port(config: StackConfig, service: str) -> int:
-    return config.http_base_port + PROCESSES.index(service)
+    if service == PORTAL:
+        return config.http_base_port - 1
+    return config.http_base_port + NUMBERED.index(service)
 
 
 def smtp_port(config: StackConfig) -> int:
-    return config.http_base_port + len(PROCESSES)
+    return config.http_base_port + len(NUMBERED)
 
 
 def data_folder(config: StackConfig, simulator: str) -> Path:
@@ -45,7 +57,7 @@ def data_folder(config: StackConfig, simulator: str) -> Path:
 def command(config: StackConfig, name: str) -> list[str]:
     http = ["--port", str(port(config, name))]
     if name == PORTAL_SIMULATOR:
-        return [sys.executable, "-m", "services.notification.portal.simulator", *http]
+        return [sys.executable, "-m", "devstack.simulators.portal", *http]
     if name in (MAIL_SIMULATOR, SMS_SIMULATOR):
         module = "devstack.simulators." + name.removesuffix("-simulator")
         argv = [sys.executable, "-m", module, *http, "--data", str(data_folder(config, name))]
@@ -53,6 +65,16 @@ def command(config: StackConfig, name: str) -> list[str]:
             return [*argv, "--smtp-port", str(smtp_port(config))]
         receipts = f"http://127.0.0.1:{port(config, 'notification')}/notifications/sms/receipts"
         return [*argv, "--receipt-url", receipts]
+    if name == PAYMENT_SIMULATOR:
+        callback = f"http://127.0.0.1:{port(config, 'intake')}/api/v1/payments/callback"
+        return [
+            sys.executable,
+            "-m",
+            "devstack.simulators.payment",
+            *http,
+            "--callback-url",
+            callback,
+        ]
     return [sys.executable, "-m", f"services.{name}"]
 
 
@@ -81,6 +103,11 @@ def environment(config: StackConfig, service: str) -> dict[str, str]:
         prefix + "KAFKA_BOOTSTRAP": config.kafka_bootstrap,
         prefix + "MONGO_URL": config.mongo_url,
     }
+    if service == "intake":
+        env[prefix + "TRUSTED_PROXIES"] = "127.0.0.1"  # the local portal's X-Forwarded-For
+        env[prefix + "PAYMENT_BASE_URL"] = f"http://127.0.0.1:{port(config, PAYMENT_SIMULATOR)}"
+        portal = f"http://127.0.0.1:{port(config, PORTAL)}"
+        env[prefix + "PAYMENT_RETURN_URL"] = portal + "/ho-so/{code}/thanh-toan/ket-qua"
     if service == "notification":  # local agencies' endpoints, and the simulators
         env[prefix + "WEBHOOK_ALLOW_PRIVATE_URLS"] = "true"
         env[prefix + "PORTAL_ENABLED"] = "true"
@@ -91,6 +118,10 @@ def environment(config: StackConfig, service: str) -> dict[str, str]:
         env[prefix + "SMS_GATEWAY_URL"] = f"http://127.0.0.1:{port(config, SMS_SIMULATOR)}/sms"
         env[prefix + "SMS_GATEWAY_TOKEN"] = SMS_GATEWAY_TOKEN
         env[prefix + "SMS_RECEIPT_SECRET"] = SMS_RECEIPT_SECRET
+    if service == PORTAL:
+        env[prefix + "INTAKE_BASE_URL"] = f"http://127.0.0.1:{port(config, 'intake')}"
+        env[prefix + "PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port(config, PORTAL)}"
+        env[prefix + "REPORTING_BASE_URL"] = f"http://127.0.0.1:{port(config, 'reporting')}"
     return env
 
 

@@ -136,6 +136,20 @@ class DossierPaid(DossierEvent):
     provider: str
 
 
+class DossierRated(DossierEvent):
+    """The applicant rated the service once the dossier was finished (state 8 or 10): one
+    rating per dossier, 1 (not satisfied at all) to 5 (very satisfied), with an optional
+    comment."""
+
+    topic: ClassVar[str] = topics.DOSSIER_RATED_TOPIC
+    event_type: ClassVar[str] = "vn.gov.most.dvc.dossier.rated.v1"
+
+    procedure_code: str
+    unit_code: str = Field(description="Lead unit of the procedure")
+    score: int = Field(ge=1, le=5, description="1 (not satisfied at all) to 5 (very satisfied)")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
 class DossierProcessed(DossierEvent):
     """A step of the processing workflow: a transition, a deadline warning or an overdue flag."""
 
@@ -197,5 +211,6 @@ EVENT_MODELS: tuple[type[DossierEvent], ...] = (
     DossierProcessed,
     DossierNotified,
     PublicDossierStatus,
+    DossierRated,
 )
 EVENT_MODELS_BY_TYPE: dict[str, type[DossierEvent]] = {m.event_type: m for m in EVENT_MODELS}

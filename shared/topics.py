@@ -12,6 +12,7 @@ DOSSIER_SUBMITTED_TOPIC = "dvc.dossier.submitted.v1"
 DOSSIER_SUPPLEMENTED_TOPIC = "dvc.dossier.supplemented.v1"
 DOSSIER_WITHDRAWN_TOPIC = "dvc.dossier.withdrawn.v1"
 DOSSIER_PAID_TOPIC = "dvc.dossier.paid.v1"
+DOSSIER_RATED_TOPIC = "dvc.dossier.rated.v1"
 DOSSIER_PROCESSED_TOPIC = "dvc.dossier.processed.v1"
 DOSSIER_NOTIFIED_TOPIC = "dvc.dossier.notified.v1"
 PUBLIC_DOSSIER_STATUS_TOPIC = "dvc.public.dossier-status.v1"
@@ -24,6 +25,7 @@ DOSSIER_TOPICS = (
     DOSSIER_PAID_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_NOTIFIED_TOPIC,
+    DOSSIER_RATED_TOPIC,
 )
 
 # Consumer groups, one per service (and per purpose where a service reads a topic twice).
@@ -97,6 +99,7 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
         DOSSIER_WITHDRAWN_TOPIC,
         DOSSIER_PAID_TOPIC,
         CATALOGUE_TOPIC,
+        DOSSIER_RATED_TOPIC,
     ),
     PROCESSING_GROUP: (DOSSIER_PROCESSED_TOPIC,),
     NOTIFICATION_GROUP: (DOSSIER_NOTIFIED_TOPIC, PUBLIC_DOSSIER_STATUS_TOPIC),

@@ -6,9 +6,10 @@
 
 `POST /transactions` checks the checksum and answers `{"payment_url": ".../pay/<id>"}`;
 `GET|POST /pay/<id>?outcome=success|failed` plays the citizen paying: it posts a signed callback to
-the callback URL and returns what that answered; `POST /pay/<id>/replay` resends the last callback
-byte for byte (to exercise replay protection); `GET /health/ready`. Keys: `DVC_PAYSIM_REQUEST_KEY`,
-`DVC_PAYSIM_CALLBACK_KEY` (development defaults match the intake service's).
+the callback URL and returns what that answered (a browser, asking for HTML, is sent on to the
+order's return URL instead, as the real platform does); `POST /pay/<id>/replay` resends the last
+callback byte for byte (to exercise replay protection); `GET /health/ready`. Keys:
+`DVC_PAYSIM_REQUEST_KEY`, `DVC_PAYSIM_CALLBACK_KEY` (development defaults match intake's).
 Transactions live in memory only.
 """
 
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from devstack.simulators.common import serve
@@ -97,10 +99,12 @@ def create_app(
         url = request.url_for("pay", transaction_id=order.transaction_id)
         return {"payment_url": str(url), "transaction_id": order.transaction_id}
 
-    @app.api_route("/pay/{transaction_id}", methods=["GET", "POST"], name="pay")
+    @app.api_route(
+        "/pay/{transaction_id}", methods=["GET", "POST"], name="pay", response_model=None
+    )
     async def pay(
-        transaction_id: str, outcome: Literal["success", "failed"] = "success"
-    ) -> dict[str, Any]:
+        transaction_id: str, request: Request, outcome: Literal["success", "failed"] = "success"
+    ) -> dict[str, Any] | RedirectResponse:
         transaction = transactions.get(transaction_id)
         if transaction is None:
             raise HTTPException(404, "unknown transaction")
@@ -124,7 +128,10 @@ def create_app(
         }
         transaction.status = outcome
         transaction.last_callback = (body, headers)
-        return await deliver(body, headers)
+        delivered = await deliver(body, headers)
+        if "text/html" in request.headers.get("accept", ""):  # a citizen's browser: back to the
+            return RedirectResponse(transaction.order.return_url, status_code=303)  # return page
+        return delivered
 
     @app.get("/health/ready")
     async def ready() -> dict[str, str]:

@@ -23,6 +23,6 @@ PAYMENT_CALLBACKS = Counter(
 )
 CITIZEN_ACTIONS = Counter(
     "dvc_citizen_actions_total",
-    "Supplements, withdrawals and payments started by applicants.",
+    "Supplements, withdrawals, payments started and ratings given by applicants.",
     ["action"],
 )

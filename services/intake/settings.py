@@ -40,6 +40,12 @@ class IntakeSettings(ServiceSettings):
     payment_merchant_code: str = "BKHCN"
     payment_request_key: str = "dev-payment-request-key"
     payment_callback_key: str = "dev-payment-callback-key"
+    payment_return_url: str | None = Field(
+        default=None,
+        description="Where the payment platform sends the citizen back after paying; `{code}` "
+        "stands for the dossier code (e.g. the portal's "
+        "`https://dichvucong.example/ho-so/{code}/thanh-toan/ket-qua`). Default: the tracking API",
+    )
     payment_recovery_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -1,4 +1,5 @@
-"""The reports API: the quarterly report in JSON, CSV or a printable HTML page."""
+"""The reports API: the quarterly report in JSON, CSV or a printable HTML page (unit heads and
+admins), and the public year-to-date figures in JSON or CSV (anyone, aggregates only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.reporting.domain.errors import InvalidPeriod, NotAllowed
 from services.reporting.domain.indicators import INDICATOR_FORMULAS, LEVEL4_FORMULA
+from services.reporting.domain.public_figures import PublicFigures
+from services.reporting.domain.public_figures import to_csv as public_csv
 from services.reporting.domain.report import QuarterlyReport
 from services.reporting.render import to_csv, to_html
 from services.reporting.service import ReportingService
@@ -17,6 +20,9 @@ from shared.auth import Role, Staff, require_roles
 from shared.http import Problem, content_disposition
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+public_router = APIRouter(prefix="/api/v1/public", tags=["public figures"])
+# Public figures change slowly and are the same for everyone: shared caches may keep them.
+PUBLIC_CACHE = "public, max-age=300"
 Reader = Annotated[Staff, Depends(require_roles(Role.unit_head, Role.admin, action="reports"))]
 Format = Literal["json", "csv", "html"]
 
@@ -132,3 +138,44 @@ async def quarterly_html(
 ) -> Response:
     report = await _report(reporting, staff, year, quarter, start, end, unit)
     return _respond(report, "html")  # type: ignore[return-value]
+
+
+PUBLIC_DESCRIPTION = """The public year-to-date figures (DOMAIN.md §1), per unit and per procedure:
+dossiers received, online share, dossiers resolved, on-time share (Decision 766), level-4 share of
+the online services against the 30% target, and satisfaction from the applicants' ratings.
+Anonymous and aggregate only (no personal data); cacheable by shared caches for 5 minutes.
+`year` defaults to the current year (Viet Nam time); a year's figures are those of its quarters up
+to the current one."""
+
+PublicYear = Annotated[int | None, Query(ge=2000, le=2100)]
+
+
+@public_router.get(
+    "/figures",
+    response_model=PublicFigures,
+    summary="Public year-to-date figures (JSON)",
+    description=PUBLIC_DESCRIPTION,
+)
+async def public_figures(
+    reporting: Reporting, response: Response, year: PublicYear = None
+) -> PublicFigures:
+    response.headers["Cache-Control"] = PUBLIC_CACHE
+    return await reporting.public_figures(year)
+
+
+@public_router.get(
+    "/figures.csv",
+    summary="Public year-to-date figures (CSV)",
+    description=PUBLIC_DESCRIPTION,
+    response_class=Response,
+)
+async def public_figures_csv(reporting: Reporting, year: PublicYear = None) -> Response:
+    figures = await reporting.public_figures(year)
+    return Response(
+        public_csv(figures),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Cache-Control": PUBLIC_CACHE,
+            "Content-Disposition": content_disposition(f"so-lieu-cong-khai-{figures.year}.csv"),
+        },
+    )

@@ -16,6 +16,7 @@ from shared.events import (
     DossierNotified,
     DossierPaid,
     DossierProcessed,
+    DossierRated,
     DossierSubmitted,
     DossierSupplemented,
     DossierWithdrawn,
@@ -48,6 +49,9 @@ def handlers_for(reporting: ReportingService) -> dict[type[Contract], EventHandl
     async def on_notified(event: DossierNotified, cloud_event: CloudEvent) -> None:
         await reporting.record(event, cloud_event.id)
 
+    async def on_rated(event: DossierRated, cloud_event: CloudEvent) -> None:
+        await reporting.record(event, cloud_event.id)
+
     return {
         Procedure: on_procedure,
         DossierSubmitted: on_submitted,
@@ -56,6 +60,7 @@ def handlers_for(reporting: ReportingService) -> dict[type[Contract], EventHandl
         DossierPaid: on_paid,
         DossierProcessed: on_processed,
         DossierNotified: on_notified,
+        DossierRated: on_rated,
     }
 
 

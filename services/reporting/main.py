@@ -62,7 +62,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         settings,
         title="Reporting (báo cáo thống kê)",
         register=register,
-        routers=[api.router],
+        routers=[api.router, api.public_router],
         hooks=[store_hook, metrics_hook],
     )
     app.state.reporting_service = parts().service

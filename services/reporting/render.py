@@ -31,6 +31,9 @@ LABELS_VI: dict[str, str] = {
     "supplement_requests": "Yêu cầu bổ sung",
     "notified_delivered": "Thông báo đã gửi",
     "notified_failed": "Thông báo lỗi",
+    "rated": "Lượt đánh giá",
+    "rated_satisfied": "Đánh giá hài lòng",
+    "rating_points": "Tổng điểm đánh giá",
 }
 INDICATOR_CODES = (
     "on_time_rate",
@@ -38,7 +41,7 @@ INDICATOR_CODES = (
     "online_payment_rate",
     "digitisation_rate",
     "overdue_rate",
-    "satisfaction_proxy",
+    "satisfaction_rate",
 )
 
 _env = Environment(

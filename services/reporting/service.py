@@ -1,13 +1,19 @@
-"""Reporting's use cases: record what the events tell, answer the quarterly report, and compute
-the business metrics, over the read-model port (`domain.ports.ReadModelStore`)."""
+"""Reporting's use cases: record what the events tell, answer the quarterly report and the public
+year-to-date figures, and compute the business metrics, over the read-model port
+(`domain.ports.ReadModelStore`)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from services.reporting.domain.facts import facts_update
 from services.reporting.domain.ports import ReadModelStore
-from services.reporting.domain.quarters import report_quarters
+from services.reporting.domain.public_figures import (
+    PublicFigures,
+    build_public_figures,
+    year_to_date_quarters,
+)
+from services.reporting.domain.quarters import VN, report_quarters
 from services.reporting.domain.report import QuarterlyReport, build_report, report_scope
 from services.reporting.metrics import Snapshot, snapshot_of
 from shared.auth import Staff
@@ -45,6 +51,19 @@ class ReportingService:
         rows = await self.store.counters_for(quarters)
         procedures = await self.store.all_procedures()
         return build_report(quarters, rows, procedures, scope)
+
+    async def public_figures(
+        self, year: int | None = None, now: datetime | None = None
+    ) -> PublicFigures:
+        """The public year-to-date figures of `year` (default: the current year, Viet Nam time),
+        per unit and per procedure; anonymous and aggregate only."""
+        now = now or datetime.now(UTC)
+        today = now.astimezone(VN).date()
+        year = year or today.year
+        quarters = year_to_date_quarters(year, today)
+        rows = await self.store.counters_for(quarters)
+        procedures = await self.store.all_procedures()
+        return build_public_figures(year, quarters, rows, procedures, as_of=today, generated_at=now)
 
     async def business_snapshot(self) -> Snapshot:
         """All-time figures for the business gauges, from the read models."""

@@ -24,7 +24,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain.catalogue import Unit, search_text
-from services.intake.domain.dossier import Dossier, InboxMessage, ProcessingStep
+from services.intake.domain.dossier import (
+    RATABLE_STATES,
+    Dossier,
+    InboxMessage,
+    ProcessingStep,
+    Rating,
+)
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent
 from shared.events import DocumentRef, DossierState
@@ -210,6 +216,7 @@ class IntakeStore:
         counter = await self.sequences.find_one_and_update(
             {"_id": key}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
         )
+        assert counter is not None  # upserted
         return int(counter["value"])
 
     async def insert_dossier(self, dossier: Dossier, events: Sequence[Outgoing]) -> None:
@@ -276,6 +283,19 @@ class IntakeStore:
             "$push": {"documents": {"$each": [d.model_dump(mode="json") for d in documents]}},
         }
         return await self._update_in_state(code, DossierState.SUPPLEMENT_REQUESTED, update, events)
+
+    async def add_rating(self, code: str, rating: Rating, events: Sequence[Outgoing]) -> bool:
+        """Keep the applicant's rating and queue its events in one write; False if the dossier
+        is rated already or no longer finished (a concurrent rating wins once)."""
+        result = await self.dossiers.update_one(
+            {
+                "_id": code,
+                "status.state": {"$in": sorted(int(s) for s in RATABLE_STATES)},
+                "rating": None,  # absent or null
+            },
+            merge_updates({"$set": {"rating": rating.model_dump()}}, outbox_update(events)),
+        )
+        return result.modified_count == 1
 
     async def _update_in_state(
         self, code: str, state: int, update: Document, events: Sequence[Outgoing]

@@ -1,5 +1,6 @@
-"""Dossier API: online submission, counter recording, receipts, tracking, supplements and
-withdrawal. Citizens act on a dossier with its code plus the secret printed on the receipt."""
+"""Dossier API: online submission, counter recording, receipts, tracking, supplements,
+withdrawal and the satisfaction rating. Citizens act on a dossier with its code plus the secret
+printed on the receipt."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.datastructures import UploadFile
 from services.intake.adapters.protection import client_address
 from services.intake.api.dependencies import CitizenDossier, CounterOfficer, Intake, Limits
 from services.intake.api.problems import ANSWERS, rejected
-from services.intake.domain.dossier import STATE_LABELS
+from services.intake.domain.dossier import RATABLE_STATES, STATE_LABELS
 from services.intake.domain.errors import InvalidDossier, NoFiles
 from services.intake.domain.receipt import ReceiptData, render_receipt_html
 from services.intake.domain.submission import (
@@ -237,11 +238,20 @@ class InboxMessage(BaseModel):
     body: str
 
 
+class RatingOut(BaseModel):
+    score: int = Field(ge=1, le=5)
+    at: datetime
+
+
 class DossierStatus(BaseModel):
     dossier_code: str
     procedure_code: str
     procedure_name: str
     unit_code: str
+    level: int = Field(
+        description="Online service level of the procedure (4: pay and get the result online)"
+    )
+    fee_vnd: int = 0
     channel: int
     submitted_at: datetime
     state: int
@@ -251,6 +261,11 @@ class DossierStatus(BaseModel):
     citizen_action: str | None = Field(default=None, description="What you must do now")
     requested_documents: list[str] = Field(default_factory=list)
     result_available: bool = False
+    paid: bool = Field(default=False, description="The fee was paid online")
+    ratable: bool = Field(
+        default=False, description="Finished (state 8 or 10) and not rated yet: it may be rated"
+    )
+    rating: RatingOut | None = None
     history: list[HistoryStep]
     inbox: list[InboxMessage]
 
@@ -264,6 +279,8 @@ async def track(dossier: CitizenDossier) -> DossierStatus:
         procedure_code=dossier.procedure_code,
         procedure_name=dossier.procedure_name,
         unit_code=dossier.unit_code,
+        level=dossier.level,
+        fee_vnd=int(status.amount_vnd or dossier.fee_vnd),
         channel=dossier.channel,
         submitted_at=dossier.submitted_at,
         state=status.state,
@@ -273,6 +290,11 @@ async def track(dossier: CitizenDossier) -> DossierStatus:
         citizen_action=status.citizen_action,
         requested_documents=status.requested_documents or [],
         result_available=status.result_document is not None,
+        paid=status.paid,
+        ratable=dossier.rating is None and dossier.state in RATABLE_STATES,
+        rating=RatingOut(score=dossier.rating.score, at=dossier.rating.at)
+        if dossier.rating
+        else None,
         history=[
             HistoryStep(
                 at=step.at,
@@ -335,6 +357,31 @@ async def supplement(dossier: CitizenDossier, request: Request, intake: Intake) 
     note = form.get("note")
     refs = await intake.dossiers.supplement(dossier, files, note if isinstance(note, str) else None)
     return {"dossier_code": dossier.code, "documents": [r.document_type for r in refs]}
+
+
+class RatingRequest(BaseModel):
+    score: int = Field(ge=1, le=5, description="1 (not satisfied at all) to 5 (very satisfied)")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class RatingRecorded(BaseModel):
+    dossier_code: str
+    score: int
+    rated_at: datetime
+
+
+@router.post(
+    "/dossiers/{code}/rating",
+    status_code=201,
+    response_model=RatingRecorded,
+    tags=["tracking"],
+    responses={409: {"description": "Not finished yet (not-finished), or rated already"}},
+)
+async def rate(dossier: CitizenDossier, body: RatingRequest, intake: Intake) -> RatingRecorded:
+    """Rate the service once the dossier is finished (stopped, or its result returned): once
+    per dossier; announced on `dvc.dossier.rated.v1`."""
+    rating = await intake.dossiers.rate(dossier, body.score, body.comment)
+    return RatingRecorded(dossier_code=dossier.code, score=rating.score, rated_at=rating.at)
 
 
 @router.get("/counter/dossiers/{code}", tags=["counter"])

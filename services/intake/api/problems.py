@@ -66,6 +66,10 @@ ANSWERS: dict[type[errors.IntakeError], Answer] = {
         409, "Kết quả được trả tại bộ phận một cửa (result at the counter)"
     ),
     errors.NoResultYet: Answer(404, "Chưa có kết quả (no result yet)"),
+    errors.NotFinished: Answer(
+        409, "Hồ sơ chưa hoàn tất, chưa thể đánh giá (dossier not finished)", "not-finished"
+    ),
+    errors.AlreadyRated: Answer(409, "Hồ sơ đã được đánh giá (already rated)", "already-rated"),
     errors.PaymentProviderUnavailable: Answer(
         503,
         "Cổng thanh toán tạm thời không phản hồi (payment provider unavailable)",

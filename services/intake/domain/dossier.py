@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.domain.applicants import mask_identifier
 from services.intake.domain.errors import (
+    AlreadyRated,
     CannotWithdraw,
     NoOnlinePayment,
     NoPaymentRequested,
     NoResultYet,
     NoSupplementRequested,
+    NotFinished,
     NothingToPay,
     ResultAtCounter,
 )
@@ -42,6 +44,9 @@ STATE_LABELS = {
     10: "Đã trả kết quả",
 }
 WITHDRAWABLE_STATES = {1, 2, 4, 5, 6}
+# A dossier is rated once finished: stopped (8: refused after appraisal, or withdrawn) or its
+# result returned (10).
+RATABLE_STATES = {DossierState.STOPPED, DossierState.RESULT_RETURNED}
 # Internal steps that change nothing the citizen sees but the history.
 WARNING_ACTIONS_PREFIX = "deadline_warning"
 ONLINE_PAYMENT_LEVEL = 4
@@ -92,6 +97,14 @@ class InboxMessage(BaseModel):
     body: str
 
 
+class Rating(BaseModel):
+    """The applicant's satisfaction rating of a finished dossier (one per dossier)."""
+
+    score: int = Field(ge=1, le=5)
+    comment: str | None = None
+    at: datetime
+
+
 class Dossier(BaseModel):
     """One dossier. `code` is its national dossier code (the `_id` in storage)."""
 
@@ -114,6 +127,7 @@ class Dossier(BaseModel):
     status: Status
     history: list[HistoryStep] = Field(default_factory=list)
     inbox: list[InboxMessage] = Field(default_factory=list)
+    rating: Rating | None = None
 
     @classmethod
     def submitted(
@@ -174,6 +188,16 @@ class Dossier(BaseModel):
         if self.state != DossierState.SUPPLEMENT_REQUESTED or self.status.supplement_sent:
             raise NoSupplementRequested(
                 "Supplements are accepted only while a supplement request is open."
+            )
+
+    def check_ratable(self) -> None:
+        """A rating is taken once, when the dossier is finished (states 8 and 10)."""
+        if self.rating is not None:
+            raise AlreadyRated("This dossier has been rated already.")
+        if self.state not in RATABLE_STATES:
+            raise NotFinished(
+                f"The dossier is in state {self.state} ({self.state_label}): it can be rated "
+                "once stopped (8) or its result returned (10)."
             )
 
     def supplement_procedure(self, procedure: Procedure) -> Procedure:

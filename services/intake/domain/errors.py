@@ -113,6 +113,18 @@ class NoResultYet(IntakeError):
     pass
 
 
+class CannotRate(DossierStateConflict):
+    """A rating is taken once per dossier, once it is finished."""
+
+
+class NotFinished(CannotRate):
+    pass
+
+
+class AlreadyRated(CannotRate):
+    pass
+
+
 # --- Payments -------------------------------------------------------------------------------------
 
 

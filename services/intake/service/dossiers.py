@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from services.intake.adapters.store import Document, IntakeStore
-from services.intake.domain.dossier import Dossier, secret_opens
-from services.intake.domain.errors import DossierChanged, DossierNotFound
+from services.intake.domain.dossier import Dossier, Rating, secret_opens
+from services.intake.domain.errors import AlreadyRated, DossierChanged, DossierNotFound
 from services.intake.domain.ports import ResultDocuments
 from services.intake.domain.receipt import ReceiptData, processing_time_text
 from services.intake.domain.submission import UploadedFile, check_documents
@@ -16,9 +16,19 @@ from services.intake.metrics import CITIZEN_ACTIONS
 from services.intake.service.submission import store_documents
 from services.intake.settings import IntakeSettings
 from shared.cloudevents import wrap
-from shared.events import Channel, DocumentRef, DossierSupplemented, DossierWithdrawn
+from shared.events import (
+    Channel,
+    DocumentRef,
+    DossierRated,
+    DossierSupplemented,
+    DossierWithdrawn,
+)
 from shared.outbox import OutboxRelay
-from shared.topics import DOSSIER_SUPPLEMENTED_TOPIC, DOSSIER_WITHDRAWN_TOPIC
+from shared.topics import (
+    DOSSIER_RATED_TOPIC,
+    DOSSIER_SUPPLEMENTED_TOPIC,
+    DOSSIER_WITHDRAWN_TOPIC,
+)
 
 
 def now() -> datetime:
@@ -100,6 +110,31 @@ class DossierActions:
             raise DossierChanged("Reload and try again.")
         self.relay.poke(dossier.code)
         CITIZEN_ACTIONS.labels("withdrawal").inc()
+
+    async def rate(self, dossier: Dossier, score: int, comment: str | None) -> Rating:
+        """Keep the applicant's rating of a finished dossier (once) and announce it."""
+        dossier.check_ratable()
+        comment = (comment or "").strip() or None
+        rating = Rating(score=score, comment=comment, at=now())
+        event = DossierRated(
+            dossier_code=dossier.code,
+            occurred_at=rating.at,
+            procedure_code=dossier.procedure_code,
+            unit_code=dossier.unit_code,
+            score=score,
+            comment=comment,
+        )
+        topic = self.settings.topic(DOSSIER_RATED_TOPIC)
+        if not await self.store.add_rating(
+            dossier.code, rating, [(topic, wrap(event, self.source))]
+        ):
+            current = await self.store.get_dossier(dossier.code)
+            if current is not None and current.rating is not None:
+                raise AlreadyRated("This dossier has been rated already.")
+            raise DossierChanged("Reload and try again.")
+        self.relay.poke(dossier.code)
+        CITIZEN_ACTIONS.labels("rating").inc()
+        return rating
 
     async def supplement(
         self, dossier: Dossier, files: Sequence[UploadedFile], note: str | None

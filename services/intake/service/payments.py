@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from services.intake.adapters.store import IntakeStore
 from services.intake.domain.dossier import Dossier
@@ -56,7 +57,7 @@ class Payments:
             amount_vnd=amount,
             description=f"Phí, lệ phí hồ sơ {dossier.code}",
             payer_name=dossier.applicant["name"],
-            return_url=f"{base}/api/v1/dossiers/{dossier.code}",
+            return_url=self._return_url(dossier.code, base),
             created_at=now(),
         )
         await self.store.create_payment(
@@ -74,6 +75,12 @@ class Payments:
             raise PaymentProviderUnavailable("Please try again in a few minutes.") from None
         CITIZEN_ACTIONS.labels("payment").inc()
         return transaction_id, amount, payment_url
+
+    def _return_url(self, code: str, base: str) -> str:
+        template = self.settings.payment_return_url
+        if template:
+            return template.replace("{code}", quote(code, safe=""))
+        return f"{base}/api/v1/dossiers/{code}"
 
     async def receive_callback(self, body: bytes, signature: str, timestamp: int) -> dict[str, Any]:
         """Verify and record the provider's callback in one write; the dossier is marked paid

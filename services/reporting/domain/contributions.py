@@ -22,7 +22,11 @@ once it arrives. Definitions (the quarter is always read in Viet Nam time):
 - supplement_requests: each transition into state 5, in the quarter it happened;
 - digitised: a result issued with an electronic result document, for a dossier that came with
   electronic documents (online, or any attachment);
-- notifications: delivered ("delivered" or "sent") or failed (anything else), in their quarter.
+- notifications: delivered ("delivered" or "sent") or failed (anything else), in their quarter;
+- rated, rated_satisfied, rating_points: the applicant's rating (one per dossier), in the quarter
+  it was given: counted, counted as satisfied when its score is at least `SATISFIED_SCORE` (4 of
+  5: "satisfied" or "very satisfied"), and its score added to the points (average = points /
+  rated).
 """
 
 from __future__ import annotations
@@ -54,11 +58,16 @@ FIELDS: tuple[str, ...] = (
     "supplement_requests",
     "notified_delivered",
     "notified_failed",
+    "rated",
+    "rated_satisfied",
+    "rating_points",
 )
 CHANNEL_FIELDS = {1: "counter", 2: "online", 3: "post"}
 DELIVERED = frozenset({"delivered", "sent"})
 FINAL_STATES = frozenset({3, 8, 9, 10})
 SUPPLEMENT_REQUESTED, WITHDRAWAL_REQUESTED = 5, 7
+# Scores 1..5; 4 ("satisfied") and 5 ("very satisfied") count as satisfied, 1..3 as not yet.
+SATISFIED_SCORE = 4
 
 Contributions = dict[str, dict[str, int]]  # counter key -> field -> count
 Counted = dict[str, Any]  # {"k": counter key, "f": field, "n": count}
@@ -104,7 +113,7 @@ def contributions(facts: Mapping[str, Any]) -> Contributions:
         return {}
     out: Contributions = defaultdict(lambda: defaultdict(int))
 
-    def add(moment: datetime, field: str) -> None:
+    def add(moment: datetime, field: str, count: int = 1) -> None:
         key = counter_key(
             quarter_of(_aware(moment)),
             submitted["unit"],
@@ -112,7 +121,7 @@ def contributions(facts: Mapping[str, Any]) -> Contributions:
             int(submitted["channel"]),
             int(submitted["level"]),
         )
-        out[key][field] += 1
+        out[key][field] += count
 
     received_at = submitted["at"]
     channel = int(submitted["channel"])
@@ -167,6 +176,12 @@ def contributions(facts: Mapping[str, Any]) -> Contributions:
 
     for note in facts.get("notifications", ()):
         add(note["at"], "notified_delivered" if note["status"] in DELIVERED else "notified_failed")
+    if rating := facts.get("rating"):
+        score_given = int(rating["score"])
+        add(rating["at"], "rated")
+        add(rating["at"], "rating_points", score_given)
+        if score_given >= SATISFIED_SCORE:
+            add(rating["at"], "rated_satisfied")
     return {key: dict(fields) for key, fields in out.items()}
 
 

@@ -2,8 +2,9 @@
 
 Reporting keeps one facts document per dossier: the submission (`submitted`) and the lists of
 processing steps, payments, notifications, supplements and withdrawal requests, each entry as the
-event gave it. `domain.contributions` derives the dossier's counters from these facts, so events
-may arrive in any order across topics.
+event gave it, and the applicant's satisfaction rating (`rating`, one per dossier).
+`domain.contributions` derives the dossier's counters from these facts, so events may arrive in
+any order across topics.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from shared.events import (
     DossierNotified,
     DossierPaid,
     DossierProcessed,
+    DossierRated,
     DossierSubmitted,
     DossierSupplemented,
     DossierWithdrawn,
@@ -67,4 +69,7 @@ def facts_update(event: DossierEvent) -> FactsUpdate:
             return FactsUpdate("supplements", {"at": event.occurred_at})
         case DossierWithdrawn():
             return FactsUpdate("withdrawal_requests", {"at": event.occurred_at})
+        case DossierRated():
+            rating = {"at": event.occurred_at, "score": event.score}
+            return FactsUpdate("rating", rating, appended=False)
     raise TypeError(f"not a dossier event: {type(event).__name__}")

@@ -71,7 +71,10 @@ INDICATOR_FORMULAS: dict[str, str] = {
         "(finished_late + in_progress_overdue + in_progress_late_by_supplements)"
         " / (finished_early + finished_on_time + finished_late + in_progress) × 100"
     ),
-    "satisfaction_proxy": "100 - overdue_rate - complaint_rate (complaint_rate = 0: no data)",
+    "satisfaction_rate": (
+        "rated_satisfied / rated × 100 (applicants' ratings of finished dossiers; a score of 4"
+        " or 5 of 5 is satisfied)"
+    ),
 }
 
 
@@ -118,11 +121,11 @@ def indicators(t: Totals) -> list[Indicator]:
             INDICATOR_FORMULAS["overdue_rate"],
         ),
         Indicator(
-            "satisfaction_proxy",
-            "Mức độ hài lòng (ước tính)",
-            measured - overdue,
-            measured,
-            INDICATOR_FORMULAS["satisfaction_proxy"],
+            "satisfaction_rate",
+            "Mức độ hài lòng",
+            t["rated_satisfied"],
+            t["rated"],
+            INDICATOR_FORMULAS["satisfaction_rate"],
             90.0,
         ),
     ]

@@ -25,7 +25,8 @@ NOTES = [
     "received, channels, with_fee, paid_online, in_progress(_overdue) count in the quarter the "
     "dossier was submitted; results, refusals, withdrawals, supplement requests and "
     "notifications in the quarter they happened.",
-    "Complaint rate: no complaints data yet, counted as 0 in the satisfaction proxy.",
+    "satisfaction_rate: applicants' ratings (dvc.dossier.rated.v1), counted in the quarter they "
+    "were given; 4 or 5 of 5 is satisfied. rating_points / rated is the average score.",
     "in_progress_overdue: dossiers processing flagged overdue (action 'overdue') and not since "
     "extended.",
     "in_progress_late_by_supplements: open dossiers not flagged overdue but asked for more than "

@@ -22,7 +22,7 @@ from shared.auth import DevIssuer
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent, wrap
 from shared.kafka import create_broker, publish_cloud_event
-from shared.topics import REPORTING_GROUP, SUBSCRIPTIONS
+from shared.topics import DOSSIER_TOPICS, REPORTING_GROUP, SUBSCRIPTIONS
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
 from tests.unit.reporting.scenario import EXPECTED_MINISTRY, T0, script
 
@@ -80,7 +80,7 @@ async def wait_consumed(settings: ReportingSettings, limit_seconds: float = 20) 
         parts = [
             TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
         ]
-        assert len(parts) == 3 * 6 + 1
+        assert len(parts) == 3 * len(DOSSIER_TOPICS) + 1
         ends = await consumer.end_offsets(parts)
         deadline = asyncio.get_running_loop().time() + limit_seconds
         while True:
@@ -123,7 +123,10 @@ async def test_report_figures_are_exact_and_redelivery_changes_nothing(reporting
     assert indicators["online_rate"]["percent"] == 50.0
     assert indicators["online_payment_rate"]["percent"] == 100.0
     assert indicators["digitisation_rate"]["percent"] == 50.0
-    assert indicators["satisfaction_proxy"]["percent"] == 50.0
+    # One rating of 5 (satisfied) and one of 2 (not yet satisfied).
+    satisfaction = indicators["satisfaction_rate"]
+    assert (satisfaction["numerator"], satisfaction["denominator"]) == (1, 2)
+    assert satisfaction["percent"] == 50.0
     assert all(i["formula"] for i in indicators.values())
     catalogue = report["catalogue"]
     assert catalogue["by_level"] == {"1": 0, "2": 1, "3": 1, "4": 1}
@@ -141,6 +144,19 @@ async def test_report_figures_are_exact_and_redelivery_changes_nothing(reporting
     await wait_consumed(settings)
     again = await client.get("/api/v1/reports/quarterly?year=2026&quarter=1", headers=admin)
     assert again.json()["ministry"]["counts"] == EXPECTED_MINISTRY
+
+    # The public figures: anonymous, cacheable, the ratings counted once despite redelivery.
+    public = await client.get("/api/v1/public/figures?year=2026")
+    assert public.status_code == 200, public.text
+    assert public.headers["cache-control"] == "public, max-age=300"
+    ministry = public.json()["ministry"]
+    assert (ministry["received"], ministry["online_percent"]) == (6, 50.0)
+    assert (ministry["rated"], ministry["satisfaction_percent"]) == (2, 50.0)
+    assert ministry["average_score"] == 3.5 and ministry["level4"]["meets_target"] is True
+    units = {u["unit_code"]: u for u in public.json()["units"]}
+    assert units["G12"]["rated"] == 1 and units["H56"]["rated"] == 1
+    public_csv = await client.get("/api/v1/public/figures.csv?year=2026")
+    assert public_csv.text.splitlines()[1].startswith("ministry,")
 
     # A date range rolls into quarters; CSV and HTML carry the same figures.
     ranged = await client.get(

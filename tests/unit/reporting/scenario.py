@@ -22,6 +22,7 @@ from shared.events import (
     DossierNotified,
     DossierPaid,
     DossierProcessed,
+    DossierRated,
     DossierSubmitted,
     DossierSupplemented,
     DossierWithdrawn,
@@ -88,6 +89,16 @@ def notified(n: int, status: str) -> Any:
     )
 
 
+def rated(n: int, procedure: str, score: int, hours: float) -> Any:
+    return DossierRated(
+        dossier_code=code(n),
+        occurred_at=at(hours),
+        procedure_code=procedure,
+        unit_code=UNIT_OF[procedure],
+        score=score,
+    )
+
+
 def script() -> list[Any]:
     due = at(48)
     return [
@@ -119,6 +130,8 @@ def script() -> list[Any]:
         ),
         step(1, "P1", 4, 9, 47, result_document=DOC),
         notified(1, "delivered"),
+        step(1, "P1", 9, 10, 48, action="return_result"),
+        rated(1, "P1", 5, 49),
         # 2: counter, result late.
         submitted(2, "P2", 3, Channel.COUNTER),
         step(2, "P2", None, 2, 0, due_at=due),
@@ -134,6 +147,7 @@ def script() -> list[Any]:
         DossierWithdrawn(dossier_code=code(4), occurred_at=at(2), reason="rút"),
         step(4, "P3", 4, 7, 2),
         step(4, "P3", 7, 8, 3),
+        rated(4, "P3", 2, 4),
         # 5: online, a supplement requested and supplied, still in progress; a failed message.
         submitted(5, "P2", 3, Channel.ONLINE),
         step(5, "P2", 1, 2, 1, due_at=due),
@@ -170,6 +184,9 @@ EXPECTED_MINISTRY = {
     "supplement_requests": 1,
     "notified_delivered": 1,
     "notified_failed": 1,
+    "rated": 2,
+    "rated_satisfied": 1,
+    "rating_points": 7,
 }
 
 

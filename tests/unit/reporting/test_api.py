@@ -39,6 +39,7 @@ async def client(issuer: DevIssuer) -> AsyncIterator[httpx.AsyncClient]:
     app.state.reporting_service = reporting
     install_problem_handlers(app)
     app.include_router(api.router)
+    app.include_router(api.public_router)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://reporting.test") as http:
         yield http
@@ -103,3 +104,59 @@ async def test_json_csv_and_html_carry_the_same_figures(
         html = await client.get(url, headers=admin)
         assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
         assert "Tỷ lệ hồ sơ trực tuyến" in html.text and "<svg" in html.text
+
+
+async def test_public_figures_are_anonymous_cacheable_and_exact(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/public/figures?year=2026")
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "public, max-age=300"
+    figures = response.json()
+    assert figures["year"] == 2026 and figures["quarters"][0] == "2026-Q1"
+    assert figures["ministry"] == {
+        "received": 6,
+        "online": 3,
+        "online_percent": 50.0,
+        "resolved": 2,
+        "on_time_percent": 50.0,
+        "rated": 2,
+        "satisfaction_percent": 50.0,
+        "average_score": 3.5,
+        "level4": {
+            "level4_procedures": 1,
+            "online_procedures": 2,
+            "level4_percent": 50.0,
+            "target_percent": 30.0,
+            "meets_target": True,
+        },
+    }
+    units = {u["unit_code"]: u for u in figures["units"]}
+    assert (units["G12"]["received"], units["G12"]["satisfaction_percent"]) == (4, 100.0)
+    assert (units["H56"]["average_score"], units["H56"]["satisfaction_percent"]) == (2.0, 0.0)
+    assert units["H56"]["level4"]["online_procedures"] == 0
+    assert units["H56"]["level4"]["meets_target"] is None
+    procedures = {p["procedure_code"]: p for p in figures["procedures"]}
+    assert [procedures[c]["received"] for c in ("P1", "P2", "P3")] == [2, 2, 2]
+    assert procedures["P1"]["level"] == 4 and procedures["P1"]["procedure_name"] == "Thủ tục 1"
+    # Aggregates only: nothing of any applicant or dossier.
+    for personal in ("Nguyễn", "001203004567", "example.vn", "000.00.21"):
+        assert personal not in response.text
+
+    empty = (await client.get("/api/v1/public/figures?year=2025")).json()
+    assert empty["ministry"]["received"] == 0 and empty["ministry"]["on_time_percent"] is None
+    assert (await client.get("/api/v1/public/figures?year=1999")).status_code == 422
+
+
+async def test_public_figures_as_csv(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/public/figures.csv?year=2026")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["cache-control"] == "public, max-age=300"
+    assert "so-lieu-cong-khai-2026.csv" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["scope"] for r in rows] == ["ministry", "unit", "unit", "procedure"] + [
+        "procedure"
+    ] * 2
+    assert rows[0]["received"] == "6" and rows[0]["satisfaction_percent"] == "50.00"
+    assert rows[0]["level4_percent"] == "50.00" and rows[0]["level4_target_percent"] == "30.00"
+    assert rows[3]["procedure_code"] == "P1" and rows[3]["level"] == "4"
+    assert rows[3]["level4_percent"] == ""

@@ -17,6 +17,7 @@ from services.reporting.domain.indicators import (
     indicators,
     total,
 )
+from services.reporting.domain.public_figures import year_to_date_quarters
 from services.reporting.domain.quarters import quarter_of, quarters_between
 
 
@@ -117,6 +118,22 @@ def test_a_result_counts_in_its_own_quarter_against_the_due_date_in_force() -> N
     }
 
 
+@pytest.mark.parametrize(("given", "satisfied"), [(5, 1), (4, 1), (3, 0), (1, 0)])
+def test_a_rating_counts_in_the_quarter_it_was_given(given: int, satisfied: int) -> None:
+    facts = {
+        "submitted": SUBMITTED,
+        "steps": [step(2, 1, utc(2024, 4, 2)), step(10, 2, utc(2024, 6, 20))],
+        "rating": {"at": utc(2024, 7, 1), "score": given},
+    }
+    got = contributions(facts)
+    rated = {"rated": 1, "rating_points": given} | ({"rated_satisfied": 1} if satisfied else {})
+    assert got[KEY_Q3] == rated
+    assert "rated" not in got[KEY_Q2]
+    t = total(got.values())
+    [satisfaction] = [i for i in indicators(t) if i.code == "satisfaction_rate"]
+    assert (satisfaction.numerator, satisfaction.denominator) == (satisfied, 1)
+
+
 def test_refusals_withdrawals_and_overdue_flags() -> None:
     refused = {"submitted": SUBMITTED, "steps": [step(3, 1, utc(2024, 4, 2))]}
     assert contributions(refused)[KEY_Q2]["refused"] == 1
@@ -172,6 +189,9 @@ def test_indicator_formulas() -> None:
                 "in_progress_overdue": 1,
                 "results_issued": 5,
                 "digitised": 4,
+                "rated": 5,
+                "rated_satisfied": 4,
+                "rating_points": 21,
             }
         ]
     )
@@ -182,7 +202,7 @@ def test_indicator_formulas() -> None:
         "online_payment_rate": (3, 4, 75.0),
         "digitisation_rate": (4, 5, 80.0),
         "overdue_rate": (2, 10, 20.0),
-        "satisfaction_proxy": (8, 10, 80.0),
+        "satisfaction_rate": (4, 5, 80.0),
     }
     assert all(i.percent is None for i in indicators(total([])))
 
@@ -252,3 +272,9 @@ def test_the_level4_target_is_compared_exactly() -> None:
     assert under.meets_target is False and under.level4_share is not None
     assert under.level4_share < 0.30
     assert catalogue_rollup([CatalogueEntry("D", "d", "G1", 2)], {}).meets_target is None
+
+
+def test_public_figures_cover_the_year_to_date() -> None:
+    assert year_to_date_quarters(2026, date(2026, 5, 20)) == ["2026-Q1", "2026-Q2"]
+    assert year_to_date_quarters(2025, date(2026, 5, 20)) == [f"2025-Q{q}" for q in (1, 2, 3, 4)]
+    assert year_to_date_quarters(2027, date(2026, 5, 20)) == []

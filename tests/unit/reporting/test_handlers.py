@@ -50,7 +50,10 @@ async def test_the_script_gives_exact_figures() -> None:
     assert indicators["online_rate"]["percent"] == 50.0
     assert indicators["online_payment_rate"]["percent"] == 100.0
     assert indicators["digitisation_rate"]["percent"] == 50.0
-    assert indicators["satisfaction_proxy"]["percent"] == 50.0
+    # One rating of 5 (satisfied) and one of 2 (not yet satisfied).
+    satisfaction = indicators["satisfaction_rate"]
+    assert (satisfaction["numerator"], satisfaction["denominator"]) == (1, 2)
+    assert satisfaction["percent"] == 50.0
     catalogue = report["catalogue"]
     assert catalogue["by_level"] == {"1": 0, "2": 1, "3": 1, "4": 1}
     assert catalogue["level4_share"] == 0.5

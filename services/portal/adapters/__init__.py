@@ -1,0 +1,1 @@
+"""The portal's outbound adapters: intake's HTTP API."""
