@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# One image for the four services; the command chooses which one runs:
+# One image for the four services and the citizens' portal; the command chooses which one runs:
 #   python -m services.intake | services.processing | services.notification | services.reporting
+#             | services.portal
 # and `python /app/create_topics.py` creates the Kafka topics (a one-shot job).
 #
 # The base is pinned to an exact version tag. Pin the digest too when you build for production:
@@ -24,7 +25,7 @@ RUN pip install . && python -m compileall -q /opt/venv
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dvc-platform" \
-      org.opencontainers.image.description="DVC platform services (intake, processing, notification, reporting)"
+      org.opencontainers.image.description="DVC platform services (intake, processing, notification, reporting, portal)"
 RUN groupadd --system --gid 10001 dvc \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin dvc
@@ -38,10 +39,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     DVC_INTAKE_HTTP_HOST=0.0.0.0 DVC_INTAKE_HTTP_PORT=8000 \
     DVC_PROCESSING_HTTP_HOST=0.0.0.0 DVC_PROCESSING_HTTP_PORT=8000 \
     DVC_NOTIFICATION_HTTP_HOST=0.0.0.0 DVC_NOTIFICATION_HTTP_PORT=8000 \
-    DVC_REPORTING_HTTP_HOST=0.0.0.0 DVC_REPORTING_HTTP_PORT=8000
+    DVC_REPORTING_HTTP_HOST=0.0.0.0 DVC_REPORTING_HTTP_PORT=8000 \
+    DVC_PORTAL_HTTP_HOST=0.0.0.0 DVC_PORTAL_HTTP_PORT=8000
 USER 10001:10001
 EXPOSE 8000
 # slim has no curl: the standard library asks /health/live.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request as r; r.urlopen('http://127.0.0.1:8000/health/live', timeout=2)"]
-CMD ["python", "-c", "raise SystemExit('choose a service: python -m services.<intake|processing|notification|reporting>')"]
+CMD ["python", "-c", "raise SystemExit('choose a service: python -m services.<intake|processing|notification|reporting|portal>')"]

@@ -9,7 +9,8 @@ What is generated, and from what:
   groups' dead-letter topics, reads its groups' `SUBSCRIPTIONS`; see `GROUP_SERVICE`), a read-only
   user per agency of `deploy/k8s/agencies.yaml` (reads `PUBLIC_TOPICS` only);
 - `services/<service>.generated.yaml`: the service's Deployment, Service, HPA,
-  PodDisruptionBudget, NetworkPolicy, ServiceAccount and ServiceMonitor;
+  PodDisruptionBudget, NetworkPolicy, ServiceAccount and ServiceMonitor (the portal's too: it
+  holds no data, so it has no Kafka user, no MongoDB user and no Kafka or MongoDB egress);
 - `monitoring/prometheus-rule.generated.yaml`: one `PrometheusRule` holding the groups of every
   `deploy/prometheus/rules/*.yml`, so Kubernetes and docker-compose alert on the same rules.
 A test fails when a checked-in file differs from what this script writes.
@@ -74,6 +75,17 @@ class ServiceShape:
     internet_egress_ports: tuple[int, ...] = ()
     # Other services it calls over HTTP (intake fetches result documents from processing).
     calls: tuple[str, ...] = ()
+    # Holds data: a Kafka user (SCRAM over TLS) and a MongoDB user owning `dvc_<service>`.
+    kafka_and_mongodb: bool = True
+    # Verifies staff JWTs: the issuer's public key is mounted.
+    staff_tokens: bool = True
+    # The in-memory /tmp (it counts against the memory limit): uploads spool there.
+    tmp_size: str = "64Mi"
+    # The readiness probe's path: every dependency answers (Kafka, MongoDB; intake for the portal).
+    readiness_path: str = "/health/ready"
+    # The dvc-platform ConfigMap key of its trusted proxies (see SERVICE_SECRET_ENV for the
+    # portal's, a JSON list).
+    trusted_proxies_key: str = "trusted-proxies"
 
 
 SERVICES: dict[str, ServiceShape] = {
@@ -88,6 +100,23 @@ SERVICES: dict[str, ServiceShape] = {
         internet_egress_ports=(443, 587),
     ),
     "reporting": ServiceShape("200m", "256Mi", "1", "768Mi", max_replicas=TOPIC_PARTITIONS),
+    # The citizens' web pages: server-rendered, no data of its own, calls only intake. Uploads
+    # spool to /tmp (each file beyond 1 MiB, up to 30 MiB a dossier) before going on to intake;
+    # in memory, so that citizens' documents never touch the node's disk: 256Mi holds about eight
+    # full dossiers in flight per pod, within the memory limit.
+    # Ready = it serves, not "intake answers": with intake down every portal pod would leave the
+    # load balancing and citizens would get the ingress controller's bare 503 instead of the
+    # portal's own page ("Hệ thống tạm thời gián đoạn", Retry-After). Intake's readiness and
+    # the ServiceDown alert cover intake.
+    "portal": ServiceShape(
+        "100m", "256Mi", "1", "640Mi", max_replicas=10,
+        calls=("intake", "reporting"),
+        kafka_and_mongodb=False,
+        staff_tokens=False,
+        tmp_size="256Mi",
+        readiness_path="/health/live",
+        trusted_proxies_key="portal-trusted-proxies",
+    ),
 }  # fmt: skip
 
 
@@ -189,7 +218,8 @@ def load_agencies() -> list[dict[str, Any]]:
 def kafka_users() -> list[dict[str, Any]]:
     docs = [
         kafka_user(kafka_user_name(service), service_acls(service), labels(service, "kafka-user"))
-        for service in SERVICES
+        for service, shape in SERVICES.items()
+        if shape.kafka_and_mongodb
     ]
     for agency in load_agencies():
         user = kafka_user(
@@ -221,14 +251,28 @@ def _env_from(service: str, field: str, kind: str, name: str, key: str) -> dict[
     }
 
 
-def service_env(service: str) -> list[dict[str, Any]]:
-    return [
+def service_env(service: str, shape: ServiceShape) -> list[dict[str, Any]]:
+    common = [
         _env_from(service, "ENVIRONMENT", "configmap", "dvc-platform", "environment"),
         _env_from(service, "LOG_LEVEL", "configmap", "dvc-platform", "log-level"),
         _env(service, "HTTP_HOST", "0.0.0.0"),
         _env(service, "HTTP_PORT", str(HTTP_PORT)),
-        # Only the ingress controller's X-Forwarded-For is believed (rate limits per citizen).
-        _env_from(service, "TRUSTED_PROXIES", "configmap", "dvc-platform", "trusted-proxies"),
+        # Only the pod network's X-Forwarded-For is believed (rate limits per citizen): the
+        # ingress controller's, and the portal's when it calls intake (base/kustomization.yaml).
+        _env_from(
+            service, "TRUSTED_PROXIES", "configmap", "dvc-platform", shape.trusted_proxies_key
+        ),
+    ]
+    return [
+        *common,
+        *(data_env(service) if shape.kafka_and_mongodb else []),
+        *(staff_token_env(service) if shape.staff_tokens else []),
+        *SERVICE_SECRET_ENV.get(service, []),
+    ]
+
+
+def data_env(service: str) -> list[dict[str, Any]]:
+    return [
         # Kafka over TLS with SCRAM-SHA-512; the user and its password come from the Strimzi
         # user operator (a Secret named like the KafkaUser), the CA from the cluster operator.
         _env_from(service, "KAFKA_BOOTSTRAP", "configmap", "dvc-platform", "kafka-bootstrap"),
@@ -253,10 +297,14 @@ def service_env(service: str) -> list[dict[str, Any]]:
             f"?replicaSet=rs0&authSource=admin",
         ),
         _env(service, "MONGO_DATABASE", f"dvc_{service}"),
+    ]
+
+
+def staff_token_env(service: str) -> list[dict[str, Any]]:
+    return [
         _env_from(service, "JWT_ISSUER", "configmap", "dvc-platform", "jwt-issuer"),
         _env_from(service, "JWT_AUDIENCE", "configmap", "dvc-platform", "jwt-audience"),
         _env(service, "JWT_PUBLIC_KEY_FILE", "/etc/dvc/jwt/public-key.pem"),
-        *SERVICE_SECRET_ENV.get(service, []),
     ]
 
 
@@ -273,6 +321,10 @@ SERVICE_SECRET_ENV: dict[str, list[dict[str, Any]]] = {
         _env_from("intake", "PROCESSING_TOKEN", "secret", "intake-secrets", "processing-token"),
         _env_from("intake", "PAYMENT_BASE_URL", "configmap", "dvc-platform", "payment-base-url"),
         _env("intake", "PROCESSING_BASE_URL", f"http://processing:{HTTP_PORT}"),
+        # Where the payment platform sends the citizen back: the portal's return page.
+        _env_from(
+            "intake", "PAYMENT_RETURN_URL", "configmap", "dvc-platform", "payment-return-url"
+        ),
     ],
     "notification": [
         _env_from(
@@ -301,6 +353,18 @@ SERVICE_SECRET_ENV: dict[str, list[dict[str, Any]]] = {
             "notification", "SMS_GATEWAY_URL", "configmap", "dvc-platform", "sms-gateway-url"
         ),
     ],
+    "portal": [
+        # Signs the citizens' cookies (CSRF, receipt, tracking session); refused in production
+        # when shorter than 32 characters.
+        _env_from("portal", "SECRET_KEY", "secret", "portal-secrets", "secret-key"),
+        _env("portal", "INTAKE_BASE_URL", f"http://intake:{HTTP_PORT}"),
+        # The public figures page reads reporting's anonymous aggregate endpoint.
+        _env("portal", "REPORTING_BASE_URL", f"http://reporting:{HTTP_PORT}"),
+        # The base of the tracking QR code's link: the Ingress's host (overlays set both).
+        _env_from("portal", "PUBLIC_BASE_URL", "configmap", "dvc-platform", "portal-public-url"),
+        # The Ingress terminates TLS: citizens always reach the portal over HTTPS.
+        _env("portal", "COOKIE_SECURE", "true"),
+    ],
 }
 
 
@@ -317,6 +381,37 @@ def restricted_container_security() -> dict[str, Any]:
 def deployment(service: str, shape: ServiceShape) -> dict[str, Any]:
     selector = {"app.kubernetes.io/name": service}
     probe = {"httpGet": {"path": "/health/live", "port": "http"}, "timeoutSeconds": 2}
+    client_labels = (
+        {KAFKA_CLIENT_LABEL: "true", MONGODB_CLIENT_LABEL: "true"}
+        if shape.kafka_and_mongodb
+        else {}
+    )
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": shape.tmp_size}}
+    ]
+    if shape.kafka_and_mongodb:
+        mounts.append({"name": "kafka-ca", "mountPath": "/etc/dvc/kafka-ca", "readOnly": True})
+        volumes.append(
+            {
+                "name": "kafka-ca",
+                "secret": {
+                    "secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                },
+            }
+        )
+    if shape.staff_tokens:
+        mounts.append({"name": "jwt", "mountPath": "/etc/dvc/jwt", "readOnly": True})
+        volumes.append(
+            {
+                "name": "jwt",
+                "configMap": {
+                    "name": "dvc-jwt-public-key",
+                    "items": [{"key": "public-key.pem", "path": "public-key.pem"}],
+                },
+            }
+        )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -330,13 +425,7 @@ def deployment(service: str, shape: ServiceShape) -> dict[str, Any]:
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
             "template": {
-                "metadata": {
-                    "labels": {
-                        **labels(service),
-                        KAFKA_CLIENT_LABEL: "true",
-                        MONGODB_CLIENT_LABEL: "true",
-                    }
-                },
+                "metadata": {"labels": {**labels(service), **client_labels}},
                 "spec": {
                     "serviceAccountName": service,
                     "automountServiceAccountToken": False,
@@ -366,7 +455,7 @@ def deployment(service: str, shape: ServiceShape) -> dict[str, Any]:
                             "ports": [
                                 {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}
                             ],
-                            "env": service_env(service),
+                            "env": service_env(service, shape),
                             "resources": {
                                 "requests": {
                                     "cpu": shape.cpu_request,
@@ -377,40 +466,16 @@ def deployment(service: str, shape: ServiceShape) -> dict[str, Any]:
                             "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
                             "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
                             "readinessProbe": {
-                                "httpGet": {"path": "/health/ready", "port": "http"},
+                                "httpGet": {"path": shape.readiness_path, "port": "http"},
                                 "timeoutSeconds": 3,
                                 "periodSeconds": 5,
                                 "failureThreshold": 3,
                             },
                             "securityContext": restricted_container_security(),
-                            "volumeMounts": [
-                                {"name": "tmp", "mountPath": "/tmp"},
-                                {
-                                    "name": "kafka-ca",
-                                    "mountPath": "/etc/dvc/kafka-ca",
-                                    "readOnly": True,
-                                },
-                                {"name": "jwt", "mountPath": "/etc/dvc/jwt", "readOnly": True},
-                            ],
+                            "volumeMounts": mounts,
                         }
                     ],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-                        {
-                            "name": "kafka-ca",
-                            "secret": {
-                                "secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            },
-                        },
-                        {
-                            "name": "jwt",
-                            "configMap": {
-                                "name": "dvc-jwt-public-key",
-                                "items": [{"key": "public-key.pem", "path": "public-key.pem"}],
-                            },
-                        },
-                    ],
+                    "volumes": volumes,
                 },
             },
         },
@@ -457,6 +522,7 @@ def network_policy(service: str, shape: ServiceShape) -> dict[str, Any]:
                 "ports": http,
             }
         )
+    # DNS is open to every pod of the namespace by network/dns.yaml.
     egress: list[dict[str, Any]] = [
         *(
             {
@@ -465,15 +531,18 @@ def network_policy(service: str, shape: ServiceShape) -> dict[str, Any]:
             }
             for name in shape.calls
         ),
-        {
-            "to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}}}],
-            "ports": [{"protocol": "TCP", "port": 9093}],
-        },
-        {
-            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mongodb"}}}],
-            "ports": [{"protocol": "TCP", "port": 27017}],
-        },
     ]
+    if shape.kafka_and_mongodb:
+        egress += [
+            {
+                "to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}}}],
+                "ports": [{"protocol": "TCP", "port": 9093}],
+            },
+            {
+                "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mongodb"}}}],
+                "ports": [{"protocol": "TCP", "port": 27017}],
+            },
+        ]
     if shape.internet_egress_ports:
         egress.append(
             {

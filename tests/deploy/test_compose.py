@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.tools import ROOT, SERVICES, run, venv_tool
+from tests.deploy.tools import DATA_SERVICES, ROOT, SERVICES, interpolate, run, venv_tool
 
 COMPOSE = ROOT / "docker-compose.yml"
 PINNED = re.compile(r"^[\w.\-/]+:v?\d+\.\d+\.\d+[\w.\-]*(@sha256:[0-9a-f]{64})?$")
@@ -62,7 +63,7 @@ def test_topics_are_created_by_a_one_shot_job_of_our_image(compose: dict[str, An
 
 
 def test_each_service_waits_for_topics_and_replica_set(compose: dict[str, Any]) -> None:
-    for name in SERVICES:
+    for name in DATA_SERVICES:
         service = compose["services"][name]
         assert service["command"] == ["python", "-m", f"services.{name}"]
         assert "/health/ready" in " ".join(service["healthcheck"]["test"])
@@ -77,6 +78,84 @@ def test_each_service_waits_for_topics_and_replica_set(compose: dict[str, Any]) 
         assert env[f"{prefix}KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert "replicaSet=rs0" in env[f"{prefix}MONGO_URL"]
         assert all(key.startswith(prefix) for key in env), f"{name}: another service's variable"
+        assert "backend" in service["networks"]
+        assert service["secrets"] == ["jwt_public_key"]
+
+
+def test_every_service_runs_locked_down(compose: dict[str, Any]) -> None:
+    for name in SERVICES:
+        service = compose["services"][name]
+        assert service["command"] == ["python", "-m", f"services.{name}"]
+        assert service["image"] == "${DVC_IMAGE:-dvc-platform:local}"
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
+        assert service["security_opt"] == ["no-new-privileges:true"]
+        assert any(mount.startswith("/tmp:") for mount in service["tmpfs"])
+        assert "/health/ready" in " ".join(service["healthcheck"]["test"])
+        assert service["restart"] == "unless-stopped"
+
+
+# --- the portal ----------------------------------------------------------------------------
+
+PORTAL_ADDRESS = "172.16.238.10"
+
+
+def test_the_portal_holds_no_data_and_verifies_no_token(compose: dict[str, Any]) -> None:
+    portal = compose["services"]["portal"]
+    assert list(portal["networks"]) == ["portal"], "not on the backend network (Kafka, MongoDB)"
+    assert "secrets" not in portal
+    env = portal["environment"]
+    assert all(key.startswith("DVC_PORTAL_") for key in env)
+    assert not any(re.search(r"KAFKA|MONGO|JWT", key) for key in env)
+    assert env["DVC_PORTAL_INTAKE_BASE_URL"] == "http://intake:8000"
+    assert portal["depends_on"] == {"intake": {"condition": "service_healthy"}}
+    assert portal["ports"] == ["${DVC_PUBLISH_ADDRESS:-127.0.0.1}:8000:8000"]
+    published = [p.split(":")[-2] for s in compose["services"].values() for p in s.get("ports", [])]
+    assert len(published) == len(set(published)), f"a host port published twice: {published}"
+
+
+def test_the_portal_gets_its_production_settings(compose: dict[str, Any]) -> None:
+    env = compose["services"]["portal"]["environment"]
+    assert env["DVC_PORTAL_ENVIRONMENT"] == "${DVC_ENVIRONMENT:-production}"
+    assert re.fullmatch(r"\$\{DVC_PORTAL_SECRET_KEY:\?[^}]+\}", env["DVC_PORTAL_SECRET_KEY"])
+    assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", env["DVC_PORTAL_PUBLIC_BASE_URL"])
+    assert env["DVC_PORTAL_COOKIE_SECURE"] == "true"
+
+
+def _portal_network(compose: dict[str, Any]) -> dict[str, Any]:
+    [config] = compose["networks"]["portal"]["ipam"]["config"]
+    return config
+
+
+def test_intake_believes_exactly_the_portal(compose: dict[str, Any]) -> None:
+    """Intake believes the X-Forwarded-For of the portal's fixed address, not of the portal
+    network (its gateway is where the host's clients of the published ports come from), plus
+    the operator's reverse proxy when there is one."""
+    services = compose["services"]
+    address = services["portal"]["networks"]["portal"]["ipv4_address"]
+    assert address == PORTAL_ADDRESS
+    network = _portal_network(compose)
+    assert ip_address(address) in ip_network(network["subnet"])
+    assert ip_address(address) not in ip_network(network["ip_range"]), "dynamic addresses"
+    assert ip_address(address) != ip_address(network["gateway"])
+    assert "portal" in services["intake"]["networks"]
+    trusted = services["intake"]["environment"]["DVC_INTAKE_TRUSTED_PROXIES"]
+    assert interpolate(trusted, {"DVC_TRUSTED_PROXIES": ""}) == address
+    assert interpolate(trusted, {}) == address
+    assert (
+        interpolate(trusted, {"DVC_TRUSTED_PROXIES": "10.0.0.5,10.1.0.0/16"})
+        == f"{address},10.0.0.5,10.1.0.0/16"
+    )
+
+
+def test_only_what_the_portal_calls_and_prometheus_join_its_network(
+    compose: dict[str, Any],
+) -> None:
+    members = {
+        name for name, service in compose["services"].items() if "portal" in service["networks"]
+    }
+    assert members == {"portal", "intake", "reporting", "prometheus"}
+    assert "portal" in compose["services"]["prometheus"]["depends_on"]
 
 
 def test_monitoring_is_loaded_from_the_repository(compose: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
 
-from tests.deploy.tools import ROOT
+from tests.deploy.tools import ROOT, SERVICES
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 
@@ -89,7 +89,7 @@ def test_final_stage_has_no_build_tools_or_caches() -> None:
 
 def test_listens_on_one_port_for_every_service() -> None:
     env = " ".join(rest for word, rest in stages()[-1] if word == "ENV")
-    for service in ("INTAKE", "PROCESSING", "NOTIFICATION", "REPORTING"):
+    for service in (name.upper() for name in SERVICES):
         assert f"DVC_{service}_HTTP_PORT=8000" in env
         assert f"DVC_{service}_HTTP_HOST=0.0.0.0" in env
 
@@ -157,3 +157,21 @@ def test_the_image_holds_no_development_tooling() -> None:
     assert copied and not any(s.startswith(("devstack", "tests", "bench")) for s in copied)
     ignored = (ROOT / ".dockerignore").read_text()
     assert "!devstack" not in ignored
+
+
+def test_package_data_ships_the_portal_s_pages() -> None:
+    """The portal's templates and static files, committed or not yet: without them the image's
+    portal answers nothing but errors."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_data = config.get("package-data", {})
+    files = [
+        path
+        for folder in ("templates", "static")
+        for path in (ROOT / "services" / "portal" / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert any(p.name == "base.html" for p in files)
+    missing = [str(p.relative_to(ROOT)) for p in files if not is_package_data(p, package_data)]
+    assert not missing, f"not declared as package data in pyproject.toml: {missing}"
+    # setuptools' `*` stays within one folder (fnmatch's does not): no file in a subfolder
+    assert all(p.parent.name in {"templates", "static"} for p in files), "add a `**` pattern"

@@ -15,7 +15,7 @@ from shared.topics import (
     platform_topics,
     subscriptions_of,
 )
-from tests.deploy.tools import SERVICES
+from tests.deploy.tools import DATA_SERVICES, SERVICES
 
 Doc = dict[str, Any]
 WRITE_LIKE = {"Write", "Create", "Delete", "Alter", "AlterConfigs", "All", "IdempotentWrite"}
@@ -73,13 +73,13 @@ def test_every_topic_the_code_uses_has_a_kafka_topic(production: list[Doc]) -> N
 
 
 def test_the_services_are_the_topic_owners() -> None:
-    assert set(SERVICES) == set(PRODUCERS) == set(GROUP_SERVICE.values())
+    assert set(DATA_SERVICES) == set(PRODUCERS) == set(GROUP_SERVICE.values())
     assert set(GROUP_SERVICE) == set(SUBSCRIPTIONS)
 
 
 def test_each_service_writes_only_its_own_topics(production: list[Doc]) -> None:
     by_name = users(production)
-    for service in SERVICES:
+    for service in DATA_SERVICES:
         user = by_name[f"dvc-{service}"]
         for spec in platform_topics():
             may_write = allowed(user, "Write", "topic", spec.name)
@@ -92,7 +92,7 @@ def test_each_service_writes_only_its_own_topics(production: list[Doc]) -> None:
 
 def test_each_service_reads_its_subscriptions_as_its_own_group(production: list[Doc]) -> None:
     by_name = users(production)
-    for service in SERVICES:
+    for service in DATA_SERVICES:
         user = by_name[f"dvc-{service}"]
         readable = {s.name for s in platform_topics() if allowed(user, "Read", "topic", s.name)}
         assert readable == set(subscriptions_of(service))
@@ -102,7 +102,7 @@ def test_each_service_reads_its_subscriptions_as_its_own_group(production: list[
 
 
 def test_every_topic_has_exactly_one_writer(production: list[Doc]) -> None:
-    service_users = [users(production)[f"dvc-{s}"] for s in SERVICES]
+    service_users = [users(production)[f"dvc-{s}"] for s in DATA_SERVICES]
     for spec in platform_topics():
         writers = [u for u in service_users if allowed(u, "Write", "topic", spec.name)]
         assert len(writers) == 1, f"{spec.name}: {[w['metadata']['name'] for w in writers]}"
@@ -129,3 +129,10 @@ def test_agencies_are_read_only_on_the_public_topics(production: list[Doc]) -> N
 def test_public_topics_carry_no_internal_dossier_stream() -> None:
     # The agencies' topics are the redacted projection and the catalogue, never raw dossier events.
     assert all(not topic.startswith("dvc.dossier.") for topic in PUBLIC_TOPICS)
+
+
+def test_the_portal_has_no_kafka_user(production: list[Doc]) -> None:
+    """It holds no data: no user, so no Secret of a Kafka password to leak from its pod."""
+    names = set(users(production))
+    assert {f"dvc-{s}" for s in DATA_SERVICES} <= names
+    assert not {f"dvc-{s}" for s in SERVICES if s not in DATA_SERVICES} & names

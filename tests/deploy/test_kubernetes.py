@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -12,11 +13,14 @@ import pytest
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from tests.deploy.conftest import K8S, TARGETS
-from tests.deploy.tools import KUBERNETES_VERSION, ROOT, SERVICES
+from tests.deploy.tools import DATA_SERVICES, KUBERNETES_VERSION, ROOT, SERVICES
 
 Doc = dict[str, Any]
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 PINNED_IMAGE = re.compile(r"^[\w.\-/:]+:\d+\.\d+\.\d+[\w.\-]*(@sha256:[0-9a-f]{64})?$")
+# The portal is ready when it serves: with intake down it shows its own Vietnamese 503 page
+# rather than leave every pod out of the load balancing (deploy/k8s/generate.py).
+READINESS_PATH = {"portal": "/health/live"}
 
 
 def by_kind(docs: list[Doc], kind: str) -> list[Doc]:
@@ -303,7 +307,9 @@ def test_every_service_has_its_workload_set(rendered: dict[str, list[Doc]], targ
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == ["python", "-m", f"services.{service}"]
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert container["readinessProbe"]["httpGet"]["path"] == READINESS_PATH.get(
+            service, "/health/ready"
+        )
 
         def selects(selector: Doc, pod_labels: Doc = labels) -> bool:
             return all(pod_labels.get(k) == v for k, v in selector.items())
@@ -366,7 +372,13 @@ def test_services_reach_only_kafka_mongodb_and_what_they_need(
             for rule in policy["spec"]["egress"]
             if any("ipBlock" in peer for peer in rule.get("to", []))
         ]
-        if service == "notification":  # SMTP submission, SMS gateway and webhooks over HTTPS
+        if service == "portal":  # intake's and reporting's HTTP APIs only (DNS: network/dns.yaml)
+            assert _egress_ports(policy) == {8000}
+            assert [rule["to"] for rule in policy["spec"]["egress"]] == [
+                [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "intake"}}}],
+                [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "reporting"}}}],
+            ]
+        elif service == "notification":  # SMTP submission, SMS gateway and webhooks over HTTPS
             assert _egress_ports(policy) == {9093, 27017, 443, 587}
             assert len(internet) == 1
             assert "10.0.0.0/8" in internet[0]["to"][0]["ipBlock"]["except"]
@@ -388,12 +400,53 @@ def test_services_reach_only_kafka_mongodb_and_what_they_need(
             for peer in rule["from"]
         }
         assert "prometheus" in sources
-    intake_sources = named(docs, "NetworkPolicy", "intake")["spec"]["ingress"]
-    assert any(
-        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "ingress-nginx"
-        for rule in intake_sources
+    for service in ("intake", "portal"):
+        sources = named(docs, "NetworkPolicy", service)["spec"]["ingress"]
+        assert any(
+            peer.get("namespaceSelector", {})
+            .get("matchLabels", {})
+            .get("kubernetes.io/metadata.name")
+            == "ingress-nginx"
+            for rule in sources
+            for peer in rule["from"]
+        )
+
+
+def _sources(policy: Doc) -> set[str]:
+    return {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in policy["spec"]["ingress"]
         for peer in rule["from"]
+    }
+
+
+def test_the_portal_is_reached_from_the_ingress_and_reaches_intake(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["overlays/production"]
+    assert _sources(named(docs, "NetworkPolicy", "portal")) == {"ingress-nginx", "prometheus"}
+    assert _sources(named(docs, "NetworkPolicy", "intake")) == {
+        "ingress-nginx",
+        "prometheus",
+        "portal",
+    }
+    assert "portal" in _sources(named(docs, "NetworkPolicy", "reporting"))  # public figures
+    for service in ("processing", "notification"):
+        assert "portal" not in _sources(named(docs, "NetworkPolicy", service))
+    pod = named(docs, "Deployment", "portal")["spec"]["template"]
+    assert not {"dvc.most.gov.vn/kafka-client", "dvc.most.gov.vn/mongodb-client"} & set(
+        pod["metadata"]["labels"]
     )
+    [container] = pod["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DVC_PORTAL_INTAKE_BASE_URL"]["value"] == "http://intake:8000"
+    assert env["DVC_PORTAL_COOKIE_SECURE"]["value"] == "true"
+    assert env["DVC_PORTAL_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "portal-secrets",
+        "key": "secret-key",
+    }
+    assert not any(re.search(r"KAFKA|MONGO|JWT", name) for name in env)
+    assert {v["name"] for v in pod["spec"]["volumes"]} == {"tmp"}, "no Kafka CA, no JWT key"
 
 
 def test_mongodb_admits_only_its_clients(rendered: dict[str, list[Doc]]) -> None:
@@ -409,7 +462,7 @@ def test_mongodb_admits_only_its_clients(rendered: dict[str, list[Doc]]) -> None
         for w, _ in pod_specs(docs)
         if w["spec"]["template"]["metadata"]["labels"].get(client_label) == "true"
     }
-    assert clients == {*SERVICES, "mongodb-init"}
+    assert clients == {*DATA_SERVICES, "mongodb-init"}
 
 
 # --- MongoDB -------------------------------------------------------------------------------
@@ -444,7 +497,11 @@ def test_no_secret_is_committed(rendered: dict[str, list[Doc]], target: str) -> 
 
 
 def _referenced_secrets(docs: list[Doc]) -> set[str]:
-    names = set()
+    names = {
+        tls["secretName"]
+        for ingress in by_kind(docs, "Ingress")
+        for tls in ingress["spec"].get("tls", [])
+    }
     for _, pod in pod_specs(docs):
         for volume in pod.get("volumes", []):
             if "secret" in volume:
@@ -485,3 +542,129 @@ def test_production_runs_a_released_image_in_production_mode(
             "image"
         ]
         assert "example" not in image and not image.endswith(":latest")
+
+
+# --- the public entry ----------------------------------------------------------------------
+
+
+def _routes(docs: list[Doc]) -> dict[tuple[str, str], tuple[str, Doc]]:
+    """(host, path) -> (Service name, the Ingress) over every Ingress."""
+    routes = {}
+    for ingress in by_kind(docs, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                key = (rule["host"], path["path"])
+                assert key not in routes, f"{key} routed twice"
+                assert path["pathType"] in {"Prefix", "Exact"}
+                routes[key] = (path["backend"]["service"]["name"], ingress)
+    return routes
+
+
+def _route(routes: dict[tuple[str, str], tuple[str, Doc]], host: str, url: str) -> str:
+    """The Service the longest matching prefix sends `url` to (path elements, as Kubernetes)."""
+    matches = [
+        (len(path), service)
+        for (route_host, path), (service, _) in routes.items()
+        if route_host == host
+        and (path == "/" or url == path.rstrip("/") or url.startswith(path.rstrip("/") + "/"))
+    ]
+    return max(matches)[1] if matches else ""
+
+
+@all_targets()
+def test_the_ingress_sends_root_to_the_portal_and_api_to_intake(
+    rendered: dict[str, list[Doc]], target: str
+) -> None:
+    docs = rendered[target]
+    routes = _routes(docs)
+    [host] = {host for host, _ in routes}
+    for ingress in by_kind(docs, "Ingress"):
+        assert ingress["spec"]["ingressClassName"] == "nginx"
+        assert [tls["hosts"] for tls in ingress["spec"]["tls"]] == [[host]], "HTTPS only"
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = named(docs, "Service", backend["name"])
+                assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert _route(routes, host, "/") == "portal"
+    assert _route(routes, host, "/thu-tuc/1.000001") == "portal"
+    assert _route(routes, host, "/static/portal.css") == "portal"
+    assert _route(routes, host, "/api/v1/procedures") == "intake"
+    assert _route(routes, host, "/api/v1/dossiers/ABC/receipt") == "intake"
+    # only the portal and intake's API are public
+    assert {service for service, _ in routes.values()} == {"portal", "intake"}
+
+
+def test_the_portal_s_operational_routes_are_refused_at_the_ingress(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    routes = _routes(rendered["overlays/production"])
+    [host] = {host for host, _ in routes}
+    for url in ("/metrics", "/health/live", "/health/ready"):
+        service, ingress = max(
+            (len(path), routes[(host, path)])
+            for (_, path) in routes
+            if path != "/" and (url == path or url.startswith(path.rstrip("/") + "/"))
+        )[1]
+        annotations = ingress["metadata"]["annotations"]
+        assert service == "portal"
+        assert annotations["nginx.ingress.kubernetes.io/allowlist-source-range"] == "127.0.0.1/32"
+        assert annotations["nginx.ingress.kubernetes.io/whitelist-source-range"] == "127.0.0.1/32"
+
+
+def test_uploads_fit_through_the_ingress(rendered: dict[str, list[Doc]]) -> None:
+    """nginx's default body limit (1 MiB) would refuse a dossier with its own page."""
+    from services.intake.settings import IntakeSettings
+    from services.portal.settings import PortalSettings
+
+    docs = rendered["overlays/production"]
+    mebibytes = {
+        ingress["metadata"]["name"]: int(
+            ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"][:-1]
+        )
+        for ingress in by_kind(docs, "Ingress")
+        if "nginx.ingress.kubernetes.io/proxy-body-size" in ingress["metadata"]["annotations"]
+    }
+    portal, intake = PortalSettings(), IntakeSettings()
+    assert mebibytes["portal"] * 2**20 >= 2 * portal.max_dossier_bytes, "the portal's own limit"
+    assert mebibytes["intake-api"] * 2**20 > intake.max_dossier_bytes
+    read_timeout = named(docs, "Ingress", "portal")["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/proxy-read-timeout"
+    ]
+    assert int(read_timeout) > portal.intake_upload_timeout_seconds
+
+
+@all_targets()
+def test_the_portal_s_public_url_is_the_ingress_host(
+    rendered: dict[str, list[Doc]], target: str
+) -> None:
+    docs = rendered[target]
+    config = next(
+        c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"].startswith("dvc-platform")
+    )
+    [host] = {host for host, _ in _routes(docs)}
+    assert config["data"]["portal-public-url"] == f"https://{host}"
+
+
+@all_targets()
+def test_trusted_proxies_are_the_same_networks_for_every_service(
+    rendered: dict[str, list[Doc]], target: str
+) -> None:
+    """The services believe X-Forwarded-For from the pod network: the ingress controller's and
+    the portal's (when it calls intake). The portal reads a JSON list, the others a
+    comma-separated one: the two keys must name the same networks."""
+    config = next(
+        c
+        for c in by_kind(rendered[target], "ConfigMap")
+        if c["metadata"]["name"].startswith("dvc-platform")
+    )["data"]
+    networks = [n.strip() for n in config["trusted-proxies"].split(",") if n.strip()]
+    assert networks
+    assert json.loads(config["portal-trusted-proxies"]) == networks
+    for service in SERVICES:
+        [container] = named(rendered[target], "Deployment", service)["spec"]["template"]["spec"][
+            "containers"
+        ]
+        [variable] = [e for e in container["env"] if e["name"].endswith("_TRUSTED_PROXIES")]
+        key = variable["valueFrom"]["configMapKeyRef"]["key"]
+        assert key == ("portal-trusted-proxies" if service == "portal" else "trusted-proxies")

@@ -2,7 +2,8 @@
 give it: its settings' production checks (no development secrets, real JWT issuer...) pass.
 
 Values from Secrets and `${VAR:?...}` placeholders (which `docker compose up` requires) become
-stand-ins; a Fernet key where one is expected."""
+stand-ins; a Fernet key where one is expected. Other variables of the compose file take their
+defaults (.env left empty)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from tests.deploy.tools import ROOT
+from tests.deploy.tools import ROOT, interpolate
 
 SETTINGS = {
     "intake": "services.intake.settings:IntakeSettings",
     "processing": "services.processing.settings:ProcessingSettings",
     "notification": "services.notification.settings:NotificationSettings",
     "reporting": "services.reporting.settings:ReportingSettings",
+    "portal": "services.portal.settings:PortalSettings",
 }
 FERNET_FIELDS = {"WEBHOOK_SEALING_KEYS"}
 
@@ -33,7 +35,8 @@ def settings_class(service: str) -> Any:
 def stand_in(variable: str) -> str:
     if any(variable.endswith(field) for field in FERNET_FIELDS):
         return Fernet.generate_key().decode()
-    return f"stand-in-for-{variable.lower()}"
+    # as long as a real secret must be (the portal's cookie key: 32 characters at least)
+    return f"stand-in-for-{variable.lower()}".ljust(40, "-")
 
 
 def start(service: str, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -50,14 +53,12 @@ def test_compose_gives_each_service_what_production_needs(
     environment = {}
     for name, value in compose["services"][service]["environment"].items():
         text = str(value)
-        required = re.fullmatch(r"\$\{(\w+):\?[^}]*\}", text)
-        default = re.fullmatch(r"\$\{\w+:-([^}]*)\}", text)
-        if required:
+        if re.fullmatch(r"\$\{(\w+):\?[^}]*\}", text):
             environment[name] = stand_in(name)
-        elif default:
-            environment[name] = default.group(1)
-        else:
-            environment[name] = text
+        else:  # e.g. a URL built on a required value: the operator's .env gives it
+            required = re.findall(r"\$\{(\w+):\?", text)
+            given = {var: f"https://{var.lower().replace('_', '-')}.example" for var in required}
+            environment[name] = interpolate(text, given)
     settings = start(service, environment, monkeypatch)
     assert settings.environment == "production"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from tests.deploy.tools import ROOT, SERVICES, promtool, run
@@ -35,3 +37,10 @@ def test_grafana_reads_prometheus_and_the_dashboards_folder() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"./deploy/grafana/dashboards:{providers[0]['options']['path']}:ro" in mounts
+
+
+def test_service_down_watches_every_service() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "availability.yml").read_text())["groups"]
+    [alert] = [r for g in rules for r in g["rules"] if r.get("alert") == "ServiceDown"]
+    jobs = re.search(r'job=~"([^"]+)"', alert["expr"]).group(1).split("|")
+    assert set(jobs) == set(SERVICES)

@@ -14,7 +14,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "run scripts/install-deploy-tools"
-SERVICES = ("intake", "processing", "notification", "reporting")
+# Every service of the image (a package with a __main__.py), each a workload of its own.
+SERVICES = ("intake", "processing", "notification", "reporting", "portal")
+# Those holding data: a Kafka user, a MongoDB database, staff JWTs. The portal holds none.
+DATA_SERVICES = ("intake", "processing", "notification", "reporting")
 # The Kubernetes version whose schemas the manifests are validated against.
 KUBERNETES_VERSION = "1.33.0"
 
@@ -65,3 +68,34 @@ def kustomize_build(directory: Path) -> list[dict]:
     result = run([kustomize(), "build", directory])
     assert result.returncode == 0, f"kustomize build {directory} failed:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?+]))?")
+
+
+def interpolate(text: str, environment: dict[str, str]) -> str:
+    """Compose's interpolation of `text` with `environment` (the .env file): `${VAR}`,
+    `${VAR:-default}`, `${VAR:?error}` (a ValueError when unset or empty) and
+    `${VAR:+replacement}`, nested."""
+    result, position = [], 0
+    while (match := _VARIABLE.search(text, position)) is not None:
+        result.append(text[position : match.start()])
+        end, depth = match.end(), 1
+        while depth:  # past the closing brace of this expression, nested ones skipped
+            if text.startswith("${", end):
+                depth, end = depth + 1, end + 2
+            else:
+                depth, end = depth - (text[end] == "}"), end + 1
+        name, operator = match.group(1), match.group(2)
+        operand = interpolate(text[match.end() : end - 1], environment) if operator else ""
+        value = environment.get(name, "")
+        if operator == "-":
+            value = value or operand
+        elif operator == "?" and not value:
+            raise ValueError(f"{name}: {operand}")
+        elif operator == "+":
+            value = operand if value else ""
+        result.append(value)
+        position = end
+    result.append(text[position:])
+    return "".join(result)
