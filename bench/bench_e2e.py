@@ -81,7 +81,8 @@ SERVICES = services.SERVICES
 # The collections that hold one (or a few) documents per dossier, and the field naming the
 # dossier in them: what is seeded. Catalogue copies, counters, sequences and GridFS are not.
 PER_DOSSIER = {
-    "intake": {"dossiers": "_id", "idempotency_keys": "body.dossier_code"},
+    # (Idempotency records are sealed and expire after a day: they name no dossier.)
+    "intake": {"dossiers": "_id"},
     "processing": {"cases": "_id"},
     "notification": {
         "recipients": "_id",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,3 +87,22 @@ class ServiceSettings(BaseSettings):
         """Isolated runs (a topic suffix) also get their own consumer groups, so that they never
         wait on each other's rebalances."""
         return f"{name}{self.topic_suffix}"
+
+
+def unfit_for_production(name: str, url: str) -> str | None:
+    """Why `url` cannot serve in production (None when it can): citizens' links and outside
+    providers are reached over HTTPS, and never at a loopback or unspecified address (a default
+    left in place)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return f"{name} must be an https URL in production (is {url!r})"
+    host = (parts.hostname or "").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        local = host in ("localhost", "") or host.endswith(".localhost")
+    else:
+        local = address.is_loopback or address.is_unspecified
+    if local:
+        return f"{name} must not point to this machine in production (is {url!r})"
+    return None

@@ -320,6 +320,8 @@ SERVICE_SECRET_ENV: dict[str, list[dict[str, Any]]] = {
         ),
         _env_from("intake", "PROCESSING_TOKEN", "secret", "intake-secrets", "processing-token"),
         _env_from("intake", "PAYMENT_BASE_URL", "configmap", "dvc-platform", "payment-base-url"),
+        # The receipts' tracking links: the Ingress serves /api/ from intake on the portal's host.
+        _env_from("intake", "PUBLIC_BASE_URL", "configmap", "dvc-platform", "portal-public-url"),
         _env("intake", "PROCESSING_BASE_URL", f"http://processing:{HTTP_PORT}"),
         # Where the payment platform sends the citizen back: the portal's return page.
         _env_from(
@@ -349,6 +351,7 @@ SERVICE_SECRET_ENV: dict[str, list[dict[str, Any]]] = {
             "webhook-sealing-keys",
         ),
         _env_from("notification", "SMTP_HOST", "configmap", "dvc-platform", "smtp-host"),
+        _env("notification", "SMTP_TLS", "starttls"),
         _env_from(
             "notification", "SMS_GATEWAY_URL", "configmap", "dvc-platform", "sms-gateway-url"
         ),

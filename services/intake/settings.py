@@ -1,7 +1,7 @@
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, unfit_for_production
 
 
 class IntakeSettings(ServiceSettings):
@@ -59,12 +59,24 @@ class IntakeSettings(ServiceSettings):
     )
 
     @model_validator(mode="after")
-    def _no_dev_secrets_in_production(self) -> "IntakeSettings":
-        if self.environment == "production" and (
-            self.payment_request_key.startswith("dev-")
-            or self.payment_callback_key.startswith("dev-")
+    def _no_development_defaults_in_production(self) -> "IntakeSettings":
+        if self.environment != "production":
+            return self
+        for key in (self.payment_request_key, self.payment_callback_key):
+            if key.startswith("dev-") or len(key) < 32:
+                raise ValueError(
+                    "production needs DVC_INTAKE_PAYMENT_REQUEST_KEY and _CALLBACK_KEY set to "
+                    "the payment platform's keys (32 characters at least)"
+                )
+        for name, url in (
+            ("DVC_INTAKE_PUBLIC_BASE_URL (every receipt link and QR code)", self.public_base_url),
+            ("DVC_INTAKE_PAYMENT_BASE_URL", self.payment_base_url),
+            *(
+                (("DVC_INTAKE_PAYMENT_RETURN_URL", self.payment_return_url),)
+                if self.payment_return_url
+                else ()
+            ),
         ):
-            raise ValueError(
-                "production needs DVC_INTAKE_PAYMENT_REQUEST_KEY and _CALLBACK_KEY set"
-            )
+            if problem := unfit_for_production(name, url):
+                raise ValueError(problem)
         return self

@@ -6,7 +6,7 @@ from pydantic_settings import SettingsConfigDict
 from services.notification.portal.settings import PortalSettings
 from services.notification.webhooks.adapters.sealing import DEV_SEALING_KEY
 from services.notification.webhooks.settings import WebhookSettings
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, unfit_for_production
 
 ChannelName = Literal["sms", "email", "inbox"]
 
@@ -90,4 +90,11 @@ class NotificationSettings(ServiceSettings, WebhookSettings, PortalSettings):
                 "production needs DVC_NOTIFICATION_SMS_GATEWAY_TOKEN and "
                 "DVC_NOTIFICATION_SMS_RECEIPT_SECRET"
             )
+        if self.environment == "production":
+            if problem := unfit_for_production(
+                "DVC_NOTIFICATION_SMS_GATEWAY_URL", self.sms_gateway_url
+            ):
+                raise ValueError(problem)
+            if self.smtp_tls == "none":
+                raise ValueError("production sends e-mail over TLS: DVC_NOTIFICATION_SMTP_TLS")
         return self
