@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
 from shared.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
 from shared.logging import log_context
 from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS
+from shared.retry import backoff as retry_backoff
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ class RetryPolicy:
     outage_max_delay: float = 30.0
 
     def backoff(self, failed_attempts: int, cap: float | None = None) -> float:
-        """Exponential backoff with full jitter after the n-th failed attempt."""
+        """The platform's schedule (`shared.retry.backoff`) after the n-th failed attempt."""
         limit = self.max_delay if cap is None else cap
-        return random.uniform(0, min(limit, self.base_delay * 2 ** min(failed_attempts - 1, 30)))
+        return retry_backoff(failed_attempts, base=self.base_delay, cap=limit)
 
 
 class Outcome(StrEnum):

@@ -1,23 +1,13 @@
-"""The retry schedule shared by the citizens' deliveries and the national-portal sync (pure)."""
+"""How the citizens' deliveries and the national-portal sync retry (pure); the schedule itself is
+the platform's one (`shared.retry.backoff`, re-exported here)."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared.retry import backoff
 
-def backoff(
-    failed_attempts: int,
-    *,
-    base: float,
-    cap: float,
-    rand: Callable[[float, float], float] = random.uniform,
-) -> float:
-    """Exponential backoff with "equal jitter": half the step fixed, half random, so delays
-    still grow while replicas retrying together spread out."""
-    step = min(cap, base * 2.0 ** max(failed_attempts - 1, 0))
-    return step / 2 + rand(0, step / 2)
+__all__ = ["RetryConfig", "backoff"]
 
 
 @dataclass(frozen=True)
