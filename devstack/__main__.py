@@ -8,7 +8,14 @@ import shutil
 import sys
 import time
 
-from devstack import ferretdb_server, kafka_broker, postgres_server, services
+from devstack import (
+    ferretdb_server,
+    kafka_broker,
+    keycloak_server,
+    postgres_server,
+    prometheus_server,
+    services,
+)
 from devstack.config import StackConfig, load_config
 from devstack.processes import DevstackError, ensure_port_free
 
@@ -28,15 +35,32 @@ def main(argv: list[str] | None = None) -> int:
         help="'run' for the local platform, 'test' for the test suite (own ports and data)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    up_command = commands.add_parser(
         "up",
         help="start Kafka, PostgreSQL and FerretDB (installing them once) and create topics",
     )
-    commands.add_parser("run", help="'up', then start the four services and wait until ready")
+    run_command = commands.add_parser(
+        "run", help="'up', then start the four services and wait until ready"
+    )
+    for command in (up_command, run_command):
+        command.add_argument(
+            "--with-monitoring",
+            action="store_true",
+            help="also run Prometheus with the project's alert rules, scraping the services",
+        )
+        command.add_argument(
+            "--with-keycloak",
+            action="store_true",
+            help="also run Keycloak, the staff's OpenID Connect provider (realm 'dvc'); "
+            "DEVSTACK_KEYCLOAK=1 (DEVSTACK_TEST_KEYCLOAK=1) does the same",
+        )
     commands.add_parser("down", help="stop everything this profile started (data is kept)")
     commands.add_parser("status", help="what runs, where, and the data folder")
     logs = commands.add_parser("logs", help="print the last lines of a component's log")
-    logs.add_argument("component", choices=("kafka", "postgres", "ferretdb", *services.PROCESSES))
+    logs.add_argument(
+        "component",
+        choices=("kafka", "postgres", "ferretdb", "prometheus", "keycloak", *services.PROCESSES),
+    )
     logs.add_argument("-n", type=int, default=50)
     commands.add_parser("reset", help="stop everything and delete this profile's data")
     commands.add_parser("topics", help="create the platform's topics (part of 'up')")
@@ -46,10 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         match args.command:
             case "up":
+                with_keycloak = args.with_keycloak or keycloak_server.enabled(config)
+                if with_keycloak:
+                    start_keycloak(config)  # starts while the rest comes up
                 up(config)
+                if with_keycloak:
+                    wait_keycloak(config)
+                if args.with_monitoring:
+                    start_monitoring(config)
             case "run":
+                with_keycloak = args.with_keycloak or keycloak_server.enabled(config)
+                if with_keycloak:
+                    start_keycloak(config)
                 up(config)
+                if with_keycloak:
+                    wait_keycloak(config)
                 start_services(config)
+                if args.with_monitoring:
+                    start_monitoring(config)
             case "down":
                 down(config)
             case "status":
@@ -129,7 +167,31 @@ def start_services(config: StackConfig) -> None:
         print(f"  {service:<16} http://127.0.0.1:{services.port(config, service)}  (docs: /docs)")
 
 
+def start_monitoring(config: StackConfig) -> None:
+    state = "started" if prometheus_server.start(config) else "reloaded"
+    prometheus_server.wait_ready(config)
+    print(f"  prometheus       {prometheus_server.url(config)}  ({state}; alerts: /alerts)")
+
+
+def start_keycloak(config: StackConfig) -> None:
+    keycloak_server.install(config)
+    keycloak_server.start(config)
+
+
+def wait_keycloak(config: StackConfig) -> None:
+    started = time.monotonic()
+    keycloak_server.wait_ready(config)
+    print(
+        f"  keycloak         {keycloak_server.issuer(config)}  (ready after a further "
+        f"{time.monotonic() - started:.0f}s; console /admin/, admin/admin)"
+    )
+
+
 def down(config: StackConfig) -> None:
+    if keycloak_server.process(config).stop(timeout=60):
+        print("  stopped keycloak")
+    if prometheus_server.process(config).stop():
+        print("  stopped prometheus")
     for service in services.PROCESSES:
         if services.process(config, service).stop():
             print(f"  stopped {service}")
@@ -149,6 +211,8 @@ def status(config: StackConfig) -> int:
         ("kafka", kafka_broker.process(config), config.kafka_bootstrap),
         ("postgres", postgres_server.process(config), f"127.0.0.1:{config.postgres_port}"),
         ("ferretdb", ferretdb_server.process(config), config.mongo_url),
+        ("prometheus", prometheus_server.process(config), prometheus_server.url(config)),
+        ("keycloak", keycloak_server.process(config), keycloak_server.issuer(config)),
         *(
             (s, services.process(config, s), f"http://127.0.0.1:{services.port(config, s)}")
             for s in services.PROCESSES
@@ -168,6 +232,10 @@ def _component(config: StackConfig, name: str):
         return ferretdb_server.process(config)
     if name == "postgres":
         return postgres_server.process(config)
+    if name == "prometheus":
+        return prometheus_server.process(config)
+    if name == "keycloak":
+        return keycloak_server.process(config)
     return services.process(config, name)
 
 

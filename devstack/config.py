@@ -8,6 +8,7 @@ from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
 FERRETDB_VERSION = "1.24.2"
+KEYCLOAK_VERSION = "26.7.3"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVSTACK_SOURCES = Path(__file__).resolve().parent
@@ -18,6 +19,10 @@ _PROFILE_DEFAULTS = {
     "run": {"kafka": 9092, "controller": 9093, "mongo": 27017, "postgres": 55432, "http": 8001},
     "test": {"kafka": 19092, "controller": 19093, "mongo": 37017, "postgres": 45432, "http": 18001},
 }
+# Prometheus, when started with `--with-monitoring` (devstack/prometheus_server.py).
+_PROMETHEUS_PORTS = {"run": 9090, "test": 19090}
+# Keycloak, when started with `--with-keycloak` (devstack/keycloak_server.py): HTTP, management.
+_KEYCLOAK_PORTS = {"run": (8080, 9000), "test": (18080, 19000)}
 # FerretDB's storage: PostgreSQL (filters and indexes pushed down) or SQLite (every query scans).
 MONGO_BACKENDS = ("postgresql", "sqlite")
 
@@ -43,6 +48,9 @@ class StackConfig:
     topic_partitions: int
     topic_retention_ms: int
     kafka_heap: str
+    keycloak_port: int
+    keycloak_management_port: int
+    prometheus_port: int
 
     def env_name(self, setting: str) -> str:
         """The environment variable that overrides `setting` in this profile."""
@@ -103,6 +111,9 @@ def load_config(profile: str) -> StackConfig:
         topic_partitions=env_int("TOPIC_PARTITIONS", 3),
         topic_retention_ms=env_int("TOPIC_RETENTION_MS", -1),
         kafka_heap=os.environ.get(prefix + "KAFKA_HEAP", "512m"),
+        keycloak_port=env_int("KEYCLOAK_PORT", _KEYCLOAK_PORTS[profile][0]),
+        keycloak_management_port=env_int("KEYCLOAK_MANAGEMENT_PORT", _KEYCLOAK_PORTS[profile][1]),
+        prometheus_port=env_int("PROMETHEUS_PORT", _PROMETHEUS_PORTS[profile]),
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 from functools import cache
+from pathlib import Path
 
 from devstack.processes import DevstackError
 
@@ -33,6 +35,49 @@ def require_java() -> str:
             " — install openjdk-17-jre-headless or newer"
         )
     return java
+
+
+@cache
+def java_major(java: str | Path) -> int | None:
+    """The major version `java -version` reports, or None if it does not run."""
+    try:
+        output = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)', output)
+    return int(match.group(1)) if match else None
+
+
+@cache
+def require_java_home(minimum: int, what: str) -> Path:
+    """A Java home whose runtime is `minimum` or newer, for `what` (e.g. Keycloak 26 needs 21).
+
+    Looked for in order: DEVSTACK_JAVA_HOME, JAVA_HOME, the `java` on PATH, then the newest
+    runtime under /usr/lib/jvm (where Debian's packages and the machine's Temurin live).
+    """
+    candidates: list[Path] = []
+    for variable in ("DEVSTACK_JAVA_HOME", "JAVA_HOME"):
+        if value := os.environ.get(variable):
+            candidates.append(Path(value))
+    if on_path := shutil.which("java"):
+        candidates.append(Path(on_path).resolve().parent.parent)
+    installed = [p.parent.parent for p in Path("/usr/lib/jvm").glob("*/bin/java")]
+    candidates.extend(
+        sorted(installed, key=lambda home: java_major(home / "bin" / "java") or 0)[::-1]
+    )
+    seen: list[str] = []
+    for home in candidates:
+        major = java_major(home / "bin" / "java")
+        seen.append(f"{home} ({major or '?'})")
+        if major is not None and major >= minimum:
+            return home
+    raise DevstackError(
+        f"{what} needs Java {minimum} or newer; found: {', '.join(seen) or 'none'}. Install a "
+        f"Java {minimum}+ runtime (e.g. a Temurin JDK under /usr/lib/jvm) or point "
+        "DEVSTACK_JAVA_HOME at one"
+    )
 
 
 def _debian_package(name: str) -> str:

@@ -5,19 +5,25 @@ on `require_roles(...)`. The verifier lives on `app.state.jwt_verifier` (see
 `verifier_from_settings`), so each app — and each test app — carries its own keys.
 
 Only asymmetric signatures are accepted: the services hold public keys and nothing that could mint
-a token. Outside production a local development issuer (`DevIssuer`) stands in for the identity
-provider; `python -m shared.auth mint ...` prints a token signed by it.
+a token. The keys come from a file (`JwtVerifier`), or from the identity provider's published key
+set (`JwksVerifier`: the JWKS URL, or discovered from the issuer URL; cached, refreshed when a token
+names an unknown key). Outside production a local development issuer (`DevIssuer`) stands in for
+the identity provider; `python -m shared.auth mint ...` prints a token signed by it.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves dependency annotations at runtime and
 # cannot see closure variables (`Depends(authenticate)`) through string annotations.
 import argparse
+import asyncio
 import base64
 import hashlib
+import ipaddress
 import json
+import logging
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -26,6 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -43,7 +50,9 @@ __all__ = [
     "AuthenticationError",
     "CurrentStaff",
     "DevIssuer",
+    "JwksVerifier",
     "JwtVerifier",
+    "KeysUnavailable",
     "Role",
     "Staff",
     "current_staff",
@@ -78,6 +87,7 @@ DEV_ISSUER = "dvc-dev-issuer"
 DEV_AUDIENCE = "dvc-platform"
 
 UNAUTHENTICATED_TITLE = "Chưa xác thực (authentication required)"
+KEYS_UNAVAILABLE_TITLE = "Chưa kiểm tra được đăng nhập (identity provider unavailable)"
 FORBIDDEN_TITLE = "Không có quyền (forbidden)"
 
 
@@ -114,6 +124,11 @@ class AuthenticationError(Exception):
         super().__init__(detail or reason)
         self.reason = reason
         self.detail = detail or reason
+
+
+class KeysUnavailable(Exception):
+    """The identity provider's keys could not be fetched: the token is neither accepted nor
+    refused (503, not 401)."""
 
 
 # --------------------------------------------------------------------------- key loading
@@ -169,24 +184,34 @@ def _parse_pem(text: str) -> list[_VerificationKey]:
     return keys
 
 
-def _parse_jwks(document: Any) -> list[_VerificationKey]:
+def _parse_jwks(document: Any, *, published: bool = False) -> list[_VerificationKey]:
+    """The signature keys of a JWKS (or of a single JWK). `published`: a provider's live key set,
+    where a key of a type or curve we cannot use is skipped instead of refused (a provider may
+    publish keys for other relying parties); a private key is refused either way."""
     jwks = document.get("keys") if isinstance(document, dict) and "keys" in document else None
     entries = jwks if isinstance(jwks, list) else [document]
     keys: list[_VerificationKey] = []
     for jwk in entries:
         if not isinstance(jwk, dict):
             raise ValueError("a JWK must be a JSON object")
+        if "d" in jwk:
+            raise ValueError("the JWK set contains a private key; publish public keys only")
         if jwk.get("kty") not in {"RSA", "EC", "OKP"}:
+            if published:
+                continue
             # "oct" (shared secrets) and anything unknown have no place in a public key set.
             raise ValueError(f"unsupported JWK key type {jwk.get('kty')!r}")
         if jwk.get("use", "sig") != "sig":
             continue
-        if "d" in jwk:
-            raise ValueError("the JWK set contains a private key; publish public keys only")
         alg = jwk.get("alg")
         if alg is not None and alg not in ALLOWED_ALGORITHMS:
             continue  # e.g. an ES512 key published for other relying parties
-        key = jwt.PyJWK(jwk, algorithm=alg).key
+        try:
+            key = jwt.PyJWK(jwk, algorithm=alg).key
+        except jwt.PyJWTError:
+            if published:
+                continue
+            raise
         if _algorithms_for(key):
             keys.append(_key_entry(key, kid=jwk.get("kid"), alg=alg))
     return keys
@@ -310,6 +335,11 @@ class JwtVerifier:
             return _staff_from_claims(claims)
         raise AuthenticationError("invalid_signature", "The token signature is not valid.")
 
+    async def averify(self, token: str) -> Staff:
+        """`verify` for the request path; a verifier that fetches keys does so without blocking
+        the event loop."""
+        return self.verify(token)
+
 
 def _staff_from_claims(claims: dict[str, Any]) -> Staff:
     subject, name, unit, raw_roles = (
@@ -332,6 +362,246 @@ def _staff_from_claims(claims: dict[str, Any]) -> Staff:
     if not roles:
         raise AuthenticationError("no_role", "The token grants no staff role on this platform.")
     return Staff(subject=subject, name=name, unit=unit or None, roles=roles)
+
+
+# --------------------------------------------------------------------------- published key sets
+
+logger = logging.getLogger(__name__)
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+MAX_DOCUMENT_BYTES = 512 * 1024  # a key set or discovery document; real ones are a few kB
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class JwksVerifier(JwtVerifier):
+    """Verifies tokens against the identity provider's published key set (JWKS), over HTTP.
+
+    The keys are fetched at the first token and cached. A token whose `kid` is not in the cached
+    set makes the verifier fetch the set again (a signing key rotated in), at most once every
+    `min_refresh_seconds` so that forged kids cannot hammer the provider; a key the provider no
+    longer publishes stops verifying from the next fetch on. The set is also fetched again once
+    `max_age_seconds` old (a failure then keeps the cached keys). Without `jwks_url`, the
+    issuer's discovery document (`<issuer>/.well-known/openid-configuration`) names it, and
+    must name the same issuer.
+
+    While no key set could be fetched yet, tokens are neither accepted nor refused:
+    `KeysUnavailable` (the dependency answers 503).
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks_url: str | None = None,
+        leeway_seconds: float = LEEWAY_SECONDS,
+        min_refresh_seconds: float = 10.0,
+        max_age_seconds: float = 600.0,
+        timeout_seconds: float = 5.0,
+        allow_http: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # No keys yet: the base class's constructor (which requires some) is not called.
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway_seconds = leeway_seconds
+        self._keys: tuple[_VerificationKey, ...] = ()
+        self.min_refresh_seconds = min_refresh_seconds
+        self.max_age_seconds = max_age_seconds
+        self.timeout_seconds = timeout_seconds
+        self.allow_http = allow_http
+        self._clock = clock
+        self._jwks_url = self._checked_url(jwks_url) if jwks_url else None
+        self._fetched_at: float | None = None  # the last successful fetch
+        self._attempted_at: float | None = None  # the last fetch, successful or not
+        self._generation = 0  # bumped by every successful fetch
+        self._thread_lock = threading.Lock()
+        self._async_lock: asyncio.Lock | None = None
+
+    @property
+    def jwks_url(self) -> str | None:
+        """The key set's URL: given, or once discovered."""
+        return self._jwks_url
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """The `kid`s of the cached keys."""
+        return frozenset(k.kid for k in self._keys if k.kid is not None)
+
+    # ------------------------------------------------------------------ when to fetch
+
+    def _may_fetch(self) -> bool:
+        """The rate limit: one fetch per `min_refresh_seconds`, failed ones included."""
+        return (
+            self._attempted_at is None
+            or self._clock() - self._attempted_at >= self.min_refresh_seconds
+        )
+
+    def _stale(self) -> bool:
+        """No keys yet, or keys past their age."""
+        return self._fetched_at is None or (
+            self._clock() - self._fetched_at >= self.max_age_seconds
+        )
+
+    def _unusable_without_keys(self) -> None:
+        if self._fetched_at is None:
+            raise KeysUnavailable("the identity provider's key set could not be fetched yet")
+
+    # ------------------------------------------------------------------ verification
+
+    def verify(self, token: str) -> Staff:
+        if self._stale():
+            self._refresh(self._generation, keep_on_failure=True)
+        self._unusable_without_keys()
+        seen = self._generation
+        try:
+            return super().verify(token)
+        except AuthenticationError as exc:
+            if exc.reason != "unknown_key" or not self._may_fetch():
+                raise
+        if self._refresh(seen, keep_on_failure=False):
+            return super().verify(token)
+        raise AuthenticationError("unknown_key", "No known key can verify this token.")
+
+    async def averify(self, token: str) -> Staff:
+        if self._stale():
+            await self._arefresh(self._generation, keep_on_failure=True)
+        self._unusable_without_keys()
+        seen = self._generation
+        try:
+            return super().verify(token)
+        except AuthenticationError as exc:
+            if exc.reason != "unknown_key" or not self._may_fetch():
+                raise
+        if await self._arefresh(seen, keep_on_failure=False):
+            return super().verify(token)
+        raise AuthenticationError("unknown_key", "No known key can verify this token.")
+
+    # ------------------------------------------------------------------ fetching
+    # Under a lock: requests that find the keys missing while a fetch is under way wait for it
+    # instead of fetching again. True when the keys changed since `seen_generation`.
+
+    def _refresh(self, seen_generation: int, *, keep_on_failure: bool) -> bool:
+        with self._thread_lock:
+            if self._generation != seen_generation:
+                return True  # another thread fetched while this one waited
+            if not self._may_fetch():
+                return False
+            self._attempted_at = self._clock()
+            try:
+                with httpx.Client(timeout=self.timeout_seconds) as client:
+                    keys = self._fetch_with(lambda url: self._get_json(client, url))
+            except KeysUnavailable as exc:
+                self._fetch_failed(exc, keep_on_failure)
+                return False
+            self._install(keys)
+            return True
+
+    async def _arefresh(self, seen_generation: int, *, keep_on_failure: bool) -> bool:
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            if self._generation != seen_generation:
+                return True  # another request fetched while this one waited
+            if not self._may_fetch():
+                return False
+            self._attempted_at = self._clock()
+            try:
+                async with httpx.AsyncClient(timeout=self.timeout_seconds) as client:
+                    url = self._jwks_url or await self._adiscover(client)
+                    keys = self._keys_from(await self._aget_json(client, url))
+            except KeysUnavailable as exc:
+                self._fetch_failed(exc, keep_on_failure)
+                return False
+            self._install(keys)
+            return True
+
+    def _fetch_with(self, get_json: Callable[[str], Any]) -> list[_VerificationKey]:
+        if self._jwks_url is None:
+            self._jwks_url = self._jwks_url_from(get_json(self._discovery_url()))
+        return self._keys_from(get_json(self._jwks_url))
+
+    async def _adiscover(self, client: httpx.AsyncClient) -> str:
+        self._jwks_url = self._jwks_url_from(await self._aget_json(client, self._discovery_url()))
+        return self._jwks_url
+
+    def _discovery_url(self) -> str:
+        return self._checked_url(self.issuer.rstrip("/") + DISCOVERY_PATH)
+
+    def _jwks_url_from(self, discovery: Any) -> str:
+        if not isinstance(discovery, dict) or discovery.get("issuer") != self.issuer:
+            raise KeysUnavailable(
+                f"the discovery document of {self.issuer} names another issuer "
+                f"({discovery.get('issuer') if isinstance(discovery, dict) else None!r})"
+            )
+        url = discovery.get("jwks_uri")
+        if not isinstance(url, str):
+            raise KeysUnavailable("the discovery document has no jwks_uri")
+        return self._checked_url(url)
+
+    def _checked_url(self, url: str) -> str:
+        parsed = httpx.URL(url)
+        if parsed.scheme == "https" or (
+            parsed.scheme == "http" and (self.allow_http or _is_loopback(parsed.host))
+        ):
+            return url
+        raise ValueError(f"the identity provider's keys must come over HTTPS, not {url!r}")
+
+    def _get_json(self, client: httpx.Client, url: str) -> Any:
+        try:
+            response = client.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise KeysUnavailable(f"{url}: {exc.__class__.__name__}: {exc}") from None
+        return self._json_of(url, response)
+
+    async def _aget_json(self, client: httpx.AsyncClient, url: str) -> Any:
+        try:
+            response = await client.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise KeysUnavailable(f"{url}: {exc.__class__.__name__}: {exc}") from None
+        return self._json_of(url, response)
+
+    @staticmethod
+    def _json_of(url: str, response: httpx.Response) -> Any:
+        if response.status_code != 200:
+            raise KeysUnavailable(f"{url} answered {response.status_code}")
+        if len(response.content) > MAX_DOCUMENT_BYTES:
+            raise KeysUnavailable(f"{url} answered a document over {MAX_DOCUMENT_BYTES} bytes")
+        try:
+            return response.json()
+        except ValueError:
+            raise KeysUnavailable(f"{url} did not answer JSON") from None
+
+    @staticmethod
+    def _keys_from(document: Any) -> list[_VerificationKey]:
+        try:
+            keys = _parse_jwks(document, published=True)
+        except ValueError as exc:
+            raise KeysUnavailable(f"unusable key set: {exc}") from None
+        if not keys:
+            raise KeysUnavailable("the key set has no usable signature key")
+        return keys
+
+    def _install(self, keys: list[_VerificationKey]) -> None:
+        self._keys = tuple(keys)
+        self._fetched_at = self._clock()
+        self._generation += 1
+        logger.info(
+            "fetched the identity provider's key set",
+            extra={"jwks_url": self._jwks_url, "kids": sorted(self.key_ids)},
+        )
+
+    def _fetch_failed(self, exc: KeysUnavailable, keep_on_failure: bool) -> None:
+        logger.warning("fetching the identity provider's key set failed: %s", exc)
+        if self._fetched_at is None or not keep_on_failure:
+            raise exc
 
 
 # --------------------------------------------------------------------------- FastAPI dependencies
@@ -369,9 +639,17 @@ def staff_dependency(
             raise _unauthenticated("missing", "Send the staff access token as a Bearer token.")
         verifier = verifier_getter(request)
         try:
-            staff = verifier.verify(credentials.credentials)
+            staff = await verifier.averify(credentials.credentials)
         except AuthenticationError as exc:
             raise _unauthenticated(exc.reason, exc.detail) from None
+        except KeysUnavailable:
+            AUTH_FAILURES.labels("keys_unavailable").inc()
+            raise Problem(
+                503,
+                KEYS_UNAVAILABLE_TITLE,
+                "The identity provider's keys could not be fetched; try again shortly.",
+                headers={"Retry-After": "5"},
+            ) from None
         request.state.staff = staff  # for access logs and audit trails
         return staff
 
@@ -572,8 +850,10 @@ def verifier_from_settings(
 ) -> JwtVerifier:
     """The verifier a service installs on `app.state.jwt_verifier`.
 
-    Uses `jwt_public_key_file` when set; otherwise, in development and test only, the local
-    development issuer's public key (creating the key pair on first use).
+    Uses `jwt_public_key_file` when set; else the provider's published key set when a JWKS URL
+    is set (`jwt_jwks_url`) or the issuer is a URL (discovery: Keycloak's realm URL, say);
+    otherwise, in development and test only, the local development issuer's public key
+    (creating the key pair on first use).
     """
     if settings.jwt_public_key_file:
         return JwtVerifier.from_file(
@@ -581,8 +861,17 @@ def verifier_from_settings(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
         )
+    jwks_url = settings.jwt_jwks_url
+    if jwks_url or settings.jwt_issuer.startswith(("https://", "http://")):
+        return JwksVerifier(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            jwks_url=jwks_url or None,
+            # Plain HTTP only to a local provider outside production (devstack's Keycloak).
+            allow_http=settings.environment != "production",
+        )
     if settings.environment == "production":
-        raise RuntimeError("production needs DVC_JWT_PUBLIC_KEY_FILE; the dev issuer is not used")
+        raise RuntimeError("production needs the issuer's keys; the dev issuer is not used")
     issuer = DevIssuer(
         dev_issuer_dir,
         issuer=settings.jwt_issuer,

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from shared import topics
 
@@ -150,6 +150,114 @@ class DossierRated(DossierEvent):
     comment: str | None = Field(default=None, max_length=2000)
 
 
+class StepAction(StrEnum):
+    """What one step of the processing workflow did: the `action` of `DossierProcessed`.
+
+    The actions an officer or the applicant takes (processing's `Action` takes its values from
+    here), then the steps the system announces by itself. Branch on the members and on the
+    predicates below, never on parts of the strings. Adding a value is an additive change of
+    the contract (readers skip or ignore a step they do not know); removing or renaming one
+    needs a new topic version.
+    """
+
+    RECEIVE = "receive"  # intake check passed: 1 → 2 (an electronic dossier then goes on to 4)
+    REFUSE_INTAKE = "refuse_intake"  # not received: 1 → 3
+    START_PROCESSING = "start_processing"  # 2 → 4
+    REQUEST_SUPPLEMENT = "request_supplement"  # 4 → 5 (the clock stops); at intake 1 stays 1
+    SUPPLEMENT_RECEIVED = "supplement_received"  # 5 → 4; at intake 1 stays 1
+    REQUEST_PAYMENT = "request_payment"  # 4 → 6, with `amount_vnd`
+    PAYMENT_RECEIVED = "payment_received"  # 6 → 4
+    REFUSE = "refuse"  # refused after appraisal: 4 → 8
+    REQUEST_WITHDRAWAL = "request_withdrawal"  # 1, 2, 4, 5, 6 → 7
+    CONFIRM_WITHDRAWAL = "confirm_withdrawal"  # 7 → 8
+    ISSUE_RESULT = "issue_result"  # 4 → 9
+    RETURN_RESULT = "return_result"  # 9 → 10
+    ASSIGN = "assign"  # steps that keep the state
+    APPROVE = "approve"
+    EXTEND = "extend"  # a new due date (Form 04)
+    # Announced by the system.
+    CLOCK_STARTED = "clock_started"  # the fee was paid: the deadline clock starts
+    DEADLINE_WARNING_50 = "deadline_warning_50"  # half of the legal time used
+    DEADLINE_WARNING_80 = "deadline_warning_80"  # 80% of the legal time used
+    OVERDUE = "overdue"  # past the due date in force
+
+    @property
+    def is_deadline_warning(self) -> bool:
+        """A warning to the unit before the due date: internal, never shown to the applicant
+        nor to other agencies."""
+        return self in DEADLINE_WARNING_FRACTIONS
+
+    @property
+    def is_deadline_alert(self) -> bool:
+        """A deadline warning or the overdue flag."""
+        return self.is_deadline_warning or self is StepAction.OVERDUE
+
+    @property
+    def is_public(self) -> bool:
+        """Whether other agencies (and the national portal) see this step."""
+        return not self.is_deadline_warning
+
+    @classmethod
+    def deadline_warning(cls, fraction: float) -> StepAction:
+        """The warning at `fraction` of the legal time; `ValueError` for a fraction the contract
+        does not name."""
+        for action, named in DEADLINE_WARNING_FRACTIONS.items():
+            if named == fraction:
+                return action
+        raise ValueError(
+            f"no deadline warning at {fraction}: the contract names "
+            + ", ".join(str(f) for f in DEADLINE_WARNING_FRACTIONS.values())
+        )
+
+
+# The fraction of the legal time (office time) at which each deadline warning fires.
+DEADLINE_WARNING_FRACTIONS: dict[StepAction, float] = {
+    StepAction.DEADLINE_WARNING_50: 0.5,
+    StepAction.DEADLINE_WARNING_80: 0.8,
+}
+
+
+class PublicStep(StrEnum):
+    """The step of `PublicDossierStatus`: the submission, then every public `StepAction` (the
+    deadline warnings stay inside the unit)."""
+
+    SUBMIT = "submit"
+    RECEIVE = "receive"
+    REFUSE_INTAKE = "refuse_intake"
+    START_PROCESSING = "start_processing"
+    REQUEST_SUPPLEMENT = "request_supplement"
+    SUPPLEMENT_RECEIVED = "supplement_received"
+    REQUEST_PAYMENT = "request_payment"
+    PAYMENT_RECEIVED = "payment_received"
+    REFUSE = "refuse"
+    REQUEST_WITHDRAWAL = "request_withdrawal"
+    CONFIRM_WITHDRAWAL = "confirm_withdrawal"
+    ISSUE_RESULT = "issue_result"
+    RETURN_RESULT = "return_result"
+    ASSIGN = "assign"
+    APPROVE = "approve"
+    EXTEND = "extend"
+    CLOCK_STARTED = "clock_started"
+    OVERDUE = "overdue"
+
+    @classmethod
+    def of(cls, action: StepAction) -> PublicStep:
+        """The public step of a public processing step (`ValueError` for an internal one)."""
+        if not action.is_public:
+            raise ValueError(f"{action.value} is internal to the unit")
+        return cls(action.value)
+
+
+# On the public topic the step is an *extensible* enumeration: the producer sends only the listed
+# values, and agencies are told to skip one they do not know, so new steps stay an additive change
+# (`x-extensible-enum`, after Zalando's API guidelines). The published schema of `.v1` had a free
+# string here; a closed `enum` would be a narrowing `shared.compat` refuses against the baseline.
+ExtensiblePublicStep = Annotated[
+    PublicStep,
+    WithJsonSchema({"type": "string", "x-extensible-enum": [step.value for step in PublicStep]}),
+]
+
+
 class DossierProcessed(DossierEvent):
     """A step of the processing workflow: a transition, a deadline warning or an overdue flag."""
 
@@ -158,7 +266,7 @@ class DossierProcessed(DossierEvent):
 
     procedure_code: str
     unit_code: str
-    action: str = Field(description="What happened, e.g. receive, request_supplement, warning")
+    action: StepAction = Field(description="What happened: the step of the workflow")
     state: DossierState
     previous_state: DossierState | None = None
     due_at: datetime | None = Field(default=None, description="The due date in force")
@@ -169,6 +277,11 @@ class DossierProcessed(DossierEvent):
     )
     requested_documents: list[str] = Field(default_factory=list)
     result_document: DocumentRef | None = None
+    amount_vnd: int | None = Field(
+        default=None,
+        gt=0,
+        description="On request_payment: the amount the unit asks the applicant to pay (VND)",
+    )
 
 
 class DossierNotified(DossierEvent):
@@ -198,7 +311,11 @@ class PublicDossierStatus(DossierEvent):
     procedure_code: str
     unit_code: str
     state: DossierState
-    action: str = Field(description="The step: submit, receive, request_supplement, ...")
+    action: ExtensiblePublicStep = Field(
+        title="Action",
+        description="The step: submit, receive, request_supplement, ... (a value not listed "
+        "may appear in a later release: skip it)",
+    )
     channel: Channel | None = Field(default=None, description="Known on the submission step")
     due_at: datetime | None = Field(default=None, description="The due date in force")
 

@@ -65,15 +65,28 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "dvc-dev-issuer"
     jwt_audience: str = "dvc-platform"
     jwt_public_key_file: str | None = None
+    # The provider's key set (JWKS). Without it, an issuer that is a URL (a Keycloak realm) is
+    # asked for it through OpenID discovery; keys are cached and refetched on an unknown `kid`.
+    jwt_jwks_url: str | None = None
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> ServiceSettings:
-        if self.environment == "production" and (
-            not self.jwt_public_key_file or self.jwt_issuer == "dvc-dev-issuer"
-        ):
+        if self.environment != "production":
+            return self
+        if self.jwt_issuer == "dvc-dev-issuer":
+            raise ValueError("production needs DVC_JWT_ISSUER set to the real issuer")
+        published = self.jwt_jwks_url or (
+            self.jwt_issuer if self.jwt_issuer.startswith("https://") else None
+        )
+        if not self.jwt_public_key_file and not published:
             raise ValueError(
-                "production needs DVC_JWT_ISSUER and DVC_JWT_PUBLIC_KEY_FILE set to the real issuer"
+                "production needs the issuer's keys: DVC_JWT_PUBLIC_KEY_FILE, or an https "
+                "DVC_JWT_ISSUER (OpenID discovery) or DVC_JWT_JWKS_URL"
             )
+        if self.jwt_jwks_url and (
+            problem := unfit_for_production("JWT_JWKS_URL", self.jwt_jwks_url)
+        ):
+            raise ValueError(problem)
         return self
 
     @property

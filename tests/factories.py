@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from shared.events import (
     Applicant,
@@ -12,6 +13,7 @@ from shared.events import (
     DossierProcessed,
     DossierState,
     DossierSubmitted,
+    StepAction,
 )
 
 
@@ -35,13 +37,16 @@ def submitted(code: str | None = None) -> DossierSubmitted:
     )
 
 
-def processed(code: str, state: DossierState, action: str) -> DossierProcessed:
+def processed(
+    code: str, state: DossierState, action: StepAction | str, **fields: Any
+) -> DossierProcessed:
     return DossierProcessed(
         dossier_code=code,
-        occurred_at=datetime.now(UTC),
+        occurred_at=fields.pop("occurred_at", datetime.now(UTC)),
         procedure_code="1.004473",
         unit_code="G12",
-        action=action,
+        action=StepAction(action),
         state=state,
         actor="officer-1",
+        **fields,
     )

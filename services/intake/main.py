@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -70,7 +71,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         title="Intake gateway (tiếp nhận hồ sơ)",
         register=register,
         routers=api.ROUTERS,
-        hooks=[hook(close_http_client), hook(prepare_store), hook(run_relays), hook(settle)],
+        hooks=[
+            hook(close_http_client),
+            hook(prepare_store),
+            hook(run_relays),
+            hook(settle),
+            hook(expire_idempotency_records),
+        ],
         larger_bodies=dict.fromkeys(
             api.UPLOAD_ROUTES, settings.max_dossier_bytes + settings.max_json_bytes
         ),
@@ -175,6 +182,18 @@ async def run_relays(intake: IntakeComponents) -> AsyncIterator[None]:
             yield
     finally:
         await intake.dossier_relay.stop()
+
+
+@asynccontextmanager
+async def expire_idempotency_records(intake: IntakeComponents) -> AsyncIterator[None]:
+    """Idempotency records are kept a day (application-side expiry: FerretDB has no TTL
+    index); once an hour, those of past days are deleted."""
+
+    async def delete_expired() -> int:
+        return await intake.store.delete_expired_idempotency_records(datetime.now(UTC).date())
+
+    async with periodically("idempotency-expiry", 3600, delete_expired):
+        yield
 
 
 @asynccontextmanager

@@ -31,6 +31,11 @@ REFUSED_ACTIONS = Counter(
     "Officer actions refused, by action and reason (forbidden, lifecycle, rule, conflict).",
     ["action", "reason"],
 )
+PAYMENT_AMOUNT_MISMATCHES = Counter(
+    "dvc_processing_payment_amount_mismatches_total",
+    "Payments (dvc.dossier.paid.v1) refused because their amount differs from the amount the "
+    "unit requested; each is dead-lettered and the case keeps awaiting its payment.",
+)
 CASES_OPENED = Counter(
     "dvc_processing_cases_opened_total",
     "Cases opened from submitted dossiers, by unit and channel (1 counter, 2 online, 3 post).",

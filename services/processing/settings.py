@@ -1,6 +1,7 @@
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.processing.domain.workflow import check_warning_fractions
 from shared.settings import ServiceSettings
 
 
@@ -20,6 +21,7 @@ class ProcessingSettings(ServiceSettings):
         default="end_of_day", pattern="^(end_of_day|end_of_office_hours)$"
     )
     # Fractions of the legal time that raise a warning; the due date itself raises `overdue`.
+    # Only those the contract names a step for (deadline_warning_50, deadline_warning_80).
     warning_fractions: list[float] = Field(default_factory=lambda: [0.5, 0.8])
 
     # How long a submitted dossier waits for its procedure to reach processing's catalogue copy
@@ -35,6 +37,11 @@ class ProcessingSettings(ServiceSettings):
     metrics_refresh_seconds: float = Field(default=30.0, gt=0)
     calendar_refresh_seconds: float = Field(default=60.0, gt=0)
     scanner_enabled: bool = True
+
+    @field_validator("warning_fractions")
+    @classmethod
+    def _named_warning_fractions(cls, fractions: list[float]) -> list[float]:
+        return list(check_warning_fractions(fractions))
 
     # Result documents (issue the result).
     max_result_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

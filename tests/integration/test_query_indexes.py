@@ -440,6 +440,7 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     assert await store.reserve_idempotency_key("key-1", "fingerprint") is not None
     assert await store.reserve_idempotency_key("key-2", "fingerprint") is None
     await store.release_idempotency_key("key-2")
+    await store.delete_expired_idempotency_records(date.today())
 
     await store.create_payment(
         {"_id": "tx-1", "dossier_code": code, "status": "pending", "amount_vnd": 300_000}
@@ -451,6 +452,10 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     assert await store.pending_callback("tx-1") is not None
     assert await store.pending_callbacks(10)
     assert await store.finish_callback("tx-1", {"status": "settled"})
+    assert await store.latest_payment(code, "request-1") is None
+    await store.set_payment_url("tx-1", "https://pay.example.test/tx-1")
+    await store.record_amount_mismatch("tx-1", {"amount_vnd": 1})
+    assert await store.abandon_payment("tx-1", "abandoned") is False
 
     await _relay_passes(recorder, store.dossiers, code)
 

@@ -67,3 +67,19 @@ def test_what_is_fit_for_production() -> None:
     assert unfit_for_production("X", "https://dichvucong.most.gov.vn/a") is None
     for url in ("http://a.vn", "https://127.0.0.1", "https://[::1]/", "https://0.0.0.0", "a.vn"):
         assert unfit_for_production("X", url) is not None, url
+
+
+def test_production_takes_the_issuers_keys_from_a_file_or_its_published_key_set() -> None:
+    from shared.settings import ServiceSettings
+
+    realm = "https://sso.most.gov.vn/realms/dvc"
+    ServiceSettings(environment="production", jwt_issuer=realm)  # OpenID discovery
+    ServiceSettings(environment="production", jwt_issuer="dvc", jwt_jwks_url=realm + "/certs")
+    ServiceSettings(environment="production", jwt_issuer="dvc", jwt_public_key_file="/k.pem")
+    for wrong in (
+        {"jwt_issuer": "dvc-dev-issuer", "jwt_public_key_file": "/k.pem"},
+        {"jwt_issuer": "http://sso.most.gov.vn/realms/dvc"},  # no keys over plain http
+        {"jwt_issuer": "dvc", "jwt_jwks_url": "http://sso.most.gov.vn/certs"},
+    ):
+        with pytest.raises(ValidationError):
+            ServiceSettings(environment="production", **wrong)

@@ -12,14 +12,14 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import bson
 from bson import ObjectId
 from bson.errors import InvalidDocument
 from gridfs import AsyncGridFSBucket
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -30,6 +30,13 @@ from services.intake.domain.dossier import (
     InboxMessage,
     ProcessingStep,
     Rating,
+)
+from services.intake.domain.idempotency import (
+    IDEMPOTENCY_TTL,
+    SealedResponse,
+    expiry_day,
+    idempotency_record_id,
+    idempotency_record_lapsed,
 )
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent
@@ -63,6 +70,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         # Present only while a recorded callback awaits completion: the recovery pass's query.
         IndexModel([(CALLBACK_PENDING, ASCENDING)]),
     ],
+    # The daily clean-up deletes the records that expired on each past day.
+    "idempotency_keys": [IndexModel([("expires_on", ASCENDING)])],
     **gridfs_indexes("attachments"),
 }
 
@@ -348,46 +357,113 @@ class IntakeStore:
 
     # ------------------------------------------------------------------ idempotency keys
 
-    async def reserve_idempotency_key(self, key: str, fingerprint: str) -> IdempotentResult | None:
+    async def reserve_idempotency_key(
+        self, key: str, fingerprint: str, now: datetime | None = None
+    ) -> IdempotentResult | None:
         """Reserve `key` for this request; returns the stored response of a completed first
-        request with the same key, or raises `IdempotencyConflict`."""
+        request with the same key, or raises `IdempotencyConflict`.
+
+        The record holds neither the key nor the response in clear: its `_id` is the key's
+        digest and the response is sealed with a key derived from the Idempotency-Key itself,
+        which only the client holds (`shared.idempotency.SealedResponse`), so the tracking secret
+        a receipt carries cannot be read from the database. A record expires after
+        `IDEMPOTENCY_TTL`, an unfinished one after `IDEMPOTENCY_STUCK_AFTER` (a crash mid-way):
+        the key can then be used again."""
+        now = now or datetime.now(UTC)
+        record_id = idempotency_record_id(key)
+        fresh = {
+            "_id": record_id,
+            "fingerprint": fingerprint,
+            "state": "in-progress",
+            "created_at": now,
+            "expires_on": expiry_day(now),
+        }
         try:
-            await self.idempotency.insert_one(
-                {
-                    "_id": key,
-                    "fingerprint": fingerprint,
-                    "state": "in-progress",
-                    "created_at": datetime.now(UTC),
-                }
-            )
+            await self.idempotency.insert_one(fresh)
             return None
         except DuplicateKeyError:
-            existing = await self.idempotency.find_one({"_id": key})
+            existing = await self.idempotency.find_one({"_id": record_id})
         if existing is None:  # released meanwhile: let the client retry
+            raise IdempotencyConflict("in-progress")
+        if idempotency_record_lapsed(existing, now):
+            # Expired, or stuck after a crash: take it over (only one taker wins the replace).
+            taken = await self.idempotency.replace_one(
+                {"_id": record_id, "created_at": existing["created_at"]}, fresh
+            )
+            if taken.modified_count == 1:
+                return None
             raise IdempotencyConflict("in-progress")
         if existing["fingerprint"] != fingerprint:
             raise IdempotencyConflict("mismatch")
         if existing["state"] != "completed":
             raise IdempotencyConflict("in-progress")
-        return IdempotentResult(existing["status_code"], existing["body"])
+        body = SealedResponse.open(key, existing["sealed_body"])
+        return IdempotentResult(existing["status_code"], body)
 
     async def complete_idempotency_key(self, key: str, status_code: int, body: Any) -> None:
         await self.idempotency.update_one(
-            {"_id": key},
-            {"$set": {"state": "completed", "status_code": status_code, "body": body}},
+            {"_id": idempotency_record_id(key)},
+            {
+                "$set": {
+                    "state": "completed",
+                    "status_code": status_code,
+                    "sealed_body": SealedResponse.seal(key, body),
+                }
+            },
         )
 
     async def release_idempotency_key(self, key: str) -> None:
         """Forget a key whose request failed, so that a corrected retry can use it."""
-        await self.idempotency.delete_one({"_id": key, "state": "in-progress"})
+        await self.idempotency.delete_one(
+            {"_id": idempotency_record_id(key), "state": "in-progress"}
+        )
+
+    async def delete_expired_idempotency_records(self, today: date) -> int:
+        """Delete the records that expired on the days before `today` (one equality delete per
+        day, over the days a record can have: index-served, never a scan)."""
+        deleted = 0
+        for days_ago in range(1, IDEMPOTENCY_TTL.days + 8):
+            day = (today - timedelta(days=days_ago)).isoformat()
+            result = await self.idempotency.delete_many({"expires_on": day})
+            deleted += result.deleted_count
+        return deleted
 
     # ------------------------------------------------------------------ payments
 
-    async def create_payment(self, payment: Document) -> None:
-        await self.payments.insert_one(payment)
+    async def create_payment(self, payment: Document) -> bool:
+        """Insert a new payment; False when one with its id exists already (a concurrent start
+        of the same attempt: transaction ids are `<payment request key>-<attempt>`)."""
+        try:
+            await self.payments.insert_one(payment)
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def get_payment(self, transaction_id: str) -> Document | None:
         return await self.payments.find_one({"_id": transaction_id})
+
+    async def latest_payment(self, dossier_code: str, request_key: str) -> Document | None:
+        """The last transaction started for one payment request of a dossier (the highest
+        `attempt`), or None."""
+        return await self.payments.find_one(
+            {"dossier_code": dossier_code, "request": request_key},
+            sort=[("attempt", DESCENDING)],
+        )
+
+    async def set_payment_url(self, transaction_id: str, payment_url: str) -> None:
+        """Keep where the citizen pays, so that asking again answers the same transaction."""
+        await self.payments.update_one(
+            {"_id": transaction_id}, {"$set": {"payment_url": payment_url}}
+        )
+
+    async def abandon_payment(self, transaction_id: str, status: str) -> bool:
+        """Close a `pending` payment that never reached the provider (`status` says why), so
+        that a new attempt may start; False when it is no longer pending."""
+        result = await self.payments.update_one(
+            {"_id": transaction_id, "status": "pending", "payment_url": None},
+            {"$set": {"status": status}},
+        )
+        return result.modified_count == 1
 
     async def record_callback(
         self,
@@ -408,6 +484,16 @@ class IntakeStore:
             {**conditions, "_id": transaction_id, "status": "pending"}, update
         )
         return result.modified_count == 1
+
+    async def record_amount_mismatch(
+        self, transaction_id: str, callback: Mapping[str, Any], keep: int = 20
+    ) -> None:
+        """Keep a refused callback of the wrong amount on a pending payment (the last `keep`);
+        the payment stays pending."""
+        await self.payments.update_one(
+            {"_id": transaction_id, "status": "pending"},
+            {"$push": {"amount_mismatches": {"$each": [dict(callback)], "$slice": -keep}}},
+        )
 
     async def pending_callback(self, transaction_id: str) -> Document | None:
         """The payment if its callback is recorded but not yet fully applied."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.domain.applicants import mask_identifier
 from services.intake.domain.errors import (
+    AlreadyPaid,
     AlreadyRated,
     CannotWithdraw,
     NoOnlinePayment,
@@ -28,7 +29,14 @@ from services.intake.domain.errors import (
     ResultAtCounter,
 )
 from shared.catalogue import Procedure
-from shared.events import Channel, DocumentRef, DossierNotified, DossierProcessed, DossierState
+from shared.events import (
+    Channel,
+    DocumentRef,
+    DossierNotified,
+    DossierProcessed,
+    DossierState,
+    StepAction,
+)
 
 # The state names citizens read (the national portal's wording).
 STATE_LABELS = {
@@ -47,8 +55,6 @@ WITHDRAWABLE_STATES = {1, 2, 4, 5, 6}
 # A dossier is rated once finished: stopped (8: refused after appraisal, or withdrawn) or its
 # result returned (10).
 RATABLE_STATES = {DossierState.STOPPED, DossierState.RESULT_RETURNED}
-# Internal steps that change nothing the citizen sees but the history.
-WARNING_ACTIONS_PREFIX = "deadline_warning"
 ONLINE_PAYMENT_LEVEL = 4
 
 
@@ -79,7 +85,10 @@ class Status(BaseModel):
     supplement_sent: bool = False
     withdrawal_requested: bool = False
     paid: bool = False
+    # The unit's payment request in force: the amount it asked (None: the request carried no
+    # amount, the catalogue fee is due) and when it asked (which identifies the request).
     amount_vnd: int | None = None
+    payment_requested_at: datetime | None = None
 
 
 class HistoryStep(BaseModel):
@@ -213,15 +222,28 @@ class Dossier(BaseModel):
         )
 
     def amount_to_pay(self) -> int:
-        """The fee to pay online now: level 4 only, once the unit has asked for it."""
+        """What to pay online now: level 4 only, once the unit has asked for it, and not yet
+        paid. The amount the unit asked; the catalogue fee only when its request carried none
+        (a request announced before events carried the amount)."""
         if self.level != ONLINE_PAYMENT_LEVEL:
             raise NoOnlinePayment("Level-3 procedures are paid at the counter.")
         if self.state != DossierState.PAYMENT_REQUESTED:
             raise NoPaymentRequested("The unit has not asked for the fee yet.")
-        amount = int(self.status.amount_vnd or self.fee_vnd)
+        if self.status.paid:
+            raise AlreadyPaid("The payment the unit asked for has been made.")
+        requested = self.status.amount_vnd
+        amount = int(self.fee_vnd if requested is None else requested)
         if amount <= 0:
             raise NothingToPay("This dossier has no fee.")
         return amount
+
+    def payment_request_key(self) -> str:
+        """Identifies the unit's payment request in force: the transactions started for it are
+        numbered under this key (`<key>-<attempt>`), so that one request has at most one open
+        transaction. Hex, fit for a transaction id."""
+        asked = self.status.payment_requested_at
+        moment = asked.isoformat() if asked is not None else "-"
+        return hashlib.sha256(f"{self.code}|{moment}".encode()).hexdigest()[:32]
 
     def result_online(self) -> DocumentRef:
         """The result document delivered online: level 4 only, once issued."""
@@ -258,8 +280,9 @@ class ProcessingStep:
 def processing_step(event: DossierProcessed) -> ProcessingStep | None:
     """The change a processing step makes to the status view; None for steps internal to the
     unit (deadline warnings). An overdue flag changes only `overdue`; any other step replaces
-    the view and reopens supplements (a new step: a new supplement request may follow)."""
-    if event.action.startswith(WARNING_ACTIONS_PREFIX):
+    the view and reopens supplements (a new step: a new supplement request may follow); a
+    payment request also records the amount asked and opens a new, unpaid request."""
+    if event.action.is_deadline_warning:
         return None
     status: dict[str, Any] = {
         "state": int(event.state),
@@ -271,7 +294,11 @@ def processing_step(event: DossierProcessed) -> ProcessingStep | None:
         "updated_at": event.occurred_at,
         "supplement_sent": False,
     }
-    if event.action == "overdue":
+    if event.action is StepAction.REQUEST_PAYMENT:
+        status["amount_vnd"] = event.amount_vnd
+        status["payment_requested_at"] = event.occurred_at
+        status["paid"] = False
+    if event.action is StepAction.OVERDUE:
         status = {"overdue": True, "updated_at": event.occurred_at}
     if event.result_document is not None:
         status["result_document"] = event.result_document.model_dump(mode="json")

@@ -105,6 +105,14 @@ class NothingToPay(DossierStateConflict):
     pass
 
 
+class AlreadyPaid(NothingToPay):
+    """The payment the unit asked for was made already (answered as "nothing to pay")."""
+
+
+class PaymentBeingCreated(RequestInProgress):
+    """A concurrent request is registering the payment of the same request with the provider."""
+
+
 class ResultAtCounter(DossierStateConflict):
     """Level-3 results are returned at the counter or by post."""
 

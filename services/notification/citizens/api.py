@@ -14,10 +14,10 @@ from services.notification.citizens.domain.signature import ReceiptCheck
 from services.notification.citizens.service import CitizenMessages
 from shared.auth import CurrentStaff, ensure_same_unit
 from shared.events import DossierCode
-from shared.http import Problem
+from shared.http import Problem, inline_schema, problems
 from shared.logging import mask
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(prefix="/notifications", tags=["notifications"], responses=problems(503))
 
 
 def citizen_messages(request: Request) -> CitizenMessages:
@@ -39,7 +39,27 @@ class ReceiptAnswer(BaseModel):
     outcome: str
 
 
-@router.post("/sms/receipts", response_model=ReceiptAnswer)
+@router.post(
+    "/sms/receipts",
+    response_model=ReceiptAnswer,
+    responses=problems(
+        401,
+        404,
+        413,
+        422,
+        notes={
+            401: "The signature or its timestamp is refused",
+            404: "No message with this reference",
+            422: "Or the body is not a receipt",
+        },
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(SmsReceipt)}},
+        }
+    },
+)
 async def sms_receipt(
     request: Request,
     messages: Messages,
@@ -98,7 +118,16 @@ async def _authorised(messages: CitizenMessages, staff: CurrentStaff, code: str)
     ensure_same_unit(staff, unit, service="notification", action="read_deliveries")
 
 
-@router.get("/dossiers/{dossier_code}/deliveries", response_model=list[DeliveryView])
+STAFF_PROBLEMS = problems(
+    401, 403, 404, 422, notes={403: "The dossier is of another unit", 404: "Unknown dossier"}
+)
+
+
+@router.get(
+    "/dossiers/{dossier_code}/deliveries",
+    response_model=list[DeliveryView],
+    responses=STAFF_PROBLEMS,
+)
 async def dossier_deliveries(
     dossier_code: DossierCode, messages: Messages, staff: CurrentStaff
 ) -> list[DeliveryView]:
@@ -124,7 +153,11 @@ async def dossier_deliveries(
     ]
 
 
-@router.get("/dossiers/{dossier_code}/inbox", response_model=list[InboxMessageView])
+@router.get(
+    "/dossiers/{dossier_code}/inbox",
+    response_model=list[InboxMessageView],
+    responses=STAFF_PROBLEMS,
+)
 async def dossier_inbox(
     dossier_code: DossierCode, messages: Messages, staff: CurrentStaff
 ) -> list[InboxMessageView]:

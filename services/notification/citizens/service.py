@@ -80,6 +80,8 @@ class CitizenMessages:
             "requested_documents": list(event.requested_documents),
             "result_document": event.result_document.file_name if event.result_document else None,
         }
+        if event.amount_vnd is not None:  # a payment request: the amount the unit asked
+            step["fee_vnd"] = event.amount_vnd
         await self._send(kind, source_event_id, event.dossier_code, recipient, step)
 
     async def _send(

@@ -87,6 +87,7 @@ def processed_event(case: Case, step: Step) -> DossierProcessed:
         citizen_action=step.citizen_action,
         requested_documents=list(step.requested_documents),
         result_document=step.result_document,
+        amount_vnd=step.amount_vnd,
     )
 
 

@@ -13,27 +13,38 @@ from datetime import datetime
 from enum import StrEnum
 
 from shared.events import DossierState as S
+from shared.events import StepAction
 
 
 class Action(StrEnum):
-    """What an officer, the applicant (through intake's events) or the system does to a case."""
+    """What an officer, the applicant (through intake's events) or the system does to a case.
 
-    RECEIVE = "receive"  # intake check passed: 1 → 2
-    REFUSE_INTAKE = "refuse_intake"  # not received (with reason): 1 → 3
-    START_PROCESSING = "start_processing"  # 2 → 4
-    REQUEST_SUPPLEMENT = "request_supplement"  # 4 → 5 (clock stops); at intake 1 stays 1
-    SUPPLEMENT_RECEIVED = "supplement_received"  # 5 → 4 (clock restarts/resumes); 1 stays 1
-    REQUEST_PAYMENT = "request_payment"  # 4 → 6
-    PAYMENT_RECEIVED = "payment_received"  # 6 → 4
-    REFUSE = "refuse"  # stopped / refused after appraisal: 4 → 8
-    REQUEST_WITHDRAWAL = "request_withdrawal"  # 1, 2, 4, 5, 6 → 7
-    CONFIRM_WITHDRAWAL = "confirm_withdrawal"  # 7 → 8
-    ISSUE_RESULT = "issue_result"  # 4 → 9
-    RETURN_RESULT = "return_result"  # 9 → 10
+    Each value is the `StepAction` the action is announced with (`shared.events`, the one
+    source of the names); the steps only the system announces (clock started, deadline
+    warnings, overdue) are `StepAction`s that are not `Action`s.
+    """
+
+    RECEIVE = StepAction.RECEIVE  # intake check passed: 1 → 2
+    REFUSE_INTAKE = StepAction.REFUSE_INTAKE  # not received (with reason): 1 → 3
+    START_PROCESSING = StepAction.START_PROCESSING  # 2 → 4
+    REQUEST_SUPPLEMENT = StepAction.REQUEST_SUPPLEMENT  # 4 → 5 (clock stops); at intake 1 stays 1
+    SUPPLEMENT_RECEIVED = StepAction.SUPPLEMENT_RECEIVED  # 5 → 4 (clock restarts/resumes)
+    REQUEST_PAYMENT = StepAction.REQUEST_PAYMENT  # 4 → 6
+    PAYMENT_RECEIVED = StepAction.PAYMENT_RECEIVED  # 6 → 4
+    REFUSE = StepAction.REFUSE  # stopped / refused after appraisal: 4 → 8
+    REQUEST_WITHDRAWAL = StepAction.REQUEST_WITHDRAWAL  # 1, 2, 4, 5, 6 → 7
+    CONFIRM_WITHDRAWAL = StepAction.CONFIRM_WITHDRAWAL  # 7 → 8
+    ISSUE_RESULT = StepAction.ISSUE_RESULT  # 4 → 9
+    RETURN_RESULT = StepAction.RETURN_RESULT  # 9 → 10
     # Steps: recorded in the history and announced, the state stays.
-    ASSIGN = "assign"
-    APPROVE = "approve"
-    EXTEND = "extend"
+    ASSIGN = StepAction.ASSIGN
+    APPROVE = StepAction.APPROVE
+    EXTEND = StepAction.EXTEND
+
+    @property
+    def step(self) -> StepAction:
+        """The step this action is announced with on `dvc.dossier.processed.v1`."""
+        return StepAction(self.value)
 
 
 # Exactly the transitions of DOMAIN.md §3, including "1 stays 1" for an intake-level supplement.

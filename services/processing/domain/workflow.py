@@ -24,6 +24,10 @@ Deadline decisions (DOMAIN.md §4, engine in `deadlines.py`):
   `due_years_without_calendar`, for the service to count and log (no I/O here).
 - Warnings: at each fraction of the legal time (office time, `threshold_times`) and at the due
   date itself (`overdue`), at most once per case and threshold, even if the due date moves later.
+  The fractions are those the contract names a step for (`DEADLINE_WARNING_FRACTIONS`: 0.5 and
+  0.8); `Rules` refuses any other.
+- Every step is announced with its `StepAction` (the contract's enumeration); a payment request
+  carries its amount, and the payment answering it must be of that amount.
 """
 
 from __future__ import annotations
@@ -62,17 +66,48 @@ from services.processing.domain.lifecycle import (
     next_state,
 )
 from shared.catalogue import Procedure
-from shared.events import Channel, DocumentRef, DossierState, DossierSubmitted
+from shared.events import (
+    DEADLINE_WARNING_FRACTIONS,
+    Channel,
+    DocumentRef,
+    DossierState,
+    DossierSubmitted,
+    StepAction,
+)
 
 SYSTEM = "system"
-OVERDUE = "overdue"
-CLOCK_STARTED = "clock_started"
-PAYMENT_RECORDED = "payment_recorded"
 _TICK = timedelta(milliseconds=1)  # MongoDB keeps milliseconds
 
 
 class WorkflowError(ValueError):
     """A business rule refuses the action (besides the lifecycle); Vietnamese first."""
+
+
+class PaymentAmountMismatch(WorkflowError):
+    """The payment answering a payment request is not of the amount the unit asked."""
+
+    def __init__(self, requested_vnd: int, paid_vnd: int) -> None:
+        self.requested_vnd = requested_vnd
+        self.paid_vnd = paid_vnd
+        super().__init__(
+            f"Số tiền đã nộp ({paid_vnd:,} đồng) khác số tiền đơn vị yêu cầu "
+            f"({requested_vnd:,} đồng) (paid amount {paid_vnd} VND differs from the requested "
+            f"{requested_vnd} VND)"
+        )
+
+
+def check_warning_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+    """`fractions` if the contract names a deadline warning for each (0.5, 0.8), else
+    `ValueError` saying which it names."""
+    named = sorted(DEADLINE_WARNING_FRACTIONS.values())
+    unknown = [f for f in fractions if f not in named]
+    if unknown:
+        raise ValueError(
+            f"warning fractions {unknown} have no deadline warning in the contract: "
+            f"dvc.dossier.processed.v1 names {', '.join(str(f) for f in named)} only "
+            f"({', '.join(a.value for a in DEADLINE_WARNING_FRACTIONS)})"
+        )
+    return tuple(fractions)
 
 
 @dataclass(frozen=True)
@@ -81,12 +116,15 @@ class Rules:
     policy: DeadlinePolicy = field(default_factory=DeadlinePolicy)
     warning_fractions: tuple[float, ...] = (0.5, 0.8)
 
+    def __post_init__(self) -> None:
+        check_warning_fractions(self.warning_fractions)
+
 
 @dataclass(frozen=True)
 class Step:
     """One history entry and the event that announces it."""
 
-    action: str
+    action: StepAction
     actor: str
     at: datetime
     from_state: DossierState | None
@@ -95,6 +133,7 @@ class Step:
     citizen_action: str | None = None
     requested_documents: tuple[str, ...] = ()
     result_document: DocumentRef | None = None
+    amount_vnd: int | None = None  # request_payment: the amount asked
 
 
 @dataclass(frozen=True)
@@ -109,7 +148,8 @@ class Command:
 
     reason — refuse_intake, refuse, request_supplement, extend, request_withdrawal;
     documents — request_supplement (codes or names of the documents asked for);
-    amount_vnd — request_payment; assignee — assign; result_document — issue_result;
+    amount_vnd — request_payment (the amount asked), payment_received (the amount paid);
+    assignee — assign; result_document — issue_result;
     return_method — return_result; new_due_date — extend.
     """
 
@@ -124,10 +164,6 @@ class Command:
     result_document: DocumentRef | None = None
     return_method: str | None = None
     new_due_date: date | None = None
-
-
-def warning_action(fraction: float) -> str:
-    return f"deadline_warning_{round(fraction * 100)}"
 
 
 # -- opening a case -----------------------------------------------------------------------------
@@ -161,7 +197,7 @@ def open_case(event: DossierSubmitted, procedure: Procedure, rules: Rules) -> Ou
     )
     _maybe_start_clock(case, rules, at)
     step = Step(
-        Action.RECEIVE.value,
+        StepAction.RECEIVE,
         SYSTEM,
         at,
         None,
@@ -185,7 +221,7 @@ def apply(case: Case, command: Command, rules: Rules) -> Outcome:
     def step(**kwargs: object) -> None:
         steps.append(
             Step(
-                action.value,
+                action.step,
                 command.actor,
                 at,
                 source,
@@ -204,7 +240,7 @@ def apply(case: Case, command: Command, rules: Rules) -> Outcome:
         case.state = DossierState.IN_PROCESSING
         steps.append(
             Step(
-                Action.START_PROCESSING.value,
+                StepAction.START_PROCESSING,
                 SYSTEM,
                 at,
                 DossierState.RECEIVED,
@@ -245,8 +281,14 @@ def apply(case: Case, command: Command, rules: Rules) -> Outcome:
         if not command.amount_vnd or command.amount_vnd <= 0:
             raise WorkflowError("Số tiền phải lớn hơn 0 (amount must be positive)")
         case.payment_amount_vnd = command.amount_vnd
-        step(citizen_action=f"Thực hiện nghĩa vụ tài chính: nộp {command.amount_vnd:,} đồng")
+        step(
+            citizen_action=f"Thực hiện nghĩa vụ tài chính: nộp {command.amount_vnd:,} đồng",
+            amount_vnd=command.amount_vnd,
+        )
     elif action == Action.PAYMENT_RECEIVED:
+        requested = case.payment_amount_vnd
+        if requested is not None and command.amount_vnd != requested:
+            raise PaymentAmountMismatch(requested, command.amount_vnd or 0)
         case.paid_at = case.paid_at or at
         step()
         steps.extend(_clock_started_by_payment(case, rules, at, target))
@@ -293,7 +335,7 @@ def _clock_started_by_payment(
     if case.received_at is None or not _maybe_start_clock(case, rules, paid_at):
         return []
     note = "Đã nộp phí: bắt đầu tính thời hạn (fee paid: the clock starts)"
-    return [Step(CLOCK_STARTED, SYSTEM, paid_at, state, state, note=note)]
+    return [Step(StepAction.CLOCK_STARTED, SYSTEM, paid_at, state, state, note=note)]
 
 
 def _extend(case: Case, command: Command, rules: Rules) -> Outcome:
@@ -330,7 +372,7 @@ def _extend(case: Case, command: Command, rules: Rules) -> Outcome:
         f"Ngày hẹn trả kết quả mới: {command.new_due_date:%d/%m/%Y} (Mẫu 04)"
     )
     step = Step(
-        Action.EXTEND.value,
+        StepAction.EXTEND,
         command.actor,
         command.at,
         case.state,
@@ -344,20 +386,24 @@ def _extend(case: Case, command: Command, rules: Rules) -> Outcome:
 # -- the deadline scanner -------------------------------------------------------------------------
 
 
-def alert_schedule(case: Case, rules: Rules) -> list[tuple[str, datetime]]:
+def alert_schedule(case: Case, rules: Rules) -> list[tuple[StepAction, datetime]]:
     """(action, instant) of every warning and of overdue for the due date in force."""
     if case.due_at is None or case.clock_started_at is None or case.paused:
         return []
     pauses = [Pause(p.started_at, p.ended_at, p.reason) for p in case.pauses]
     start = counting_start(case.clock_started_at, pauses, rules.policy)
-    schedule: list[tuple[str, datetime]] = []
+    schedule: list[tuple[StepAction, datetime]] = []
     if start < case.due_at:
-        fractions = [f for f in rules.warning_fractions if 0 < f < 1]
         times = threshold_times(
-            start, case.due_at, fractions, calendar=rules.calendar, policy=rules.policy
+            start,
+            case.due_at,
+            list(rules.warning_fractions),
+            calendar=rules.calendar,
+            policy=rules.policy,
         )
-        schedule = [(warning_action(f), moment) for f, moment in times]
-    schedule.append((OVERDUE, case.due_at + _TICK))  # overdue once *past* the due instant
+        schedule = [(StepAction.deadline_warning(f), moment) for f, moment in times]
+    # Overdue once *past* the due instant.
+    schedule.append((StepAction.OVERDUE, case.due_at + _TICK))
     return schedule
 
 
@@ -375,7 +421,7 @@ def scan(case: Case, now: datetime, rules: Rules) -> Outcome:
         case.start_processing_at = None
         steps.append(
             Step(
-                Action.START_PROCESSING.value,
+                StepAction.START_PROCESSING,
                 SYSTEM,
                 at,
                 DossierState.RECEIVED,
@@ -387,9 +433,9 @@ def scan(case: Case, now: datetime, rules: Rules) -> Outcome:
         for action, moment in alert_schedule(case, rules):
             if action in case.warnings_emitted or moment > now:
                 continue
-            if action == OVERDUE and not is_overdue(now, case.due_at or now):
+            if action is StepAction.OVERDUE and not is_overdue(now, case.due_at or now):
                 continue
-            case.warnings_emitted.append(action)
+            case.warnings_emitted.append(action.value)
             steps.append(
                 Step(
                     action,
@@ -437,7 +483,7 @@ def refresh(case: Case, rules: Rules) -> Case:
 
 
 def _finish(case: Case, rules: Rules, steps: Sequence[Step]) -> Outcome:
-    if any(s.action in (Action.SUPPLEMENT_RECEIVED.value,) for s in steps) and case.received_at:
+    if any(s.action is StepAction.SUPPLEMENT_RECEIVED for s in steps) and case.received_at:
         _recompute_due(case, rules, steps[-1].at, reason="supplement")
     elif case.paused:
         case.due_at = None
@@ -523,9 +569,9 @@ def _result_text(case: Case) -> str:
     return "Đến Bộ phận Một cửa nhận kết quả, mang theo giấy tiếp nhận hồ sơ"
 
 
-def _alert_note(action: str, case: Case) -> str:
+def _alert_note(action: StepAction, case: Case) -> str:
     due = f"{case.due_at:%d/%m/%Y %H:%M}" if case.due_at else "?"
-    if action == OVERDUE:
+    if action is StepAction.OVERDUE:
         return f"Hồ sơ đã quá hạn xử lý (hạn {due}) (overdue)"
-    percent = action.rsplit("_", 1)[-1]
+    percent = round(DEADLINE_WARNING_FRACTIONS[action] * 100)
     return f"Đã dùng {percent}% thời gian giải quyết, hạn {due} (deadline warning)"

@@ -36,6 +36,7 @@ from services.processing.domain.lifecycle import Action, TransitionError
 from services.processing.domain.workflow import (
     Command,
     Outcome,
+    PaymentAmountMismatch,
     Rules,
     WorkflowError,
     apply,
@@ -235,11 +236,24 @@ class ProcessingService:
                     APPLICANT,
                     event.occurred_at,
                     note=f"Đã nộp {event.amount_vnd:,} đồng ({event.provider})",
+                    amount_vnd=event.amount_vnd,
                 )
                 return apply(case, command, self.rules)
             return record_payment(case, event.occurred_at, self.rules)
 
-        return await self.apply_event(event.dossier_code, event_id, "paid", change)
+        try:
+            return await self.apply_event(event.dossier_code, event_id, "paid", change)
+        except PermanentError as exc:
+            if isinstance(exc.__cause__, PaymentAmountMismatch):
+                # Dead-lettered with the reason; the case stays awaiting its payment (state 6).
+                metrics.PAYMENT_AMOUNT_MISMATCHES.inc()
+                log.warning(
+                    "payment %s of %s refused: %s",
+                    event.transaction_id,
+                    event.dossier_code,
+                    exc,
+                )
+            raise
 
     # -- officers' views and actions ------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.processing import metrics
 from services.processing.domain.errors import VersionConflict
-from services.processing.domain.workflow import OVERDUE, scan
+from services.processing.domain.workflow import scan
 from services.processing.service.cases import ProcessingService
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class DeadlineScanner:
             return 0  # changed meanwhile: the writer recomputed next_check_at; seen next pass
         self.saved += 1
         for step in outcome.steps:
-            if step.action.startswith("deadline_warning_") or step.action == OVERDUE:
+            if step.action.is_deadline_alert:
                 metrics.DEADLINE_ALERTS.labels(step.action).inc()
             metrics.ACTIONS.labels(step.action, "system").inc()
         if outcome.steps:

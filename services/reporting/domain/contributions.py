@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.reporting.domain.quarters import VN, quarter_of
+from shared.events import StepAction
 
 FIELDS: tuple[str, ...] = (
     "received",
@@ -141,7 +142,7 @@ def contributions(facts: Mapping[str, Any]) -> Contributions:
             last_due = step["due_at"]
             if overdue and _aware(last_due) > _aware(step["at"]):
                 overdue = False  # the due date was moved past the flag (an extension)
-        if step.get("action") == "overdue":
+        if step.get("action") == StepAction.OVERDUE:
             overdue = True
         state, previous = step["state"], step.get("previous_state")
         if state == SUPPLEMENT_REQUESTED and previous != SUPPLEMENT_REQUESTED:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from services.intake.adapters.store import IdempotencyConflict
 from shared.cloudevents import CloudEvent, unwrap
 from shared.events import Channel, DossierSubmitted
 from shared.topics import DOSSIER_SUBMITTED_TOPIC
@@ -76,6 +81,38 @@ async def test_the_same_idempotency_key_twice_gives_one_dossier(intake) -> None:
     )
     assert other.status_code == 422
     assert other.json()["type"] == "urn:dvc:problem:idempotency-key-reused"
+
+
+async def test_the_idempotency_record_keeps_no_secret_and_lapses(intake) -> None:
+    """The replay still gives the citizen their tracking secret, but the database does not hold
+    it (nor the key); an unfinished record after a crash, or an expired one, frees its key."""
+    key = str(uuid.uuid4())
+    first = await submit(intake, **{"Idempotency-Key": key})
+    assert first.headers["cache-control"] == "no-store"  # the receipt carries the secret
+    secret = first.json()["tracking_secret"]
+    records = intake.components.store.idempotency
+    stored = [r async for r in records.find({})]
+    raw = json.dumps(stored, default=str)
+    assert secret not in raw and key not in raw and first.json()["dossier_code"] not in raw
+    replay = await submit(intake, **{"Idempotency-Key": key})
+    assert replay.json() == first.json()  # double click: the same receipt, secret included
+
+    # A request that crashed mid-way left its key "in progress": usable again after 5 minutes.
+    stuck = str(uuid.uuid4())
+    store = intake.components.store
+    long_ago = datetime.now(UTC) - timedelta(minutes=6)
+    assert await store.reserve_idempotency_key(f"online:{stuck}", "fp", now=long_ago) is None
+    assert await store.reserve_idempotency_key(f"online:{stuck}", "fp") is None  # taken over
+    with pytest.raises(IdempotencyConflict):  # but not twice
+        await store.reserve_idempotency_key(f"online:{stuck}", "fp")
+
+    # The hourly clean-up deletes records of past days, and only those.
+    old = str(uuid.uuid4())
+    days_ago = datetime.now(UTC) - timedelta(days=3)
+    await store.reserve_idempotency_key(f"online:{old}", "fp", now=days_ago)
+    before = await records.count_documents({})
+    assert await store.delete_expired_idempotency_records(datetime.now(UTC).date()) == 1
+    assert await records.count_documents({}) == before - 1
 
 
 async def test_fifty_concurrent_submissions_get_fifty_distinct_gap_free_codes(intake) -> None:

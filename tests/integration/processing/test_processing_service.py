@@ -12,8 +12,13 @@ from prometheus_client import REGISTRY
 
 from shared.catalogue import Fee, Procedure, ProcessingTime, TimeUnit
 from shared.cloudevents import CloudEvent, unwrap
-from shared.events import Channel, DossierPaid, DossierState, DossierSupplemented
-from shared.topics import DOSSIER_PROCESSED_TOPIC, DOSSIER_SUBMITTED_TOPIC, PROCESSING_GROUP
+from shared.events import Channel, DossierPaid, DossierState, DossierSupplemented, StepAction
+from shared.topics import (
+    DOSSIER_PAID_TOPIC,
+    DOSSIER_PROCESSED_TOPIC,
+    DOSSIER_SUBMITTED_TOPIC,
+    PROCESSING_GROUP,
+)
 from tests.factories import dossier_code, submitted
 from tests.integration.processing.conftest import Service, wait_for
 from tests.kafka_helpers import read_records
@@ -390,6 +395,54 @@ async def test_a_fee_first_dossier_gets_its_due_date_when_the_applicant_pays(
         "clock_started",
     ]
     assert events[-1].due_at is not None
+
+
+async def test_the_requested_amount_is_announced_and_a_payment_of_another_is_dead_lettered(
+    service: Service,
+) -> None:
+    """Issue 14 B: `request_payment` carries the amount; `dvc.dossier.paid.v1` must match it."""
+    await service.publish(procedure())
+    code = dossier_code(33)
+    await service.publish(submitted(code).model_copy(update={"occurred_at": datetime.now(UTC)}))
+    await case_document(service, code, state=DossierState.SUBMITTED)
+    officer = service.token("officer-1", "officer")
+    base = f"/api/v1/cases/{code}"
+    assert (await service.client.post(f"{base}/receive", headers=officer)).status_code == 200
+    asked = await service.client.post(
+        f"{base}/request-payment", headers=officer, json={"amount_vnd": 150_000}
+    )
+    assert asked.json()["state"] == DossierState.PAYMENT_REQUESTED
+    events = [event for _, event in await processed_events(service, code, 3)]
+    assert [event.action for event in events] == [
+        StepAction.RECEIVE,
+        StepAction.START_PROCESSING,
+        StepAction.REQUEST_PAYMENT,
+    ]
+    assert [event.amount_vnd for event in events] == [None, None, 150_000]
+
+    mismatches = "dvc_processing_payment_amount_mismatches_total"
+    before = REGISTRY.get_sample_value(mismatches) or 0.0
+    wrong = DossierPaid(
+        dossier_code=code,
+        occurred_at=datetime.now(UTC),
+        transaction_id="tx-33-1",
+        amount_vnd=100_000,
+        provider="paysim",
+    )
+    await service.publish(wrong)
+    [dead] = await read_records(
+        service.settings.kafka_bootstrap, service.dead_letters(DOSSIER_PAID_TOPIC), 1
+    )
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert headers["dlq_reason"] == "permanent"
+    assert "differs from the requested 150000 VND" in headers["dlq_error"]
+    assert REGISTRY.get_sample_value(mismatches) == before + 1
+    document = await service.processing.store.cases.find_one({"_id": code})
+    assert document["state"] == DossierState.PAYMENT_REQUESTED and document["paid_at"] is None
+
+    right = wrong.model_copy(update={"transaction_id": "tx-33-2", "amount_vnd": 150_000})
+    await service.publish(right)
+    await case_document(service, code, state=DossierState.IN_PROCESSING)
 
 
 async def test_a_due_date_beyond_the_official_calendar_is_counted_and_logged(

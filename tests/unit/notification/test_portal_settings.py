@@ -39,6 +39,8 @@ def test_production_refuses_the_development_portal_password(
         "sms_gateway_token": "t",
         "sms_receipt_secret": "s",
         "webhook_sealing_keys": "lOwHjTQ0ZEvh3Z8wGr5oqGN2Bf0m4e-IKBTfUSTyGKk=",
+        "sms_gateway_url": "https://sms.most.gov.vn/api/send",
+        "smtp_tls": "starttls",
     }
     with pytest.raises(ValidationError, match="PORTAL_PASSWORD"):
         Combined(**real, portal_enabled=True)

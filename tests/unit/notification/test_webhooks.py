@@ -28,11 +28,17 @@ from services.notification.webhooks.domain.subscriptions import (
     retry_window,
     webhook_body,
 )
-from services.notification.webhooks.domain.urls import UrlRefused, check_address, check_form
+from services.notification.webhooks.domain.urls import (
+    UrlRefused,
+    UrlRules,
+    check_address,
+    check_form,
+)
 from shared.cloudevents import wrap
 from shared.events import DossierState, PublicDossierStatus
 
 NOW = 1_800_000_000
+STRICT, LOCAL = UrlRules(), UrlRules.local()  # production's rules; development's local receivers
 
 
 def test_signature_matches_the_standard_webhooks_reference_vector() -> None:
@@ -92,12 +98,12 @@ def test_any_of_several_signatures_may_match_during_a_secret_rotation() -> None:
 )
 def test_url_form_outside_development(url: str, reason: str) -> None:
     with pytest.raises(UrlRefused, match=reason):
-        check_form(url, allow_private=False)
+        check_form(url, STRICT)
 
 
 def test_plain_http_is_allowed_in_development_only() -> None:
-    assert check_form("http://127.0.0.1:8080/x", allow_private=True) == ("127.0.0.1", 8080)
-    assert check_form("https://example.gov.vn/x", allow_private=False) == ("example.gov.vn", 443)
+    assert check_form("http://127.0.0.1:8080/x", LOCAL) == ("127.0.0.1", 8080)
+    assert check_form("https://example.gov.vn/x", STRICT) == ("example.gov.vn", 443)
 
 
 @pytest.mark.parametrize(
@@ -119,13 +125,13 @@ def test_plain_http_is_allowed_in_development_only() -> None:
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     with pytest.raises(UrlRefused, match="non-public"):
-        check_address(address, allow_private=False)
-    check_address(address, allow_private=True)
+        check_address(address, STRICT)
+    check_address(address, LOCAL)
 
 
 def test_public_addresses_pass() -> None:
-    check_address("8.8.8.8", allow_private=False)
-    check_address("2001:4860:4860::8888", allow_private=False)
+    check_address("8.8.8.8", STRICT)
+    check_address("2001:4860:4860::8888", STRICT)
 
 
 async def test_a_name_resolving_to_loopback_is_refused() -> None:
@@ -246,6 +252,8 @@ def test_production_refuses_the_development_sealing_key() -> None:
         "jwt_issuer": "https://sso.most.gov.vn",
         "sms_gateway_token": "real-token",
         "sms_receipt_secret": "real-secret",
+        "sms_gateway_url": "https://sms.most.gov.vn/api/send",
+        "smtp_tls": "starttls",
     }
     with pytest.raises(ValueError, match="SEALING_KEYS"):
         NotificationSettings(**production)

@@ -7,23 +7,26 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.processing.adapters.store import processed_event
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.case import Case
 from services.processing.domain.deadlines import DeadlinePolicy
 from services.processing.domain.lifecycle import Action, TransitionError
 from services.processing.domain.workflow import (
-    OVERDUE,
     Command,
+    PaymentAmountMismatch,
     Rules,
     WorkflowError,
+    alert_schedule,
     apply,
     due_years_without_calendar,
     open_case,
     record_payment,
     scan,
 )
+from services.processing.settings import ProcessingSettings
 from shared.catalogue import Procedure, ProcessingTime, TimeUnit
-from shared.events import Channel, DocumentRef, DossierState
+from shared.events import Channel, DocumentRef, DossierState, StepAction
 from tests.factories import submitted
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -201,7 +204,7 @@ def test_warnings_fire_once_each_and_overdue_after_the_due_date() -> None:
     again = scan(halfway.case, case.next_check_at, RULES)
     assert again.steps == ()
     late = scan(halfway.case, datetime(2019, 5, 8, 8, tzinfo=VN), RULES)
-    assert [s.action for s in late.steps] == ["deadline_warning_80", OVERDUE]
+    assert [s.action for s in late.steps] == ["deadline_warning_80", StepAction.OVERDUE]
     assert all(s.to_state == DossierState.IN_PROCESSING for s in late.steps)
     assert late.case.next_check_at is None
     assert scan(late.case, datetime(2019, 6, 1, tzinfo=VN), RULES).steps == ()
@@ -222,7 +225,7 @@ def test_fee_first_procedures_start_the_clock_when_paid() -> None:
 def test_requesting_payment_and_receiving_it() -> None:
     case = do(in_processing(), Action.REQUEST_PAYMENT, datetime.now(VN), amount_vnd=500_000)
     assert case.state == DossierState.PAYMENT_REQUESTED and case.payment_amount_vnd == 500_000
-    back = do(case, Action.PAYMENT_RECEIVED, datetime.now(VN))
+    back = do(case, Action.PAYMENT_RECEIVED, datetime.now(VN), amount_vnd=500_000)
     assert back.state == DossierState.IN_PROCESSING and back.paid_at is not None
 
 
@@ -238,7 +241,9 @@ def test_a_fee_first_dossier_paid_when_the_unit_asked_for_the_fee_starts_its_clo
     assert asked.due_at is None and asked.clock_started_at is None
     paid = apply(
         asked,
-        Command(Action.PAYMENT_RECEIVED, "applicant", datetime(2019, 5, 2, 9, tzinfo=VN)),
+        Command(
+            Action.PAYMENT_RECEIVED, "applicant", datetime(2019, 5, 2, 9, tzinfo=VN), amount_vnd=1
+        ),
         RULES,
     )
     assert [s.action for s in paid.steps] == ["payment_received", "clock_started"]
@@ -319,3 +324,60 @@ def test_due_dates_in_a_year_without_an_official_calendar_are_reported() -> None
     assert far.due_at is not None and far.due_at.year == 2101
     assert due_years_without_calendar(far, RULES) == [2101]
     assert due_years_without_calendar(far, RULES, since=len(far.due_history)) == []
+
+
+# -- issue 13 item 4, issue 14 B: steps as the contract's enumeration; the requested amount -----
+
+
+def test_every_step_is_announced_with_the_contracts_enumeration() -> None:
+    case = in_processing()
+    received = apply(
+        arrived(Channel.ONLINE, datetime(2019, 4, 26, 9, tzinfo=VN)),
+        Command(Action.RECEIVE, "o1", datetime(2019, 4, 26, 10, tzinfo=VN)),
+        RULES,
+    )
+    late = scan(case, datetime(2019, 5, 8, 8, tzinfo=VN), RULES)
+    for step in (*received.steps, *late.steps):
+        assert type(step.action) is StepAction
+    assert [s.action for s in late.steps] == [
+        StepAction.DEADLINE_WARNING_50,
+        StepAction.DEADLINE_WARNING_80,
+        StepAction.OVERDUE,
+    ]
+    assert all(action.is_deadline_alert for action, _ in alert_schedule(case, RULES))
+
+
+def test_warning_fractions_are_those_the_contract_names() -> None:
+    assert Rules(WorkingCalendar(), warning_fractions=(0.8,)).warning_fractions == (0.8,)
+    assert Rules(WorkingCalendar(), warning_fractions=()).warning_fractions == ()
+    with pytest.raises(ValueError, match=r"\[0\.9\].*names 0\.5, 0\.8 only"):
+        Rules(WorkingCalendar(), warning_fractions=(0.5, 0.9))
+    with pytest.raises(ValueError, match="deadline_warning_50, deadline_warning_80"):
+        ProcessingSettings(warning_fractions=[0.75])
+    assert ProcessingSettings().warning_fractions == [0.5, 0.8]
+
+
+def test_a_payment_request_announces_the_amount_asked() -> None:
+    outcome = apply(
+        in_processing(),
+        Command(Action.REQUEST_PAYMENT, "o1", datetime.now(VN), amount_vnd=150_000),
+        RULES,
+    )
+    [step] = outcome.steps
+    assert step.action is StepAction.REQUEST_PAYMENT and step.amount_vnd == 150_000
+    event = processed_event(outcome.case, step)
+    assert event.action is StepAction.REQUEST_PAYMENT and event.amount_vnd == 150_000
+    other = apply(outcome.case, Command(Action.ASSIGN, "o1", datetime.now(VN), assignee="c"), RULES)
+    assert processed_event(other.case, other.steps[0]).amount_vnd is None
+
+
+@pytest.mark.parametrize("paid", [149_999, 300_000, None])
+def test_a_payment_of_another_amount_than_requested_is_refused(paid: int | None) -> None:
+    asked = do(in_processing(), Action.REQUEST_PAYMENT, datetime.now(VN), amount_vnd=150_000)
+    with pytest.raises(PaymentAmountMismatch) as refused:
+        do(asked, Action.PAYMENT_RECEIVED, datetime.now(VN), amount_vnd=paid)
+    assert refused.value.requested_vnd == 150_000
+    assert "150,000" in str(refused.value) and "differs from the requested" in str(refused.value)
+    assert asked.state == DossierState.PAYMENT_REQUESTED and asked.paid_at is None
+    back = do(asked, Action.PAYMENT_RECEIVED, datetime.now(VN), amount_vnd=150_000)
+    assert back.state == DossierState.IN_PROCESSING and back.paid_at is not None

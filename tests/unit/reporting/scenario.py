@@ -26,6 +26,7 @@ from shared.events import (
     DossierSubmitted,
     DossierSupplemented,
     DossierWithdrawn,
+    StepAction,
 )
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 09:00 on 5 Jan 2026 in Ha Noi: 2026-Q1
@@ -64,13 +65,28 @@ def submitted(n: int, procedure: str, level: int, channel: Channel, fee: int = 0
     )
 
 
+# The step that usually enters each state (reporting reads the states; `overdue` is the only
+# action it looks at).
+ENTERED_BY: dict[int, StepAction] = {
+    2: StepAction.RECEIVE,
+    3: StepAction.REFUSE_INTAKE,
+    4: StepAction.START_PROCESSING,
+    5: StepAction.REQUEST_SUPPLEMENT,
+    6: StepAction.REQUEST_PAYMENT,
+    7: StepAction.REQUEST_WITHDRAWAL,
+    8: StepAction.CONFIRM_WITHDRAWAL,
+    9: StepAction.ISSUE_RESULT,
+    10: StepAction.RETURN_RESULT,
+}
+
+
 def step(n: int, procedure: str, prev: int | None, state: int, hours: float, **kw: Any) -> Any:
     return DossierProcessed(
         dossier_code=code(n),
         occurred_at=at(hours),
         procedure_code=procedure,
         unit_code=UNIT_OF[procedure],
-        action=kw.pop("action", "x"),
+        action=kw.pop("action", ENTERED_BY[state]),
         state=state,
         previous_state=prev,
         actor="officer-1",

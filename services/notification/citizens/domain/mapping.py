@@ -1,36 +1,36 @@
 """Which citizen message each event sends: the ONE place that maps workflow steps to messages.
 
-Processing names its steps with free `action` strings that may grow, so the mapping keys on the
-dossier `state` (the national portal's stable numbering) and looks at `action` only where the
-state alone cannot tell:
+The mapping keys on the step (`StepAction`, the contract's enumeration) where the step itself says
+what the citizen must hear, and otherwise on the dossier `state` the step entered (the national
+portal's stable numbering):
 
-| event / action                      | state                     | message                 |
+| event / step                        | state                     | message                 |
 |-------------------------------------|---------------------------|-------------------------|
 | DossierSubmitted                    | –                         | `receipt`               |
-| action contains `warning`           | any                       | none (internal)         |
-| action contains `overdue`           | any                       | `overdue_apology`       |
-| action contains `extend`/`extension`| any                       | `extension_apology`     |
-| action contains `request_supplement`| any (1 stays 1 at intake) | `supplement_requested`  |
+| a deadline warning (50 %, 80 %)     | any                       | none (internal)         |
+| `overdue`                           | any                       | `overdue_apology`       |
+| `extend`                            | any                       | `extension_apology`     |
+| `request_supplement`                | any (1 stays 1 at intake) | `supplement_requested`  |
+| `confirm_withdrawal`                | 8 stopped                 | `withdrawn`             |
 | any                                 | 2 received                | `received`              |
 | any, previous state 1 (1 → 4)       | 4 in processing           | `received`              |
 | any                                 | 3 not received            | `not_received`          |
 | any                                 | 5 supplement requested    | `supplement_requested`  |
 | any                                 | 6 payment requested       | `payment_requested`     |
-| action contains `withdraw`          | 8 stopped                 | `withdrawn`             |
 | any other                           | 8 stopped                 | `refused`               |
 | any                                 | 9 processed               | `result_issued`         |
 | any                                 | 10 result returned        | `result_returned`       |
-| anything else (assign, resume, ...) | 1, 4, 7                   | none                    |
+| anything else (assign, approve, ...)| 1, 4, 7                   | none                    |
 
 The state rows apply to transitions only: a step that keeps its state (`previous_state == state`,
-e.g. `assign`, `approve`, `clock_started`) sends nothing unless an action row matches.
+e.g. `assign`, `approve`, `clock_started`) sends nothing unless a step row matches.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from shared.events import DossierState
+from shared.events import DossierState, StepAction
 
 
 class MessageKind(StrEnum):
@@ -68,19 +68,19 @@ def template_name(kind: MessageKind) -> str:
 
 
 def kind_for_step(
-    action: str, state: DossierState, previous_state: DossierState | None = None
+    action: StepAction, state: DossierState, previous_state: DossierState | None = None
 ) -> MessageKind | None:
     """The message a processing step sends to the citizen, or None for internal steps."""
-    name = action.strip().lower()
-    if "warning" in name:
-        return None  # deadline_warning_50 etc.: for officers, never for the citizen
-    if "overdue" in name:
+    action = StepAction(action)
+    if action.is_deadline_warning:
+        return None  # for the unit's officers, never for the citizen
+    if action is StepAction.OVERDUE:
         return MessageKind.OVERDUE_APOLOGY
-    if "extend" in name or "extension" in name:
+    if action is StepAction.EXTEND:
         return MessageKind.EXTENSION_APOLOGY
-    if "request_supplement" in name:
+    if action is StepAction.REQUEST_SUPPLEMENT:
         return MessageKind.SUPPLEMENT_REQUESTED  # also at the intake check, where 1 stays 1
-    if state == DossierState.STOPPED and "withdraw" in name:
+    if action is StepAction.CONFIRM_WITHDRAWAL and state == DossierState.STOPPED:
         return MessageKind.WITHDRAWN
     if previous_state == state:
         return None  # a step within the state: the citizen was told when it was entered

@@ -43,12 +43,14 @@ from shared.events import (
     DossierSubmitted,
     DossierSupplemented,
     DossierWithdrawn,
+    PublicStep,
+    StepAction,
 )
 
 PORTAL_TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 PORTAL_DATE_PATTERN = r"^\d{14}$"
 CONTENT_MAX_LENGTH = 2000
-SUBMIT_ACTION = "submit"
+SUBMIT_ACTION = PublicStep.SUBMIT
 SYSTEM_ACTOR = "system"
 
 # Owner type codes [check]: 1 citizen, 2 organisation.
@@ -58,26 +60,25 @@ OWNER_TYPE_CODES: dict[ApplicantKind, int] = {
 }
 
 # The progress-step text shown on the portal, per processing action (Vietnamese).
-ACTION_LABELS: dict[str, str] = {
-    SUBMIT_ACTION: "Nộp hồ sơ trực tuyến",
-    "receive": "Tiếp nhận hồ sơ",
-    "refuse_intake": "Từ chối tiếp nhận hồ sơ",
-    "start_processing": "Chuyển hồ sơ đến đơn vị xử lý",
-    "request_supplement": "Yêu cầu bổ sung hồ sơ",
-    "supplement_received": "Tiếp nhận hồ sơ bổ sung",
-    "request_payment": "Yêu cầu thực hiện nghĩa vụ tài chính",
-    "payment_received": "Đã thực hiện nghĩa vụ tài chính",
-    "payment_recorded": "Đã thanh toán phí, lệ phí",
-    "clock_started": "Bắt đầu tính thời hạn giải quyết",
-    "refuse": "Dừng xử lý, từ chối giải quyết hồ sơ",
-    "request_withdrawal": "Công dân đề nghị rút hồ sơ",
-    "confirm_withdrawal": "Xác nhận rút hồ sơ",
-    "issue_result": "Có kết quả giải quyết",
-    "return_result": "Trả kết quả giải quyết",
-    "assign": "Phân công xử lý",
-    "approve": "Lãnh đạo phê duyệt",
-    "extend": "Gia hạn, hẹn lại ngày trả kết quả",
-    "overdue": "Hồ sơ quá hạn giải quyết",
+ACTION_LABELS: dict[PublicStep, str] = {
+    PublicStep.SUBMIT: "Nộp hồ sơ trực tuyến",
+    PublicStep.RECEIVE: "Tiếp nhận hồ sơ",
+    PublicStep.REFUSE_INTAKE: "Từ chối tiếp nhận hồ sơ",
+    PublicStep.START_PROCESSING: "Chuyển hồ sơ đến đơn vị xử lý",
+    PublicStep.REQUEST_SUPPLEMENT: "Yêu cầu bổ sung hồ sơ",
+    PublicStep.SUPPLEMENT_RECEIVED: "Tiếp nhận hồ sơ bổ sung",
+    PublicStep.REQUEST_PAYMENT: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    PublicStep.PAYMENT_RECEIVED: "Đã thực hiện nghĩa vụ tài chính",
+    PublicStep.CLOCK_STARTED: "Bắt đầu tính thời hạn giải quyết",
+    PublicStep.REFUSE: "Dừng xử lý, từ chối giải quyết hồ sơ",
+    PublicStep.REQUEST_WITHDRAWAL: "Công dân đề nghị rút hồ sơ",
+    PublicStep.CONFIRM_WITHDRAWAL: "Xác nhận rút hồ sơ",
+    PublicStep.ISSUE_RESULT: "Có kết quả giải quyết",
+    PublicStep.RETURN_RESULT: "Trả kết quả giải quyết",
+    PublicStep.ASSIGN: "Phân công xử lý",
+    PublicStep.APPROVE: "Lãnh đạo phê duyệt",
+    PublicStep.EXTEND: "Gia hạn, hẹn lại ngày trả kết quả",
+    PublicStep.OVERDUE: "Hồ sơ quá hạn giải quyết",
 }
 ACTOR_LABELS: dict[str, str] = {SYSTEM_ACTOR: "Hệ thống", "applicant": "Người nộp hồ sơ"}
 FEE_NAME = "Phí, lệ phí giải quyết thủ tục hành chính"
@@ -94,10 +95,10 @@ def _optional_time(moment: datetime | None) -> str | None:
     return portal_time(moment) if moment is not None else None
 
 
-def is_internal_step(action: str) -> bool:
+def is_internal_step(action: StepAction) -> bool:
     """Deadline warnings are for the unit's officers; the portal (like the public stream) never
     sees them."""
-    return action.startswith("deadline_warning")
+    return not StepAction(action).is_public
 
 
 # ---------------------------------------------------------------------------------- the record
@@ -138,7 +139,7 @@ class SubmissionFact(Fact):
 class StepFact(Fact):
     id: str = Field(description="The source event's id: the portal's step id")
     at: AwareDatetime
-    action: str
+    action: PublicStep
     state: DossierState
     previous_state: DossierState | None = None
     due_at: datetime | None = None
@@ -224,7 +225,7 @@ def step_fact(event: DossierProcessed, event_id: str) -> StepFact | None:
     return StepFact(
         id=event_id,
         at=event.occurred_at,
-        action=event.action,
+        action=PublicStep.of(event.action),
         state=event.state,
         previous_state=event.previous_state,
         due_at=event.due_at,
@@ -465,7 +466,7 @@ def _supplements(steps: Sequence[StepFact]) -> list[Supplement]:
     due_in_force: datetime | None = None
     open_request: dict[str, object] | None = None
     for step in steps:
-        if step.action == "request_supplement":
+        if step.action is PublicStep.REQUEST_SUPPLEMENT:
             if open_request is not None:
                 supplements.append(Supplement(**open_request))
             open_request = {
@@ -474,7 +475,7 @@ def _supplements(steps: Sequence[StepFact]) -> list[Supplement]:
                 "reason": step.note,
                 "old_due": _optional_time(due_in_force),
             }
-        elif step.action == "supplement_received" and open_request is not None:
+        elif step.action is PublicStep.SUPPLEMENT_RECEIVED and open_request is not None:
             open_request["received_at"] = portal_time(step.at)
             open_request["new_due"] = _optional_time(step.due_at)
             supplements.append(Supplement(**open_request))
