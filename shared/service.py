@@ -46,9 +46,6 @@ class ServiceContext:
     broker: KafkaBroker
     mongo: AsyncMongoClient[dict[str, Any]]
     db: AsyncDatabase[dict[str, Any]]
-    # The service's own runtime objects (store, relays...), set by its `register` function and
-    # reached by its lifecycle hooks.
-    extras: dict[str, Any] = field(default_factory=dict)
     # Gauges recomputed from the database when `/metrics` is read (and stale), never otherwise.
     metrics_sources: list[OnRead] = field(default_factory=list)
     # Consumer groups waiting out an infrastructure outage (the service is then not ready).
