@@ -51,3 +51,7 @@ SCAN_SECONDS = Histogram(
     "Duration of one pass of the deadline scanner (the replica holding the lease).",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30),
 )
+SCAN_FAILURES = Counter(
+    "dvc_processing_scan_failures_total",
+    "Cases the deadline scanner could not check (set aside for 15 minutes; see the logs).",
+)

@@ -235,6 +235,11 @@ class CaseStore:
         )
         return [document["_id"] async for document in found]
 
+    async def postpone_check(self, code: str, until: datetime) -> None:
+        """Move a case the scanner could not handle out of the way until `until` (it is tried
+        again then); the others due keep being scanned."""
+        await self.cases.update_one({"_id": code}, {"$set": {"next_check_at": until}})
+
     async def next_check_after(self, after: datetime | None) -> datetime | None:
         """The earliest `next_check_at` (later than `after`, unless None): the deadline scanner
         sleeps until it."""

@@ -24,10 +24,13 @@ from services.processing import metrics
 from services.processing.domain.errors import VersionConflict
 from services.processing.domain.workflow import scan
 from services.processing.service.cases import ProcessingService
+from shared.failures import is_transient
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "deadline-scanner"
+# How long a case whose check failed is left aside before it is tried again.
+QUARANTINE = timedelta(minutes=15)
 
 
 class DeadlineScanner:
@@ -62,12 +65,27 @@ class DeadlineScanner:
         batch = self.cases.settings.scanner_batch_size
         due = await store.due_for_check(now, batch)
         for code in due:
-            emitted += await self._check(code, now)
+            emitted += await self._check_isolated(code, now)
         if self.saved > saved_before and len(due) >= batch:
             checks.due_in(0)  # more are due: the next batch at once
         else:
             checks.due_at(await store.next_check_after(now))
         return emitted
+
+    async def _check_isolated(self, code: str, now: datetime) -> int:
+        """`_check`, but a case that fails for a reason of its own (a stored document the rules
+        cannot take, a bug) is logged, counted and set aside for `QUARANTINE` instead of
+        aborting the pass for every case behind it. An infrastructure failure still ends the
+        pass: the next one retries."""
+        try:
+            return await self._check(code, now)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            metrics.SCAN_FAILURES.inc()
+            log.exception("deadline check of %s failed; set aside for %s", code, QUARANTINE)
+            await self.cases.store.postpone_check(code, now + QUARANTINE)
+            return 0
 
     async def _check(self, code: str, now: datetime) -> int:
         stored = await self.cases.store.load(code)

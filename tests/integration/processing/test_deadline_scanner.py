@@ -12,7 +12,7 @@ from services.processing.adapters.store import CaseStore
 from services.processing.domain.lifecycle import Action
 from services.processing.domain.workflow import Command, apply, open_case
 from services.processing.service.cases import ProcessingService
-from services.processing.service.scanner import LEASE_NAME, DeadlineScanner
+from services.processing.service.scanner import LEASE_NAME, QUARANTINE, DeadlineScanner
 from services.processing.settings import ProcessingSettings
 from shared.catalogue import Procedure, ProcessingTime, TimeUnit
 from shared.cloudevents import CloudEvent, unwrap
@@ -118,3 +118,24 @@ async def test_a_paper_dossier_moves_to_processing_the_next_morning(
     assert await scanner.scan_once(arrival + timedelta(hours=2)) == 0
     assert await scanner.scan_once(datetime(2019, 4, 26, 1, tzinfo=UTC)) == 1  # 08:00 local
     assert (await serial_db["cases"].find_one({"_id": code}))["state"] == 4
+
+
+async def test_a_case_the_scanner_cannot_handle_is_set_aside_and_the_others_go_on(
+    serial_db: AsyncDatabase[Any],
+) -> None:
+    service = case_service(serial_db)
+    await service.store.ensure_indexes()
+    received = datetime(2019, 4, 26, 10, tzinfo=UTC)
+    broken, healthy = dossier_code(41), dossier_code(42)
+    await in_processing_case(service, broken, received - timedelta(hours=1))  # due first
+    await in_processing_case(service, healthy, received)
+    # A stored case the rules cannot take (written by hand, or by an older version).
+    await serial_db["cases"].update_one({"_id": broken}, {"$set": {"due_at": "not a date"}})
+    later = received + timedelta(days=60)
+
+    emitted = await DeadlineScanner(service, "replica-a").scan_once(later)
+
+    assert emitted == 3  # the healthy case got its two warnings and its overdue flag
+    assert (await pending_actions(serial_db, healthy))[-1] == "overdue"
+    set_aside = (await serial_db["cases"].find_one({"_id": broken}))["next_check_at"]
+    assert set_aside == later + QUARANTINE  # tried again later, not at every pass
