@@ -487,6 +487,8 @@ async def exercise_processing(db: AsyncDatabase[Any], recorder: Recorder) -> Non
     await store.worklist(unit_code="G12", overdue_at=later)
     assert await store.due_for_check(later, 10)
     assert await store.next_check_after(received_at) is not None
+    due = await store.due_for_check(later, 1)
+    await store.postpone_check(due[0], later + timedelta(minutes=15))
     await store.counts_by_unit_and_state()
     await store.overdue_by_unit(later)
 
