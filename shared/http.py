@@ -1,4 +1,6 @@
-"""HTTP conventions every service follows: health, metrics, RFC 9457 problem details."""
+"""HTTP conventions every service follows: health, metrics, RFC 9457 problem details, and how
+the OpenAPI documents declare those problems (`problems`) and the inputs no lenient coercion may
+read (`StrictDate`, `StrictAwareDatetime`, `StrictQueryBool`)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,16 @@ import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +53,141 @@ class Problem(Exception):
         self.type = type_
         self.headers = dict(headers or {})
         self.extensions = extensions
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, the body of every error answer (`application/problem+json`).
+
+    Some problems add members: `errors` (422: one entry per field, with its `location`, `message`
+    and `type`), `reason` (403), `state`, `action` and `allowed_actions` (409 in processing)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(
+        default="about:blank",
+        description="`about:blank`, or `urn:dvc:problem:<reason>` for a counted refusal",
+    )
+    title: str = Field(description="Short summary: Vietnamese, with the English in brackets")
+    status: int = Field(ge=400, le=599)
+    instance: str | None = Field(default=None, description="The request's path")
+    detail: str | None = None
+
+
+_PROBLEM_SCHEMA = ProblemDetails.model_json_schema()
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "The request cannot be read (malformed body, header or cursor)",
+    401: "No valid credentials (header `WWW-Authenticate` says which)",
+    403: "The caller's role or unit may not do this",
+    404: "Not found",
+    409: "Not possible in the resource's current state, or it changed meanwhile",
+    413: "The request body is too large",
+    415: "The body's media type, or an uploaded file's type, is not accepted",
+    422: "The request does not match the schema (`errors` lists the fields), or a business rule "
+    "refuses it",
+    429: "Too many requests from this client: wait as `Retry-After` says",
+    503: "A platform component is unreachable: nothing changed, try again after `Retry-After`",
+}
+_PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The authentication scheme (RFC 6750 / RFC 9110)",
+            "schema": {"type": "string"},
+        }
+    },
+    429: _RETRY_AFTER,
+    503: _RETRY_AFTER,
+}
+
+
+def problems(
+    *statuses: int, notes: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses=` entries of the problems an operation may answer, each documented
+    as `application/problem+json` with the `Problem` schema; `notes` adds what a status means for
+    this operation (e.g. `{409: "Rated already"}`) to the generic description."""
+    notes = dict(notes or {})
+    if unknown := set(notes) - set(statuses):
+        raise ValueError(f"notes for statuses not listed: {sorted(unknown)}")
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description = PROBLEM_DESCRIPTIONS[status]
+        if status in notes:
+            description = f"{description}. {notes[status]}"
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+        }
+        if status in _PROBLEM_HEADERS:
+            response["headers"] = _PROBLEM_HEADERS[status]
+        responses[status] = response
+    return responses
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema with its `$defs` written in place, for a schema the OpenAPI document
+    holds outside `components` (e.g. the `contentSchema` of a JSON part in a multipart body)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if isinstance(ref := node.get("$ref"), str) and ref.startswith("#/$defs/"):
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**resolve(definitions[ref.removeprefix("#/$defs/")]), **resolve(rest)}
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+# -- inputs read strictly ------------------------------------------------------------------------
+# pydantic's lax mode reads a number as seconds since 1970 for a date or a date-time, and "0",
+# "1", "yes", "off"... as booleans; the documents say `format: date`, `date-time`, `boolean`.
+# `Strict()` cannot be used for dates: FastAPI validates the decoded JSON (Python mode), where a
+# strict date accepts only `date` objects, never the ISO text the document asks for.
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, int | float | Decimal) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value)
+    ):
+        raise ValueError("an ISO 8601 text is expected, not a number")
+    return value
+
+
+def _not_before_epoch(value: datetime) -> datetime:
+    if value < EPOCH:
+        raise ValueError("must be 1970-01-01T00:00:00Z or later")
+    return value
+
+
+def _query_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.lower() not in {"true", "false"}:
+            raise ValueError("`true` or `false` is expected")
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError("`true` or `false` is expected")
+    return value
+
+
+StrictDate = Annotated[date, BeforeValidator(_iso_text)]
+StrictAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+# A moment in the Unix era: what Kafka's timestamps (and the replays that read them) can reach.
+UnixEraDatetime = Annotated[StrictAwareDatetime, AfterValidator(_not_before_epoch)]
+StrictQueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
 
 def problem_response(
@@ -323,7 +463,11 @@ def install_operational_routes(
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["operations"])
+    @app.get(
+        "/health/ready",
+        tags=["operations"],
+        responses=problems(503, notes={503: "Or a dependency failed its check (`checks`)"}),
+    )
     async def ready(request: Request) -> Response:
         results = {name: await _safe(check) for name, check in checks.items()}
         if all(results.values()):

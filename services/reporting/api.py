@@ -4,7 +4,7 @@ admins), and the public year-to-date figures in JSON or CSV (anyone, aggregates 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -17,10 +17,26 @@ from services.reporting.domain.report import QuarterlyReport
 from services.reporting.render import to_csv, to_html
 from services.reporting.service import ReportingService
 from shared.auth import Role, Staff, require_roles
-from shared.http import Problem, content_disposition
+from shared.http import Problem, StrictDate, content_disposition, problems
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
-public_router = APIRouter(prefix="/api/v1/public", tags=["public figures"])
+PERIOD_RULE = (
+    "The period is `year` with `quarter`, or `from` with `to` (at most ten years, `to` not "
+    "before `from`), never a mix: anything else is refused (422)"
+)
+router = APIRouter(
+    prefix="/api/v1/reports",
+    tags=["reports"],
+    responses=problems(
+        401,
+        403,
+        422,
+        503,
+        notes={403: "Or a unit head asks for another unit", 422: PERIOD_RULE},
+    ),
+)
+public_router = APIRouter(
+    prefix="/api/v1/public", tags=["public figures"], responses=problems(422, 503)
+)
 # Public figures change slowly and are the same for everyone: shared caches may keep them.
 PUBLIC_CACHE = "public, max-age=300"
 Reader = Annotated[Staff, Depends(require_roles(Role.unit_head, Role.admin, action="reports"))]
@@ -30,8 +46,9 @@ _FORMULAS_DOC = "\n".join(f"- `{code}` = {formula}" for code, formula in INDICAT
 DESCRIPTION = f"""The decision's quarterly report: progress and results per unit and ministry-wide,
 the catalogue roll-up and the indicators of Decision 766 (percentages).
 
-Period: `year` and `quarter`, or a date range `from`..`to` rolled into the whole quarters it
-touches (quarters in Viet Nam time). Unit heads see their own unit; admins see every unit (or one,
+Period: `year` and `quarter`, or a date range `from`..`to` (at most ten years) rolled into the
+whole quarters it touches (quarters in Viet Nam time); one of the two pairs, complete, and not
+both. Unit heads see their own unit; admins see every unit (or one,
 with `unit`). Formats: `format=json` (default), `csv`, `html` (printable, for leadership).
 
 Indicators:
@@ -81,11 +98,25 @@ def _respond(report: QuarterlyReport, fmt: Format) -> Response | QuarterlyReport
     return report
 
 
-Year = Annotated[int | None, Query(ge=2000, le=2100)]
-QuarterQ = Annotated[int | None, Query(ge=1, le=4)]
-From = Annotated[date | None, Query(alias="from")]
-To = Annotated[date | None, Query(alias="to")]
-Unit = Annotated[str | None, Query(max_length=40)]
+Year = Annotated[
+    int | None, Query(ge=2000, le=2100, description="With `quarter` (not with `from`, `to`)")
+]
+QuarterQ = Annotated[
+    int | None, Query(ge=1, le=4, description="With `year` (not with `from`, `to`)")
+]
+From = Annotated[
+    StrictDate | None,
+    Query(alias="from", description="With `to` (not with `year`, `quarter`)"),
+]
+To = Annotated[
+    StrictDate | None,
+    Query(alias="to", description="With `from`, not before it (not with `year`, `quarter`)"),
+]
+Unit = Annotated[str | None, Query(max_length=40, description="Admins only: one unit")]
+TEXT: dict[str, Any] = {"schema": {"type": "string"}}
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The report as CSV", "content": {"text/csv": TEXT}}
+}
 
 
 @router.get(
@@ -93,6 +124,7 @@ Unit = Annotated[str | None, Query(max_length=40)]
     response_model=QuarterlyReport,
     summary="Quarterly report (JSON, CSV or HTML)",
     description=DESCRIPTION,
+    responses={200: {"content": {"text/csv": TEXT, "text/html": TEXT}}},
 )
 async def quarterly(
     staff: Reader,
@@ -107,7 +139,13 @@ async def quarterly(
     return _respond(await _report(reporting, staff, year, quarter, start, end, unit), format)
 
 
-@router.get("/quarterly.csv", summary="Quarterly report as CSV", description=DESCRIPTION)
+@router.get(
+    "/quarterly.csv",
+    summary="Quarterly report as CSV",
+    description=DESCRIPTION,
+    response_class=Response,
+    responses=CSV_RESPONSE,
+)
 async def quarterly_csv(
     staff: Reader,
     reporting: Reporting,
@@ -168,6 +206,7 @@ async def public_figures(
     summary="Public year-to-date figures (CSV)",
     description=PUBLIC_DESCRIPTION,
     response_class=Response,
+    responses={200: {"description": "The figures as CSV", "content": {"text/csv": TEXT}}},
 )
 async def public_figures_csv(reporting: Reporting, year: PublicYear = None) -> Response:
     figures = await reporting.public_figures(year)

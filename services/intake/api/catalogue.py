@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from services.intake.api.dependencies import AdminStaff, Intake
 from services.intake.domain.catalogue import CatalogueRollup
 from shared.catalogue import Procedure
-from shared.http import Problem
+from shared.http import Problem, inline_schema, problems
 
-router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+router = APIRouter(prefix="/api/v1", tags=["catalogue"], responses=problems(503))
+ProcedureCode = Annotated[str, Path(min_length=1, max_length=40)]
 
 
 class ProcedurePage(BaseModel):
@@ -20,7 +22,7 @@ class ProcedurePage(BaseModel):
     next_cursor: str | None = None
 
 
-@router.get("/procedures", response_model=ProcedurePage)
+@router.get("/procedures", response_model=ProcedurePage, responses=problems(422))
 async def list_procedures(
     intake: Intake,
     q: Annotated[str | None, Query(max_length=200, description="Words, accents optional")] = None,
@@ -39,8 +41,8 @@ async def list_procedures(
     return ProcedurePage(items=list(items), next_cursor=next_cursor)
 
 
-@router.get("/procedures/{code}", response_model=Procedure)
-async def get_procedure(code: str, intake: Intake) -> Procedure:
+@router.get("/procedures/{code}", response_model=Procedure, responses=problems(404, 422))
+async def get_procedure(code: ProcedureCode, intake: Intake) -> Procedure:
     return await intake.catalogue.procedure(code)
 
 
@@ -49,7 +51,7 @@ async def list_units(intake: Intake) -> list[dict[str, Any]]:
     return await intake.catalogue.units()
 
 
-@router.get("/catalogue/rollup", response_model=CatalogueRollup)
+@router.get("/catalogue/rollup", response_model=CatalogueRollup, responses=problems(422))
 async def catalogue_rollup(
     intake: Intake,
     large_volume: Annotated[
@@ -61,11 +63,39 @@ async def catalogue_rollup(
     return await intake.catalogue.rollup(large_volume)
 
 
-@router.put("/admin/procedures/{code}", response_model=Procedure, tags=["admin"])
+async def strict_procedure(request: Request) -> Procedure:
+    """The body read as JSON without lenient coercion (`"illustrative": 0` is no boolean): the
+    document's `Procedure` schema, exactly."""
+    try:
+        return Procedure.model_validate_json(await request.body(), strict=True)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+@router.put(
+    "/admin/procedures/{code}",
+    response_model=Procedure,
+    tags=["admin"],
+    responses=problems(
+        401, 403, 413, 422, notes={422: "Or the body's `code` is not the path's `code`"}
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(Procedure)}},
+        }
+    },
+)
 async def put_procedure(
-    code: str, procedure: Procedure, intake: Intake, staff: AdminStaff
+    code: ProcedureCode,
+    intake: Intake,
+    staff: AdminStaff,
+    procedure: Annotated[Procedure, Depends(strict_procedure)],
 ) -> Procedure:
-    """Create or change a procedure (admins); the change is published on the catalogue topic."""
+    """Create or change a procedure (admins); the change is published on the catalogue topic.
+    The body's `code` must equal the path's `code` (422 otherwise)."""
     if procedure.code != code:
         raise Problem(
             422, "Mã thủ tục không khớp (code mismatch)", "The body's code must equal the path's."

@@ -3,7 +3,7 @@ puts on `app.state.intake` (its `IntakeComponents`), and the dossier a citizen o
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
@@ -12,6 +12,7 @@ from services.intake.domain.dossier import Dossier
 from services.intake.domain.errors import DossierNotFound
 from services.intake.service import IntakeService
 from shared.auth import Role, Staff, require_roles
+from shared.http import problems
 
 
 def intake_service(request: Request) -> IntakeService:
@@ -33,8 +34,13 @@ async def dossier_for_citizen(
     request: Request,
     intake: Intake,
     limits: Limits,
-    secret: Annotated[str | None, Query(max_length=100, description="From the receipt")] = None,
-    x_tracking_secret: Annotated[str | None, Header(max_length=100)] = None,
+    secret: Annotated[
+        str | None,
+        Query(max_length=100, description="From the receipt (or send `X-Tracking-Secret`)"),
+    ] = None,
+    x_tracking_secret: Annotated[
+        str | None, Header(max_length=100, description="The receipt's tracking secret")
+    ] = None,
 ) -> Dossier:
     """The dossier, if the secret matches; wrong secrets are throttled per client, and an unknown
     code answers exactly like a wrong secret so that codes cannot be enumerated."""
@@ -48,5 +54,18 @@ async def dossier_for_citizen(
 
 
 CitizenDossier = Annotated[Dossier, Depends(dossier_for_citizen)]
+
+_CITIZEN_NOTES = {
+    404: "No dossier with this code and secret (an unknown code answers the same)",
+    429: "Too many requests, or too many wrong secrets, from this client",
+}
+
+
+def citizen_problems(*more: int, notes: dict[int, str] | None = None) -> dict[int | str, Any]:
+    """The problems of a route a citizen reaches with the dossier's code and secret, and `more`."""
+    statuses = sorted({404, 422, 429, *more})
+    return problems(*statuses, notes={**_CITIZEN_NOTES, **(notes or {})})
+
+
 CounterOfficer = Annotated[Staff, Depends(require_roles(Role.counter_officer, Role.admin))]
 AdminStaff = Annotated[Staff, Depends(require_roles(Role.admin))]

@@ -14,7 +14,13 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from services.intake.adapters.protection import client_address
-from services.intake.api.dependencies import CitizenDossier, CounterOfficer, Intake, Limits
+from services.intake.api.dependencies import (
+    CitizenDossier,
+    CounterOfficer,
+    Intake,
+    Limits,
+    citizen_problems,
+)
 from services.intake.api.problems import ANSWERS, rejected
 from services.intake.domain.dossier import RATABLE_STATES, STATE_LABELS
 from services.intake.domain.errors import InvalidDossier, NoFiles
@@ -30,14 +36,60 @@ from services.intake.service.dossiers import now
 from services.intake.settings import IntakeSettings
 from shared.auth import ensure_same_unit
 from shared.events import Channel
+from shared.http import inline_schema, problems
 
-router = APIRouter(prefix="/api/v1", tags=["dossiers"])
+router = APIRouter(prefix="/api/v1", tags=["dossiers"], responses=problems(503))
 INVALID_DOSSIER = ANSWERS[InvalidDossier]
 
 SUBMISSION_DOC = """Multipart form: a part named `dossier` holding the JSON described by the
 schema `SubmissionForm` (procedure, applicant, contact, form fields), and one file part per
 document, named by the document's code in the procedure (see `GET /api/v1/procedures/{code}`).
 Send an `Idempotency-Key` header (a UUID): a retried request returns the first response."""
+IDEMPOTENCY_KEY_DOC = (
+    "8 to 128 characters (a UUID): a retried request with the same key and content answers the "
+    "first response; the same key with other content is refused (422)"
+)
+
+
+def submission_body(form: type[SubmissionForm]) -> dict[str, Any]:
+    """The OpenAPI request body of a submission: the JSON part `dossier` and the files."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["dossier"],
+                        "properties": {
+                            "dossier": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": inline_schema(form),
+                                "description": f"`{form.__name__}` as JSON",
+                            }
+                        },
+                        "additionalProperties": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A document's file, the part named by its code",
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+SUBMISSION_NOTES = {
+    400: "A malformed multipart body, or an `Idempotency-Key` that is not 8 to 128 characters",
+    409: "A request with the same `Idempotency-Key` is still being answered: retry shortly",
+    413: "A file over the per-file limit, files adding up to more than the dossier limit",
+    415: "The body is not `multipart/form-data`",
+    422: "The `dossier` part is missing or invalid (`errors` lists the fields), the procedure is "
+    "unknown or not offered online, a document is missing or not of the procedure, a file is "
+    "refused (type or content), or the `Idempotency-Key` was used for other content",
+}
 
 
 async def read_multipart(
@@ -142,34 +194,23 @@ def _idempotency(
     return f"{scope}:{key}", fingerprint(raw, files)
 
 
+# A receipt carries the tracking secret: no cache (browser, proxy) may keep it.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 @router.post(
     "/dossiers",
     status_code=201,
     response_model=SubmissionReceipt,
     description=SUBMISSION_DOC,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["dossier"],
-                        "properties": {
-                            "dossier": {"type": "string", "description": "SubmissionForm as JSON"}
-                        },
-                        "additionalProperties": {"type": "string", "format": "binary"},
-                    }
-                }
-            },
-            "required": True,
-        }
-    },
+    responses=problems(400, 409, 413, 415, 422, 429, notes=SUBMISSION_NOTES),
+    openapi_extra=submission_body(SubmissionForm),
 )
 async def submit_online(
     request: Request,
     intake: Intake,
     limits: Limits,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY_KEY_DOC)] = None,
 ) -> JSONResponse:
     """Submit a dossier online (levels 3 and 4)."""
     limits.check_submission(client_address(request))
@@ -182,7 +223,7 @@ async def submit_online(
         received_at=now(),
         idempotency=_idempotency(idempotency_key, "online", raw, files),
     )
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=NO_STORE)
 
 
 @router.post(
@@ -192,12 +233,23 @@ async def submit_online(
     tags=["counter"],
     description="Record a dossier handed in at the counter or received by post (counter "
     "officers). " + SUBMISSION_DOC,
+    responses=problems(
+        400,
+        401,
+        403,
+        409,
+        413,
+        415,
+        422,
+        notes={**SUBMISSION_NOTES, 422: SUBMISSION_NOTES[422] + "; `received_at` in the future"},
+    ),
+    openapi_extra=submission_body(CounterSubmissionForm),
 )
 async def record_at_counter(
     request: Request,
     intake: Intake,
     staff: CounterOfficer,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY_KEY_DOC)] = None,
 ) -> JSONResponse:
     raw, files = await read_multipart(request, intake.settings)
     form = parse_form_json(raw, CounterSubmissionForm)
@@ -217,7 +269,7 @@ async def record_at_counter(
         received_at=received_at,
         idempotency=_idempotency(idempotency_key, f"counter:{staff.subject}", raw, files),
     )
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=NO_STORE)
 
 
 # ---------------------------------------------------------------------- citizen access
@@ -270,7 +322,12 @@ class DossierStatus(BaseModel):
     inbox: list[InboxMessage]
 
 
-@router.get("/dossiers/{code}", response_model=DossierStatus, tags=["tracking"])
+@router.get(
+    "/dossiers/{code}",
+    response_model=DossierStatus,
+    tags=["tracking"],
+    responses=citizen_problems(),
+)
 async def track(dossier: CitizenDossier) -> DossierStatus:
     """State, due date, what to do, history and messages of a dossier (code + secret)."""
     status = dossier.status
@@ -314,13 +371,23 @@ def _secret_of(request: Request) -> str:
     return request.headers.get("x-tracking-secret") or request.query_params.get("secret", "")
 
 
-@router.get("/dossiers/{code}/receipt", response_model=ReceiptData, tags=["tracking"])
+@router.get(
+    "/dossiers/{code}/receipt",
+    response_model=ReceiptData,
+    tags=["tracking"],
+    responses=citizen_problems(),
+)
 async def receipt(dossier: CitizenDossier, request: Request, intake: Intake) -> ReceiptData:
     """The receipt (Form 01 content) as JSON."""
     return await intake.dossiers.receipt(dossier, _secret_of(request))
 
 
-@router.get("/dossiers/{code}/receipt.html", response_class=HTMLResponse, tags=["tracking"])
+@router.get(
+    "/dossiers/{code}/receipt.html",
+    response_class=HTMLResponse,
+    tags=["tracking"],
+    responses=citizen_problems(),
+)
 async def receipt_html(dossier: CitizenDossier, request: Request, intake: Intake) -> HTMLResponse:
     """The printable receipt (Form 01) with a QR code of the tracking link."""
     data = await intake.dossiers.receipt(dossier, _secret_of(request))
@@ -331,7 +398,14 @@ class WithdrawalRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-@router.post("/dossiers/{code}/withdrawal", status_code=202, tags=["tracking"])
+@router.post(
+    "/dossiers/{code}/withdrawal",
+    status_code=202,
+    tags=["tracking"],
+    responses=citizen_problems(
+        400, 409, 413, notes={409: "Not possible in the dossier's state, or it changed meanwhile"}
+    ),
+)
 async def withdraw(
     dossier: CitizenDossier, body: WithdrawalRequest, intake: Intake
 ) -> dict[str, Any]:
@@ -340,7 +414,40 @@ async def withdraw(
     return {"dossier_code": dossier.code, "withdrawal_requested": True}
 
 
-@router.post("/dossiers/{code}/supplements", status_code=202, tags=["tracking"])
+@router.post(
+    "/dossiers/{code}/supplements",
+    status_code=202,
+    tags=["tracking"],
+    responses=citizen_problems(
+        400,
+        409,
+        413,
+        notes={
+            400: "A malformed multipart body, or more parts than allowed",
+            409: "No supplement was requested, or the dossier changed meanwhile",
+            413: "A file over the per-file limit",
+            422: "No file attached, a document not requested, or a file refused (type, content)",
+        },
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"note": {"type": "string", "description": "Optional"}},
+                        "additionalProperties": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A requested document's file, named by its code",
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
 async def supplement(dossier: CitizenDossier, request: Request, intake: Intake) -> dict[str, Any]:
     """Send the documents a supplement request asked for (multipart: one file part per document
     code, and an optional `note` text part)."""
@@ -375,7 +482,15 @@ class RatingRecorded(BaseModel):
     status_code=201,
     response_model=RatingRecorded,
     tags=["tracking"],
-    responses={409: {"description": "Not finished yet (not-finished), or rated already"}},
+    responses=citizen_problems(
+        400,
+        409,
+        413,
+        notes={
+            409: "Not finished yet (`urn:dvc:problem:not-finished`), or rated already "
+            "(`urn:dvc:problem:already-rated`)"
+        },
+    ),
 )
 async def rate(dossier: CitizenDossier, body: RatingRequest, intake: Intake) -> RatingRecorded:
     """Rate the service once the dossier is finished (stopped, or its result returned): once
@@ -384,7 +499,11 @@ async def rate(dossier: CitizenDossier, body: RatingRequest, intake: Intake) -> 
     return RatingRecorded(dossier_code=dossier.code, score=rating.score, rated_at=rating.at)
 
 
-@router.get("/counter/dossiers/{code}", tags=["counter"])
+@router.get(
+    "/counter/dossiers/{code}",
+    tags=["counter"],
+    responses=problems(401, 403, 404, 422, notes={403: "Or the dossier is of another unit"}),
+)
 async def dossier_for_staff(code: str, intake: Intake, staff: CounterOfficer) -> dict[str, Any]:
     """The full dossier record, for counter officers of its unit."""
     record = await intake.dossiers.record_for_staff(code)

@@ -13,9 +13,13 @@ from services.notification.portal.domain.sync_status import SYNCED
 from services.notification.portal.service import PortalSync
 from shared.auth import Role, Staff, require_roles
 from shared.events import DossierCode
-from shared.http import Problem
+from shared.http import Problem, problems
 
-router = APIRouter(prefix="/api/v1/portal-sync", tags=["national portal sync (operators)"])
+router = APIRouter(
+    prefix="/api/v1/portal-sync",
+    tags=["national portal sync (operators)"],
+    responses=problems(401, 403, 503, notes={503: "Or the sync is not enabled"}),
+)
 Admin = Annotated[Staff, Depends(require_roles(Role.admin))]
 
 
@@ -57,7 +61,11 @@ async def summary(sync: Sync, _: Admin) -> Any:
     return SyncSummary(counts=counts, share_synced=counts[SYNCED] / total if total else 1.0)
 
 
-@router.get("/dossiers/{code}", response_model=DossierSync)
+@router.get(
+    "/dossiers/{code}",
+    response_model=DossierSync,
+    responses=problems(404, 422, notes={404: "The sync has not recorded this dossier"}),
+)
 async def dossier_sync(code: DossierCode, sync: Sync, _: Admin) -> Any:
     state = await sync.sync_state(code)
     if state is None:
@@ -73,7 +81,7 @@ async def dossier_sync(code: DossierCode, sync: Sync, _: Admin) -> Any:
     )
 
 
-@router.post("/dossiers/{code}/resync", response_model=ResyncOutcome)
+@router.post("/dossiers/{code}/resync", response_model=ResyncOutcome, responses=problems(422))
 async def resync_dossier(code: DossierCode, sync: Sync, _: Admin) -> Any:
     """Send the dossier and its steps again now, rebuilt from the stored facts (idempotent)."""
     return ResyncOutcome(outcomes=await sync.resync([code]))

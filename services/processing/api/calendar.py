@@ -5,10 +5,13 @@ on the official calendar."""
 from fastapi import APIRouter
 
 from services.processing.api.dependencies import Admin, Cases, Officer
-from services.processing.api.schemas import CalendarChangeBody, CalendarDay, problems
+from services.processing.api.schemas import CalendarChangeBody, CalendarDay
 from services.processing.domain.calendar import CalendarChange
+from shared.http import problems
 
-router = APIRouter(prefix="/api/v1", tags=["officer", "calendar"], responses=problems(401, 403))
+router = APIRouter(
+    prefix="/api/v1", tags=["officer", "calendar"], responses=problems(401, 403, 503)
+)
 
 
 @router.get("/calendar/changes")
@@ -17,7 +20,7 @@ async def calendar_changes(staff: Officer, cases: Cases) -> list[CalendarDay]:
     return [CalendarDay.of(change) for change in await cases.calendar_changes()]
 
 
-@router.post("/calendar/changes", status_code=201, responses=problems(422))
+@router.post("/calendar/changes", status_code=201, responses=problems(400, 413, 422))
 async def add_calendar_change(staff: Admin, cases: Cases, body: CalendarChangeBody) -> CalendarDay:
     """Enter an announced day off or extra working day; applies to due dates computed from now
     on (due dates already in force are kept, R8). Answers the day as the calendar now has it."""

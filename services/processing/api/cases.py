@@ -28,23 +28,25 @@ from services.processing.api.schemas import (
     SupplementBody,
     WorklistItem,
     WorklistPage,
-    problems,
 )
 from services.processing.domain.lifecycle import Action
 from services.processing.service.cases import ActResult
 from shared.auth import Staff
 from shared.events import DossierState
+from shared.http import StrictQueryBool, problems
 
-router = APIRouter(prefix="/api/v1", tags=["officer"], responses=problems(401, 403))
+router = APIRouter(prefix="/api/v1", tags=["officer"], responses=problems(401, 403, 503))
 
 
-@router.get("/cases", responses=problems(400, 422))
+@router.get(
+    "/cases", responses=problems(400, 422, notes={400: "A cursor this service did not make"})
+)
 async def worklist(
     staff: Officer,
     cases: Cases,
     state: Annotated[list[DossierState] | None, Query()] = None,
     procedure: Annotated[str | None, Query(max_length=40)] = None,
-    overdue: bool = False,
+    overdue: StrictQueryBool = False,
     unit: Annotated[str | None, Query(max_length=40, description="admins only")] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -214,5 +216,16 @@ for _route in ACTION_ROUTES:
         methods=["POST"],
         name=_route.path.replace("-", "_"),
         description=_route.summary,
-        responses=problems(404, 409, 422),
+        responses=problems(
+            400,
+            404,
+            409,
+            413,
+            422,
+            notes={
+                409: "The lifecycle does not allow the action in the case's state "
+                "(`allowed_actions` lists what it allows), or the case changed meanwhile",
+                422: "Or a rule of the workflow refuses it (see the action's description)",
+            },
+        ),
     )

@@ -13,15 +13,45 @@ from services.processing.api.dependencies import (
     Results,
     domain_problems,
 )
-from services.processing.api.schemas import CaseDetail, problems
+from services.processing.api.schemas import CaseDetail
 from services.processing.domain.lifecycle import Action
 from services.processing.service.results import DEFAULT_FILE_NAME, ResultUpload
-from shared.http import Problem, content_disposition
+from services.processing.settings import ProcessingSettings
+from shared.http import Problem, content_disposition, problems
 
-router = APIRouter(prefix="/api/v1", tags=["officer"], responses=problems(401, 403))
+# The defaults of the settings `result_content_types` and `max_result_bytes`, which a deployment may
+# change: the document states the defaults.
+_TYPES = ProcessingSettings.model_fields["result_content_types"].get_default(
+    call_default_factory=True
+)
+_MAX_BYTES = ProcessingSettings.model_fields["max_result_bytes"].get_default()
+ACCEPTED = ", ".join(_TYPES)
+
+router = APIRouter(prefix="/api/v1", tags=["officer"], responses=problems(401, 403, 503))
 
 
-@router.post("/cases/{code}/result", responses=problems(404, 409, 413, 415, 422))
+@router.post(
+    "/cases/{code}/result",
+    responses=problems(
+        400,
+        404,
+        409,
+        413,
+        415,
+        422,
+        notes={
+            400: "The multipart body cannot be read",
+            413: f"The file is larger than `max_result_bytes` ({_MAX_BYTES} by default)",
+            415: f"The file's type is not one of `result_content_types` ({ACCEPTED} by default)",
+            422: "Or the file is empty",
+        },
+    ),
+    openapi_extra={
+        "requestBody": {
+            "content": {"multipart/form-data": {"encoding": {"file": {"contentType": ACCEPTED}}}}
+        }
+    },
+)
 async def issue_result(
     response: Response,
     staff: Officer,
@@ -33,7 +63,9 @@ async def issue_result(
     key: IdempotencyKey = None,
 ) -> CaseDetail:
     """Issue the result (4 → 9): the document is kept in processing's store, its reference
-    travels in the event so intake can deliver it online (level 4)."""
+    travels in the event so intake can deliver it online (level 4). The file part's own
+    `Content-Type` must be an accepted type (by default: PDF, XML, JPEG, PNG or a PKCS #7
+    signature); it must not be empty."""
     content_type = (file.content_type or "").split(";")[0].strip().lower()
     if content_type not in results.content_types:
         raise Problem(
@@ -64,10 +96,9 @@ async def issue_result(
     response_class=Response,
     responses={
         200: {
-            "description": "The document's bytes, with its content type and file name",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
+            "description": "The document's bytes, with its content type (one of the accepted "
+            "types: the defaults are listed) and file name",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in _TYPES},
         },
         **problems(404, 422),
     },

@@ -1,11 +1,11 @@
-"""The officer API's request bodies and response models (so OpenAPI shows every answer),
-including the RFC 9457 problems each route may answer."""
+"""The officer API's request bodies and response models (so OpenAPI shows every answer); the
+RFC 9457 problems each route may answer are declared with `shared.http.problems`."""
 
 # No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.processing.domain.calendar import CalendarChange
 from services.processing.domain.case import (
@@ -19,7 +19,7 @@ from services.processing.domain.case import (
 from services.processing.domain.lifecycle import Action, allowed_actions, overdue
 from shared.catalogue import ProcessingTime
 from shared.events import Channel, DocumentRef, DossierState
-from shared.http import PROBLEM_JSON
+from shared.http import StrictDate
 
 # -- request bodies -------------------------------------------------------------------------------
 
@@ -75,14 +75,19 @@ class ExtendBody(ActionBody):
     """Form 04: the apology's reason and the one new appointment date (a working day)."""
 
     reason: Text
-    new_due_date: date
+    new_due_date: StrictDate = Field(
+        description="The new appointment date: a working day after the due date in force "
+        "(`due_at` of the case), recorded at least one day before that due date; once per case"
+    )
 
 
 class CalendarChangeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    day: date
-    working: bool = Field(description="true: an extra working day; false: an announced day off")
+    day: StrictDate
+    working: StrictBool = Field(
+        description="true: an extra working day; false: an announced day off"
+    )
     reason: Text
 
 
@@ -181,40 +186,3 @@ class CalendarDay(BaseModel):
     @classmethod
     def of(cls, change: CalendarChange) -> "CalendarDay":
         return cls(day=change.day, working=change.working, reason=change.reason)
-
-
-class ProblemDetails(BaseModel):
-    """RFC 9457 problem details (`application/problem+json`). Some problems add members:
-    `reason` (403: role or unit), `state`, `action` and `allowed_actions` (409), `errors` (422)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    instance: str | None = None
-    detail: str | None = None
-
-
-_PROBLEM_DESCRIPTIONS = {
-    400: "Invalid request (e.g. a cursor this service did not make)",
-    401: "No valid staff bearer token",
-    403: "The role or unit may not do this",
-    404: "Not found",
-    409: "Not allowed in the case's state, or the case changed meanwhile",
-    413: "The file is too large",
-    415: "The file type is not accepted",
-    422: "The request does not match the schema, or a business rule refuses it",
-}
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the problems a route may answer."""
-    schema = ProblemDetails.model_json_schema()
-    return {
-        status: {
-            "description": _PROBLEM_DESCRIPTIONS[status],
-            "content": {PROBLEM_JSON: {"schema": schema}},
-        }
-        for status in statuses
-    }
