@@ -96,6 +96,14 @@ class Role(StrEnum):
     unit_head = "unit_head"
     counter_officer = "counter_officer"
     admin = "admin"
+    # A service's own narrow credential (no person): intake reading issued results from
+    # processing, in a token whose audience is processing's alone (`dvc-processing`).
+    result_reader = "result_reader"
+
+
+# A verifier accepts tokens whose `aud` names any of these: the platform's (staff, whom every
+# service serves) or the service's own (service-to-service tokens, good at that service only).
+Audience = str | Sequence[str]
 
 
 class Staff(BaseModel):
@@ -236,7 +244,7 @@ class JwtVerifier:
         self,
         *,
         issuer: str,
-        audience: str,
+        audience: Audience,
         keys: Sequence[_VerificationKey],
         leeway_seconds: float = LEEWAY_SECONDS,
     ) -> None:
@@ -249,7 +257,7 @@ class JwtVerifier:
 
     @classmethod
     def from_text(
-        cls, text: str, *, issuer: str, audience: str, leeway_seconds: float = LEEWAY_SECONDS
+        cls, text: str, *, issuer: str, audience: Audience, leeway_seconds: float = LEEWAY_SECONDS
     ) -> "JwtVerifier":
         """From PEM public key(s) / certificate(s) or a JWKS JSON document."""
         return cls(
@@ -265,7 +273,7 @@ class JwtVerifier:
         path: str | os.PathLike[str],
         *,
         issuer: str,
-        audience: str,
+        audience: Audience,
         leeway_seconds: float = LEEWAY_SECONDS,
     ) -> "JwtVerifier":
         text = Path(path).read_text(encoding="utf-8")
@@ -399,7 +407,7 @@ class JwksVerifier(JwtVerifier):
         self,
         *,
         issuer: str,
-        audience: str,
+        audience: Audience,
         jwks_url: str | None = None,
         leeway_seconds: float = LEEWAY_SECONDS,
         min_refresh_seconds: float = 10.0,
@@ -839,9 +847,10 @@ class DevIssuer:
             claims, self._private_key, algorithm=self.algorithm, headers={"kid": self.kid}
         )
 
-    def verifier(self) -> JwtVerifier:
+    def verifier(self, audience: Audience | None = None) -> JwtVerifier:
+        """A verifier of this issuer's tokens, for `audience` (default: the issuer's own)."""
         return JwtVerifier.from_file(
-            self.public_key_path, issuer=self.issuer, audience=self.audience
+            self.public_key_path, issuer=self.issuer, audience=audience or self.audience
         )
 
 
@@ -859,13 +868,13 @@ def verifier_from_settings(
         return JwtVerifier.from_file(
             settings.jwt_public_key_file,
             issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+            audience=settings.accepted_audiences,
         )
     jwks_url = settings.jwt_jwks_url
     if jwks_url or settings.jwt_issuer.startswith(("https://", "http://")):
         return JwksVerifier(
             issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+            audience=settings.accepted_audiences,
             jwks_url=jwks_url or None,
             # Plain HTTP only to a local provider outside production (devstack's Keycloak).
             allow_http=settings.environment != "production",
@@ -878,7 +887,7 @@ def verifier_from_settings(
         audience=settings.jwt_audience,
         environment=settings.environment,
     )
-    return issuer.verifier()
+    return issuer.verifier(settings.accepted_audiences)
 
 
 # --------------------------------------------------------------------------- command line

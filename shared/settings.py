@@ -90,6 +90,16 @@ class ServiceSettings(BaseSettings):
         return self
 
     @property
+    def service_audience(self) -> str:
+        """The audience of tokens meant for this service only (service-to-service calls)."""
+        return f"dvc-{self.service_name}"
+
+    @property
+    def accepted_audiences(self) -> tuple[str, ...]:
+        """Staff tokens (the platform's audience) and this service's own."""
+        return (self.jwt_audience, self.service_audience)
+
+    @property
     def database_name(self) -> str:
         return self.mongo_database or f"dvc_{self.service_name}"
 

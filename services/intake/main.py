@@ -142,11 +142,15 @@ def build_components(settings: IntakeSettings, context: ServiceContext) -> Intak
 
 
 def service_token(settings: IntakeSettings) -> str | None:
-    """The token intake presents to processing; minted by the development issuer outside
-    production."""
+    """The token intake presents to processing: its own narrow credential (role
+    `result_reader`, audience `dvc-processing`), minted by the development issuer outside
+    production; in production the identity provider's (DVC_INTAKE_PROCESSING_TOKEN)."""
     if settings.processing_token or settings.environment == "production":
         return settings.processing_token
-    return DevIssuer().mint("svc-intake", [Role.admin], None, name="intake", ttl_seconds=86400 * 30)
+    issuer = DevIssuer(audience="dvc-processing", environment=settings.environment)
+    return issuer.mint(
+        "svc-intake", [Role.result_reader], None, name="intake", ttl_seconds=86400 * 30
+    )
 
 
 # --- Lifecycle hooks (entered in order after the broker started, exited in reverse) ------------

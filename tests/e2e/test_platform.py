@@ -61,7 +61,10 @@ async def platform(kafka_bootstrap: str, mongo_url: str, tmp_path: Path):
             "SUBMISSIONS_PER_MINUTE": "100000",
             "RELAY_POLL_SECONDS": "1",
             "PROCESSING_BASE_URL": f"http://127.0.0.1:{ports['processing']}",
-            "PROCESSING_TOKEN": issuer.mint("svc-intake", ["admin"], None),
+            # intake's own narrow credential: good at processing only, for results only
+            "PROCESSING_TOKEN": DevIssuer(tmp_path / "issuer", audience="dvc-processing").mint(
+                "svc-intake", ["result_reader"], None
+            ),
         },
         "notification": {
             "SMS_GATEWAY_URL": f"http://127.0.0.1:{closed_port}/sms",

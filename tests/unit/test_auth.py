@@ -421,3 +421,22 @@ def test_the_development_issuer_refuses_a_production_service_whatever_the_enviro
     with pytest.raises(RuntimeError):
         DevIssuer(tmp_path, environment="production")
     DevIssuer(tmp_path, environment="development")  # and development still works
+
+
+def test_a_service_token_is_good_at_its_own_service_only(tmp_path: Path) -> None:
+    """Intake's credential for processing (audience dvc-processing, role result_reader) is
+    accepted by processing and by no other service; staff tokens by every service."""
+    from services.intake.settings import IntakeSettings
+    from services.processing.settings import ProcessingSettings
+
+    issuer = DevIssuer(tmp_path)
+    narrow = DevIssuer(tmp_path, audience="dvc-processing").mint(
+        "svc-intake", [Role.result_reader], None
+    )
+    staff = issuer.mint("u1", [Role.officer], "G12")
+    processing = verifier_from_settings(ProcessingSettings(), dev_issuer_dir=tmp_path)
+    intake = verifier_from_settings(IntakeSettings(), dev_issuer_dir=tmp_path)
+    assert processing.verify(narrow).roles == {Role.result_reader}
+    with pytest.raises(AuthenticationError):
+        intake.verify(narrow)
+    assert processing.verify(staff).subject == intake.verify(staff).subject == "u1"

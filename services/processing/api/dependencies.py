@@ -47,6 +47,15 @@ Officer = Annotated[
     Staff, Depends(require_roles(Role.officer, Role.unit_head, Role.admin, action="cases"))
 ]
 Admin = Annotated[Staff, Depends(require_roles(Role.admin, action="calendar_change"))]
+# Officers of the case's unit, and intake's own service credential (role `result_reader`).
+ResultReader = Annotated[
+    Staff,
+    Depends(
+        require_roles(
+            Role.officer, Role.unit_head, Role.admin, Role.result_reader, action="result_download"
+        )
+    ),
+]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 DOCUMENT_NOT_FOUND = "Không tìm thấy tệp (document not found)"

@@ -10,6 +10,7 @@ from services.processing.api.cases import answer
 from services.processing.api.dependencies import (
     IdempotencyKey,
     Officer,
+    ResultReader,
     Results,
     domain_problems,
 )
@@ -103,9 +104,10 @@ async def issue_result(
         **problems(404, 422),
     },
 )
-async def download_result(staff: Officer, results: Results, storage_id: str) -> Response:
-    """The bytes of an issued result. Intake fetches them with a service token carrying the
-    `admin` role (services never read each other's database); officers of the case's unit too."""
+async def download_result(staff: ResultReader, results: Results, storage_id: str) -> Response:
+    """The bytes of an issued result, for officers of the case's unit, and for intake with its
+    own service token (role `result_reader`, audience `dvc-processing`: good for nothing else;
+    services never read each other's database)."""
     with domain_problems():
         found = await results.download(staff, storage_id)
     return Response(

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import REGISTRY
 
+from shared.auth import DevIssuer
 from shared.catalogue import Fee, Procedure, ProcessingTime, TimeUnit
 from shared.cloudevents import CloudEvent, unwrap
 from shared.events import Channel, DossierPaid, DossierState, DossierSupplemented, StepAction
@@ -154,12 +155,20 @@ async def test_officer_actions_are_announced_in_order_and_replays_change_nothing
     )
     reference = issued.json()["result_document"]
     assert issued.json()["state"] == DossierState.PROCESSED
-    # Intake fetches the bytes over HTTP with a service token (admin role, no unit).
+    # Intake fetches the bytes over HTTP with its own narrow credential: role result_reader,
+    # audience dvc-processing, no unit. It reads results and can do nothing else.
+    narrow = DevIssuer(service.issuer.directory, audience="dvc-processing").mint(
+        "svc-intake", ["result_reader"], None
+    )
+    intake_credential = {"Authorization": f"Bearer {narrow}"}
     fetched = await client.get(
-        f"/api/v1/results/{reference['storage_id']}",
-        headers=service.token("intake-service", "admin", unit=None),
+        f"/api/v1/results/{reference['storage_id']}", headers=intake_credential
     )
     assert fetched.status_code == 200 and fetched.content == b"%PDF-1.7 result"
+    assert (await client.get("/api/v1/cases", headers=intake_credential)).status_code == 403
+    assert (
+        await client.post(f"{base}/return-result", headers=intake_credential)
+    ).status_code == 403
     # An ASCII fallback and the exact name (RFC 6266 / 5987).
     assert issued.json()["result_document"]["file_name"] == 'Kết quả "cuối".pdf'
     assert fetched.headers["content-disposition"] == (

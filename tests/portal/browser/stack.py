@@ -128,7 +128,9 @@ async def running_stack(
         others.append((payment, urls["payment"]))
         officer = {
             "PROCESSING_BASE_URL": urls["processing"],
-            "PROCESSING_TOKEN": issuer.mint("svc-intake", ["admin"], None),
+            "PROCESSING_TOKEN": DevIssuer(folder / "issuer", audience="dvc-processing").mint(
+                "svc-intake", ["result_reader"], None
+            ),
             "PAYMENT_BASE_URL": urls["payment"],
             "PAYMENT_RETURN_URL": f"{portal_url}/ho-so/{{code}}/thanh-toan/ket-qua",
         }
