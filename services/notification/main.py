@@ -45,12 +45,14 @@ from services.notification.webhooks import api as webhooks_api
 from services.notification.webhooks.adapters.public_topic import PublicTopicReader
 from services.notification.webhooks.adapters.replay_jobs import ReplayJobStore
 from services.notification.webhooks.adapters.sealing import SecretBox
+from services.notification.webhooks.adapters.sender import WebhookSender
 from services.notification.webhooks.adapters.store import WebhookStore
+from services.notification.webhooks.adapters.url_check import UrlChecker
 from services.notification.webhooks.dispatcher import Dispatcher
 from services.notification.webhooks.domain.subscriptions import DispatchConfig
 from services.notification.webhooks.handlers import public_stream_consumer, webhook_consumer
 from services.notification.webhooks.service import PublicStream, WebhookService
-from services.notification.webhooks.settings import allows_private_urls
+from services.notification.webhooks.settings import allows_private_urls, url_rules
 from shared.asyncapi import asyncapi_router
 from shared.batch_consumer import BatchConsumer
 from shared.events import DossierNotified
@@ -172,21 +174,20 @@ async def citizens_running(citizens: Citizens) -> AsyncIterator[None]:
 def build_webhooks(settings: NotificationSettings, context: ServiceContext) -> WebhookService:
     store = WebhookStore(context.db)
     box = SecretBox(settings.webhook_sealing_keys.get_secret_value())
-    dispatcher = Dispatcher(
-        store,
-        box,
-        DispatchConfig(
-            retry_schedule=tuple(settings.webhook_retry_schedule_seconds),
-            workers_per_subscription=settings.webhook_workers_per_subscription,
-            timeout=settings.webhook_timeout_seconds,
-            breaker_failures=settings.webhook_breaker_failures,
-            breaker_probe_seconds=settings.webhook_breaker_probe_seconds,
-            max_queued_per_subscription=settings.webhook_max_queued_per_subscription,
-            allow_private_urls=allows_private_urls(settings),
-            max_connections=settings.webhook_max_connections,
-            idle_poll_max_seconds=settings.idle_poll_max_seconds,
-        ),
+    config = DispatchConfig(
+        retry_schedule=tuple(settings.webhook_retry_schedule_seconds),
+        workers_per_subscription=settings.webhook_workers_per_subscription,
+        timeout=settings.webhook_timeout_seconds,
+        breaker_failures=settings.webhook_breaker_failures,
+        breaker_probe_seconds=settings.webhook_breaker_probe_seconds,
+        max_queued_per_subscription=settings.webhook_max_queued_per_subscription,
+        allow_private_urls=allows_private_urls(settings),
+        max_connections=settings.webhook_max_connections,
+        idle_poll_max_seconds=settings.idle_poll_max_seconds,
     )
+    # One URL check (rules and resolver) for the registry and the connections it allows.
+    urls = UrlChecker(url_rules(settings))
+    dispatcher = Dispatcher(store, box, config, WebhookSender(config, urls))
     return WebhookService(
         settings=settings,
         store=store,
@@ -195,7 +196,7 @@ def build_webhooks(settings: NotificationSettings, context: ServiceContext) -> W
         consumer=webhook_consumer(context, settings, dispatcher),
         replay_jobs=ReplayJobStore(context.db),
         public_topic=PublicTopicReader(settings),
-        allow_private_urls=allows_private_urls(settings),
+        urls=urls,
         idle_poll_max_seconds=settings.idle_poll_max_seconds,
     )
 

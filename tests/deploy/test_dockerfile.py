@@ -173,5 +173,8 @@ def test_package_data_ships_the_portal_s_pages() -> None:
     assert any(p.name == "base.html" for p in files)
     missing = [str(p.relative_to(ROOT)) for p in files if not is_package_data(p, package_data)]
     assert not missing, f"not declared as package data in pyproject.toml: {missing}"
-    # setuptools' `*` stays within one folder (fnmatch's does not): no file in a subfolder
-    assert all(p.parent.name in {"templates", "static"} for p in files), "add a `**` pattern"
+    # setuptools' `*` stays within one folder (fnmatch's does not): files in subfolders need
+    # a recursive `**` pattern
+    patterns = package_data.get("services.portal", [])
+    nested = [p for p in files if p.parent.name not in {"templates", "static"}]
+    assert not nested or any("**" in pattern for pattern in patterns), "add a `**` pattern"

@@ -552,6 +552,7 @@ async def exercise_webhooks(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     await jobs.insert({"_id": "job-1", "status": "running"})
     assert await jobs.job("job-1") is not None
     await jobs.update("job-1", {"status": "done"})
+    assert await jobs.running("dept-sci", datetime.now(UTC) - timedelta(minutes=5)) == 0
     now = datetime.now(UTC)
     key = await store.create_agency("dept-sci", "Sở KH&CN")
     assert await store.agency_for_key(key) is not None

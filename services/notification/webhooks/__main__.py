@@ -1,11 +1,14 @@
 """Operator commands for the webhook registry.
 
     python -m services.notification.webhooks create-agency --id so-khcn-hn --name "Sở KH&CN Hà Nội"
-    python -m services.notification.webhooks revoke-keys --id so-khcn-hn
+    python -m services.notification.webhooks revoke-keys --id so-khcn-hn [--keep-newest]
     python -m services.notification.webhooks list
 
 `create-agency` prints a new API key once (only its hash is stored); run it again to give an
-agency a second key (e.g. for a rotation), then revoke the old ones.
+agency a second key (e.g. for a rotation), then `revoke-keys --keep-newest` revokes the old ones.
+`revoke-keys` alone revokes every key: the agency is cut off, its subscriptions disabled and
+their pending deliveries failed (the running services stop them within
+`DVC_NOTIFICATION_WEBHOOK_REFRESH_SECONDS`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import re
 
 from services.notification.settings import NotificationSettings
-from services.notification.webhooks.adapters.store import WebhookStore
+from services.notification.webhooks.adapters.store import WebhookStore, valid_keys
 from shared.mongo import create_mongo_client
 
 AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -30,7 +33,10 @@ async def main(args: argparse.Namespace) -> int:
             key = await store.create_agency(args.id, args.name)
             print(f"agency {args.id}: API key (shown once, store it safely):\n{key}")
         elif args.command == "revoke-keys":
-            print(f"revoked {await store.revoke_keys(args.id)} key(s) of {args.id}")
+            revoked = await store.revoke_keys(args.id, keep_newest=args.keep_newest)
+            print(f"revoked {revoked} key(s) of {args.id}")
+            if not await store.api_keys.find_one(valid_keys(args.id)):
+                print(f"{args.id} has no valid key left: its webhook deliveries are stopped")
         else:
             for agency in await store.agencies.find().sort("_id").to_list():
                 subscriptions = await store.subscriptions_of(agency["_id"])
@@ -54,5 +60,8 @@ if __name__ == "__main__":
     create.add_argument("--name", required=True)
     revoke = commands.add_parser("revoke-keys", help="revoke every API key of an agency")
     revoke.add_argument("--id", type=agency_id, required=True)
+    revoke.add_argument(
+        "--keep-newest", action="store_true", help="keep the newest key (after a rotation)"
+    )
     commands.add_parser("list", help="list the agencies")
     raise SystemExit(asyncio.run(main(parser.parse_args())))

@@ -12,14 +12,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.notification.webhooks.adapters.store import Document
 from services.notification.webhooks.domain.errors import (
     ReplayInFuture,
     ReplayNotFound,
+    SecretUnreadable,
     SubscriptionNotFound,
+    TooManyReplays,
     TooManySubscriptions,
     UnknownEventTypes,
 )
@@ -31,9 +34,25 @@ from services.notification.webhooks.domain.subscriptions import (
 )
 from services.notification.webhooks.domain.urls import UrlRefused
 from services.notification.webhooks.service import WebhookService
-from shared.http import Problem
+from shared.http import (
+    Problem,
+    StrictAwareDatetime,
+    UnixEraDatetime,
+    problems,
+)
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks (agencies)"])
+router = APIRouter(
+    prefix="/api/v1/webhooks",
+    tags=["webhooks (agencies)"],
+    responses=problems(401, 503, notes={503: "Or webhooks are not enabled"}),
+)
+# The agency's API key, as a bearer token or in `X-API-Key` (either one).
+_bearer_key = HTTPBearer(
+    auto_error=False, scheme_name="AgencyApiKeyBearer", description="The agency's API key"
+)
+_header_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="AgencyApiKey", description="The same key"
+)
 
 
 def webhooks(request: Request) -> WebhookService:
@@ -49,12 +68,12 @@ Service = Annotated[WebhookService, Depends(webhooks)]
 
 async def current_agency(
     service: Service,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_key)],
+    x_api_key: Annotated[str | None, Depends(_header_key)],
 ) -> Document:
     key = x_api_key
-    if key is None and authorization and authorization.lower().startswith("bearer "):
-        key = authorization[7:].strip()
+    if key is None and bearer is not None:
+        key = bearer.credentials.strip()
     challenge = {"WWW-Authenticate": 'Bearer realm="dvc-webhooks"'}
     if not key:
         raise Problem(401, "Thiếu khóa API (missing API key)", headers=challenge)
@@ -67,10 +86,28 @@ async def current_agency(
 Agency = Annotated[Document, Depends(current_agency)]
 
 
+URL_RULE = (
+    "The receiver: `https` on port 443 (outside production also on port 80) at a public "
+    "address; private, loopback, link-local and reserved addresses, and IPv6 forms carrying "
+    "them (IPv4-mapped, 6to4, NAT64; Teredo), are refused (422). Plain `http` only where "
+    "`WEBHOOK_ALLOW_PRIVATE_URLS` is set (development)"
+)
+Url = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        # Documented, and enforced by the URL check itself (whose refusal says why).
+        json_schema_extra={"format": "uri", "pattern": "^[hH][tT][tT][pP][sS]?://"},
+        description=URL_RULE,
+        examples=["https://example.gov.vn/dvc/webhooks"],
+    ),
+]
+
+
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, examples=["https://example.gov.vn/dvc/webhooks"])
+    url: Url
     filters: Filters = Field(default_factory=Filters)
     description: str | None = Field(default=None, max_length=300)
 
@@ -78,7 +115,7 @@ class SubscriptionIn(BaseModel):
 class SubscriptionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=2048)
+    url: Url | None = None
     filters: Filters | None = None
     description: str | None = Field(default=None, max_length=300)
     enabled: bool | None = Field(default=None, description="false: stop receiving events")
@@ -119,7 +156,9 @@ class DeliveryOut(BaseModel):
 class RedriveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(default=None, description="Only failures created since")
+    since: StrictAwareDatetime | None = Field(
+        default=None, description="Only failures created since"
+    )
 
 
 class RedriveOut(BaseModel):
@@ -129,7 +168,16 @@ class RedriveOut(BaseModel):
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime = Field(description="Replay every public event published since then")
+    since: UnixEraDatetime = Field(
+        description="Replay every public event published since then: a moment in the past, "
+        "1970-01-01T00:00:00Z or later"
+    )
+
+
+REPLAY_FAILED = (
+    "Phát lại không hoàn tất; vui lòng thử lại hoặc liên hệ bộ phận vận hành "
+    "(the replay did not finish: start it again, or contact the platform's operators)"
+)
 
 
 class ReplayOut(BaseModel):
@@ -140,7 +188,15 @@ class ReplayOut(BaseModel):
     enqueued: int
     created_at: datetime
     finished_at: datetime | None = None
-    error: str | None = None
+    error: str | None = Field(
+        default=None, description="Set when the replay failed (the cause is in the service's log)"
+    )
+
+    @classmethod
+    def of(cls, job: Document) -> ReplayOut:
+        """The job as shown to the agency: never the internal cause of a failure."""
+        error = REPLAY_FAILED if job.get("error") else None
+        return cls.model_validate({**job, "id": job["_id"], "error": error})
 
 
 def _subscription_out(document: Document, model: type[SubscriptionOut] = SubscriptionOut) -> Any:
@@ -170,9 +226,39 @@ def _problems() -> Iterator[None]:
         raise Problem(422, "Thời điểm phải ở quá khứ (since must be in the past)") from None
     except ReplayNotFound:
         raise Problem(404, "Không tìm thấy lượt phát lại (replay not found)") from None
+    except TooManyReplays as exc:
+        raise Problem(
+            429,
+            "Quá số lượt phát lại đang chạy (too many replays running)",
+            f"{exc}; try again when one has finished",
+            headers={"Retry-After": "60"},
+        ) from None
+    except SecretUnreadable:
+        raise Problem(
+            409,
+            "Không đọc được khóa ký (signing secret unreadable)",
+            "rotate the signing secret (POST .../rotate-secret): the subscription resumes with it",
+        ) from None
 
 
-@router.post("/subscriptions", status_code=201, response_model=SubscriptionWithSecret)
+NOT_FOUND = {404: "No subscription with this id among the agency's own"}
+
+
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    response_model=SubscriptionWithSecret,
+    responses=problems(
+        400,
+        409,
+        413,
+        422,
+        notes={
+            409: "The agency has as many subscriptions as allowed",
+            422: "Or the URL is refused (see `url`), or an event type is unknown",
+        },
+    ),
+)
 async def create_subscription(body: SubscriptionIn, service: Service, agency: Agency) -> Any:
     """Subscribe a URL to the public dossier-status events that match the filters."""
     with _problems():
@@ -187,13 +273,27 @@ async def list_subscriptions(service: Service, agency: Agency) -> Any:
     return [_subscription_out(d) for d in await service.subscriptions_of(agency)]
 
 
-@router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+@router.get(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionOut,
+    responses=problems(404, 422, notes=NOT_FOUND),
+)
 async def get_subscription(subscription_id: str, service: Service, agency: Agency) -> Any:
     with _problems():
         return _subscription_out(await service.own_subscription(agency, subscription_id))
 
 
-@router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+@router.patch(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionOut,
+    responses=problems(
+        400,
+        404,
+        413,
+        422,
+        notes={**NOT_FOUND, 422: "Or the URL is refused (see `url`), or an event type is unknown"},
+    ),
+)
 async def update_subscription(
     subscription_id: str, body: SubscriptionPatch, service: Service, agency: Agency
 ) -> Any:
@@ -209,7 +309,12 @@ async def update_subscription(
     return _subscription_out(document)
 
 
-@router.delete("/subscriptions/{subscription_id}", status_code=204)
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problems(404, 422, notes=NOT_FOUND),
+)
 async def delete_subscription(subscription_id: str, service: Service, agency: Agency) -> Response:
     with _problems():
         await service.delete_subscription(agency, subscription_id)
@@ -217,7 +322,9 @@ async def delete_subscription(subscription_id: str, service: Service, agency: Ag
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/rotate-secret", response_model=SubscriptionWithSecret
+    "/subscriptions/{subscription_id}/rotate-secret",
+    response_model=SubscriptionWithSecret,
+    responses=problems(404, 422, notes=NOT_FOUND),
 )
 async def rotate_secret(subscription_id: str, service: Service, agency: Agency) -> Any:
     """A new signing secret, in force at once (the old one stops working)."""
@@ -226,20 +333,28 @@ async def rotate_secret(subscription_id: str, service: Service, agency: Agency) 
     return _subscription_out({**document, "secret": secret}, SubscriptionWithSecret)
 
 
-@router.post("/subscriptions/{subscription_id}/resume", response_model=SubscriptionOut)
+@router.post(
+    "/subscriptions/{subscription_id}/resume",
+    response_model=SubscriptionOut,
+    responses=problems(404, 422, notes=NOT_FOUND),
+)
 async def resume_subscription(subscription_id: str, service: Service, agency: Agency) -> Any:
     """Resume a subscription paused by its circuit breaker (after fixing the receiver)."""
     with _problems():
         return _subscription_out(await service.resume(agency, subscription_id))
 
 
-@router.get("/subscriptions/{subscription_id}/deliveries", response_model=list[DeliveryOut])
+@router.get(
+    "/subscriptions/{subscription_id}/deliveries",
+    response_model=list[DeliveryOut],
+    responses=problems(404, 422, notes=NOT_FOUND),
+)
 async def delivery_log(
     subscription_id: str,
     service: Service,
     agency: Agency,
     status: DeliveryStatus | None = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[StrictAwareDatetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """The delivery log, newest first: metadata only (no payload)."""
@@ -250,7 +365,12 @@ async def delivery_log(
     return [DeliveryOut.model_validate({**d, "id": d["_id"]}) for d in documents]
 
 
-@router.post("/subscriptions/{subscription_id}/redrive", status_code=202, response_model=RedriveOut)
+@router.post(
+    "/subscriptions/{subscription_id}/redrive",
+    status_code=202,
+    response_model=RedriveOut,
+    responses=problems(400, 404, 413, 422, notes=NOT_FOUND),
+)
 async def redrive(
     subscription_id: str, service: Service, agency: Agency, body: RedriveIn | None = None
 ) -> Any:
@@ -260,18 +380,42 @@ async def redrive(
     return RedriveOut(redriven=count)
 
 
-@router.post("/subscriptions/{subscription_id}/replay", status_code=202, response_model=ReplayOut)
+@router.post(
+    "/subscriptions/{subscription_id}/replay",
+    status_code=202,
+    response_model=ReplayOut,
+    responses=problems(
+        400,
+        404,
+        413,
+        422,
+        429,
+        notes={
+            **NOT_FOUND,
+            422: "Or `since` is in the future or before 1970",
+            429: "Too many replays of the agency are running",
+        },
+    ),
+)
 async def start_replay(
     subscription_id: str, body: ReplayIn, service: Service, agency: Agency
 ) -> Any:
-    """Deliver again every matching public event since a moment (after a long outage)."""
+    """Deliver again every matching public event since a moment (after a long outage): `since`
+    is in the past and not before 1970-01-01T00:00:00Z (422 otherwise). The replay runs in the
+    background: follow it at `GET .../replays/{replay_id}`."""
     with _problems():
         job = await service.start_replay(agency, subscription_id, body.since)
-    return ReplayOut.model_validate({**job, "id": job["_id"]})
+    return ReplayOut.of(job)
 
 
-@router.get("/subscriptions/{subscription_id}/replays/{replay_id}", response_model=ReplayOut)
+@router.get(
+    "/subscriptions/{subscription_id}/replays/{replay_id}",
+    response_model=ReplayOut,
+    responses=problems(
+        404, 422, notes={404: "No such subscription of the agency, or no such replay of it"}
+    ),
+)
 async def get_replay(subscription_id: str, replay_id: str, service: Service, agency: Agency) -> Any:
     with _problems():
         job = await service.replay_job(agency, subscription_id, replay_id)
-    return ReplayOut.model_validate({**job, "id": job["_id"]})
+    return ReplayOut.of(job)

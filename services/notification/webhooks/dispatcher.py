@@ -10,6 +10,9 @@ database when it gains partitions, after a redrive or replay, and when its queue
 Each subscription has its own workers, queues and circuit breaker, so a slow or dead subscriber
 holds up only itself. When the breaker opens the subscription is *paused*: nothing is attempted
 (and no retry is spent) until a probe succeeds or the agency resumes it; its deliveries wait.
+A subscription whose signing secret cannot be opened (`sealing.UnreadableSecret`) is paused the
+same way, alone, until the secret is rotated (or its sealing key put back): the others start and
+deliver as usual.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from services.notification.metrics import (
     WEBHOOK_PAUSED,
     WEBHOOK_QUEUED,
 )
-from services.notification.webhooks.adapters.sealing import SecretBox
+from services.notification.webhooks.adapters.sealing import SecretBox, UnreadableSecret
 from services.notification.webhooks.adapters.sender import WebhookSender
 from services.notification.webhooks.adapters.store import Document, WebhookStore, delivery_id
 from services.notification.webhooks.domain.queues import DossierQueues, QueuedDelivery
@@ -46,6 +49,12 @@ from shared.batch_consumer import Parsed
 from shared.events import PublicDossierStatus
 
 log = logging.getLogger(__name__)
+
+# Why a subscription is paused (`pause_reason`, shown to its agency).
+PAUSED_BY_BREAKER = "circuit breaker open"
+PAUSED_SECRET_UNREADABLE = (
+    "signing secret unreadable (sealed with a key no longer configured): rotate the secret"
+)
 
 
 class OutcomeWriter:
@@ -102,11 +111,12 @@ def _merge(first: Document, second: Document) -> Document:
 @dataclass
 class LiveSubscription:
     document: Document
-    secret: str
+    secret: str | None  # None: the sealed secret cannot be opened (paused until rotated)
     breaker: CircuitBreaker
     queues: DossierQueues = field(default_factory=DossierQueues)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    # Pulsed (set, then cleared) when the breaker changes state: paused workers wait for it.
+    # Pulsed (set, then cleared) when the breaker changes state or the secret becomes readable:
+    # paused workers wait for it.
     breaker_changed: asyncio.Event = field(default_factory=asyncio.Event)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     timers: set[asyncio.TimerHandle] = field(default_factory=set)
@@ -121,18 +131,24 @@ class LiveSubscription:
     def __post_init__(self) -> None:
         self.update(self.document, self.secret)
 
-    def update(self, document: Document, secret: str) -> None:
+    def update(self, document: Document, secret: str | None) -> None:
         self.document = document
         self.secret = secret  # opened once
         self.filters = Filters.model_validate(document.get("filters") or {})  # parsed once
 
 
 class Dispatcher:
-    def __init__(self, store: WebhookStore, box: SecretBox, config: DispatchConfig) -> None:
+    def __init__(
+        self,
+        store: WebhookStore,
+        box: SecretBox,
+        config: DispatchConfig,
+        sender: WebhookSender | None = None,
+    ) -> None:
         self.store = store
         self.box = box
         self.config = config
-        self.sender = WebhookSender(config)
+        self.sender = sender or WebhookSender(config)
         every = config.flush_interval
         self.writer = OutcomeWriter(
             store, Pacer(every, config.idle_poll_max_seconds, min_gap=every)
@@ -158,8 +174,43 @@ class Dispatcher:
                 await self.reload(self._start(document))
             else:  # active <-> paused is this replica's breaker's to say
                 document["status"] = live.document.get("status", document["status"])
-                live.update(document, self.box.open(document["sealed_secret"]))
+                for name in ("pause_reason", "paused_at"):
+                    if name in live.document:
+                        document[name] = live.document[name]
+                had_secret = live.secret is not None
+                live.update(document, self._open_secret(document))
+                if (live.secret is not None) != had_secret:
+                    self._on_secret(live)
         return len(gone) + started
+
+    def _open_secret(self, document: Document) -> str | None:
+        """The subscription's signing secret, or None when it cannot be opened."""
+        try:
+            return self.box.open(document.get("sealed_secret"))
+        except UnreadableSecret:
+            return None
+
+    def _on_secret(self, live: LiveSubscription) -> None:
+        """The secret became unreadable (pause the subscription) or readable again (resume it
+        unless its breaker is open)."""
+        if live.secret is None:
+            log.error(
+                "webhook subscription %s of %s paused: its signing secret cannot be opened with "
+                "the configured sealing keys (put the old key back, or the agency rotates it)",
+                live.id,
+                live.document.get("agency_id"),
+            )
+            self._set_status(live, SubscriptionStatus.PAUSED, PAUSED_SECRET_UNREADABLE)
+            self._set_paused_metric(live, True)
+            return
+        log.info("webhook subscription %s: its signing secret opens again", live.id)
+        if live.breaker.state == BreakerState.CLOSED:
+            self._set_status(live, SubscriptionStatus.ACTIVE)
+            self._set_paused_metric(live, False)
+        else:
+            self._set_status(live, SubscriptionStatus.PAUSED, PAUSED_BY_BREAKER)
+        live.breaker_changed.set()  # wakes the workers waiting for the secret
+        live.breaker_changed.clear()
 
     def _start(self, document: Document) -> LiveSubscription:
         sub_id = str(document["_id"])
@@ -168,10 +219,15 @@ class Dispatcher:
             reset_timeout=self.config.breaker_probe_seconds,
             on_change=lambda state: self._on_breaker(sub_id, state),
         )
-        live = LiveSubscription(document, self.box.open(document["sealed_secret"]), breaker)
+        live = LiveSubscription(document, self._open_secret(document), breaker)
         self.live[sub_id] = live
-        if document.get("status") == SubscriptionStatus.PAUSED:
+        paused = document.get("status") == SubscriptionStatus.PAUSED
+        if paused and document.get("pause_reason") != PAUSED_SECRET_UNREADABLE:
             breaker.trip()  # paused before a restart: stays paused until a probe succeeds
+        if live.secret is None:
+            self._on_secret(live)
+        elif paused and breaker.state == BreakerState.CLOSED:
+            self._on_secret(live)  # paused for its secret, which opens again
         live.workers = [
             asyncio.create_task(self._work(live), name=f"webhook-{live.id}-{n}")
             for n in range(self.config.workers_per_subscription)
@@ -188,7 +244,8 @@ class Dispatcher:
         self._set_paused_metric(live, None)
 
     async def resume(self, subscription_id: str) -> None:
-        """The agency resumes a paused subscription: close its breaker, wake its workers."""
+        """The agency resumes a paused subscription: close its breaker, wake its workers (a
+        subscription paused for its secret stays paused: see `WebhookService.resume`)."""
         live = self.live.get(subscription_id)
         if live:
             live.breaker.record_success()
@@ -307,10 +364,11 @@ class Dispatcher:
                 self._release_later(live, delivery, (delivery.not_before - now).total_seconds())
                 continue
             # Paused: wait for the probe time, a probe's outcome or a resume (each changes the
-            # breaker's state); while another worker's probe is out, at most its time-out.
-            while not live.breaker.allow():
-                wait = live.breaker.retry_after() or self.config.timeout
-                await wait_for_event(live.breaker_changed, wait)
+            # breaker's state); while another worker's probe is out, at most its time-out. An
+            # unreadable secret: until it opens (checked again at each refresh).
+            while live.secret is None or not live.breaker.allow():
+                wait = live.breaker.retry_after() if live.secret is not None else None
+                await wait_for_event(live.breaker_changed, wait or self.config.timeout)
             try:
                 await self._attempt(live, delivery)
             except asyncio.CancelledError:
@@ -321,6 +379,7 @@ class Dispatcher:
 
     async def _attempt(self, live: LiveSubscription, delivery: QueuedDelivery) -> None:
         document = live.document
+        assert live.secret is not None  # workers wait while it cannot be opened
         started = time.perf_counter()
         result = await self.sender.send(document["url"], live.secret, delivery)
         WEBHOOK_LATENCY.observe(time.perf_counter() - started)
@@ -393,11 +452,13 @@ class Dispatcher:
             return
         live.breaker_changed.set()  # wakes the workers waiting now ...
         live.breaker_changed.clear()  # ... and not those that wait later
+        if live.secret is None:
+            return  # paused for its secret whatever the breaker says
         if state == BreakerState.OPEN:
             paused = live.document.get("status") != SubscriptionStatus.PAUSED
             if paused:
                 log.warning("webhook subscription %s paused: subscriber unhealthy", live.id)
-            self._set_status(live, SubscriptionStatus.PAUSED)
+            self._set_status(live, SubscriptionStatus.PAUSED, PAUSED_BY_BREAKER)
             self._set_paused_metric(live, True)
         elif state == BreakerState.CLOSED:
             if live.document.get("status") == SubscriptionStatus.PAUSED:
@@ -405,13 +466,21 @@ class Dispatcher:
                 self._set_status(live, SubscriptionStatus.ACTIVE)
             self._set_paused_metric(live, False)
 
-    def _set_status(self, live: LiveSubscription, status: SubscriptionStatus) -> None:
-        if live.document.get("status") == status:
-            return
-        live.document["status"] = status
-        fields: Document = {"status": status}
+    def _set_status(
+        self, live: LiveSubscription, status: SubscriptionStatus, reason: str | None = None
+    ) -> None:
+        current = (live.document.get("status"), live.document.get("pause_reason"))
         if status == SubscriptionStatus.PAUSED:
-            fields.update(paused_at=datetime.now(UTC), pause_reason="circuit breaker open")
+            if current == (status, reason):
+                return
+            fields: Document = {"status": status, "pause_reason": reason}
+            if current[0] != status:
+                fields["paused_at"] = datetime.now(UTC)
+        elif current[0] == status:
+            return
+        else:
+            fields = {"status": status}
+        live.document.update(fields)
         self._spawn(self.store.update_subscription(live.id, fields))
 
     def _set_paused_metric(self, live: LiveSubscription, paused: bool | None) -> None:

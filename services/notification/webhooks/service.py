@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -16,14 +16,16 @@ from faststream.kafka import KafkaBroker
 from services.notification.metrics import PUBLIC_EVENTS
 from services.notification.webhooks.adapters.public_topic import PublicTopicReader
 from services.notification.webhooks.adapters.replay_jobs import ReplayJobStore
-from services.notification.webhooks.adapters.sealing import SecretBox
+from services.notification.webhooks.adapters.sealing import SecretBox, UnreadableSecret
 from services.notification.webhooks.adapters.store import Document, WebhookStore, delivery_id
-from services.notification.webhooks.adapters.url_check import check_url
+from services.notification.webhooks.adapters.url_check import UrlChecker
 from services.notification.webhooks.dispatcher import Dispatcher
 from services.notification.webhooks.domain.errors import (
     ReplayInFuture,
     ReplayNotFound,
+    SecretUnreadable,
     SubscriptionNotFound,
+    TooManyReplays,
     TooManySubscriptions,
     UnknownEventTypes,
 )
@@ -46,6 +48,10 @@ from shared.kafka import publish_cloud_events
 
 log = logging.getLogger(__name__)
 
+# A running replay writes its heartbeat at every batch it reads (at least every second or so);
+# one silent for this long was cut short (its replica ended) and no longer counts as running.
+REPLAY_HEARTBEAT_STALE = timedelta(minutes=5)
+
 
 class WebhookService:
     def __init__(
@@ -58,7 +64,7 @@ class WebhookService:
         consumer: BatchConsumer,
         replay_jobs: ReplayJobStore,
         public_topic: PublicTopicReader,
-        allow_private_urls: bool,
+        urls: UrlChecker,
         idle_poll_max_seconds: float | None,
     ) -> None:
         self.settings = settings
@@ -68,9 +74,10 @@ class WebhookService:
         self.consumer = consumer  # the public topic, into `dispatcher.ingest`
         self.replay_jobs = replay_jobs
         self.public_topic = public_topic
-        self.allow_private_urls = allow_private_urls
+        self.urls = urls  # the URL rules and resolver, shared with the dispatcher's sender
         self.idle_poll_max_seconds = idle_poll_max_seconds
         self._replays: set[asyncio.Task[None]] = set()
+        self._replay_admission = asyncio.Lock()  # counting and recording a replay: one at once
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -197,10 +204,15 @@ class WebhookService:
         return updated or {}, secret
 
     async def resume(self, agency: Document, subscription_id: str) -> Document:
-        """Resume a subscription paused by its circuit breaker (after fixing the receiver)."""
+        """Resume a subscription paused by its circuit breaker (after fixing the receiver); one
+        whose signing secret cannot be opened needs a rotation instead (`SecretUnreadable`)."""
         document = await self.own_subscription(agency, subscription_id)
         if document["status"] != SubscriptionStatus.PAUSED:
             return document
+        try:
+            self.box.open(document.get("sealed_secret"))
+        except UnreadableSecret:
+            raise SecretUnreadable(subscription_id) from None
         updated = await self.store.update_subscription(
             subscription_id, {"status": SubscriptionStatus.ACTIVE, "resumed_at": datetime.now(UTC)}
         )
@@ -209,7 +221,7 @@ class WebhookService:
         return updated or document
 
     async def _checked_url(self, url: str) -> str:
-        await check_url(url, allow_private=self.allow_private_urls)  # raises UrlRefused
+        await self.urls.check(url)  # raises UrlRefused
         return url
 
     # ------------------------------------------------------------------ deliveries
@@ -242,20 +254,31 @@ class WebhookService:
         self, agency: Document, subscription_id: str, since: datetime
     ) -> Document:
         """Deliver again every matching public event since a moment (after a long outage): the
-        job is recorded and runs in the background."""
+        job is recorded and runs in the background. At most `webhook_max_replays_per_agency`
+        run at once per agency (`TooManyReplays` beyond; exact within a replica, and replicas
+        admitting at the very same moment may each let one more in)."""
         subscription = await self.own_subscription(agency, subscription_id)
         if since > datetime.now(UTC):
             raise ReplayInFuture(since.isoformat())
-        job: Document = {
-            "_id": str(uuid.uuid4()),
-            "subscription_id": subscription["_id"],
-            "agency_id": subscription["agency_id"],
-            "since": since,
-            "status": "running",
-            "enqueued": 0,
-            "created_at": datetime.now(UTC),
-        }
-        await self.replay_jobs.insert(job)
+        limit = self.settings.webhook_max_replays_per_agency
+        async with self._replay_admission:
+            now = datetime.now(UTC)
+            running = await self.replay_jobs.running(
+                subscription["agency_id"], now - REPLAY_HEARTBEAT_STALE
+            )
+            if running >= limit:
+                raise TooManyReplays(limit)
+            job: Document = {
+                "_id": str(uuid.uuid4()),
+                "subscription_id": subscription["_id"],
+                "agency_id": subscription["agency_id"],
+                "since": since,
+                "status": "running",
+                "enqueued": 0,
+                "created_at": now,
+                "heartbeat_at": now,
+            }
+            await self.replay_jobs.insert(job)
         task = asyncio.create_task(self._run_replay(subscription, since, job["_id"]))
         self._replays.add(task)
         task.add_done_callback(self._replays.discard)
@@ -294,7 +317,8 @@ class WebhookService:
             ]
             await self.store.upsert_replayed(documents)
             enqueued += len(documents)
-            await self.replay_jobs.update(job_id, {"enqueued": enqueued})
+            fields = {"enqueued": enqueued, "heartbeat_at": datetime.now(UTC)}
+            await self.replay_jobs.update(job_id, fields)
         return enqueued
 
 

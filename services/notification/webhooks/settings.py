@@ -10,14 +10,16 @@ from pydantic_settings import BaseSettings
 
 from services.notification.webhooks.adapters.sealing import DEV_SEALING_KEY
 from services.notification.webhooks.domain.subscriptions import RETRY_SCHEDULE_SECONDS
+from services.notification.webhooks.domain.urls import UrlRules
 
 
 class WebhookSettings(BaseSettings):
     webhook_enabled: bool = True
     # Fernet keys sealing the signing secrets at rest (first seals, all open); see `sealing`.
     webhook_sealing_keys: SecretStr = SecretStr(DEV_SEALING_KEY)
-    # Plain http and private, loopback or link-local subscriber addresses; allowed only in
-    # development and tests (refused in production).
+    # Plain http, any port and private, loopback or link-local subscriber addresses; allowed
+    # only in development and tests (refused in production). Otherwise https on port 443, and
+    # also 80 outside production (`url_rules`).
     webhook_allow_private_urls: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_workers_per_subscription: int = Field(default=16, ge=1, le=64)
@@ -35,9 +37,18 @@ class WebhookSettings(BaseSettings):
     # partitions) are looked up again.
     webhook_refresh_seconds: float = Field(default=10.0, gt=0)
     webhook_batch_size: int = Field(default=500, ge=1)
+    # Replays one agency may have running at once (over all replicas); more are answered 429.
+    webhook_max_replays_per_agency: int = Field(default=2, ge=1)
     public_stream_batch_size: int = Field(default=1000, ge=1)
 
 
 def allows_private_urls(settings: Any) -> bool:
     """Development and tests may call local receivers; production never does."""
     return bool(settings.webhook_allow_private_urls) and settings.environment != "production"
+
+
+def url_rules(settings: Any) -> UrlRules:
+    """The subscriber URL rules of the environment (`domain.urls.UrlRules.for_environment`)."""
+    return UrlRules.for_environment(
+        production=settings.environment == "production", allow_private=allows_private_urls(settings)
+    )

@@ -4,7 +4,9 @@ AES-128-CBC with an HMAC-SHA256 tag) under a key from the settings, never in cle
 
 `DVC_NOTIFICATION_WEBHOOK_SEALING_KEYS` is a comma-separated list: the first key seals, every
 key opens, so keys rotate by putting a new one first and dropping the old one once every secret
-was sealed again (a secret is sealed again whenever it is rotated).
+was sealed again (a secret is sealed again whenever it is rotated). A secret no configured key
+opens (its key dropped too early, or the stored value damaged) raises `UnreadableSecret`: the
+dispatcher pauses that one subscription until the secret is rotated or the key put back.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 # Development and tests only; production refuses to start with it.
 DEV_SEALING_KEY = "CGIm97hYAddBaXH_e6WPiAHDypBp4WNBvA7b2SGiPPQ="
+
+
+class UnreadableSecret(ValueError):
+    """A sealed signing secret that none of the configured keys opens."""
 
 
 class SecretBox:
@@ -25,8 +31,12 @@ class SecretBox:
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
 
-    def open(self, sealed: str) -> str:
+    def open(self, sealed: object) -> str:
+        if not isinstance(sealed, str):
+            raise UnreadableSecret("no sealed signing secret")
         try:
             return self._fernet.decrypt(sealed.encode()).decode()
-        except InvalidToken as exc:
-            raise ValueError("a signing secret sealed with an unknown key") from exc
+        except (InvalidToken, ValueError) as exc:  # e.g. not even base64
+            raise UnreadableSecret(
+                "a signing secret sealed with an unknown key, or damaged"
+            ) from exc

@@ -2,7 +2,9 @@
 
 - `webhook_agencies`: the agencies allowed to subscribe (created by an operator).
 - `webhook_api_keys`: `_id` = SHA-256 of an agency's API key (the key itself is never stored; it
-  is 256 random bits, so a plain hash is enough), with the agency id.
+  is 256 random bits, so a plain hash is enough), with the agency id. An agency left without a
+  valid key (all revoked) receives nothing: its subscriptions are disabled and their pending
+  deliveries failed (`revoke_keys`).
 - `webhook_subscriptions`: URL, filters, the signing secret sealed (see `sealing`), status
   (active / paused / disabled).
 - `webhook_deliveries`: one document per (subscription, event), `_id` = `<subscription>:<event
@@ -45,7 +47,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The delivery log, newest first.
         IndexModel([("subscription_id", ASCENDING), ("created_at", DESCENDING)]),
     ],
+    # The replays running per agency (`replay_jobs.ReplayJobStore.running`).
+    "webhook_replays": [IndexModel([("agency_id", ASCENDING), ("status", ASCENDING)])],
 }
+KEYS_REVOKED = "agency keys revoked"
 
 
 def hash_api_key(key: str) -> str:
@@ -54,6 +59,11 @@ def hash_api_key(key: str) -> str:
 
 def new_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def valid_keys(agency_id: str) -> Document:
+    """The filter of an agency's keys not revoked."""
+    return {"agency_id": agency_id, "revoked_at": {"$exists": False}}
 
 
 def delivery_id(subscription_id: str, event_id: str) -> str:
@@ -93,12 +103,45 @@ class WebhookStore:
             return None
         return await self.agencies.find_one({"_id": found["agency_id"]})
 
-    async def revoke_keys(self, agency_id: str) -> int:
-        result = await self.api_keys.update_many(
-            {"agency_id": agency_id, "revoked_at": {"$exists": False}},
-            {"$set": {"revoked_at": datetime.now(UTC)}},
-        )
+    async def revoke_keys(self, agency_id: str, *, keep_newest: bool = False) -> int:
+        """Revoke the agency's keys (all, or all but the newest: a rotation); returns how many.
+        With no valid key left, the agency's deliveries stop: its subscriptions are disabled and
+        their pending deliveries failed (redrivable once it has a key and enables them again);
+        the dispatchers stop them at their next refresh."""
+        valid = valid_keys(agency_id)
+        query = dict(valid)
+        if keep_newest:
+            newest = (
+                await self.api_keys.find(valid).sort("created_at", DESCENDING).limit(1).to_list()
+            )
+            if newest:
+                query["_id"] = {"$ne": newest[0]["_id"]}
+        now = datetime.now(UTC)
+        result = await self.api_keys.update_many(query, {"$set": {"revoked_at": now}})
+        if await self.api_keys.find_one(valid) is None:
+            await self._stop_deliveries(agency_id, now)
         return result.modified_count
+
+    async def _stop_deliveries(self, agency_id: str, now: datetime) -> None:
+        for subscription in await self.subscriptions_of(agency_id):
+            if subscription.get("status") != SubscriptionStatus.DISABLED:
+                await self.subscriptions.update_one(
+                    {"_id": subscription["_id"]},
+                    {
+                        "$set": {
+                            "status": SubscriptionStatus.DISABLED,
+                            "disabled_reason": KEYS_REVOKED,
+                            "updated_at": now,
+                        }
+                    },
+                )
+            await self.deliveries.update_many(
+                {"subscription_id": subscription["_id"], "status": DeliveryStatus.PENDING},
+                {
+                    "$set": {"status": DeliveryStatus.FAILED, "last_error": KEYS_REVOKED},
+                    "$unset": {"next_attempt_at": ""},
+                },
+            )
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -149,8 +192,18 @@ class WebhookStore:
         return set(ids)
 
     async def write_outcomes(self, updates: Iterable[tuple[str, Document]]) -> None:
-        """Record attempt outcomes (`_id`, update), in as few round trips as FerretDB allows."""
-        operations = [UpdateOne({"_id": _id}, update) for _id, update in updates]
+        """Record attempt outcomes (`_id`, update), in as few round trips as FerretDB allows.
+        Only a delivery still pending takes a retry or a failure (one failed meanwhile, e.g. by
+        `revoke_keys`, keeps its cause); a success is always recorded."""
+        operations = [
+            UpdateOne(
+                {"_id": _id}
+                if update.get("$set", {}).get("status") == DeliveryStatus.DELIVERED
+                else {"_id": _id, "status": DeliveryStatus.PENDING},
+                update,
+            )
+            for _id, update in updates
+        ]
         # Small chunks: on a database that serialises writes (devstack's FerretDB) the intake of
         # new deliveries gets its turn between them instead of waiting behind a long bulk.
         await bulk_write_in_chunks(self.deliveries, operations, chunk=10)

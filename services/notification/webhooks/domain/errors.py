@@ -29,3 +29,16 @@ class ReplayInFuture(WebhookError):
 
 class ReplayNotFound(WebhookError):
     """No such replay job of this subscription."""
+
+
+class TooManyReplays(WebhookError):
+    """The agency has `webhook_max_replays_per_agency` replays running already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} replays may run at once per agency")
+        self.limit = limit
+
+
+class SecretUnreadable(WebhookError):
+    """The subscription's signing secret cannot be opened (sealed with a key no longer
+    configured, or damaged): it stays paused until the secret is rotated."""

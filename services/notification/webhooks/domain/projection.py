@@ -16,6 +16,7 @@ from shared.events import (
     DossierState,
     DossierSubmitted,
     PublicDossierStatus,
+    PublicStep,
 )
 
 SOURCE = "/dvc/notification/public-stream"
@@ -31,7 +32,7 @@ def project(event: DossierSubmitted | DossierProcessed) -> PublicDossierStatus:
             procedure_code=event.procedure_code,
             unit_code=event.unit_code,
             state=DossierState.SUBMITTED if event.channel == 2 else DossierState.RECEIVED,
-            action="submit",
+            action=PublicStep.SUBMIT,
             channel=event.channel,
         )
     return PublicDossierStatus(
@@ -40,14 +41,14 @@ def project(event: DossierSubmitted | DossierProcessed) -> PublicDossierStatus:
         procedure_code=event.procedure_code,
         unit_code=event.unit_code,
         state=event.state,
-        action=event.action,
+        action=PublicStep.of(event.action),
         due_at=event.due_at,
     )
 
 
 def is_public(event: DossierSubmitted | DossierProcessed) -> bool:
     """Deadline warnings are internal to the unit; every other step is public."""
-    return not (isinstance(event, DossierProcessed) and event.action.startswith("deadline_warning"))
+    return not isinstance(event, DossierProcessed) or event.action.is_public
 
 
 def public_cloud_event(
