@@ -1,5 +1,6 @@
 """The portal's only composition root: settings -> intake and reporting clients -> service ->
-pages.
+pages; and the officers' workspace (`services.portal.workspace`: sign-in at the provider, pages
+calling processing with the officer's token).
 
 The portal has no broker and no database (so not `shared.service.build_service_app`, which
 connects both): a small FastAPI app with the platform's health, metrics and logging conventions.
@@ -25,6 +26,7 @@ from services.portal.api.security import Cookies, SecurityHeaders, parse_network
 from services.portal.domain import figures, labels
 from services.portal.service import PortalService
 from services.portal.settings import PortalSettings
+from services.portal.workspace import install_workspace
 from shared.http import RequestMetricsMiddleware, install_operational_routes
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +56,8 @@ def create_app(
     *,
     intake_transport: Any = None,
     reporting_transport: Any = None,
+    processing_transport: Any = None,
+    provider_transport: Any = None,
 ) -> FastAPI:
     settings = settings or PortalSettings()
     intake = IntakeClient(
@@ -88,6 +92,7 @@ def create_app(
         finally:
             await intake.close()
             await reporting.close()
+            await processing.close()
 
     app = FastAPI(
         title="Cổng dịch vụ công",
@@ -103,6 +108,13 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in routers:
         app.include_router(router)
+    processing = install_workspace(
+        app,
+        settings,
+        portal,
+        processing_transport=processing_transport,
+        provider_transport=provider_transport,
+    )
     app.add_middleware(RequestMetricsMiddleware, service=settings.service_name)
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     return app

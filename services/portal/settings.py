@@ -1,7 +1,9 @@
 """The portal's settings: environment variables `DVC_PORTAL_<FIELD>`, e.g. `DVC_PORTAL_SECRET_KEY`.
 
 The portal has no broker and no database: it reaches intake (and reporting) over HTTP and keeps a
-citizen's short-lived state (CSRF token, receipt, tracking session) in signed cookies only.
+citizen's short-lived state (CSRF token, receipt, tracking session) in signed cookies only. The
+officers' workspace (`/can-bo`) signs staff in at the OpenID Connect provider (`OIDC_*`), keeps
+their tokens in the process's memory and calls processing with them (`PROCESSING_BASE_URL`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "dev-portal-secret-key-change-me"
+# The workspace client's secret in devstack's realm (devstack/keycloak/realm-dvc.json) only.
+DEVELOPMENT_OIDC_CLIENT_SECRET = "dvc-workspace-dev-secret"
 
 
 class PortalSettings(BaseSettings):
@@ -71,6 +75,45 @@ class PortalSettings(BaseSettings):
         default=60.0, ge=0, description="How long the public figures are cached"
     )
 
+    # --- the officers' workspace (`services.portal.workspace`) ----------------------------------
+    processing_base_url: str = Field(
+        default="http://127.0.0.1:8002", description="Where processing's officer API answers"
+    )
+    processing_timeout_seconds: float = Field(default=10.0, gt=0)
+    oidc_issuer_url: str = Field(
+        default="http://127.0.0.1:8080/realms/dvc",
+        description="The staff's OpenID Connect provider (its discovery document is under it)",
+    )
+    oidc_client_id: str = Field(default="dvc-workspace", min_length=1)
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The workspace client's secret at the provider; unset: devstack's realm's "
+        "outside production, and no workspace in production",
+    )
+    oidc_redirect_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where staff reach the portal: the base of the sign-in callback and of the "
+        "page the provider sends them back to after logout (registered at the provider)",
+    )
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0)
+    workspace_session_idle_seconds: int = Field(
+        default=1800, gt=0, description="A staff session ends after this long without a request"
+    )
+    workspace_session_max_seconds: int = Field(
+        default=10 * 3600, gt=0, description="A staff session ends this long after sign-in"
+    )
+    workspace_max_sessions: int = Field(
+        default=10_000, gt=0, description="Sessions kept in memory (the oldest go first)"
+    )
+
+    @property
+    def workspace_client_secret(self) -> str | None:
+        """The workspace client's secret: the configured one, else the development realm's
+        outside production; None: no workspace."""
+        if self.oidc_client_secret is not None:
+            return self.oidc_client_secret.get_secret_value() or None
+        return None if self.environment == "production" else DEVELOPMENT_OIDC_CLIENT_SECRET
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -87,4 +130,16 @@ class PortalSettings(BaseSettings):
                 raise ValueError("DVC_PORTAL_SECRET_KEY must be at least 32 characters")
             if not self.cookie_secure:
                 raise ValueError("production serves over HTTPS: set DVC_PORTAL_COOKIE_SECURE")
+            if self.oidc_client_secret is None:
+                return self  # no workspace: its pages say so
+            if self.oidc_client_secret.get_secret_value() == DEVELOPMENT_OIDC_CLIENT_SECRET:
+                raise ValueError(
+                    "production needs DVC_PORTAL_OIDC_CLIENT_SECRET set to the client's real secret"
+                )
+            if not self.oidc_issuer_url.startswith("https://"):
+                raise ValueError("DVC_PORTAL_OIDC_ISSUER_URL must be an https:// URL in production")
+            if not self.oidc_redirect_base_url.startswith("https://"):
+                raise ValueError(
+                    "DVC_PORTAL_OIDC_REDIRECT_BASE_URL must be an https:// URL in production"
+                )
         return self

@@ -1,0 +1,150 @@
+"""Processing's officer API as the workspace uses it (httpx), always with the signed-in officer's
+own access token: processing's role and unit checks are the only authorisation.
+
+Only the HTTP contract is relied on (paths, JSON bodies, RFC 9457 problems); the answers are read
+as plain dictionaries by `views.py`, so a field processing adds never breaks a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+
+class ProcessingRefused(Exception):
+    """Processing answered a problem: `status` and its RFC 9457 body."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(problem.get("title") or f"processing answered {status}")
+        self.status = status
+        self.problem = problem
+
+    @property
+    def detail(self) -> str:
+        return str(self.problem.get("detail") or self.problem.get("title") or "")
+
+
+class NotSignedIn(ProcessingRefused):
+    """401: the token was refused (expired, revoked, signed by an unknown key)."""
+
+
+class Forbidden(ProcessingRefused):
+    """403: the officer's role or unit does not allow it."""
+
+
+class CaseNotFound(ProcessingRefused):
+    """404: no such case."""
+
+
+class Conflict(ProcessingRefused):
+    """409: the lifecycle does not allow the action now, or the case changed meanwhile."""
+
+
+class ProcessingUnavailable(Exception):
+    """Processing did not answer, timed out or failed (5xx)."""
+
+
+_BY_STATUS: dict[int, type[ProcessingRefused]] = {
+    401: NotSignedIn,
+    403: Forbidden,
+    404: CaseNotFound,
+    409: Conflict,
+}
+
+
+class ProcessingClient:
+    def __init__(self, base_url: str, *, timeout: float, transport: Any = None) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"Accept": "application/json"},
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def worklist(
+        self,
+        access_token: str,
+        *,
+        states: Sequence[int] = (),
+        procedure: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """One page of the unit's worklist, in processing's order (online first, then by due
+        date): `{"items": [...], "next_cursor": ...}`."""
+        params: list[tuple[str, str | int]] = [("limit", limit)]
+        params += [("state", state) for state in states]
+        if procedure:
+            params.append(("procedure", procedure))
+        if cursor:
+            params.append(("cursor", cursor))
+        return await self._call("GET", "/api/v1/cases", access_token, params=params)
+
+    async def case(self, access_token: str, code: str) -> dict[str, Any]:
+        return await self._call("GET", f"/api/v1/cases/{_segment(code)}", access_token)
+
+    async def act(
+        self,
+        access_token: str,
+        code: str,
+        action_path: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """A workflow action (`receive`, `start-processing`, ...): the case as it now is."""
+        return await self._call(
+            "POST",
+            f"/api/v1/cases/{_segment(code)}/{_segment(action_path)}",
+            access_token,
+            json=body,
+            headers={"Idempotency-Key": idempotency_key},
+        )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        access_token: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            response = await self._client.request(
+                method,
+                path,
+                params=params,
+                json=json,
+                headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
+            )
+        except httpx.HTTPError as error:
+            raise ProcessingUnavailable(type(error).__name__) from None
+        if response.status_code >= 500:
+            raise ProcessingUnavailable(f"processing answered {response.status_code}")
+        if response.status_code >= 400:
+            refusal = _BY_STATUS.get(response.status_code, ProcessingRefused)
+            raise refusal(response.status_code, _problem(response))
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def _segment(value: str) -> str:
+    """A path segment: never lets a value add segments or a query to the URL."""
+    return quote(value, safe="")
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"status": response.status_code}
+    return body if isinstance(body, dict) else {"status": response.status_code}

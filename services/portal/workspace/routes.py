@@ -1,0 +1,557 @@
+"""The workspace's pages: sign-in and logout at the provider, the unit's worklist, a dossier with
+the forms of the actions it allows now. Every call to processing carries the officer's own
+access token (refreshed when it is about to expire); processing's refusals become pages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from services.portal.api.dependencies import PortalWeb
+from services.portal.api.security import CONTENT_SECURITY_POLICY
+from services.portal.settings import PortalSettings
+from services.portal.workspace import views
+from services.portal.workspace.processing import (
+    CaseNotFound,
+    Conflict,
+    Forbidden,
+    NotSignedIn,
+    ProcessingClient,
+    ProcessingRefused,
+    ProcessingUnavailable,
+)
+from services.portal.workspace.sessions import SessionStore, StaffProfile, StaffSession
+from services.portal.workspace.signin import ProviderUnavailable, SignInFailed, StaffSignIn
+
+log = logging.getLogger(__name__)
+
+HOME = "/can-bo"
+SIGN_IN = "/can-bo/dang-nhap"
+CALLBACK = "/can-bo/dang-nhap/xong"
+LOGOUT = "/can-bo/dang-xuat"
+LOGGED_OUT = "/can-bo/da-dang-xuat"
+SESSION_PURPOSE = "workspace-session"
+_NEXT = re.compile(r"^/can-bo(/[A-Za-z0-9._\-/]*)?$")
+
+SESSION_ENDED = "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại."
+SIGN_IN_FAILED = "Đăng nhập không thành công. Vui lòng thử lại."
+CONFLICT = (
+    "Không thực hiện được: hồ sơ vừa được cập nhật (có thể bởi cán bộ khác) hoặc trạng thái "
+    "hiện tại không cho phép thao tác này. Trang dưới đây là trạng thái mới nhất của hồ sơ; "
+    "vui lòng xem lại trước khi thao tác tiếp."
+)
+
+ERROR_PAGES: dict[int, tuple[str, str]] = {
+    400: ("Yêu cầu không hợp lệ", "Vui lòng quay lại danh sách hồ sơ và thử lại."),
+    403: (
+        "Không có quyền truy cập",
+        "Tài khoản của bạn không được xem hoặc thao tác trên hồ sơ này.",
+    ),
+    404: ("Không tìm thấy hồ sơ", "Không có hồ sơ với mã này."),
+    503: (
+        "Hệ thống tạm thời gián đoạn",
+        "Hệ thống xử lý hồ sơ hoặc hệ thống đăng nhập tạm thời không phản hồi. "
+        "Vui lòng thử lại sau ít phút.",
+    ),
+}
+NOT_CONFIGURED = (
+    "Không gian làm việc chưa được cấu hình",
+    "Không gian làm việc cán bộ chưa được cấu hình trên máy chủ này (thiếu thông tin ứng dụng "
+    "tại hệ thống đăng nhập). Vui lòng liên hệ Trung tâm Công nghệ thông tin.",
+)
+
+
+class SessionEnded(Exception):
+    """No signed-in session (or it can no longer be refreshed): sign in again, then `next`."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class WorkspaceOff(Exception):
+    """No client secret in production: the workspace is not configured."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Everything the workspace's pages use, built by `install_workspace`."""
+
+    portal: PortalWeb
+    sessions: SessionStore
+    signin: StaffSignIn | None
+    processing: ProcessingClient
+    redirect_base: str
+    cookie_name: str
+    content_security_policy: str
+
+    # --- the session cookie (a signed reference to the server-side session) ------------------
+
+    def session(self, request: Request) -> StaffSession | None:
+        reference = self.portal.cookies.unsign(
+            request.cookies.get(self.cookie_name),
+            SESSION_PURPOSE,
+            max_age=self.sessions.max_seconds,
+        )
+        return self.sessions.get(reference if isinstance(reference, str) else None)
+
+    def remember(self, response: Response, session: StaffSession) -> None:
+        value = self.portal.cookies.sign(session.id, SESSION_PURPOSE)
+        self.portal.cookies.set(response, self.cookie_name, value, max_age=None)
+
+    def forget(self, response: Response) -> None:
+        self.portal.cookies.clear(response, self.cookie_name)
+
+    # --- pages ----------------------------------------------------------------------------------
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        context: dict[str, Any],
+        *,
+        status_code: int = 200,
+        session: StaffSession | None = None,
+    ) -> Response:
+        values = {
+            "staff": session.profile if session else None,
+            "roles_text": _roles_text(session.profile) if session and session.profile else "",
+            **context,
+        }
+        response = self.portal.render(
+            request, template, values, status_code=status_code, private=True
+        )
+        # Logout posts to the workspace, which answers with a redirect to the provider: the
+        # provider's origin must be allowed as a form's destination.
+        response.headers["Content-Security-Policy"] = self.content_security_policy
+        return response
+
+    def error(self, request: Request, status: int, *, detail: str | None = None) -> Response:
+        title, message = ERROR_PAGES.get(status, ERROR_PAGES[400])
+        session = self.session(request)
+        return self.render(
+            request,
+            "workspace/error.html",
+            {"title": title, "message": message, "detail": detail},
+            status_code=status,
+            session=session if session and session.signed_in else None,
+        )
+
+    # --- the officer's token ----------------------------------------------------------------------
+
+    async def access_token(self, session: StaffSession, next_path: str) -> str:
+        """The session's access token, refreshed first when it is about to expire."""
+        assert session.tokens is not None
+        if session.tokens.fresh(time.time()):
+            return session.tokens.access_token
+        async with session.refresh_lock:  # one refresh for concurrent requests
+            if not session.tokens.fresh(time.time()):
+                assert self.signin is not None
+                try:
+                    session.tokens = await self.signin.refresh(session.tokens)
+                except SignInFailed:
+                    self.sessions.drop(session.id)
+                    raise SessionEnded(next_path) from None
+        return session.tokens.access_token
+
+
+def _roles_text(profile: StaffProfile) -> str:
+    names = {
+        "officer": "Chuyên viên",
+        "unit_head": "Lãnh đạo đơn vị",
+        "counter_officer": "Cán bộ một cửa",
+        "admin": "Quản trị hệ thống",
+    }
+    return ", ".join(names[r] for r in sorted(profile.roles) if r in names)
+
+
+def workspace_of(request: Request) -> Workspace:
+    workspace: Workspace = request.app.state.workspace
+    return workspace
+
+
+WorkspaceDep = Annotated[Workspace, Depends(workspace_of)]
+
+
+def signed_in(request: Request, workspace: WorkspaceDep) -> StaffSession:
+    """The signed-in session, or `SessionEnded` (sign in, then come back to this page)."""
+    if workspace.signin is None:
+        raise WorkspaceOff()
+    session = workspace.session(request)
+    if session is None or not session.signed_in:
+        raise SessionEnded(request.url.path if request.method == "GET" else HOME)
+    return session
+
+
+SignedIn = Annotated[StaffSession, Depends(signed_in)]
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- sign-in and logout ------------------------------------------------------------------------
+
+
+@router.get(HOME)
+async def home(
+    request: Request,
+    workspace: WorkspaceDep,
+    states: Annotated[list[str], Query(alias="trang-thai")] = [],  # noqa: B006 - FastAPI's way
+    channel: Annotated[str | None, Query(alias="kenh", max_length=2)] = None,
+    procedure: Annotated[str | None, Query(alias="thu-tuc", max_length=40)] = None,
+    code: Annotated[str | None, Query(alias="ma", max_length=views.MAX_CODE)] = None,
+    cursor: Annotated[str | None, Query(alias="sau", max_length=500)] = None,
+) -> Response:
+    """Signed in: the unit's worklist; otherwise the sign-in page."""
+    if workspace.signin is None:
+        raise WorkspaceOff()
+    session = workspace.session(request)
+    if session is None or not session.signed_in:
+        return workspace.render(request, "workspace/signin.html", {"notice": None})
+    filters = views.WorklistFilters.parse(states, channel, procedure, cursor)
+    token = await workspace.access_token(session, HOME)
+    context: dict[str, Any] = {"filters": filters, "code": code or "", "notice": None}
+    if code is not None and code.strip():
+        wanted = code.strip()
+        if views.valid_code(wanted):
+            try:
+                await workspace.processing.case(token, wanted)
+            except CaseNotFound:
+                pass
+            except Forbidden:  # another unit's: the dossier page says so
+                return RedirectResponse(f"{HOME}/ho-so/{wanted}", status_code=303)
+            else:
+                return RedirectResponse(f"{HOME}/ho-so/{wanted}", status_code=303)
+        context["notice"] = f"Không tìm thấy hồ sơ có mã “{wanted}” trong đơn vị của bạn."
+    items, next_cursor = await _worklist(workspace, token, filters)
+    now = datetime.now(UTC)
+    rows = [{**item, "deadline": views.deadline_badge(item, now)} for item in items]
+    context.update(
+        rows=rows,
+        counts=views.state_counts(items),
+        next_query=urlencode(filters.query(cursor=next_cursor)) if next_cursor else None,
+        first_query=urlencode(filters.query()) if filters.cursor else None,
+        state_options=[(int(s), views.state_label(s)) for s in views.WORKLIST_STATES],
+        channel_labels=views.CHANNEL_LABELS,
+        deadline_labels=views.DEADLINE_LABELS,
+    )
+    return workspace.render(request, "workspace/worklist.html", context, session=session)
+
+
+async def _worklist(
+    workspace: Workspace, token: str, filters: views.WorklistFilters
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page in processing's order. Processing filters by state and procedure; a channel
+    filter is applied here, reading on until something matches (a few pages at most)."""
+    cursor = filters.cursor
+    items: list[dict[str, Any]] = []
+    for _ in range(views.MAX_SCANNED_PAGES if filters.channel is not None else 1):
+        page = await workspace.processing.worklist(
+            token,
+            states=filters.states,
+            procedure=filters.procedure,
+            cursor=cursor,
+            limit=views.PAGE_SIZE,
+        )
+        items += views.keep_channel(page.get("items") or [], filters.channel)
+        cursor = page.get("next_cursor")
+        if items or not cursor:
+            break
+    return items, cursor
+
+
+@router.get(SIGN_IN)
+async def sign_in(
+    request: Request,
+    workspace: WorkspaceDep,
+    next_path: Annotated[str | None, Query(alias="tiep", max_length=200)] = None,
+) -> Response:
+    """To the provider's login page (authorisation code + PKCE)."""
+    if workspace.signin is None:
+        raise WorkspaceOff()
+    session = workspace.session(request)
+    if session is None or session.signed_in:
+        session = workspace.sessions.create()
+    session.next_path = next_path if next_path and _NEXT.match(next_path) else HOME
+    response = await workspace.signin.start(
+        request, session, f"{workspace.redirect_base}{CALLBACK}"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    workspace.remember(response, session)
+    return response
+
+
+@router.get(CALLBACK)
+async def callback(request: Request, workspace: WorkspaceDep) -> Response:
+    """The provider sends the browser back here with the code (or an error)."""
+    if workspace.signin is None:
+        raise WorkspaceOff()
+    session = workspace.session(request)
+    if session is None or session.signed_in or not session.flow:
+        return _signin_again(request, workspace, SESSION_ENDED, 400)
+    try:
+        tokens, profile = await workspace.signin.finish(request, session)
+    except SignInFailed as failure:
+        log.warning("staff sign-in failed: %s", failure)
+        workspace.sessions.drop(session.id)
+        return _signin_again(request, workspace, SIGN_IN_FAILED, 400)
+    signed = workspace.sessions.signed_in(session, tokens, profile)
+    log.info("staff signed in: %s (unit %s)", profile.username, profile.unit)
+    response = RedirectResponse(signed.next_path, status_code=303)
+    workspace.remember(response, signed)
+    return response
+
+
+def _signin_again(request: Request, workspace: Workspace, notice: str, status: int) -> Response:
+    response = workspace.render(
+        request, "workspace/signin.html", {"notice": notice}, status_code=status
+    )
+    workspace.forget(response)
+    return response
+
+
+@router.post(LOGOUT)
+async def logout(request: Request, workspace: WorkspaceDep) -> Response:
+    """Ends the session here and at the provider (which then sends the browser back)."""
+    form = await request.form()
+    if not workspace.portal.csrf_valid(request, _text(form.get("csrf_token"))):
+        return workspace.error(request, 400)
+    session = workspace.session(request)
+    destination = LOGGED_OUT
+    if session is not None:
+        workspace.sessions.drop(session.id)
+        if session.tokens is not None and workspace.signin is not None:
+            try:
+                destination = await workspace.signin.logout_url(
+                    session.tokens.id_token, f"{workspace.redirect_base}{LOGGED_OUT}"
+                )
+            except ProviderUnavailable:
+                log.warning("the provider's end-session endpoint is unavailable")
+    response = RedirectResponse(destination, status_code=303)
+    workspace.forget(response)
+    return response
+
+
+@router.get(LOGGED_OUT)
+async def logged_out(request: Request, workspace: WorkspaceDep) -> Response:
+    return workspace.render(
+        request, "workspace/signin.html", {"notice": "Bạn đã đăng xuất.", "logged_out": True}
+    )
+
+
+# --- a dossier ---------------------------------------------------------------------------------
+
+
+@router.get(HOME + "/ho-so/{code}")
+async def dossier(
+    request: Request,
+    workspace: WorkspaceDep,
+    session: SignedIn,
+    code: str,
+    done: Annotated[str | None, Query(alias="xong", max_length=40)] = None,
+) -> Response:
+    if not views.valid_code(code):
+        return workspace.error(request, 404)
+    token = await workspace.access_token(session, request.url.path)
+    case = await workspace.processing.case(token, code)
+    notice = views.ACTIONS_BY_PATH[done].done if done in views.ACTIONS_BY_PATH else None
+    return _dossier_page(request, workspace, session, case, success=notice)
+
+
+def _dossier_page(
+    request: Request,
+    workspace: Workspace,
+    session: StaffSession,
+    case: dict[str, Any],
+    *,
+    success: str | None = None,
+    refusal: str | None = None,
+    failed: views.ActionForm | None = None,
+    entered: views.ActionInput | None = None,
+    status_code: int = 200,
+) -> Response:
+    assert session.profile is not None
+    now = datetime.now(UTC)
+    context = {
+        "case": case,
+        "deadline": views.deadline_badge(case, now),
+        "processing_time": views.processing_time(case),
+        "deadline_labels": views.DEADLINE_LABELS,
+        "actions": views.offered_actions(case.get("allowed_actions") or [], session.profile.roles),
+        "channel_labels": views.CHANNEL_LABELS,
+        "step_label": views.step_label,
+        "state_label": views.state_label,
+        "field_kinds": views.FieldKind,
+        "success": success,
+        "refusal": refusal,
+        "failed": failed.path if failed else None,
+        "entered": entered or views.ActionInput(),
+        "idempotency_key": secrets.token_urlsafe(18),
+    }
+    return workspace.render(
+        request, "workspace/dossier.html", context, status_code=status_code, session=session
+    )
+
+
+@router.post(HOME + "/ho-so/{code}/{action}")
+async def act(
+    request: Request, workspace: WorkspaceDep, session: SignedIn, code: str, action: str
+) -> Response:
+    """One workflow action, as the officer: processing decides, its refusal is shown."""
+    form_spec = views.ACTIONS_BY_PATH.get(action)
+    if form_spec is None or not views.valid_code(code):
+        return workspace.error(request, 404)
+    form = await request.form()
+    if not workspace.portal.csrf_valid(request, _text(form.get("csrf_token"))):
+        return workspace.error(request, 400)
+    submitted = {name: _text(value) or "" for name, value in form.items()}
+    entered = views.read_action(form_spec, submitted)
+    key = submitted.get("idempotency_key") or secrets.token_urlsafe(18)
+    token = await workspace.access_token(session, f"{HOME}/ho-so/{code}")
+    if entered.errors:
+        case = await workspace.processing.case(token, code)
+        return _dossier_page(
+            request, workspace, session, case, failed=form_spec, entered=entered, status_code=422
+        )
+    try:
+        await workspace.processing.act(
+            token, code, form_spec.path, entered.body, idempotency_key=key[:200]
+        )
+    except Conflict:
+        case = await workspace.processing.case(token, code)
+        return _dossier_page(request, workspace, session, case, refusal=CONFLICT, status_code=409)
+    except (CaseNotFound, Forbidden, NotSignedIn, ProcessingUnavailable):
+        raise
+    except ProcessingRefused as refused:  # 400, 422: a rule of the workflow
+        case = await workspace.processing.case(token, code)
+        return _dossier_page(
+            request,
+            workspace,
+            session,
+            case,
+            refusal=f"Không thực hiện được: {refused.detail}",
+            failed=form_spec,
+            entered=entered,
+            status_code=422,
+        )
+    return RedirectResponse(f"{HOME}/ho-so/{code}?xong={form_spec.path}", status_code=303)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+
+def install_workspace(
+    app: FastAPI,
+    settings: PortalSettings,
+    portal: PortalWeb,
+    *,
+    processing_transport: Any = None,
+    provider_transport: Any = None,
+    clock: Any = time.time,
+) -> ProcessingClient:
+    """Adds the workspace's pages and error handling to the portal's app; answers the
+    processing client (to be closed with the app)."""
+    secret = settings.workspace_client_secret
+    signin = (
+        StaffSignIn(
+            issuer_url=settings.oidc_issuer_url,
+            client_id=settings.oidc_client_id,
+            client_secret=secret,
+            timeout=settings.oidc_timeout_seconds,
+            transport=provider_transport,
+        )
+        if secret
+        else None
+    )
+    processing = ProcessingClient(
+        settings.processing_base_url,
+        timeout=settings.processing_timeout_seconds,
+        transport=processing_transport,
+    )
+    provider = urlsplit(settings.oidc_issuer_url)
+    origin = f"{provider.scheme}://{provider.netloc}"
+    workspace = Workspace(
+        portal=portal,
+        sessions=SessionStore(
+            idle_seconds=settings.workspace_session_idle_seconds,
+            max_seconds=settings.workspace_session_max_seconds,
+            capacity=settings.workspace_max_sessions,
+            clock=clock,
+        ),
+        signin=signin,
+        processing=processing,
+        redirect_base=settings.oidc_redirect_base_url.rstrip("/"),
+        cookie_name=("__Host-" if settings.cookie_secure else "") + "workspace_session",
+        content_security_policy=CONTENT_SECURITY_POLICY.replace(
+            "form-action 'self'", f"form-action 'self' {origin}"
+        ),
+    )
+    app.state.workspace = workspace
+    app.include_router(router)
+    _install_error_pages(app, workspace)
+    return processing
+
+
+def _install_error_pages(app: FastAPI, workspace: Workspace) -> None:
+    @app.exception_handler(SessionEnded)
+    async def _session_ended(request: Request, exc: SessionEnded) -> Response:
+        target = SIGN_IN + (f"?{urlencode({'tiep': exc.next_path})}" if exc.next_path else "")
+        response = RedirectResponse(target, status_code=303)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    async def _token_refused(request: Request, exc: NotSignedIn) -> Response:
+        session = workspace.session(request)
+        if session is not None:
+            workspace.sessions.drop(session.id)
+        return await _session_ended(request, SessionEnded(HOME))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return workspace.error(request, 403, detail=exc.detail)
+
+    @app.exception_handler(CaseNotFound)
+    async def _not_found(request: Request, exc: CaseNotFound) -> Response:
+        return workspace.error(request, 404)
+
+    @app.exception_handler(ProcessingRefused)
+    async def _refused(request: Request, exc: ProcessingRefused) -> Response:
+        return workspace.error(request, 400, detail=exc.detail)
+
+    @app.exception_handler(ProcessingUnavailable)
+    async def _processing_down(request: Request, exc: ProcessingUnavailable) -> Response:
+        log.warning("processing unavailable on %s: %s", request.url.path, exc)
+        response = workspace.error(request, 503)
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.exception_handler(ProviderUnavailable)
+    async def _provider_down(request: Request, exc: ProviderUnavailable) -> Response:
+        log.warning("the OpenID Connect provider is unavailable on %s: %s", request.url.path, exc)
+        response = workspace.error(request, 503)
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.exception_handler(WorkspaceOff)
+    async def _off(request: Request, exc: WorkspaceOff) -> Response:
+        title, message = NOT_CONFIGURED
+        return workspace.render(
+            request,
+            "workspace/error.html",
+            {"title": title, "message": message, "detail": None},
+            status_code=503,
+        )

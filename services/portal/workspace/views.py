@@ -1,0 +1,436 @@
+"""What the workspace's pages show, as pure functions: the worklist's filters, deadline badges and
+counts; the actions a dossier offers the signed-in officer, each with the input it needs.
+
+Processing decides: the lifecycle (`allowed_actions` of the case) and the role matrix are its;
+the workspace only hides a button processing would refuse anyway (a unit head's step for an
+officer), and shows processing's refusal when one happens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from services.portal.domain.labels import STATE_LABELS
+from shared.catalogue import ProcessingTime
+from shared.events import Channel, DossierState
+
+# --- the worklist ---------------------------------------------------------------------------------
+
+PAGE_SIZE = 25
+# With a channel filter (processing filters by state and procedure only), the workspace reads
+# processing's pages until it has something to show, at most this many per request.
+MAX_SCANNED_PAGES = 10
+
+# The states of processing's worklist (active cases), in the lifecycle's order.
+WORKLIST_STATES: tuple[DossierState, ...] = (
+    DossierState.SUBMITTED,
+    DossierState.RECEIVED,
+    DossierState.IN_PROCESSING,
+    DossierState.SUPPLEMENT_REQUESTED,
+    DossierState.PAYMENT_REQUESTED,
+    DossierState.WITHDRAWAL_REQUESTED,
+    DossierState.PROCESSED,
+)
+# The deadline clock runs (DOMAIN.md §3): warnings and overdue apply.
+CLOCK_RUNNING = frozenset(
+    {
+        DossierState.RECEIVED,
+        DossierState.IN_PROCESSING,
+        DossierState.PAYMENT_REQUESTED,
+        DossierState.WITHDRAWAL_REQUESTED,
+    }
+)
+
+CHANNEL_LABELS: dict[int, str] = {
+    Channel.ONLINE: "Trực tuyến",
+    Channel.COUNTER: "Trực tiếp",
+    Channel.POST: "Bưu chính",
+}
+
+MAX_CODE = 60
+_CODE = re.compile(r"^[0-9A-Za-z.\-_]{1,60}$")
+_PROCEDURE = re.compile(r"^[0-9A-Za-z.\-_]{1,40}$")
+
+
+@dataclass(frozen=True)
+class WorklistFilters:
+    """The worklist's query: states, channel, procedure, a cursor into processing's order."""
+
+    states: tuple[int, ...] = ()
+    channel: int | None = None
+    procedure: str | None = None
+    cursor: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        states: Sequence[str],
+        channel: str | None,
+        procedure: str | None,
+        cursor: str | None,
+    ) -> WorklistFilters:
+        """From the query string; values out of range are dropped (the list stays usable)."""
+        valid_states = {int(s) for s in WORKLIST_STATES}
+        chosen = tuple(sorted({int(s) for s in states if s.isdigit() and int(s) in valid_states}))
+        channel_value = int(channel) if channel and channel.isdigit() else None
+        if channel_value not in CHANNEL_LABELS:
+            channel_value = None
+        procedure = (procedure or "").strip()
+        cursor = (cursor or "").strip()
+        return cls(
+            states=chosen,
+            channel=channel_value,
+            procedure=procedure if _PROCEDURE.match(procedure) else None,
+            cursor=cursor if 0 < len(cursor) <= 500 else None,
+        )
+
+    def query(self, *, cursor: str | None = None) -> list[tuple[str, str]]:
+        """The query string's pairs of these filters (with another cursor)."""
+        pairs = [("trang-thai", str(s)) for s in self.states]
+        if self.channel is not None:
+            pairs.append(("kenh", str(self.channel)))
+        if self.procedure:
+            pairs.append(("thu-tuc", self.procedure))
+        if cursor:
+            pairs.append(("sau", cursor))
+        return pairs
+
+
+def valid_code(code: str) -> bool:
+    return bool(_CODE.match(code))
+
+
+def keep_channel(items: Iterable[Mapping[str, Any]], channel: int | None) -> list[dict[str, Any]]:
+    return [dict(item) for item in items if channel is None or item.get("channel") == channel]
+
+
+class Deadline(StrEnum):
+    OVERDUE = "overdue"
+    WARNING_80 = "80"
+    WARNING_50 = "50"
+
+
+DEADLINE_LABELS: dict[Deadline, str] = {
+    Deadline.OVERDUE: "Quá hạn",
+    Deadline.WARNING_80: "Đã dùng 80% thời gian",
+    Deadline.WARNING_50: "Đã dùng 50% thời gian",
+}
+
+
+def _moment(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def time_used(item: Mapping[str, Any], now: datetime) -> float | None:
+    """The share of the time between receipt and the due date in force that has passed (wall
+    clock: processing's warnings count working time, so this is an estimate for the list)."""
+    if int(item.get("state", 0)) not in CLOCK_RUNNING:
+        return None
+    start = _moment(item.get("received_at")) or _moment(item.get("submitted_at"))
+    due = _moment(item.get("due_at"))
+    if start is None or due is None or due <= start:
+        return None
+    return (now - start) / (due - start)
+
+
+def deadline_badge(item: Mapping[str, Any], now: datetime) -> Deadline | None:
+    """Overdue (processing's flag), else the 80% or 50% warning; the detail page passes the
+    warnings processing emitted (`warnings_emitted`), which are authoritative."""
+    if item.get("overdue"):
+        return Deadline.OVERDUE
+    if int(item.get("state", 0)) not in CLOCK_RUNNING:
+        return None
+    emitted = set(item.get("warnings_emitted") or ())
+    if "deadline_warning_80" in emitted:
+        return Deadline.WARNING_80
+    if "deadline_warning_50" in emitted:
+        return Deadline.WARNING_50
+    used = time_used(item, now)
+    if used is None:
+        return None
+    if used >= 1:
+        return Deadline.OVERDUE
+    if used >= 0.8:
+        return Deadline.WARNING_80
+    if used >= 0.5:
+        return Deadline.WARNING_50
+    return None
+
+
+@dataclass(frozen=True)
+class StateCount:
+    state: int
+    label: str
+    count: int
+
+
+def state_counts(items: Iterable[Mapping[str, Any]]) -> list[StateCount]:
+    """Dossiers per state among `items` (processing has no count endpoint: the page's)."""
+    counts = Counter(int(item["state"]) for item in items)
+    return [
+        StateCount(int(state), STATE_LABELS[state], counts[int(state)])
+        for state in WORKLIST_STATES
+        if counts[int(state)]
+    ]
+
+
+# --- actions on a dossier -------------------------------------------------------------------------
+
+
+class FieldKind(StrEnum):
+    TEXT = "text"  # one line
+    LONG_TEXT = "long_text"  # a textarea
+    LINES = "lines"  # a textarea, one item per line -> a list
+    AMOUNT = "amount"  # whole đồng > 0
+    DATE = "date"
+    CHOICE = "choice"
+
+
+@dataclass(frozen=True)
+class ActionField:
+    name: str  # the form field's and processing's body field's name
+    label: str
+    kind: FieldKind
+    required: bool = True
+    hint: str | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    action: str  # processing's action (`allowed_actions`)
+    label: str
+    fields: tuple[ActionField, ...] = ()
+    head_only: bool = False
+    danger: bool = False
+    done: str = ""  # the notice after it succeeded
+
+    @property
+    def path(self) -> str:
+        """The action's segment in processing's API and in the workspace's form URL."""
+        return self.action.replace("_", "-")
+
+
+NOTE = ActionField("note", "Ghi chú", FieldKind.LONG_TEXT, required=False)
+REASON = ActionField("reason", "Lý do", FieldKind.LONG_TEXT)
+
+ACTION_FORMS: tuple[ActionForm, ...] = (
+    ActionForm("receive", "Tiếp nhận hồ sơ", (NOTE,), done="Đã tiếp nhận hồ sơ."),
+    ActionForm(
+        "refuse_intake",
+        "Không tiếp nhận",
+        (REASON,),
+        danger=True,
+        done="Đã ghi nhận không tiếp nhận hồ sơ.",
+    ),
+    ActionForm(
+        "start_processing", "Chuyển xử lý", (NOTE,), done="Hồ sơ đã chuyển sang đang xử lý."
+    ),
+    ActionForm(
+        "request_supplement",
+        "Yêu cầu bổ sung hồ sơ",
+        (
+            ActionField(
+                "documents",
+                "Giấy tờ cần bổ sung",
+                FieldKind.LINES,
+                hint="Mỗi giấy tờ một dòng.",
+            ),
+            REASON,
+        ),
+        done="Đã gửi yêu cầu bổ sung.",
+    ),
+    ActionForm(
+        "request_payment",
+        "Yêu cầu thực hiện nghĩa vụ tài chính",
+        (
+            ActionField(
+                "amount_vnd", "Số tiền (đồng)", FieldKind.AMOUNT, hint="Số nguyên, ví dụ 150000."
+            ),
+            NOTE,
+        ),
+        done="Đã gửi yêu cầu thực hiện nghĩa vụ tài chính.",
+    ),
+    ActionForm(
+        "assign",
+        "Phân công xử lý",
+        (
+            ActionField("assignee", "Cán bộ được phân công (mã người dùng)", FieldKind.TEXT),
+            NOTE,
+        ),
+        head_only=True,
+        done="Đã phân công.",
+    ),
+    ActionForm("approve", "Phê duyệt", (NOTE,), head_only=True, done="Đã phê duyệt."),
+    ActionForm(
+        "refuse",
+        "Từ chối giải quyết",
+        (REASON,),
+        head_only=True,
+        danger=True,
+        done="Đã từ chối giải quyết hồ sơ.",
+    ),
+    ActionForm(
+        "return_result",
+        "Trả kết quả",
+        (
+            ActionField(
+                "method",
+                "Hình thức trả kết quả",
+                FieldKind.CHOICE,
+                choices=(
+                    ("counter", "Tại bộ phận một cửa"),
+                    ("post", "Qua bưu chính"),
+                    ("online", "Trực tuyến"),
+                ),
+            ),
+            NOTE,
+        ),
+        done="Đã ghi nhận trả kết quả.",
+    ),
+    ActionForm(
+        "extend",
+        "Gia hạn (Mẫu 04: thư xin lỗi và hẹn lại ngày trả kết quả)",
+        (
+            ActionField(
+                "new_due_date",
+                "Ngày hẹn trả kết quả mới",
+                FieldKind.DATE,
+                hint="Một ngày làm việc sau hạn hiện tại; chỉ gia hạn một lần.",
+            ),
+            ActionField("reason", "Lý do xin lỗi và gia hạn", FieldKind.LONG_TEXT),
+        ),
+        head_only=True,
+        done="Đã gia hạn và gửi thư xin lỗi.",
+    ),
+    ActionForm(
+        "confirm_withdrawal",
+        "Xác nhận rút hồ sơ",
+        (NOTE,),
+        danger=True,
+        done="Đã xác nhận rút hồ sơ.",
+    ),
+)
+ACTIONS_BY_PATH: dict[str, ActionForm] = {form.path: form for form in ACTION_FORMS}
+
+OFFICER_ROLES = frozenset({"officer", "unit_head", "admin"})
+HEAD_ROLES = frozenset({"unit_head", "admin"})
+
+
+def offered_actions(allowed: Iterable[str], roles: Iterable[str]) -> list[ActionForm]:
+    """The forms to show: what the lifecycle allows now (processing's `allowed_actions`) and
+    the officer's roles may take, in the lifecycle's order."""
+    held = set(roles)
+    allowed_now = set(allowed)
+    if not held & OFFICER_ROLES:
+        return []
+    head = bool(held & HEAD_ROLES)
+    return [
+        form for form in ACTION_FORMS if form.action in allowed_now and (head or not form.head_only)
+    ]
+
+
+@dataclass
+class ActionInput:
+    """A submitted action form: the body for processing, or the errors to show."""
+
+    body: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)
+
+
+MAX_TEXT = 2000
+
+
+def read_action(form: ActionForm, submitted: Mapping[str, str]) -> ActionInput:
+    """Check the submitted fields (required, lengths, a whole amount, a date) and build the
+    body processing expects; processing checks the rest (its 422 is shown)."""
+    result = ActionInput()
+    for spec in form.fields:
+        raw = (submitted.get(spec.name) or "").strip()
+        result.values[spec.name] = raw
+        if not raw:
+            if spec.required:
+                result.errors[spec.name] = f"Vui lòng nhập {spec.label.lower()}."
+            elif spec.kind is not FieldKind.LINES:
+                result.body[spec.name] = None
+            continue
+        if len(raw) > MAX_TEXT * (10 if spec.kind is FieldKind.LINES else 1):
+            result.errors[spec.name] = f"{spec.label} quá dài (tối đa {MAX_TEXT} ký tự)."
+            continue
+        if spec.kind is FieldKind.LINES:
+            lines = [line.strip() for line in raw.splitlines() if line.strip()]
+            if len(lines) > 50 or any(len(line) > 300 for line in lines):
+                result.errors[spec.name] = "Tối đa 50 giấy tờ, mỗi dòng tối đa 300 ký tự."
+            else:
+                result.body[spec.name] = lines
+        elif spec.kind is FieldKind.AMOUNT:
+            digits = raw.replace(".", "").replace(",", "").replace(" ", "")
+            if not digits.isdigit() or int(digits) <= 0 or int(digits) > 10_000_000_000:
+                result.errors[spec.name] = "Số tiền phải là số nguyên dương (đồng)."
+            else:
+                result.body[spec.name] = int(digits)
+        elif spec.kind is FieldKind.DATE:
+            try:
+                result.body[spec.name] = date.fromisoformat(raw).isoformat()
+            except ValueError:
+                result.errors[spec.name] = "Ngày không hợp lệ (định dạng năm-tháng-ngày)."
+        elif spec.kind is FieldKind.CHOICE:
+            if raw not in {value for value, _ in spec.choices}:
+                result.errors[spec.name] = f"Vui lòng chọn {spec.label.lower()}."
+            else:
+                result.body[spec.name] = raw
+        else:
+            result.body[spec.name] = raw
+    return result
+
+
+# --- history and deadlines ------------------------------------------------------------------------
+
+STEP_LABELS: dict[str, str] = {
+    "submit": "Nộp hồ sơ",
+    "receive": "Tiếp nhận",
+    "refuse_intake": "Không tiếp nhận",
+    "start_processing": "Chuyển xử lý",
+    "request_supplement": "Yêu cầu bổ sung",
+    "supplement_received": "Đã nhận hồ sơ bổ sung",
+    "request_payment": "Yêu cầu thực hiện nghĩa vụ tài chính",
+    "payment_received": "Đã nộp phí, lệ phí",
+    "refuse": "Từ chối giải quyết",
+    "request_withdrawal": "Công dân xin rút hồ sơ",
+    "confirm_withdrawal": "Xác nhận rút hồ sơ",
+    "issue_result": "Có kết quả",
+    "return_result": "Trả kết quả",
+    "assign": "Phân công",
+    "approve": "Phê duyệt",
+    "extend": "Gia hạn (Mẫu 04)",
+    "clock_started": "Bắt đầu tính thời hạn",
+    "deadline_warning_50": "Cảnh báo: đã dùng 50% thời gian",
+    "deadline_warning_80": "Cảnh báo: đã dùng 80% thời gian",
+    "overdue": "Quá hạn",
+}
+
+
+def step_label(action: str) -> str:
+    return STEP_LABELS.get(action, action)
+
+
+def processing_time(case: Mapping[str, Any]) -> ProcessingTime | None:
+    """The legal processing time the case's deadline is computed from (as the catalogue had it
+    when the case opened)."""
+    value = case.get("processing_time")
+    return ProcessingTime.model_validate(value) if value else None
+
+
+def state_label(state: int | None) -> str:
+    if state is None:
+        return ""
+    return STATE_LABELS.get(int(state), str(state))
