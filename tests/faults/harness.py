@@ -16,6 +16,8 @@ import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,18 @@ from shared.topics import platform_topics
 from tests.intake_samples import dossier_json, multipart, trademark_files
 
 SERVICES = services.SERVICES
+
+
+@contextmanager
+def environment_restored() -> Iterator[None]:
+    """`Platform.start` puts the services' settings in `os.environ` (`services.start` passes it
+    on to them): as it was afterwards, so that no later test's services inherit them."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def free_base_port(count: int) -> int:
@@ -170,6 +184,11 @@ class Load:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
+    async def burst(self, count: int) -> None:
+        """`count` submissions at once on top of the steady rate: a backlog for the consumers."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            await asyncio.gather(*(self._one(client) for _ in range(count)))
+
     async def stop(self) -> None:
         self._stop.set()
         assert self._task is not None
@@ -188,6 +207,9 @@ class Outcome:
     not_counted: list[str]
     counted_twice: int
     dead_letters: int
+    # Dossiers that went all the way although their submission was not answered 201 (intake
+    # killed, or the database lost, between storing and answering): not an error of the platform.
+    unanswered_but_stored: int = 0
 
     @property
     def lost(self) -> int:
@@ -230,8 +252,10 @@ async def outcome(platform: Platform, client: httpx.AsyncClient, codes: list[str
         mail_duplicates=sum(n - 1 for n in per_notification.values()),
         messages_per_dossier_over_one=[c for c, ids in ids_per_dossier.items() if len(ids) > 1],
         not_counted=[c for c in codes if c not in facts],
-        counted_twice=max(0, received - len(codes)),
+        # Against every dossier reporting knows, not only the answered ones (see above).
+        counted_twice=max(0, received - len(facts)),
         dead_letters=await dead_letter_count(platform),
+        unanswered_but_stored=len(cases - set(codes)),
     )
 
 
@@ -251,14 +275,27 @@ async def dead_letter_count(platform: Platform) -> int:
 
 
 async def settle(
-    platform: Platform, client: httpx.AsyncClient, codes: list[str], limit_seconds: float
+    platform: Platform,
+    client: httpx.AsyncClient,
+    codes: list[str],
+    limit_seconds: float,
+    stages: dict[str, float] | None = None,
 ) -> tuple[Outcome, float]:
     """Wait until every accepted dossier went all the way (or `limit_seconds`); the last outcome
-    and the seconds it took."""
+    and the seconds it took. `stages` gets the seconds until every dossier had its case, its
+    e-mail and its count."""
     began = time.monotonic()
     while True:
         result = await outcome(platform, client, codes)
         elapsed = time.monotonic() - began
+        if stages is not None:
+            for stage, missing in (
+                ("case", result.without_case),
+                ("mail", result.mail_missing),
+                ("count", result.not_counted),
+            ):
+                if not missing:
+                    stages.setdefault(stage, elapsed)
         if (result.settled and await platform.all_ready(client)) or elapsed > limit_seconds:
             return result, elapsed
         await asyncio.sleep(0.5)

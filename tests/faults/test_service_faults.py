@@ -19,7 +19,14 @@ import httpx
 import pytest
 
 from devstack.config import load_config
-from tests.faults.harness import Load, Platform, config_for, describe, settle
+from tests.faults.harness import (
+    Load,
+    Platform,
+    config_for,
+    describe,
+    environment_restored,
+    settle,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -34,12 +41,13 @@ async def platform(
     infra = load_config("test")
     assert infra.kafka_bootstrap == kafka_bootstrap  # the stack ./scripts/test started
     stack = Platform(config_for(infra, Path(tmp_path_factory.mktemp("faults"))))
-    try:
-        await stack.start()
-        yield stack
-    finally:
-        await asyncio.to_thread(stack.stop)
-        await stack.drop()
+    with environment_restored():
+        try:
+            await stack.start()
+            yield stack
+        finally:
+            await asyncio.to_thread(stack.stop)
+            await stack.drop()
 
 
 FULL = [

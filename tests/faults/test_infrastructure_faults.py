@@ -1,0 +1,201 @@
+"""Kill the Kafka broker (`kill -9`), or stop the database (FerretDB and its PostgreSQL) for 30 s,
+under a steady load of online dossiers, then restart it: every dossier answered 201 gets exactly
+one case, one receipt e-mail and is counted once by reporting; nothing valid is dead-lettered; the
+services report ready again (issue 17, item 2: the infrastructure faults).
+
+The servers are a private set (`tests.faults.infrastructure`): own ports, own data folder, never
+the test profile's. Submissions refused while the database is away are fine (intake needs it to
+accept); what was answered 201 must go all the way, once.
+
+Each fault prints a line (`-s` shows them): dossiers submitted, refused, lost, duplicated, and the
+seconds from the server being back until every service was ready and until every dossier had gone
+all the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack import services
+from tests.faults.harness import (
+    SERVICES,
+    Load,
+    Outcome,
+    Platform,
+    environment_restored,
+    settle,
+)
+from tests.faults.infrastructure import Infrastructure, private_config
+
+# Setting up the private servers and the platform takes a good part of a minute on a busy machine.
+pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
+
+RATE = 4.0  # online dossiers per second, through the whole fault
+BEFORE, AFTER = 2.0, 3.0  # seconds of load before the fault, and after every service is ready
+BURST_LEAD = 5.0  # at most, seconds between the start of a fault's burst and the fault
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    inject: Callable[[Infrastructure], None]
+    down: float  # seconds between the fault and the restart
+    restore: Callable[[Infrastructure], None]
+    # Whether intake may refuse submissions meanwhile (it needs the database to accept).
+    refusals_allowed: bool
+    # Submissions fired at once just before the fault, so that the consumers have work in hand
+    # when it strikes (at 4 per second they are otherwise idle most of the time).
+    burst: int = 0
+
+
+KAFKA = Fault(
+    "kill -9 kafka",
+    Infrastructure.kill_kafka,
+    5.0,
+    Infrastructure.start_kafka,
+    refusals_allowed=False,  # intake's outbox keeps the events until the broker is back
+    burst=60,
+)
+DATABASE = Fault(
+    "stop database 30s",
+    Infrastructure.stop_database,
+    30.0,
+    Infrastructure.start_database,
+    refusals_allowed=True,
+    burst=60,
+)
+FULL = [KAFKA, DATABASE]
+# The README's test command runs the broker fault (about a minute with the private servers'
+# start); DVC_FAULTS=full adds the database's 30 s stop (both: about two minutes).
+SHORT = [KAFKA]
+FAULTS = FULL if os.environ.get("DVC_FAULTS") == "full" else SHORT
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Platform, Infrastructure]]:
+    infrastructure = Infrastructure(private_config(Path(tmp_path_factory.mktemp("infra"))))
+    began = time.monotonic()
+    with environment_restored():
+        try:
+            await asyncio.to_thread(infrastructure.up)
+            platform = Platform(infrastructure.config)
+            await platform.start()
+            print(f"\nprivate infrastructure and platform ready in {time.monotonic() - began:.1f}s")
+            yield platform, infrastructure
+        finally:
+            await asyncio.to_thread(infrastructure.down)  # the services, then the servers
+
+
+async def half_answered(load: Load, burst: int) -> None:
+    """Until half the burst was accepted (at most `BURST_LEAD` seconds): their events are on
+    their way through the consumers, the other half is still at intake."""
+    target = len(load.accepted) + burst // 2
+    began = time.monotonic()
+    while time.monotonic() - began < BURST_LEAD:
+        if len(load.accepted) >= target:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def wait_all_ready(platform: Platform, client: httpx.AsyncClient, limit: float) -> float:
+    """Seconds until the four services report ready (at most `limit`)."""
+    began = time.monotonic()
+    while True:
+        if await platform.all_ready(client) or time.monotonic() - began > limit:
+            return time.monotonic() - began
+        await asyncio.sleep(0.25)
+
+
+def held_events(platform: Platform) -> dict[str, int]:
+    """Per service, how many times so far a consumer held an event because the infrastructure
+    was away (`shared.consumer.wait_out` logs each wait)."""
+    counts: dict[str, int] = {}
+    for service in SERVICES:
+        log = services.process(platform.config, service).log_file
+        text = log.read_text(errors="replace") if log.exists() else ""
+        counts[service] = sum(
+            1
+            for line in text.splitlines()
+            if '"shared.consumer"' in line and "infrastructure unavailable" in line
+        )
+    return counts
+
+
+def describe(
+    fault: Fault,
+    load: Load,
+    result: Outcome,
+    back: float,
+    ready: float,
+    settled: float,
+    held: dict[str, int],
+    stages: dict[str, float],
+) -> str:
+    refused = sum(load.refused.values())
+    return (
+        f"{fault.name:<18} submitted {len(load.accepted) + refused:>3} "
+        f"(201: {len(load.accepted)}, refused {refused} {dict(load.refused)}, "
+        f"stored without a 201 {result.unanswered_but_stored})  "
+        f"lost {result.lost}  duplicated {result.duplicated}  "
+        f"(same-id mail resends {result.mail_duplicates})  dead letters {result.dead_letters}  "
+        f"consumer waits {held or 0}  restart took {back:.1f}s, then ready after {ready:.1f}s, "
+        f"settled after {settled:.1f}s ("
+        + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in stages.items())
+        + ")"
+    )
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name.replace(" ", "-"))
+async def test_an_infrastructure_fault_under_load_loses_and_duplicates_nothing(
+    stack: tuple[Platform, Infrastructure], fault: Fault
+) -> None:
+    platform, infrastructure = stack
+    async with httpx.AsyncClient(timeout=10) as client:
+        load = Load(platform.url("intake"), RATE)
+        load.start()
+        await asyncio.sleep(BEFORE)
+        held_before = held_events(platform)
+        burst = asyncio.create_task(load.burst(fault.burst))
+        await half_answered(load, fault.burst)
+        await asyncio.to_thread(fault.inject, infrastructure)
+        await asyncio.sleep(fault.down)
+        await burst
+        ready_during_fault = await platform.all_ready(client)
+        restarting = time.monotonic()
+        await asyncio.to_thread(fault.restore, infrastructure)
+        back = time.monotonic()
+        ready = await wait_all_ready(platform, client, limit=120)
+        since_ready = len(load.accepted)
+        await asyncio.sleep(AFTER)
+        await load.stop()
+        accepted_after = len(load.accepted) - since_ready
+
+        platform.accepted.extend(load.accepted)
+        settling = time.monotonic()
+        stages: dict[str, float] = {}
+        result, _ = await settle(platform, client, platform.accepted, 120, stages)
+        settled = time.monotonic() - back
+        # Seconds after the server was back until every dossier had its case, mail and count.
+        stages = {k: v + settling - back for k, v in stages.items()}
+        ready_at_end = await platform.all_ready(client)
+    held = {s: n - held_before[s] for s, n in held_events(platform).items() if n > held_before[s]}
+    print("\n" + describe(fault, load, result, back - restarting, ready, settled, held, stages))
+
+    assert not ready_during_fault  # the services said they were not ready while it was away
+    assert accepted_after >= RATE * AFTER - 2  # submissions are accepted again
+    if not fault.refusals_allowed:
+        assert not load.refused, load.refused
+    assert result.lost == 0, result
+    assert result.duplicated == 0, result
+    assert result.dead_letters == 0, result
+    assert ready_at_end
