@@ -15,11 +15,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import httpx
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -212,6 +215,27 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# The exception classes an outage raises (`shared.failures.is_transient` decides per instance).
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    PyMongoError,
+    KafkaError,
+    httpx.TransportError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+def _unavailable(request: Request) -> Response:
+    return problem_response(
+        request,
+        503,
+        "Hệ thống tạm thời gián đoạn (temporarily unavailable)",
+        "A platform component is unreachable; nothing was changed by this request "
+        "unless it said so. Please try again in a few seconds.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -253,6 +277,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             errors=errors,
         )
 
+    async def _infrastructure(request: Request, exc: Exception) -> Response:
+        """The database, the broker or a peer is away: 503, logged in one line. (Registered by
+        class, so Starlette answers it without re-raising: no traceback per request during an
+        outage.) Anything else of these classes is an ordinary 500."""
+        if not is_transient(exc):
+            return await _unexpected(request, exc)
+        log.warning(
+            "%s %s: infrastructure unavailable (%s)",
+            request.method,
+            request.url.path,
+            describe(exc),
+        )
+        return _unavailable(request)
+
+    for infrastructure_error in INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(infrastructure_error, _infrastructure)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         if is_transient(exc):  # the database or the broker is away: try again shortly
@@ -262,14 +303,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 request.url.path,
                 describe(exc),
             )
-            return problem_response(
-                request,
-                503,
-                "Hệ thống tạm thời gián đoạn (temporarily unavailable)",
-                "A platform component is unreachable; nothing was changed by this request "
-                "unless it said so. Please try again in a few seconds.",
-                headers={"Retry-After": "5"},
-            )
+            return _unavailable(request)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             request,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -48,6 +49,26 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _OncePer(logging.Filter):
+    """Lets a record of loggers under `prefix` through once per `seconds` per message template."""
+
+    def __init__(self, seconds: float, prefix: str) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.prefix = prefix
+        self._last: dict[tuple[str, Any], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self._last.get(key, -self.seconds) < self.seconds:
+            return False
+        self._last[key] = now
+        return True
+
+
 class _MaskingJsonFormatter(JsonFormatter):
     def formatException(self, ei: Any) -> str:
         text = super().formatException(ei)
@@ -74,6 +95,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     faststream_logger.propagate = True
     for noisy in ("aiokafka", "pymongo"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # While the broker is away aiokafka logs the same error about ten times a second per
+    # client: keep the first of each kind per 30 s.
+    handler.addFilter(_OncePer(30.0, prefix="aiokafka"))
 
 
 def mask(value: str | None, keep: int = 3) -> str:

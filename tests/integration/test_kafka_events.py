@@ -40,7 +40,7 @@ async def test_events_of_one_dossier_stay_on_one_partition_in_order(
     codes = [dossier_code(n) for n in range(1, 6)]
     steps = [
         (DossierState.RECEIVED, "receive"),
-        (DossierState.IN_PROCESSING, "start"),
+        (DossierState.IN_PROCESSING, "start_processing"),
         (DossierState.SUPPLEMENT_REQUESTED, "request_supplement"),
         (DossierState.IN_PROCESSING, "supplement_received"),
         (DossierState.PROCESSED, "issue_result"),

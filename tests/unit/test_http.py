@@ -93,7 +93,8 @@ async def test_a_database_outage_answers_503_with_retry_after_not_500() -> None:
     async def cases() -> None:
         raise ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # Answered without re-raising: an outage logs one line per request, not a traceback.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.get("/cases")
     assert response.status_code == 503

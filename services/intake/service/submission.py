@@ -14,6 +14,7 @@ final insert can still leave a number unused.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
@@ -43,8 +44,11 @@ from services.intake.settings import IntakeSettings
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent, wrap
 from shared.events import Applicant, Channel, Contact, DocumentRef, DossierSubmitted
+from shared.failures import describe, is_transient
 from shared.outbox import OutboxRelay
 from shared.topics import DOSSIER_SUBMITTED_TOPIC
+
+log = logging.getLogger(__name__)
 
 
 class Submissions:
@@ -88,7 +92,16 @@ class Submissions:
                 await self.store.release_idempotency_key(idempotency[0])
             raise
         if idempotency is not None:
-            await self.store.complete_idempotency_key(idempotency[0], status, body)
+            try:
+                await self.store.complete_idempotency_key(idempotency[0], status, body)
+            except Exception as exc:  # the dossier is stored: its receipt must still go out
+                if not is_transient(exc):
+                    raise
+                log.warning(
+                    "dossier %s stored, its idempotency record not completed: %s",
+                    body.get("dossier_code"),
+                    describe(exc),
+                )
         return status, body
 
     async def _persist(

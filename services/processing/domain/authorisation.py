@@ -35,6 +35,7 @@ ROLE_ACTIONS: dict[Role, frozenset[str]] = {
     Role.unit_head: _OFFICER_ACTIONS | _HEAD_ONLY,
     Role.admin: _OFFICER_ACTIONS | _HEAD_ONLY,
     Role.counter_officer: frozenset(),
+    Role.result_reader: frozenset(),  # intake's credential: result downloads only (api/results)
 }
 
 # Actions only the applicant (through intake's events) or the system take; never over HTTP.
@@ -54,7 +55,7 @@ def refusal(
     """Why staff with `roles` in `staff_unit` may not take `action` on a case of `case_unit`
     (None when they may)."""
     held = {Role(r) for r in roles}
-    if not any(action in ROLE_ACTIONS[role] for role in held):
+    if not any(action in ROLE_ACTIONS.get(role, frozenset()) for role in held):
         return Refusal.ROLE
     if Role.admin in held:
         return None

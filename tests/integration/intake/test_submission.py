@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from services.intake.adapters.store import IdempotencyConflict
 from shared.cloudevents import CloudEvent, unwrap
@@ -226,3 +227,19 @@ async def test_counter_dossiers_need_a_counter_officer_and_may_be_any_level(inta
     )
     assert response.status_code == 201, response.text
     assert response.json()["state"] == 2 and response.json()["channel"] == Channel.COUNTER
+
+
+async def test_a_stored_dossier_is_answered_201_even_if_its_idempotency_record_fails(
+    intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database went away between storing the dossier and completing its key (seen in the
+    fault suite): the citizen must still get the receipt of the dossier that exists."""
+
+    async def database_gone(*_: object) -> None:
+        raise AutoReconnect("connection reset")
+
+    monkeypatch.setattr(intake.components.store, "complete_idempotency_key", database_gone)
+    before = await counts(intake)
+    response = await submit(intake, **{"Idempotency-Key": str(uuid.uuid4())})
+    assert response.status_code == 201 and response.json()["tracking_secret"]
+    assert (await counts(intake))[0] == before[0] + 1
