@@ -35,7 +35,8 @@ async def test_pending_events_are_published_in_order_then_cleared(
 
     records = await read_records(kafka_bootstrap, topic, 2)
     assert [CloudEvent.from_kafka(r.value, r.headers).id for r in records] == [e.id for e in events]
-    assert unwrap(CloudEvent.from_kafka(records[1].value, records[1].headers)).action == "start_processing"
+    second = unwrap(CloudEvent.from_kafka(records[1].value, records[1].headers))
+    assert second.action == "start_processing"
     document = await cases.find_one({"_id": code})
     assert document[OUTBOX_FIELD] == [] and document[PENDING_FIELD] is False
     assert document["state"] == 4
