@@ -188,7 +188,8 @@ class BatchConsumer:
                     raise
                 except Exception as exc:
                     CONSUMER_RETRIES.labels(parsed[0].record.topic, self.group).inc()
-                    if is_transient(exc):  # the records are fine: hold them until it is back
+                    # The records are fine: hold them until it is back (with a stop signal).
+                    if self.watch is not None and is_transient(exc):
                         outage += 1
                         if outage == 1 and self.watch is not None:
                             outage_held.enter_context(self.watch.waiting_out(self.group))

@@ -155,7 +155,9 @@ async def handle_reliably(
                 )
                 return Outcome.DEAD_LETTERED
             except Exception as exc:
-                if is_transient(exc):
+                # Waiting without limit needs a way out at shutdown: the watch's stop signal.
+                # A consumer without one (a tool, a test) keeps the bounded retries.
+                if watch is not None and is_transient(exc):
                     CONSUMER_RETRIES.labels(record.topic, group).inc()
                     outage += 1
                     if outage == 1 and watch is not None:  # not ready until this event passes
