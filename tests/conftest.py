@@ -7,7 +7,10 @@ isolates itself with unique topic, group and database names instead of restartin
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -21,6 +24,34 @@ from shared.topics import TopicSpec
 
 KAFKA_BOOTSTRAP = os.environ.get("DVC_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 MONGO_URL = os.environ.get("DVC_TEST_MONGO_URL", "mongodb://127.0.0.1:37017/")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Shortly before pytest-timeout fails a hung test, print what every asyncio task awaits:
+    its own dump shows only threads, and a hung asyncio test sits in the event loop's select."""
+    marker = item.get_closest_marker("timeout")
+    configured = marker.args[0] if marker and marker.args else item.config.getini("timeout")
+    timeout = float(configured or 0)
+    timer = threading.Timer(max(timeout - 5, 1), _print_pending_tasks) if timeout else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer:
+            timer.cancel()
+
+
+def _print_pending_tasks() -> None:
+    import asyncio
+
+    tasks = [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]
+    print(f"\n+++ {len(tasks)} pending asyncio tasks +++", file=sys.stdout)
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            task.print_stack(limit=12, file=sys.stdout)
 
 
 @pytest.fixture(scope="session")
