@@ -127,6 +127,27 @@ class Pacer:
 
 
 Job = Callable[[], Awaitable[Any]]
+# How long a cancelled task may take to end before it is cancelled again (see `cancel_and_wait`).
+CANCEL_AGAIN_AFTER = 2.0
+
+
+async def cancel_and_wait(
+    *tasks: asyncio.Task[Any], again_after: float = CANCEL_AGAIN_AFTER
+) -> None:
+    """Cancel `tasks` and wait until every one has ended; their exceptions are dropped.
+
+    The cancellation is sent again every `again_after` seconds while a task runs on: on Python
+    3.11 a cancellation that arrives just as an awaited operation completes is swallowed by
+    `asyncio.wait_for` (which pymongo and aiokafka use inside), and a loop that lost its one
+    cancellation would run forever, hanging the shutdown that waits for it."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=again_after)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" at collection
 
 
 async def run_paced(name: str, pacer: Pacer, job: Job) -> None:
@@ -153,9 +174,7 @@ async def periodically(name: str, interval: float | Pacer, job: Job) -> AsyncIte
     try:
         yield pacer
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 class OnRead:
@@ -201,5 +220,4 @@ class OnRead:
     async def close(self) -> None:
         """Cancel a run in progress (at shutdown)."""
         if self._running is not None:
-            self._running.cancel()
-            await asyncio.gather(self._running, return_exceptions=True)
+            await cancel_and_wait(self._running)

@@ -24,7 +24,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.background import Pacer
+from shared.background import Pacer, cancel_and_wait
 from shared.cloudevents import CloudEvent
 from shared.kafka import publish_cloud_event
 
@@ -253,11 +253,7 @@ class OutboxRelay:
 
     async def stop(self, flush_timeout: float = 10.0) -> None:
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
         # Flush what is pending before the broker closes; what does not make it in time stays
         # pending in the database and goes out after the next start.

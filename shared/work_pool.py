@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from shared.background import Pacer, run_paced
+from shared.background import Pacer, cancel_and_wait, run_paced
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,7 @@ class WorkPool:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
             log.warning("%s: %d still in flight at shutdown", self.name, self._busy)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         self._active.clear()
         while not self._queue.empty():

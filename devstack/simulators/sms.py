@@ -56,6 +56,7 @@ from devstack.simulators.common import (
     parser,
     serve,
 )
+from shared.background import cancel_and_wait
 
 log = logging.getLogger("devstack.simulators.sms")
 
@@ -156,9 +157,7 @@ class Gateway:
         log.info("receipt %s for %s: answered %s", receipt["status"], entry["id"], answer)
 
     async def close(self) -> None:
-        for task in list(self.pending):
-            task.cancel()
-        await asyncio.gather(*self.pending, return_exceptions=True)
+        await cancel_and_wait(*self.pending)
         if self.client is not None:
             await self.client.aclose()
 

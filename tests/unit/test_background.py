@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.background import MAX_DUE_TIMES, OnRead, Pacer, periodically, wait_for_event
+from shared.background import (
+    MAX_DUE_TIMES,
+    OnRead,
+    Pacer,
+    cancel_and_wait,
+    periodically,
+    wait_for_event,
+)
 from shared.work_pool import WorkPool
 
 
@@ -280,3 +287,37 @@ async def test_a_work_pool_polls_when_its_work_falls_due_or_soon_after_an_overfl
     pool.submit("a")
     pool.submit("b")  # the queue is full: the poller finds it again soon
     assert pool.pacer.next_wait() == 1.0
+
+
+async def _loop_that_swallows_its_first_cancellation(passes: list[int]) -> None:
+    """What Python 3.11's `asyncio.wait_for` does to a cancellation that arrives as the awaited
+    operation completes (inside pymongo and aiokafka): it is lost, and the loop goes on."""
+    swallowed = False
+    while True:
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed = True
+        passes.append(1)
+
+
+async def test_a_task_that_swallowed_its_cancellation_is_cancelled_again_until_it_ends() -> None:
+    passes: list[int] = []
+    task = asyncio.create_task(_loop_that_swallows_its_first_cancellation(passes))
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):
+        await cancel_and_wait(task, again_after=0.05)
+    assert task.cancelled()
+    assert passes  # it ran on after the first cancellation, and still ended
+
+
+async def test_cancel_and_wait_drops_the_exceptions_of_tasks_that_failed() -> None:
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    failed = asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    await cancel_and_wait(failed, asyncio.create_task(asyncio.sleep(10)))
+    assert isinstance(failed.exception(), RuntimeError)

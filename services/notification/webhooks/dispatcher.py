@@ -44,7 +44,7 @@ from services.notification.webhooks.domain.subscriptions import (
     next_attempt_delay,
     webhook_body,
 )
-from shared.background import Pacer, wait_for_event
+from shared.background import Pacer, cancel_and_wait, wait_for_event
 from shared.batch_consumer import Parsed
 from shared.events import PublicDossierStatus
 
@@ -235,9 +235,7 @@ class Dispatcher:
         return live
 
     async def _stop(self, live: LiveSubscription) -> None:
-        for task in live.workers:
-            task.cancel()
-        await asyncio.gather(*live.workers, return_exceptions=True)
+        await cancel_and_wait(*live.workers)
         for timer in live.timers:
             timer.cancel()
         WEBHOOK_QUEUED.dec(len(live.queues))

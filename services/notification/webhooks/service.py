@@ -40,7 +40,7 @@ from services.notification.webhooks.domain.subscriptions import (
     webhook_body,
 )
 from services.notification.webhooks.settings import WebhookSettings
-from shared.background import Pacer, periodically
+from shared.background import Pacer, cancel_and_wait, periodically
 from shared.batch_consumer import BatchConsumer, Parsed
 from shared.cloudevents import CloudEvent, MalformedEvent, unwrap
 from shared.events import PublicDossierStatus
@@ -102,9 +102,7 @@ class WebhookService:
                 yield
         finally:
             await self.consumer.stop()
-            for task in self._replays:
-                task.cancel()
-            await asyncio.gather(*self._replays, return_exceptions=True)
+            await cancel_and_wait(*self._replays)
             await self.dispatcher.close()
 
     async def _follow(self) -> int:
