@@ -28,12 +28,12 @@ from shared.auth import (
     Role,
     Staff,
     ensure_same_unit,
-    main,
     require_roles,
     verifier_from_settings,
 )
 from shared.http import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.settings import ServiceSettings
+from shared.tools.tokens import main
 
 ISSUER = "https://idp.example.gov.vn"
 AUDIENCE = "dvc-platform"
