@@ -19,8 +19,8 @@ A breaking change needs a new `.vN` topic (a new model with its own topic and ev
 starts without a baseline. Baselines are the published schemas, one per public topic, in
 `contracts/published/<topic>.schema.json`:
 
-    .venv/bin/python -m shared.compat            # compare the code with the baselines (exit 1)
-    .venv/bin/python -m shared.compat --publish  # write missing baselines, refresh compatible ones
+    python -m shared.compat            # compare the code with the baselines (exit 1)
+    python -m shared.compat --publish  # write missing baselines, refresh compatible ones
 
 `--publish` refuses (exit 1) to overwrite a baseline with a breaking change. The comparison
 (`breaking_changes`) is pure; the baseline files are read and written only by the functions below

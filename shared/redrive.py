@@ -2,9 +2,11 @@
 them onto the topic they came from, each at most once.
 
     python -m shared.redrive list
-    python -m shared.redrive show dvc.dossier.submitted.v1.processing.dlq [--waiting] [--limit N]
-    python -m shared.redrive redrive dvc.dossier.submitted.v1.processing.dlq --all [--dry-run]
-    python -m shared.redrive redrive dvc.dossier.submitted.v1.processing.dlq --offset 3 --offset 7
+    python -m shared.redrive show <dead-letter topic> [--waiting] [--limit N]
+    python -m shared.redrive redrive <dead-letter topic> --all [--dry-run]
+    python -m shared.redrive redrive <dead-letter topic> --offset 3 --offset 7
+
+(a dead-letter topic: e.g. `dvc.dossier.submitted.v1.processing.dlq`)
 
 A dead letter (`shared.consumer`) keeps the failed record's value, key and headers, plus `dlq_*`
 headers saying why it failed and where it came from. A redrive publishes the value again to the

@@ -217,7 +217,8 @@ def test_published_baseline_is_up_to_date(topic: str) -> None:
     path = baseline_path(topic)
     assert path.exists() and path.read_text() == render(current_schemas()[topic]), (
         f"the published baseline {path.name} differs from the code: run "
-        "`.venv/bin/python -m shared.compat --publish` (it refuses breaking changes) and commit it"
+        "`.venv/bin/python -m shared.compat --publish` (it refuses breaking changes) "
+        "and commit it"
     )
 
 
