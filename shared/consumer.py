@@ -2,8 +2,11 @@
 
 A failure of the infrastructure (`shared.failures.is_transient`) is retried without limit, the
 consumer holding the event (so later events of the same dossier never overtake it) and the
-service reporting not-ready meanwhile. Any other failure gets `max_attempts` tries, then the event
-goes to the dead-letter topic with a description free of input values.
+service reporting not-ready meanwhile. An event that depends on another not applied yet (a
+supplement whose case, opened from another topic, is not there yet: `AwaitingEarlierEvent`) is
+held and retried for up to `dependency_wait`. Any other failure gets `max_attempts` tries. Then the
+event goes to the dead-letter topic with a description free of input values (`python -m
+shared.redrive` puts it back once the cause is gone).
 
 FastStream does the consuming (`subscribe`): a CloudEvents parser, a contract decoder, typed
 handlers chosen by topic and event type, and `ReliableConsumption` as middleware. The offset is
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -48,6 +52,12 @@ class PermanentError(Exception):
     """The event can never be processed as it is (e.g. it names an unknown procedure)."""
 
 
+class AwaitingEarlierEvent(Exception):
+    """The event depends on another not applied yet, which travels on another topic (so may come
+    later): e.g. a supplement before its dossier's case. Retried, holding the partition, for up to
+    `RetryPolicy.dependency_wait`; dead-lettered (reason `awaiting`) only if it never comes."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 5
@@ -56,6 +66,10 @@ class RetryPolicy:
 
     # Waiting out an outage: no attempt limit, the pause grows to this.
     outage_max_delay: float = 30.0
+
+    # How long an event awaiting an earlier one (`AwaitingEarlierEvent`) is held before it is
+    # dead-lettered: far beyond the moments by which topics drift apart in normal operation.
+    dependency_wait: float = 600.0
 
     def backoff(self, failed_attempts: int, cap: float | None = None) -> float:
         """The platform's schedule (`shared.retry.backoff`) after the n-th failed attempt."""
@@ -88,6 +102,7 @@ async def handle_record(
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     watch: OutageWatch | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Parse one record and handle it reliably (the batch consumer's record-by-record path)."""
     try:
@@ -110,6 +125,7 @@ async def handle_record(
         policy=policy,
         sleep=sleep,
         watch=watch,
+        clock=clock,
     )
 
 
@@ -124,16 +140,20 @@ async def handle_reliably(
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     watch: OutageWatch | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Run `attempt` (the handling of `record`) until it succeeds, waiting out infrastructure
-    outages without limit; dead-letter the record when it is malformed, permanently refused, or
-    failed `policy.max_attempts` times for another reason."""
+    outages without limit and an earlier event for `policy.dependency_wait`; dead-letter the
+    record when it is malformed, permanently refused, still awaiting after that, or failed
+    `policy.max_attempts` times for another reason."""
     with (
         log_context(dossier_code=cloud_event.subject, event_id=cloud_event.id),
         ExitStack() as outage_held,
     ):
         attempt_no = 0  # failures not caused by the infrastructure
         outage = 0  # consecutive infrastructure failures
+        awaited = 0  # tries that found the earlier event missing
+        awaiting_since = 0.0
         while True:
             try:
                 await attempt()
@@ -154,6 +174,25 @@ async def handle_reliably(
                     attempt_no + 1,
                 )
                 return Outcome.DEAD_LETTERED
+            except AwaitingEarlierEvent as exc:
+                awaited += 1
+                if awaited == 1:
+                    awaiting_since = clock()
+                elif clock() - awaiting_since >= policy.dependency_wait:
+                    await _dead_letter(
+                        record,
+                        group,
+                        dead_letter_topic,
+                        write_dead_letter,
+                        "awaiting",
+                        exc,
+                        awaited,
+                    )
+                    return Outcome.DEAD_LETTERED
+                CONSUMER_RETRIES.labels(record.topic, group).inc()
+                delay = policy.backoff(awaited)
+                log.info("%s; trying again in %.2fs", describe(exc), delay)
+                await _pause(delay, exc, group, watch, sleep)
             except Exception as exc:
                 # Waiting without limit needs a way out at shutdown: the watch's stop signal.
                 # A consumer without one (a tool, a test) keeps the bounded retries.
@@ -196,6 +235,18 @@ async def wait_out(
     stops ends the wait, leaving the event uncommitted."""
     delay = policy.backoff(outage, cap=policy.outage_max_delay)
     log.warning("infrastructure unavailable (%s); trying again in %.1fs", describe(exc), delay)
+    await _pause(delay, exc, group, watch, sleep)
+
+
+async def _pause(
+    delay: float,
+    exc: BaseException,
+    group: str,
+    watch: OutageWatch | None,
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Sleep `delay` before trying an event again; a service that stops ends the wait, leaving
+    the event uncommitted (redelivered after the restart)."""
     if watch is None:
         await sleep(delay)
     elif watch.stopping.is_set() or await wait_for_event(watch.stopping, delay):

@@ -138,4 +138,5 @@ class OutageWatch:
 
 
 class StoppedDuringOutage(Exception):
-    """The service stopped while an event waited for the infrastructure: left uncommitted."""
+    """The service stopped while an event was held (waiting out an outage or an earlier event):
+    left uncommitted, so redelivered after the restart."""

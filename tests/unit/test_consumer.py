@@ -18,7 +18,13 @@ from pymongo.errors import (
 )
 
 from shared.cloudevents import wrap
-from shared.consumer import Outcome, PermanentError, RetryPolicy, handle_record
+from shared.consumer import (
+    AwaitingEarlierEvent,
+    Outcome,
+    PermanentError,
+    RetryPolicy,
+    handle_record,
+)
 from shared.events import DossierSubmitted
 from shared.failures import OutageWatch, StoppedDuringOutage, is_transient, mask_personal
 from tests.factories import submitted
@@ -295,3 +301,61 @@ def test_personal_data_is_masked_in_free_text() -> None:
     assert mask_personal(text) == (
         "sms to [number] failed for [email], CCCD [number], code 000.00.01.H12"
     )
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the consumer sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+async def handle_awaiting(handler, clock: FakeClock, dead_letters: DeadLetters) -> Outcome:
+    return await handle_record(
+        valid_record(),
+        handler=handler,
+        expected=[DossierSubmitted],
+        group="processing",
+        dead_letter_topic="dlq",
+        write_dead_letter=dead_letters,
+        policy=RetryPolicy(max_attempts=3, dependency_wait=120),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+
+
+async def test_an_event_awaiting_an_earlier_one_is_held_until_that_one_was_applied() -> None:
+    tries = 0
+
+    async def supplement_before_its_case(event, cloud_event) -> None:
+        nonlocal tries
+        tries += 1
+        if tries <= 8:  # far more than max_attempts: the case comes from another topic, later
+            raise AwaitingEarlierEvent("no case yet")
+
+    clock, dead_letters = FakeClock(), DeadLetters()
+    assert await handle_awaiting(supplement_before_its_case, clock, dead_letters) is (
+        Outcome.HANDLED
+    )
+    assert tries == 9
+    assert dead_letters.written == []
+
+
+async def test_an_earlier_event_that_never_comes_sends_the_event_to_its_dead_letters() -> None:
+    async def case_never_opened(event, cloud_event) -> None:
+        raise AwaitingEarlierEvent("no case yet")
+
+    clock, dead_letters = FakeClock(), DeadLetters()
+    assert await handle_awaiting(case_never_opened, clock, dead_letters) is (Outcome.DEAD_LETTERED)
+    [(_, _, _, headers)] = dead_letters.written
+    assert headers["dlq_reason"] == "awaiting"
+    assert 120 <= clock.now < 120 + RetryPolicy().max_delay + 1  # held the whole wait, no more
+    assert max(clock.sleeps) <= RetryPolicy().max_delay
