@@ -40,7 +40,13 @@ from pydantic import ValidationError
 
 from shared.background import wait_for_event
 from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
-from shared.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
+from shared.failures import (
+    AwaitingEarlierEvent,
+    OutageWatch,
+    StoppedDuringOutage,
+    describe,
+    is_transient,
+)
 from shared.logging import log_context
 from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS
 from shared.retry import backoff as retry_backoff
@@ -50,12 +56,6 @@ log = logging.getLogger(__name__)
 
 class PermanentError(Exception):
     """The event can never be processed as it is (e.g. it names an unknown procedure)."""
-
-
-class AwaitingEarlierEvent(Exception):
-    """The event depends on another not applied yet, which travels on another topic (so may come
-    later): e.g. a supplement before its dossier's case. Retried, holding the partition, for up to
-    `RetryPolicy.dependency_wait`; dead-lettered (reason `awaiting`) only if it never comes."""
 
 
 @dataclass(frozen=True)

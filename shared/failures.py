@@ -4,6 +4,7 @@ A consumer treats the two kinds differently (`shared.consumer`):
 - *transient*: the infrastructure is away (database or broker unreachable, a time-out, a
   fail-over). The event is fine; it is retried without limit, holding its partition, and the
   service reports not-ready meanwhile (`OutageWatch`). Never dead-lettered.
+- *awaiting an earlier event* (`AwaitingEarlierEvent`): held and retried for a while.
 - anything else: the event or the code is at fault; a few retries, then the dead-letter topic.
 
 Error texts end up in logs and dead-letter headers, which operators and other tools read:
@@ -135,6 +136,13 @@ class OutageWatch:
             self._waiting[group] -= 1
             if not self._waiting[group]:
                 WAITING_OUT.labels(group).set(0)
+
+
+class AwaitingEarlierEvent(Exception):
+    """The event depends on another not applied yet, which travels on another topic (so may come
+    later): e.g. a supplement before its dossier's case. A consumer holds it and retries, for up
+    to `RetryPolicy.dependency_wait`; dead-lettered (reason `awaiting`) only if it never comes.
+    Domain errors of that kind derive from it."""
 
 
 class StoppedDuringOutage(Exception):

@@ -18,15 +18,15 @@ from pymongo.errors import (
 )
 
 from shared.cloudevents import wrap
-from shared.consumer import (
-    AwaitingEarlierEvent,
-    Outcome,
-    PermanentError,
-    RetryPolicy,
-    handle_record,
-)
+from shared.consumer import Outcome, PermanentError, RetryPolicy, handle_record
 from shared.events import DossierSubmitted
-from shared.failures import OutageWatch, StoppedDuringOutage, is_transient, mask_personal
+from shared.failures import (
+    AwaitingEarlierEvent,
+    OutageWatch,
+    StoppedDuringOutage,
+    is_transient,
+    mask_personal,
+)
 from tests.factories import submitted
 
 
