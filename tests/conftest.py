@@ -12,7 +12,8 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -79,26 +80,42 @@ def mongo_url() -> str:
     return MONGO_URL
 
 
-# Every token handed out this session: their topics are deleted when the session ends, so that
-# a long-lived local broker does not pile up partitions run after run (it would run out of heap).
+# Every token handed out this session: their topics are deleted, so that a long-lived local broker
+# does not pile up partitions run after run (thousands of them exhaust its heap). Those of finished
+# tests go in batches as the run goes on, so that a run killed midway leaves few behind; the rest
+# at the end of the session.
 _TOKENS: list[str] = []
+_FINISHED: list[str] = []
+DELETE_BATCH = 100
 
 
 @pytest.fixture
-def unique() -> str:
+def unique() -> Iterator[str]:
     """A short unique token for topic, group and database names of one test."""
     token = uuid.uuid4().hex[:10]
     _TOKENS.append(token)
-    return token
+    yield token
+    _FINISHED.append(token)
+    if len(_FINISHED) >= DELETE_BATCH:
+        batch = set(_FINISHED)
+        _FINISHED.clear()
+        _in_own_thread(_delete_topics_with(batch))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _delete_this_sessions_topics() -> Iterator[None]:
     yield
     if _TOKENS:
-        import asyncio
+        _in_own_thread(_delete_topics_with(set(_TOKENS)))
 
-        asyncio.run(_delete_topics_with(set(_TOKENS)))
+
+def _in_own_thread(job: Coroutine[Any, Any, None]) -> None:
+    """Run `job` to its end on a loop of its own (the tests' loop may be the caller's)."""
+    import asyncio
+
+    worker = threading.Thread(target=asyncio.run, args=(job,), name="delete-test-topics")
+    worker.start()
+    worker.join()
 
 
 async def _delete_topics_with(tokens: set[str]) -> None:
