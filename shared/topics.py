@@ -131,21 +131,41 @@ class TopicSpec:
         return configs
 
 
+DAY_MS = 24 * 60 * 60 * 1000
+
+# How long the broker keeps records (Decree 13/2023: storage limitation). The dossier topics carry
+# personal data (`DossierSubmitted`: the applicant's name, ID or tax code, phone and e-mail), so
+# they are not kept forever: two years covers the reporting rebuild of the current and the
+# previous year (`services.reporting.rebuild` replays what the topics still hold) and matches the
+# default `--older-than-days` of intake's erasure command, so that no copy on a topic outlives
+# the anonymised dossier by much. Dead-letter topics hold whole events too, and are read by
+# people within days (alerts fire on every dead letter): 30 days. Both are [check] values, set
+# per deployment (`DVC_TOPICS_RETENTION_MS`, `DVC_TOPICS_DEAD_LETTER_RETENTION_MS`; the
+# Kubernetes manifests take the defaults below).
+DOSSIER_RETENTION_MS = 730 * DAY_MS
+DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
+
+
 def platform_topics(
-    partitions: int = 3, retention_ms: int = -1, suffix: str = ""
+    partitions: int = 3,
+    retention_ms: int = DOSSIER_RETENTION_MS,
+    suffix: str = "",
+    dead_letter_retention_ms: int = DEAD_LETTER_RETENTION_MS,
 ) -> list[TopicSpec]:
     """Every topic the platform needs, with the given partition count and retention.
 
-    Dossier topics are kept forever by default: reporting rebuilds its read models from the
-    beginning of the log. The catalogue topic is compacted (one record per procedure code).
-    Dead-letter topics have one partition: they are small and read by people and redrive.
-    `suffix` is appended to every name (services' `topic_suffix`, for isolated test runs).
+    `retention_ms` applies to the dossier topics and the public status topic (-1: forever),
+    `dead_letter_retention_ms` to the dead-letter topics. The catalogue topic is compacted (one
+    record per procedure code, kept: it holds no personal data). Dead-letter topics have one
+    partition: they are small and read by people and redrive. `suffix` is appended to every
+    name (services' `topic_suffix`, for isolated test runs).
     """
     specs = [TopicSpec(name + suffix, partitions, retention_ms) for name in DOSSIER_TOPICS]
     specs.append(TopicSpec(PUBLIC_DOSSIER_STATUS_TOPIC + suffix, partitions, retention_ms))
     specs.append(TopicSpec(CATALOGUE_TOPIC + suffix, 1, None, compacted=True))
     for group, topics in SUBSCRIPTIONS.items():
         specs.extend(
-            TopicSpec(dead_letter_topic(t + suffix, group), 1, retention_ms) for t in topics
+            TopicSpec(dead_letter_topic(t + suffix, group), 1, dead_letter_retention_ms)
+            for t in topics
         )
     return specs

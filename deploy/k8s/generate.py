@@ -142,7 +142,9 @@ def kafka_user_name(service: str) -> str:
 
 def kafka_topics() -> list[dict[str, Any]]:
     docs = []
-    for spec in platform_topics(TOPIC_PARTITIONS, retention_ms=-1):
+    # Retention: the defaults of shared/topics.py (dossier topics two years, dead letters 30
+    # days; Decree 13/2023 storage limitation); a deployment changes them in an overlay.
+    for spec in platform_topics(TOPIC_PARTITIONS):
         # Dead-letter and compacted topics keep the partition count platform_topics() gives them.
         partitions = spec.partitions
         config: dict[str, str] = {**spec.configs(), "min.insync.replicas": MIN_INSYNC_REPLICAS}

@@ -31,6 +31,23 @@ class IntakeSettings(ServiceSettings):
     wrong_secrets_allowed: int = 5
     wrong_secret_window_seconds: int = 900
 
+    counter_backdate_days: int = Field(
+        default=3,
+        ge=0,
+        le=30,
+        description="How far back (days) a counter officer may date a dossier's receipt: a "
+        "paper dossier's receipt time dates its code and starts its deadline. 3 covers a "
+        "weekend (received by post on Friday, recorded on Monday)",
+    )
+
+    personal_data_retention_days: int = Field(
+        default=730,
+        ge=0,
+        description="How long after a dossier finished (3, 8, 10) its personal data is kept; "
+        "the default of `python -m services.intake.erasure --older-than-days` [check]. The "
+        "dossier topics keep their records as long (shared/topics.py DOSSIER_RETENTION_MS)",
+    )
+
     seed_catalogue: bool = Field(
         default=True, description="Load the shipped catalogue at start-up (idempotent)"
     )

@@ -197,3 +197,16 @@ def test_env_example_lists_every_variable_the_file_uses() -> None:
         key, _, value = line.partition("=")
         if SECRET_NAMES.search(key) and not line.startswith("#"):
             assert value == "", f".env.example must not hold a value for {key}"
+
+
+def test_the_topics_job_sets_the_retention_of_shared_topics(compose: dict[str, Any]) -> None:
+    """Decree 13/2023: the dossier and dead-letter topics are not kept forever; compose's
+    defaults are the code's (`${VAR:-default}`), and a deployment may change them."""
+    from shared.topics import DEAD_LETTER_RETENTION_MS, DOSSIER_RETENTION_MS
+
+    environment = compose["services"]["kafka-topics"]["environment"]
+    for name, wanted in (
+        ("DVC_TOPICS_RETENTION_MS", DOSSIER_RETENTION_MS),
+        ("DVC_TOPICS_DEAD_LETTER_RETENTION_MS", DEAD_LETTER_RETENTION_MS),
+    ):
+        assert environment[name] == f"${{{name}:-{wanted}}}", name

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from shared.topics import (
+    DEAD_LETTER_RETENTION_MS,
+    DOSSIER_RETENTION_MS,
     GROUP_SERVICE,
     PRODUCERS,
     PUBLIC_TOPICS,
@@ -67,7 +69,11 @@ def test_every_topic_the_code_uses_has_a_kafka_topic(production: list[Doc]) -> N
             assert topics[spec.name]["partitions"] == spec.partitions
         else:
             assert config.get("cleanup.policy", "delete") == "delete"
-            assert config["retention.ms"] == "-1", f"{spec.name}: reporting replays the whole log"
+            # Decree 13/2023 (storage limitation): nothing with personal data kept forever.
+            wanted = (
+                DEAD_LETTER_RETENTION_MS if spec.name.endswith(".dlq") else DOSSIER_RETENTION_MS
+            )
+            assert config["retention.ms"] == str(wanted), spec.name
         if spec.name.endswith(".dlq"):
             assert topics[spec.name]["partitions"] == 1
 

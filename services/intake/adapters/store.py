@@ -54,10 +54,15 @@ CALLBACK_PENDING = "callback_pending"
 # True on a procedure whose stored content is not yet published on the catalogue topic.
 PUBLISH_PENDING = "publish_pending"
 
+# Set on a finished dossier (state 3, 8 or 10) whose personal data is not erased yet, with the
+# finish date: the erasure command's query (`adapters.erasure`).
+ERASABLE = "erasable"
+FINISHED_AT = "finished_at"
+
 # Every index of intake's collections (`shared.mongo.ensure_indexes`); repeated queries start with
 # an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
-    "dossiers": [OUTBOX_INDEX],
+    "dossiers": [OUTBOX_INDEX, IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)])],
     "procedures": [
         # The search's filters (then by code); the publisher's pass.
         IndexModel([("unit_code", ASCENDING), ("_id", ASCENDING)]),
@@ -321,6 +326,8 @@ class IntakeStore:
             "$set": {f"status.{name}": value for name, value in step.status.items()},
             "$push": {"history": step.history.model_dump()},
         }
+        if step.finishes:  # the retention of its personal data starts (`erasure`)
+            update["$set"] |= {FINISHED_AT: step.history.at, ERASABLE: True}
         return await self._apply_once(code, event_id, update)
 
     async def add_inbox_message(self, code: str, event_id: str, message: InboxMessage) -> bool:

@@ -8,8 +8,8 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
@@ -22,6 +22,7 @@ from services.intake.api.dependencies import (
     citizen_problems,
 )
 from services.intake.api.problems import ANSWERS, rejected
+from services.intake.domain.attachments import safe_file_name
 from services.intake.domain.dossier import RATABLE_STATES, STATE_LABELS
 from services.intake.domain.errors import InvalidDossier, NoFiles
 from services.intake.domain.receipt import ReceiptData, render_receipt_html
@@ -34,9 +35,9 @@ from services.intake.domain.submission import (
 )
 from services.intake.service.dossiers import now
 from services.intake.settings import IntakeSettings
-from shared.auth import ensure_same_unit
-from shared.events import Channel
-from shared.http import inline_schema, problems
+from shared.auth import Role, Staff, ensure_same_unit, require_roles
+from shared.events import Channel, DocumentRef
+from shared.http import content_disposition, inline_schema, problems
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"], responses=problems(503))
 INVALID_DOSSIER = ANSWERS[InvalidDossier]
@@ -232,7 +233,10 @@ async def submit_online(
     response_model=SubmissionReceipt,
     tags=["counter"],
     description="Record a dossier handed in at the counter or received by post (counter "
-    "officers). " + SUBMISSION_DOC,
+    "officers, for the unit that receives the procedure: the token's `unit` claim must be the "
+    "procedure's `unit_code` in the catalogue; administrators for any unit). `received_at` "
+    "may lie at most `counter_backdate_days` days in the past (setting "
+    "`DVC_INTAKE_COUNTER_BACKDATE_DAYS`, default 3), never in the future. " + SUBMISSION_DOC,
     responses=problems(
         400,
         401,
@@ -241,7 +245,15 @@ async def submit_online(
         413,
         415,
         422,
-        notes={**SUBMISSION_NOTES, 422: SUBMISSION_NOTES[422] + "; `received_at` in the future"},
+        notes={
+            **SUBMISSION_NOTES,
+            403: "Not a counter officer or administrator, or the procedure is received by "
+            "another unit than the officer's (`urn:dvc:problem:other-unit`, with "
+            "`procedure_unit`)",
+            422: SUBMISSION_NOTES[422] + "; `received_at` in the future "
+            "(`urn:dvc:problem:future-receipt`) or further back than the backdating window "
+            "(`urn:dvc:problem:backdated-receipt`, with `earliest` and `backdate_days`)",
+        },
     ),
     openapi_extra=submission_body(CounterSubmissionForm),
 )
@@ -254,19 +266,11 @@ async def record_at_counter(
     raw, files = await read_multipart(request, intake.settings)
     form = parse_form_json(raw, CounterSubmissionForm)
     assert isinstance(form, CounterSubmissionForm)
-    received_at = form.received_at or now()
-    if received_at > now():
-        raise rejected(
-            "future-receipt",
-            422,
-            "Thời điểm tiếp nhận không hợp lệ (receipt time in the future)",
-            "received_at cannot be in the future.",
-        )
-    status, body = await intake.submissions.submit(
+    status, body = await intake.submissions.record_at_counter(
         form,
         files,
-        channel=form.channel,
-        received_at=received_at,
+        officer=staff,
+        now=now(),
         idempotency=_idempotency(idempotency_key, f"counter:{staff.subject}", raw, files),
     )
     return JSONResponse(body, status_code=status, headers=NO_STORE)
@@ -509,3 +513,103 @@ async def dossier_for_staff(code: str, intake: Intake, staff: CounterOfficer) ->
     record = await intake.dossiers.record_for_staff(code)
     ensure_same_unit(staff, record["unit_code"], service="intake", action="read_dossier")
     return {"dossier_code": record.pop("_id"), **record}
+
+
+# ---------------------------------------------------------------------- unit staff
+
+# Staff who work a unit's dossiers; the unit is checked against the dossier's.
+UnitStaff = Annotated[
+    Staff,
+    Depends(
+        require_roles(
+            Role.officer,
+            Role.unit_head,
+            Role.counter_officer,
+            Role.admin,
+            action="read_dossier",
+        )
+    ),
+]
+
+
+class StaffDossier(BaseModel):
+    """A dossier as submitted, for staff of its unit: who applied, how to reach them, the form
+    and the documents (each downloadable by its `storage_id`)."""
+
+    dossier_code: str
+    procedure_code: str
+    procedure_name: str
+    unit_code: str
+    unit_name: str
+    level: int
+    channel: int
+    applicant: dict[str, Any]
+    contact: dict[str, Any]
+    form: dict[str, Any]
+    documents: list[DocumentRef]
+    fee_vnd: int
+    submitted_at: datetime
+    state: int
+    state_label: str
+
+
+@router.get(
+    "/staff/dossiers/{code}",
+    response_model=StaffDossier,
+    tags=["staff"],
+    responses=problems(401, 403, 404, 422, notes={403: "Or the dossier is of another unit"}),
+)
+async def dossier_for_unit_staff(code: str, intake: Intake, staff: UnitStaff) -> StaffDossier:
+    """The dossier as submitted (applicant, contact, form data, documents), for officers, unit
+    heads and counter officers of its unit, and administrators."""
+    dossier = await intake.dossiers.for_staff(staff, code)
+    return StaffDossier(
+        dossier_code=dossier.code,
+        procedure_code=dossier.procedure_code,
+        procedure_name=dossier.procedure_name,
+        unit_code=dossier.unit_code,
+        unit_name=dossier.unit_name,
+        level=dossier.level,
+        channel=dossier.channel,
+        applicant=dossier.applicant,
+        contact=dossier.contact,
+        form=dossier.form,
+        documents=dossier.documents,
+        fee_vnd=dossier.fee_vnd,
+        submitted_at=dossier.submitted_at,
+        state=dossier.state,
+        state_label=dossier.state_label,
+    )
+
+
+@router.get(
+    "/staff/dossiers/{code}/documents/{storage_id}",
+    response_class=Response,
+    tags=["staff"],
+    responses={
+        200: {
+            "description": "The document's bytes, with its type and file name",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problems(
+            401,
+            403,
+            404,
+            422,
+            notes={403: "Or the dossier is of another unit", 404: "Or no such document"},
+        ),
+    },
+)
+async def document_for_unit_staff(
+    code: str, storage_id: str, intake: Intake, staff: UnitStaff
+) -> Response:
+    """One document of the dossier (as submitted or supplemented), for staff of its unit."""
+    document, data = await intake.dossiers.document_for_staff(staff, code, storage_id)
+    return Response(
+        data,
+        media_type=document.content_type,
+        headers={
+            "Content-Disposition": content_disposition(safe_file_name(document.file_name)),
+            "Cache-Control": "no-store",
+        },
+    )

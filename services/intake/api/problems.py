@@ -48,6 +48,17 @@ ANSWERS: dict[type[errors.IntakeError], Answer] = {
     errors.RequestInProgress: Answer(
         409, "Yêu cầu đang được xử lý (request in progress)", headers={"Retry-After": "1"}
     ),
+    errors.OtherUnitsDossier: Answer(
+        403, "Hồ sơ thuộc đơn vị khác (dossier of another unit)", "other-unit"
+    ),
+    errors.FutureReceipt: Answer(
+        422, "Thời điểm tiếp nhận không hợp lệ (receipt time in the future)", "future-receipt"
+    ),
+    errors.BackdatedReceipt: Answer(
+        422,
+        "Thời điểm tiếp nhận lùi quá thời hạn cho phép (receipt time too far back)",
+        "backdated-receipt",
+    ),
     errors.DossierNotFound: Answer(404, "Không tìm thấy hồ sơ (dossier not found)"),
     errors.ProcedureNotFound: Answer(404, "Không tìm thấy thủ tục (procedure not found)"),
     errors.CannotWithdraw: Answer(

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.domain.applicants import mask_identifier
+from services.intake.domain.erasure import is_finished
 from services.intake.domain.errors import (
     AlreadyPaid,
     AlreadyRated,
@@ -275,6 +276,11 @@ class ProcessingStep:
 
     status: dict[str, Any]
     history: HistoryStep
+
+    @property
+    def finishes(self) -> bool:
+        """The step finishes the dossier (3, 8 or 10): its personal data's retention starts."""
+        return "state" in self.status and is_finished(self.status["state"])
 
 
 def processing_step(event: DossierProcessed) -> ProcessingStep | None:

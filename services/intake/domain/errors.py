@@ -63,6 +63,21 @@ class RequestInProgress(IntakeError):
     """A request with the same Idempotency-Key is still being processed."""
 
 
+# --- Dossiers recorded at the counter ------------------------------------------------------------
+
+
+class OtherUnitsDossier(IntakeError):
+    """A counter officer recording a dossier of a procedure another unit receives."""
+
+
+class FutureReceipt(IntakeError):
+    """A counter dossier's receipt time in the future."""
+
+
+class BackdatedReceipt(IntakeError):
+    """A counter dossier's receipt time further back than the configured window."""
+
+
 # --- Access ---------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from bson import ObjectId
+
 from services.intake.adapters.store import Document, IntakeStore
 from services.intake.domain.dossier import Dossier, Rating, secret_opens
 from services.intake.domain.errors import AlreadyRated, DossierChanged, DossierNotFound
@@ -15,6 +17,7 @@ from services.intake.domain.submission import UploadedFile, check_documents
 from services.intake.metrics import CITIZEN_ACTIONS
 from services.intake.service.submission import store_documents
 from services.intake.settings import IntakeSettings
+from shared.auth import Staff, ensure_same_unit
 from shared.cloudevents import wrap
 from shared.events import (
     Channel,
@@ -71,6 +74,27 @@ class DossierActions:
             raise DossierNotFound(f"No dossier {code}.")
         record.pop("tracking_secret_sha256", None)
         return record
+
+    async def for_staff(self, staff: Staff, code: str) -> Dossier:
+        """The dossier as submitted (applicant, contact, form, documents), for staff of its
+        unit (officers, unit heads, counter officers; administrators of any unit)."""
+        dossier = await self.store.get_dossier(code)
+        if dossier is None:
+            raise DossierNotFound(f"No dossier {code}.")
+        ensure_same_unit(staff, dossier.unit_code, service="intake", action="read_dossier")
+        return dossier
+
+    async def document_for_staff(
+        self, staff: Staff, code: str, storage_id: str
+    ) -> tuple[DocumentRef, bytes]:
+        """One of the dossier's documents (as submitted or supplemented) and its bytes, for
+        staff of its unit; `DossierNotFound` when the dossier has no such document."""
+        dossier = await self.for_staff(staff, code)
+        document = next((d for d in dossier.documents if d.storage_id == storage_id), None)
+        if document is None or not ObjectId.is_valid(storage_id):
+            raise DossierNotFound(f"No document {storage_id} in dossier {code}.")
+        stream = await self.store.attachments.open_download_stream(ObjectId(storage_id))
+        return document, await stream.read()
 
     async def receipt(self, dossier: Dossier, secret: str) -> ReceiptData:
         """The receipt (Form 01 content); the tracking link carries `secret`."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from services.intake.adapters.store import IdempotencyConflict, IntakeStore, Outgoing
 from services.intake.domain.attachments import CONTENT_TYPES, safe_file_name
+from services.intake.domain.counter import check_receipt_time, check_recording_unit
 from services.intake.domain.dossier import Dossier
 from services.intake.domain.dossier_code import MAX_DAILY_SEQUENCE, format_code, sequence_key
 from services.intake.domain.errors import (
@@ -32,6 +33,7 @@ from services.intake.domain.errors import (
 )
 from services.intake.domain.submission import (
     CheckedDocument,
+    CounterSubmissionForm,
     DocumentReceipt,
     SubmissionForm,
     SubmissionReceipt,
@@ -41,6 +43,7 @@ from services.intake.domain.submission import (
 )
 from services.intake.metrics import SUBMISSIONS
 from services.intake.settings import IntakeSettings
+from shared.auth import Staff
 from shared.catalogue import Procedure
 from shared.cloudevents import CloudEvent, wrap
 from shared.events import Applicant, Channel, Contact, DocumentRef, DossierSubmitted
@@ -70,11 +73,15 @@ class Submissions:
         channel: Channel,
         received_at: datetime,
         idempotency: tuple[str, str] | None,
+        officer: Staff | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Returns (status code, receipt body). `idempotency` is (key, request fingerprint)."""
+        """Returns (status code, receipt body). `idempotency` is (key, request fingerprint);
+        `officer`: who records a counter dossier (only for their own unit)."""
         procedure = await self.store.get_procedure(form.procedure_code)
         if procedure is None:
             raise UnknownProcedure(f"No procedure {form.procedure_code!r} in the catalogue.")
+        if officer is not None:
+            check_recording_unit(officer, procedure)
         check_channel(procedure, channel)
         documents = check_documents(procedure, files, self.settings.max_file_bytes)
 
@@ -103,6 +110,28 @@ class Submissions:
                     describe(exc),
                 )
         return status, body
+
+    async def record_at_counter(
+        self,
+        form: CounterSubmissionForm,
+        files: Sequence[UploadedFile],
+        *,
+        officer: Staff,
+        now: datetime,
+        idempotency: tuple[str, str] | None,
+    ) -> tuple[int, dict[str, Any]]:
+        """A dossier handed in at the counter or received by post, recorded by `officer`: for
+        their own unit only, received no later than `now` and within the backdating window."""
+        received_at = form.received_at or now
+        check_receipt_time(received_at, now, self.settings.counter_backdate_days)
+        return await self.submit(
+            form,
+            files,
+            channel=form.channel,
+            received_at=received_at,
+            idempotency=idempotency,
+            officer=officer,
+        )
 
     async def _persist(
         self,

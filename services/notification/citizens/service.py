@@ -10,6 +10,7 @@ from typing import Any
 
 from services.notification import metrics
 from services.notification.citizens.adapters.templates import TemplateRenderer
+from services.notification.citizens.domain.erasure import ERASABLE, FINISHED_AT, FINISHED_STATES
 from services.notification.citizens.domain.errors import RecipientNotKnownYet, UnknownDossier
 from services.notification.citizens.domain.mapping import MessageKind, kind_for_step, template_name
 from services.notification.citizens.domain.ports import Document, MessageStore
@@ -66,6 +67,8 @@ class CitizenMessages:
 
     async def dossier_processed(self, event: DossierProcessed, source_event_id: str) -> None:
         """The message of a workflow step, if the citizen is told of it."""
+        if event.state in FINISHED_STATES:
+            await self._mark_finished(event)
         kind = kind_for_step(event.action, event.state, event.previous_state)
         if kind is None:
             metrics.EVENTS_SKIPPED.labels("internal-step").inc()
@@ -83,6 +86,14 @@ class CitizenMessages:
         if event.amount_vnd is not None:  # a payment request: the amount the unit asked
             step["fee_vnd"] = event.amount_vnd
         await self._send(kind, source_event_id, event.dossier_code, recipient, step)
+
+    async def _mark_finished(self, event: DossierProcessed) -> None:
+        """The dossier finished: its contact details' retention starts (`erasure`). Only on a
+        recipient already known (an upsert would make one without contact details)."""
+        if await self.store.recipient(event.dossier_code) is not None:
+            await self.store.save_recipient(
+                event.dossier_code, {FINISHED_AT: event.occurred_at, ERASABLE: True}
+            )
 
     async def _send(
         self,

@@ -223,7 +223,7 @@ async def test_counter_dossiers_need_a_counter_officer_and_may_be_any_level(inta
     response = await intake.client.post(
         "/api/v1/counter/dossiers",
         **multipart(dossier, files),
-        headers=intake.token("counter_officer", unit="VPB"),
+        headers=intake.token("counter_officer", unit="ATBXHN"),
     )
     assert response.status_code == 201, response.text
     assert response.json()["state"] == 2 and response.json()["channel"] == Channel.COUNTER

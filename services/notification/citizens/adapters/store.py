@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.citizens.domain.delivery import CREATED, SENDING
+from services.notification.citizens.domain.erasure import ERASABLE, FINISHED_AT
 from shared.mongo import ensure_indexes
 from shared.outbox import OUTBOX_INDEX
 
@@ -29,6 +30,8 @@ Document = dict[str, Any]
 # Every index of these collections (`shared.mongo.ensure_indexes`); repeated queries start with an
 # equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
+    # Finished dossiers' recipients not erased yet, by finish date (`adapters.erasure`).
+    "recipients": [IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)])],
     "deliveries": [
         # The exactly-once key: one delivery per source event and channel.
         IndexModel([("source_event_id", ASCENDING), ("channel", ASCENDING)], unique=True),
