@@ -3,9 +3,11 @@
 A failure of the infrastructure (`shared.failures.is_transient`) is retried without limit, the
 consumer holding the event (so later events of the same dossier never overtake it) and the
 service reporting not-ready meanwhile. An event that depends on another not applied yet (a
-supplement whose case, opened from another topic, is not there yet: `AwaitingEarlierEvent`) is
-held and retried for up to `dependency_wait`. Any other failure gets `max_attempts` tries. Then the
-event goes to the dead-letter topic with a description free of input values (`python -m
+withdrawal whose case, opened from another topic, is not there yet: `AwaitingEarlierEvent`) gets a
+few quick tries, then is parked: put back at the end of its own topic (same key, same id), so the
+consumer moves on and can read the event it awaits; it comes round again, until `dependency_wait`
+has passed since it was first parked. Any other failure gets `max_attempts` tries. Then the event
+goes to the dead-letter topic with a description free of input values (`python -m
 shared.redrive` puts it back once the cause is gone).
 
 FastStream does the consuming (`subscribe`): a CloudEvents parser, a contract decoder, typed
@@ -48,7 +50,7 @@ from shared.failures import (
     is_transient,
 )
 from shared.logging import log_context
-from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS
+from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS, EVENTS_PARKED
 from shared.retry import backoff as retry_backoff
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,8 @@ class RetryPolicy:
     # Waiting out an outage: no attempt limit, the pause grows to this.
     outage_max_delay: float = 30.0
 
-    # How long an event awaiting an earlier one (`AwaitingEarlierEvent`) is held before it is
-    # dead-lettered: far beyond the moments by which topics drift apart in normal operation.
+    # How long an event awaiting an earlier one (`AwaitingEarlierEvent`) keeps being parked
+    # before it is dead-lettered: far beyond the moments by which topics drift apart normally.
     dependency_wait: float = 600.0
 
     def backoff(self, failed_attempts: int, cap: float | None = None) -> float:
@@ -80,6 +82,11 @@ class RetryPolicy:
 class Outcome(StrEnum):
     HANDLED = "handled"
     DEAD_LETTERED = "dead-lettered"
+    PARKED = "parked"  # put back on its topic to await an earlier event
+
+
+# The header of a parked event: when it was first parked (ISO 8601, UTC).
+PARKED_SINCE_HEADER = "dvc_parked_since"
 
 
 EventHandler = Callable[[Any, CloudEvent], Awaitable[None]]
@@ -140,12 +147,13 @@ async def handle_reliably(
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     watch: OutageWatch | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.time,
 ) -> Outcome:
     """Run `attempt` (the handling of `record`) until it succeeds, waiting out infrastructure
-    outages without limit and an earlier event for `policy.dependency_wait`; dead-letter the
-    record when it is malformed, permanently refused, still awaiting after that, or failed
-    `policy.max_attempts` times for another reason."""
+    outages without limit; park it when it awaits an earlier event (for up to
+    `policy.dependency_wait` in all); dead-letter it when it is malformed, permanently refused,
+    still awaiting after that, or failed `policy.max_attempts` times for another reason.
+    `write_dead_letter` writes to any topic: parking uses it to put the record back on its own."""
     with (
         log_context(dossier_code=cloud_event.subject, event_id=cloud_event.id),
         ExitStack() as outage_held,
@@ -153,7 +161,6 @@ async def handle_reliably(
         attempt_no = 0  # failures not caused by the infrastructure
         outage = 0  # consecutive infrastructure failures
         awaited = 0  # tries that found the earlier event missing
-        awaiting_since = 0.0
         while True:
             try:
                 await attempt()
@@ -176,23 +183,13 @@ async def handle_reliably(
                 return Outcome.DEAD_LETTERED
             except AwaitingEarlierEvent as exc:
                 awaited += 1
-                if awaited == 1:
-                    awaiting_since = clock()
-                elif clock() - awaiting_since >= policy.dependency_wait:
-                    await _dead_letter(
-                        record,
-                        group,
-                        dead_letter_topic,
-                        write_dead_letter,
-                        "awaiting",
-                        exc,
-                        awaited,
-                    )
-                    return Outcome.DEAD_LETTERED
                 CONSUMER_RETRIES.labels(record.topic, group).inc()
-                delay = policy.backoff(awaited)
-                log.info("%s; trying again in %.2fs", describe(exc), delay)
-                await _pause(delay, exc, group, watch, sleep)
+                if awaited < policy.max_attempts:  # usually only moments away
+                    await _pause(policy.backoff(awaited), exc, group, watch, sleep)
+                    continue
+                return await _park(
+                    record, exc, group, dead_letter_topic, write_dead_letter, policy, clock()
+                )
             except Exception as exc:
                 # Waiting without limit needs a way out at shutdown: the watch's stop signal.
                 # A consumer without one (a tool, a test) keeps the bounded retries.
@@ -236,6 +233,37 @@ async def wait_out(
     delay = policy.backoff(outage, cap=policy.outage_max_delay)
     log.warning("infrastructure unavailable (%s); trying again in %.1fs", describe(exc), delay)
     await _pause(delay, exc, group, watch, sleep)
+
+
+async def _park(
+    record: ConsumerRecord,
+    error: AwaitingEarlierEvent,
+    group: str,
+    dead_letter_topic: str,
+    write: DeadLetterWriter,
+    policy: RetryPolicy,
+    now: float,
+) -> Outcome:
+    """Put `record` back at the end of its topic (same key, so the same partition; same headers,
+    so the same event id: applying it stays idempotent), unless it has been parked for
+    `policy.dependency_wait` already: then it goes to the dead letters."""
+    headers = {name: raw.decode(errors="replace") for name, raw in record.headers or ()}
+    since = _parked_since(headers.get(PARKED_SINCE_HEADER), now)
+    if now - since >= policy.dependency_wait:
+        await _dead_letter(record, group, dead_letter_topic, write, "awaiting", error, 0)
+        return Outcome.DEAD_LETTERED
+    headers[PARKED_SINCE_HEADER] = datetime.fromtimestamp(since, UTC).isoformat()
+    await write(record.topic, record.value or b"", record.key, headers)
+    EVENTS_PARKED.labels(record.topic, group).inc()
+    log.info("%s: parked at the end of %s", describe(error), record.topic)
+    return Outcome.PARKED
+
+
+def _parked_since(header: str | None, now: float) -> float:
+    try:
+        return datetime.fromisoformat(header).timestamp() if header else now
+    except ValueError:
+        return now
 
 
 async def _pause(

@@ -4,7 +4,7 @@ A consumer treats the two kinds differently (`shared.consumer`):
 - *transient*: the infrastructure is away (database or broker unreachable, a time-out, a
   fail-over). The event is fine; it is retried without limit, holding its partition, and the
   service reports not-ready meanwhile (`OutageWatch`). Never dead-lettered.
-- *awaiting an earlier event* (`AwaitingEarlierEvent`): held and retried for a while.
+- *awaiting an earlier event* (`AwaitingEarlierEvent`): parked on its topic for a while.
 - anything else: the event or the code is at fault; a few retries, then the dead-letter topic.
 
 Error texts end up in logs and dead-letter headers, which operators and other tools read:
@@ -140,9 +140,10 @@ class OutageWatch:
 
 class AwaitingEarlierEvent(Exception):
     """The event depends on another not applied yet, which travels on another topic (so may come
-    later): e.g. a supplement before its dossier's case. A consumer holds it and retries, for up
-    to `RetryPolicy.dependency_wait`; dead-lettered (reason `awaiting`) only if it never comes.
-    Domain errors of that kind derive from it."""
+    later): e.g. a withdrawal before its dossier's case. A consumer tries it a few times, then
+    parks it at the end of its topic, for up to `RetryPolicy.dependency_wait` in all;
+    dead-lettered (reason `awaiting`) only if the other never comes. Domain errors of that kind
+    derive from it."""
 
 
 class StoppedDuringOutage(Exception):

@@ -6,6 +6,11 @@ All live in the default registry, which `/metrics` exposes. FastStream's middlew
 
 from prometheus_client import Counter, Histogram
 
+EVENTS_PARKED = Counter(
+    "dvc_consumer_parked_total",
+    "Events put back at the end of their topic to await an earlier event of their dossier.",
+    ["topic", "group"],
+)
 CONSUMER_RETRIES = Counter(
     "dvc_consumer_retries_total",
     "Handler attempts that failed with a transient error and were retried.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -18,7 +19,13 @@ from pymongo.errors import (
 )
 
 from shared.cloudevents import wrap
-from shared.consumer import Outcome, PermanentError, RetryPolicy, handle_record
+from shared.consumer import (
+    PARKED_SINCE_HEADER,
+    Outcome,
+    PermanentError,
+    RetryPolicy,
+    handle_record,
+)
 from shared.events import DossierSubmitted
 from shared.failures import (
     AwaitingEarlierEvent,
@@ -303,59 +310,69 @@ def test_personal_data_is_masked_in_free_text() -> None:
     )
 
 
-class FakeClock:
-    """Monotonic seconds that move only when the consumer sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+async def no_wait(_: float) -> None:
+    return None
 
 
-async def handle_awaiting(handler, clock: FakeClock, dead_letters: DeadLetters) -> Outcome:
+async def handle_awaiting(
+    handler, dead_letters: DeadLetters, record: ConsumerRecord | None = None, now: float = 1e9
+) -> Outcome:
     return await handle_record(
-        valid_record(),
+        record or valid_record(),
         handler=handler,
         expected=[DossierSubmitted],
         group="processing",
         dead_letter_topic="dlq",
         write_dead_letter=dead_letters,
-        policy=RetryPolicy(max_attempts=3, dependency_wait=120),
-        sleep=clock.sleep,
-        clock=clock,
+        policy=RetryPolicy(max_attempts=3, dependency_wait=600),
+        sleep=no_wait,
+        clock=lambda: now,
     )
 
 
-async def test_an_event_awaiting_an_earlier_one_is_held_until_that_one_was_applied() -> None:
+async def test_an_event_awaiting_an_earlier_one_is_parked_on_its_own_topic() -> None:
+    """A withdrawal before its case (the case comes from another topic, maybe from a partition
+    the same consumer has not read yet): after a few quick tries it goes back to the end of its
+    topic, so the consumer moves on, and comes round again."""
     tries = 0
 
-    async def supplement_before_its_case(event, cloud_event) -> None:
+    async def withdrawal_before_its_case(event, cloud_event) -> None:
         nonlocal tries
         tries += 1
-        if tries <= 8:  # far more than max_attempts: the case comes from another topic, later
-            raise AwaitingEarlierEvent("no case yet")
+        raise AwaitingEarlierEvent("no case yet")
 
-    clock, dead_letters = FakeClock(), DeadLetters()
-    assert await handle_awaiting(supplement_before_its_case, clock, dead_letters) is (
-        Outcome.HANDLED
+    record, requeued = valid_record(), DeadLetters()
+    assert await handle_awaiting(withdrawal_before_its_case, requeued, record) is Outcome.PARKED
+    assert tries == 3
+    [(topic, value, key, headers)] = requeued.written
+    assert (topic, value, key) == (record.topic, record.value, record.key)  # same partition
+    assert headers["ce_id"] == dict(record.headers)["ce_id"].decode()  # same event: idempotent
+    assert datetime.fromisoformat(headers[PARKED_SINCE_HEADER]) == datetime.fromtimestamp(1e9, UTC)
+
+    # Parked again later, it keeps the time it was first parked.
+    again = DeadLetters()
+    parked = record_of(record.value, [(k, v.encode()) for k, v in headers.items()], record.key)
+    assert await handle_awaiting(withdrawal_before_its_case, again, parked, now=1e9 + 60) is (
+        Outcome.PARKED
     )
-    assert tries == 9
-    assert dead_letters.written == []
+    assert again.written[0][3][PARKED_SINCE_HEADER] == headers[PARKED_SINCE_HEADER]
+
+    # Once the case is there, the parked event is applied.
+    async def case_opened(event, cloud_event) -> None:
+        return None
+
+    assert await handle_awaiting(case_opened, DeadLetters(), parked) is Outcome.HANDLED
 
 
-async def test_an_earlier_event_that_never_comes_sends_the_event_to_its_dead_letters() -> None:
+async def test_an_earlier_event_that_never_comes_sends_the_parked_one_to_its_dead_letters() -> None:
     async def case_never_opened(event, cloud_event) -> None:
         raise AwaitingEarlierEvent("no case yet")
 
-    clock, dead_letters = FakeClock(), DeadLetters()
-    assert await handle_awaiting(case_never_opened, clock, dead_letters) is (Outcome.DEAD_LETTERED)
-    [(_, _, _, headers)] = dead_letters.written
-    assert headers["dlq_reason"] == "awaiting"
-    assert 120 <= clock.now < 120 + RetryPolicy().max_delay + 1  # held the whole wait, no more
-    assert max(clock.sleeps) <= RetryPolicy().max_delay
+    since = datetime.fromtimestamp(1e9, UTC).isoformat()
+    record = valid_record()
+    parked = record_of(record.value, [*record.headers, (PARKED_SINCE_HEADER, since.encode())])
+    dead_letters = DeadLetters()
+    outcome = await handle_awaiting(case_never_opened, dead_letters, parked, now=1e9 + 600)
+    assert outcome is Outcome.DEAD_LETTERED
+    [(topic, _, _, headers)] = dead_letters.written
+    assert (topic, headers["dlq_reason"]) == ("dlq", "awaiting")

@@ -7,14 +7,15 @@ that raise them (`lifecycle.py`, `workflow.py`).
 from __future__ import annotations
 
 from services.processing.domain.authorisation import Refusal
+from shared.failures import AwaitingEarlierEvent
 
 
 class CaseNotFound(LookupError):
     """No case has this dossier code."""
 
 
-class CaseNotYetKnown(Exception):
-    """An applicant's event arrived before the dossier's submitted event (other topic): transient,
+class CaseNotYetKnown(AwaitingEarlierEvent):
+    """An applicant's event arrived before the dossier's submitted event (other topic): held and
     retried by the consumer, dead-lettered if the case never appears."""
 
 

@@ -13,11 +13,19 @@ from prometheus_client import REGISTRY
 from shared.auth import DevIssuer
 from shared.catalogue import Fee, Procedure, ProcessingTime, TimeUnit
 from shared.cloudevents import CloudEvent, unwrap
-from shared.events import Channel, DossierPaid, DossierState, DossierSupplemented, StepAction
+from shared.events import (
+    Channel,
+    DossierPaid,
+    DossierState,
+    DossierSupplemented,
+    DossierWithdrawn,
+    StepAction,
+)
 from shared.topics import (
     DOSSIER_PAID_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
+    DOSSIER_WITHDRAWN_TOPIC,
     PROCESSING_GROUP,
 )
 from tests.factories import dossier_code, submitted
@@ -494,3 +502,24 @@ def _document() -> Any:
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_withdrawal_that_overtakes_its_dossier_waits_for_the_case(service: Service) -> None:
+    """The withdrawal and the submission travel on different topics: the withdrawal may come
+    first. It is parked (put back on its topic, not dead-lettered) until the case exists, then
+    applied."""
+    await service.publish(procedure())
+    code = dossier_code(41)
+    topic = service.topic(DOSSIER_WITHDRAWN_TOPIC)
+    retried = {"topic": topic, "group": service.settings.consumer_group(PROCESSING_GROUP)}
+
+    def retries() -> float:
+        return REGISTRY.get_sample_value("dvc_consumer_retries_total", retried) or 0.0
+
+    await service.publish(
+        DossierWithdrawn(dossier_code=code, occurred_at=datetime.now(UTC), reason="Nộp nhầm")
+    )
+    await wait_for(lambda: _async(retries() >= 2), what="the withdrawal tried before its case")
+    await service.publish(submitted(code))
+    # Applied, not dead-lettered (a dead-lettered withdrawal would leave the case submitted).
+    await case_document(service, code, state=DossierState.WITHDRAWAL_REQUESTED)

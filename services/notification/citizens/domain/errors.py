@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from shared.failures import AwaitingEarlierEvent
 
-class RecipientNotKnownYet(Exception):
-    """A step arrived before its dossier's submitted event (another topic): retried by the
-    consumer; dead-lettered if the contact details never come."""
+
+class RecipientNotKnownYet(AwaitingEarlierEvent):
+    """A step arrived before its dossier's submitted event (another topic): held and retried by
+    the consumer; dead-lettered if the contact details never come."""
 
 
 class UnknownDossier(LookupError):
