@@ -485,6 +485,9 @@ async def exercise_processing(db: AsyncDatabase[Any], recorder: Recorder) -> Non
     await store.worklist(unit_code=None, limit=10)
     await store.worklist(unit_code="G12", states=[2, 4], procedure_code=PROCEDURE.code)
     await store.worklist(unit_code="G12", overdue_at=later)
+    await store.worklist(unit_code="G12", channel=1, code=codes[0])
+    await store.state_counts(unit_code="G12", procedure_code=PROCEDURE.code, channel=1)
+    await store.state_counts(unit_code=None)
     assert await store.due_for_check(later, 10)
     assert await store.next_check_after(received_at) is not None
     due = await store.due_for_check(later, 1)

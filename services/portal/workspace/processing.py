@@ -74,6 +74,7 @@ class ProcessingClient:
         *,
         states: Sequence[int] = (),
         procedure: str | None = None,
+        channel: int | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> dict[str, Any]:
@@ -83,9 +84,22 @@ class ProcessingClient:
         params += [("state", state) for state in states]
         if procedure:
             params.append(("procedure", procedure))
+        if channel is not None:
+            params.append(("channel", channel))
         if cursor:
             params.append(("cursor", cursor))
         return await self._call("GET", "/api/v1/cases", access_token, params=params)
+
+    async def counts(
+        self, access_token: str, *, procedure: str | None = None, channel: int | None = None
+    ) -> dict[str, Any]:
+        """The unit's active cases per state: `{"total": n, "states": [{"state", "count"}]}`."""
+        params: list[tuple[str, str | int]] = []
+        if procedure:
+            params.append(("procedure", procedure))
+        if channel is not None:
+            params.append(("channel", channel))
+        return await self._call("GET", "/api/v1/case-counts", access_token, params=params)
 
     async def case(self, access_token: str, code: str) -> dict[str, Any]:
         return await self._call("GET", f"/api/v1/cases/{_segment(code)}", access_token)
@@ -108,6 +122,27 @@ class ProcessingClient:
             headers={"Idempotency-Key": idempotency_key},
         )
 
+    async def issue_result(
+        self,
+        access_token: str,
+        code: str,
+        *,
+        file_name: str,
+        content_type: str,
+        data: bytes,
+        note: str | None,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Issue the result with its document (4 -> 9, after the unit head's approval)."""
+        return await self._call(
+            "POST",
+            f"/api/v1/cases/{_segment(code)}/result",
+            access_token,
+            data={"note": note} if note else None,
+            files={"file": (file_name, data, content_type)},
+            headers={"Idempotency-Key": idempotency_key},
+        )
+
     async def _call(
         self,
         method: str,
@@ -116,6 +151,8 @@ class ProcessingClient:
         *,
         params: Any = None,
         json: Any = None,
+        data: Any = None,
+        files: Any = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         try:
@@ -124,6 +161,8 @@ class ProcessingClient:
                 path,
                 params=params,
                 json=json,
+                data=data,
+                files=files,
                 headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
             )
         except httpx.HTTPError as error:

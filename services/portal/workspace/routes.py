@@ -5,6 +5,7 @@ access token (refreshed when it is about to expire); processing's refusals becom
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import RedirectResponse, Response
 
 from services.portal.api.dependencies import PortalWeb
@@ -32,6 +34,7 @@ from services.portal.workspace.processing import (
 )
 from services.portal.workspace.sessions import SessionStore, StaffProfile, StaffSession
 from services.portal.workspace.signin import ProviderUnavailable, SignInFailed, StaffSignIn
+from services.portal.workspace.staff_apis import StaffApis
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class Workspace:
     sessions: SessionStore
     signin: StaffSignIn | None
     processing: ProcessingClient
+    apis: StaffApis
     redirect_base: str
     cookie_name: str
     content_security_policy: str
@@ -126,6 +130,7 @@ class Workspace:
         values = {
             "staff": session.profile if session else None,
             "roles_text": _roles_text(session.profile) if session and session.profile else "",
+            "nav": _navigation(session.profile if session else None),
             **context,
         }
         response = self.portal.render(
@@ -163,6 +168,16 @@ class Workspace:
                     self.sessions.drop(session.id)
                     raise SessionEnded(next_path) from None
         return session.tokens.access_token
+
+
+def _navigation(profile: StaffProfile | None) -> dict[str, bool]:
+    """The workspace's parts the roles open (the services decide; this only hides links)."""
+    roles = profile.roles if profile else frozenset()
+    return {
+        "worklist": bool(roles & views.OFFICER_ROLES),
+        "desk": bool(roles & {"counter_officer", "admin"}),
+        "report": bool(roles & views.HEAD_ROLES),
+    }
 
 
 def _roles_text(profile: StaffProfile) -> str:
@@ -217,6 +232,9 @@ async def home(
     session = workspace.session(request)
     if session is None or not session.signed_in:
         return workspace.render(request, "workspace/signin.html", {"notice": None})
+    if session.profile and not session.profile.roles & views.OFFICER_ROLES:
+        if session.profile.roles & {"counter_officer"}:  # no worklist: the counter desk
+            return RedirectResponse(f"{HOME}/mot-cua", status_code=303)
     filters = views.WorklistFilters.parse(states, channel, procedure, cursor)
     token = await workspace.access_token(session, HOME)
     context: dict[str, Any] = {"filters": filters, "code": code or "", "notice": None}
@@ -232,12 +250,36 @@ async def home(
             else:
                 return RedirectResponse(f"{HOME}/ho-so/{wanted}", status_code=303)
         context["notice"] = f"Không tìm thấy hồ sơ có mã “{wanted}” trong đơn vị của bạn."
-    items, next_cursor = await _worklist(workspace, token, filters)
+    counted, page = await asyncio.gather(
+        workspace.processing.counts(token, procedure=filters.procedure, channel=filters.channel),
+        workspace.processing.worklist(
+            token,
+            states=filters.states,
+            procedure=filters.procedure,
+            channel=filters.channel,
+            cursor=filters.cursor,
+            limit=views.PAGE_SIZE,
+        ),
+    )
+    next_cursor = page.get("next_cursor")
     now = datetime.now(UTC)
-    rows = [{**item, "deadline": views.deadline_badge(item, now)} for item in items]
+    rows = [
+        {**item, "deadline": views.deadline_badge(item, now)} for item in page.get("items") or []
+    ]
+    counts = views.state_counts(counted)
     context.update(
         rows=rows,
-        counts=views.state_counts(items),
+        counts=counts,
+        total=int(counted.get("total") or 0),
+        counted_at=counted.get("as_of"),
+        count_links={
+            c.state: urlencode(
+                views.WorklistFilters(
+                    states=(c.state,), channel=filters.channel, procedure=filters.procedure
+                ).query()
+            )
+            for c in counts
+        },
         next_query=urlencode(filters.query(cursor=next_cursor)) if next_cursor else None,
         first_query=urlencode(filters.query()) if filters.cursor else None,
         state_options=[(int(s), views.state_label(s)) for s in views.WORKLIST_STATES],
@@ -245,28 +287,6 @@ async def home(
         deadline_labels=views.DEADLINE_LABELS,
     )
     return workspace.render(request, "workspace/worklist.html", context, session=session)
-
-
-async def _worklist(
-    workspace: Workspace, token: str, filters: views.WorklistFilters
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page in processing's order. Processing filters by state and procedure; a channel
-    filter is applied here, reading on until something matches (a few pages at most)."""
-    cursor = filters.cursor
-    items: list[dict[str, Any]] = []
-    for _ in range(views.MAX_SCANNED_PAGES if filters.channel is not None else 1):
-        page = await workspace.processing.worklist(
-            token,
-            states=filters.states,
-            procedure=filters.procedure,
-            cursor=cursor,
-            limit=views.PAGE_SIZE,
-        )
-        items += views.keep_channel(page.get("items") or [], filters.channel)
-        cursor = page.get("next_cursor")
-        if items or not cursor:
-            break
-    return items, cursor
 
 
 @router.get(SIGN_IN)
@@ -362,9 +382,50 @@ async def dossier(
     if not views.valid_code(code):
         return workspace.error(request, 404)
     token = await workspace.access_token(session, request.url.path)
-    case = await workspace.processing.case(token, code)
+    case, submitted = await _case_and_dossier(workspace, token, code)
     notice = views.ACTIONS_BY_PATH[done].done if done in views.ACTIONS_BY_PATH else None
-    return _dossier_page(request, workspace, session, case, success=notice)
+    return _dossier_page(request, workspace, session, case, submitted, success=notice)
+
+
+async def _case_and_dossier(
+    workspace: Workspace, token: str, code: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Processing's case and intake's dossier as submitted, side by side. The case decides
+    (its refusals are the page's); without intake's part the page still shows the case."""
+    answers: tuple[dict[str, Any] | BaseException, ...] = await asyncio.gather(
+        workspace.processing.case(token, code),
+        workspace.apis.dossier(token, code),
+        return_exceptions=True,
+    )
+    case, submitted = answers
+    if isinstance(case, BaseException):
+        raise case
+    if isinstance(submitted, BaseException):
+        if not isinstance(submitted, ProcessingRefused | ProcessingUnavailable):
+            raise submitted
+        log.warning("intake's dossier %s unavailable: %s", code, submitted)
+        return case, None
+    return case, submitted
+
+
+@router.get(HOME + "/ho-so/{code}/tai-lieu/{storage_id}")
+async def document(
+    request: Request, workspace: WorkspaceDep, session: SignedIn, code: str, storage_id: str
+) -> Response:
+    """One of the dossier's documents, from intake with the officer's token."""
+    if not views.valid_code(code) or not views.valid_storage_id(storage_id):
+        return workspace.error(request, 404)
+    token = await workspace.access_token(session, f"{HOME}/ho-so/{code}")
+    found = await workspace.apis.document(token, code, storage_id)
+    return Response(
+        found.data,
+        media_type=found.content_type,
+        headers={
+            "Content-Disposition": views.as_attachment(found.content_disposition),
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def _dossier_page(
@@ -372,6 +433,7 @@ def _dossier_page(
     workspace: Workspace,
     session: StaffSession,
     case: dict[str, Any],
+    submitted: dict[str, Any] | None,
     *,
     success: str | None = None,
     refusal: str | None = None,
@@ -386,7 +448,14 @@ def _dossier_page(
         "deadline": views.deadline_badge(case, now),
         "processing_time": views.processing_time(case),
         "deadline_labels": views.DEADLINE_LABELS,
-        "actions": views.offered_actions(case.get("allowed_actions") or [], session.profile.roles),
+        "submitted": submitted,
+        "form_rows": views.form_rows(submitted),
+        "actions": views.offered_actions(
+            case.get("allowed_actions") or [],
+            session.profile.roles,
+            approved=bool(case.get("approved")),
+            extended=bool(case.get("extensions")),
+        ),
         "channel_labels": views.CHANNEL_LABELS,
         "step_label": views.step_label,
         "state_label": views.state_label,
@@ -414,30 +483,59 @@ async def act(
     if not workspace.portal.csrf_valid(request, _text(form.get("csrf_token"))):
         return workspace.error(request, 400)
     submitted = {name: _text(value) or "" for name, value in form.items()}
+    uploads = {
+        name: value
+        for name, value in form.items()
+        if isinstance(value, StarletteUpload) and value.filename
+    }
+    submitted.update({name: upload.filename or "" for name, upload in uploads.items()})
     entered = views.read_action(form_spec, submitted)
     key = submitted.get("idempotency_key") or secrets.token_urlsafe(18)
     token = await workspace.access_token(session, f"{HOME}/ho-so/{code}")
     if entered.errors:
-        case = await workspace.processing.case(token, code)
-        return _dossier_page(
-            request, workspace, session, case, failed=form_spec, entered=entered, status_code=422
-        )
-    try:
-        await workspace.processing.act(
-            token, code, form_spec.path, entered.body, idempotency_key=key[:200]
-        )
-    except Conflict:
-        case = await workspace.processing.case(token, code)
-        return _dossier_page(request, workspace, session, case, refusal=CONFLICT, status_code=409)
-    except (CaseNotFound, Forbidden, NotSignedIn, ProcessingUnavailable):
-        raise
-    except ProcessingRefused as refused:  # 400, 422: a rule of the workflow
-        case = await workspace.processing.case(token, code)
+        case, dossier = await _case_and_dossier(workspace, token, code)
         return _dossier_page(
             request,
             workspace,
             session,
             case,
+            dossier,
+            failed=form_spec,
+            entered=entered,
+            status_code=422,
+        )
+    try:
+        if form_spec.multipart:
+            upload = uploads["file"]
+            data = await upload.read(workspace.portal.settings.max_file_bytes + 1)
+            await workspace.processing.issue_result(
+                token,
+                code,
+                file_name=upload.filename or "ket-qua",
+                content_type=upload.content_type or "application/octet-stream",
+                data=data,
+                note=entered.body.get("note"),
+                idempotency_key=key[:200],
+            )
+        else:
+            await workspace.processing.act(
+                token, code, form_spec.path, entered.body, idempotency_key=key[:200]
+            )
+    except Conflict:
+        case, dossier = await _case_and_dossier(workspace, token, code)
+        return _dossier_page(
+            request, workspace, session, case, dossier, refusal=CONFLICT, status_code=409
+        )
+    except (CaseNotFound, Forbidden, NotSignedIn, ProcessingUnavailable):
+        raise
+    except ProcessingRefused as refused:  # 400, 413, 415, 422: a rule of the workflow
+        case, dossier = await _case_and_dossier(workspace, token, code)
+        return _dossier_page(
+            request,
+            workspace,
+            session,
+            case,
+            dossier,
             refusal=f"Không thực hiện được: {refused.detail}",
             failed=form_spec,
             entered=entered,
@@ -461,9 +559,9 @@ def install_workspace(
     processing_transport: Any = None,
     provider_transport: Any = None,
     clock: Any = time.time,
-) -> ProcessingClient:
-    """Adds the workspace's pages and error handling to the portal's app; answers the
-    processing client (to be closed with the app)."""
+) -> WorkspaceClients:
+    """Adds the workspace's pages and error handling to the portal's app; answers its clients
+    (to be closed with the app)."""
     secret = settings.workspace_client_secret
     signin = (
         StaffSignIn(
@@ -481,6 +579,15 @@ def install_workspace(
         timeout=settings.processing_timeout_seconds,
         transport=processing_transport,
     )
+    # Intake and reporting, with the officer's token; in tests `processing_transport` answers
+    # for every service (each has its own base URL).
+    apis = StaffApis(
+        intake_base_url=settings.intake_base_url,
+        reporting_base_url=settings.reporting_base_url,
+        timeout=settings.intake_timeout_seconds,
+        upload_timeout=settings.intake_upload_timeout_seconds,
+        transport=processing_transport,
+    )
     provider = urlsplit(settings.oidc_issuer_url)
     origin = f"{provider.scheme}://{provider.netloc}"
     workspace = Workspace(
@@ -493,6 +600,7 @@ def install_workspace(
         ),
         signin=signin,
         processing=processing,
+        apis=apis,
         redirect_base=settings.oidc_redirect_base_url.rstrip("/"),
         cookie_name=("__Host-" if settings.cookie_secure else "") + "workspace_session",
         content_security_policy=CONTENT_SECURITY_POLICY.replace(
@@ -500,9 +608,26 @@ def install_workspace(
         ),
     )
     app.state.workspace = workspace
+    # Their routes use this module's dependencies.
+    from services.portal.workspace import counter, report
+
     app.include_router(router)
+    app.include_router(counter.router)
+    app.include_router(report.router)
     _install_error_pages(app, workspace)
-    return processing
+    return WorkspaceClients(processing, apis)
+
+
+@dataclass(frozen=True)
+class WorkspaceClients:
+    """The workspace's HTTP clients, closed with the app."""
+
+    processing: ProcessingClient
+    apis: StaffApis
+
+    async def close(self) -> None:
+        await self.processing.close()
+        await self.apis.close()
 
 
 def _install_error_pages(app: FastAPI, workspace: Workspace) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 # Refresh the access token when it has less than this left, so that it does not expire on its way
 # to processing.
 REFRESH_MARGIN_SECONDS = 30
+# Receipts a counter officer's session keeps for printing.
+MAX_RECEIPTS = 20
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,19 @@ class StaffSession:
     tokens: Tokens | None = None
     profile: StaffProfile | None = None
     refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The counter desk's receipts of this session: dossier code -> tracking secret (to print).
+    receipts: dict[str, str] = field(default_factory=dict)
 
     @property
     def signed_in(self) -> bool:
         return self.tokens is not None and self.profile is not None
+
+    def remember_receipt(self, code: str, secret: str) -> None:
+        """Keep a recorded dossier's secret for its receipt (the latest `MAX_RECEIPTS`)."""
+        self.receipts.pop(code, None)
+        self.receipts[code] = secret
+        while len(self.receipts) > MAX_RECEIPTS:
+            self.receipts.pop(next(iter(self.receipts)))
 
 
 class SessionStore:

@@ -9,7 +9,6 @@ officer), and shows processing's refusal when one happens.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,9 +22,6 @@ from shared.events import Channel, DossierState
 # --- the worklist ---------------------------------------------------------------------------------
 
 PAGE_SIZE = 25
-# With a channel filter (processing filters by state and procedure only), the workspace reads
-# processing's pages until it has something to show, at most this many per request.
-MAX_SCANNED_PAGES = 10
 
 # The states of processing's worklist (active cases), in the lifecycle's order.
 WORKLIST_STATES: tuple[DossierState, ...] = (
@@ -106,8 +102,39 @@ def valid_code(code: str) -> bool:
     return bool(_CODE.match(code))
 
 
-def keep_channel(items: Iterable[Mapping[str, Any]], channel: int | None) -> list[dict[str, Any]]:
-    return [dict(item) for item in items if channel is None or item.get("channel") == channel]
+_STORAGE_ID = re.compile(r"^[0-9A-Za-z\-_]{1,64}$")
+
+
+def valid_storage_id(storage_id: str) -> bool:
+    return bool(_STORAGE_ID.match(storage_id))
+
+
+def as_attachment(disposition: str | None) -> str:
+    """A download's `Content-Disposition`, always `attachment` (never shown inline under the
+    workspace's origin), keeping the file name the service gave."""
+    if not disposition:
+        return "attachment"
+    _, _, parameters = disposition.partition(";")
+    return "attachment" + (f";{parameters}" if parameters.strip() else "")
+
+
+def form_rows(dossier: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The applicant's form data as label/value rows (nested values flattened with dots)."""
+    if not dossier:
+        return []
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list | tuple):
+            rows.append((prefix, ", ".join(str(v) for v in value)))
+        else:
+            rows.append((prefix, "" if value is None else str(value)))
+
+    walk("", dossier.get("form") or {})
+    return rows
 
 
 class Deadline(StrEnum):
@@ -172,13 +199,14 @@ class StateCount:
     count: int
 
 
-def state_counts(items: Iterable[Mapping[str, Any]]) -> list[StateCount]:
-    """Dossiers per state among `items` (processing has no count endpoint: the page's)."""
-    counts = Counter(int(item["state"]) for item in items)
+def state_counts(answer: Mapping[str, Any]) -> list[StateCount]:
+    """Processing's counts per state of the unit (`GET /api/v1/case-counts`), in the
+    lifecycle's order; states without a case are left out."""
+    counts = {int(row["state"]): int(row["count"]) for row in answer.get("states") or ()}
     return [
         StateCount(int(state), STATE_LABELS[state], counts[int(state)])
         for state in WORKLIST_STATES
-        if counts[int(state)]
+        if counts.get(int(state))
     ]
 
 
@@ -192,6 +220,7 @@ class FieldKind(StrEnum):
     AMOUNT = "amount"  # whole đồng > 0
     DATE = "date"
     CHOICE = "choice"
+    FILE = "file"  # an uploaded document (the form is multipart)
 
 
 @dataclass(frozen=True)
@@ -212,6 +241,10 @@ class ActionForm:
     head_only: bool = False
     danger: bool = False
     done: str = ""  # the notice after it succeeded
+
+    @property
+    def multipart(self) -> bool:
+        return any(f.kind is FieldKind.FILE for f in self.fields)
 
     @property
     def path(self) -> str:
@@ -279,6 +312,20 @@ ACTION_FORMS: tuple[ActionForm, ...] = (
         done="Đã từ chối giải quyết hồ sơ.",
     ),
     ActionForm(
+        "issue_result",
+        "Ban hành kết quả",
+        (
+            ActionField(
+                "file",
+                "Văn bản kết quả đã ký",
+                FieldKind.FILE,
+                hint="Tệp PDF, XML, JPEG, PNG hoặc chữ ký số PKCS #7; tối đa 10 MB.",
+            ),
+            NOTE,
+        ),
+        done="Đã ban hành kết quả; hồ sơ chờ trả kết quả.",
+    ),
+    ActionForm(
         "return_result",
         "Trả kết quả",
         (
@@ -325,13 +372,24 @@ OFFICER_ROLES = frozenset({"officer", "unit_head", "admin"})
 HEAD_ROLES = frozenset({"unit_head", "admin"})
 
 
-def offered_actions(allowed: Iterable[str], roles: Iterable[str]) -> list[ActionForm]:
+def offered_actions(
+    allowed: Iterable[str],
+    roles: Iterable[str],
+    *,
+    approved: bool = False,
+    extended: bool = False,
+) -> list[ActionForm]:
     """The forms to show: what the lifecycle allows now (processing's `allowed_actions`) and
-    the officer's roles may take, in the lifecycle's order."""
+    the officer's roles may take, in the lifecycle's order; the result is issued only once the
+    unit head approved (`approved`), and the due date is extended once (`extended`: done)."""
     held = set(roles)
     allowed_now = set(allowed)
     if not held & OFFICER_ROLES:
         return []
+    if not approved:
+        allowed_now.discard("issue_result")
+    if extended:
+        allowed_now.discard("extend")
     head = bool(held & HEAD_ROLES)
     return [
         form for form in ACTION_FORMS if form.action in allowed_now and (head or not form.head_only)
@@ -359,7 +417,8 @@ def read_action(form: ActionForm, submitted: Mapping[str, str]) -> ActionInput:
         result.values[spec.name] = raw
         if not raw:
             if spec.required:
-                result.errors[spec.name] = f"Vui lòng nhập {spec.label.lower()}."
+                verb = "chọn tệp" if spec.kind is FieldKind.FILE else "nhập"
+                result.errors[spec.name] = f"Vui lòng {verb} {spec.label.lower()}."
             elif spec.kind is not FieldKind.LINES:
                 result.body[spec.name] = None
             continue
@@ -383,6 +442,8 @@ def read_action(form: ActionForm, submitted: Mapping[str, str]) -> ActionInput:
                 result.body[spec.name] = date.fromisoformat(raw).isoformat()
             except ValueError:
                 result.errors[spec.name] = "Ngày không hợp lệ (định dạng năm-tháng-ngày)."
+        elif spec.kind is FieldKind.FILE:
+            pass  # the route reads the file itself; `raw` is its name, which says it came
         elif spec.kind is FieldKind.CHOICE:
             if raw not in {value for value, _ in spec.choices}:
                 result.errors[spec.name] = f"Vui lòng chọn {spec.label.lower()}."
@@ -407,7 +468,7 @@ STEP_LABELS: dict[str, str] = {
     "refuse": "Từ chối giải quyết",
     "request_withdrawal": "Công dân xin rút hồ sơ",
     "confirm_withdrawal": "Xác nhận rút hồ sơ",
-    "issue_result": "Có kết quả",
+    "issue_result": "Ban hành kết quả",
     "return_result": "Trả kết quả",
     "assign": "Phân công",
     "approve": "Phê duyệt",

@@ -56,9 +56,23 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("unit_code", ASCENDING), ("active", ASCENDING), *_WORKLIST_ORDER]),
         # The same across units (admins), and the gauges' active cases.
         IndexModel([("active", ASCENDING), *_WORKLIST_ORDER]),
+        # The worklist filtered by channel (online, counter, post) in the same order.
+        IndexModel(
+            [
+                ("unit_code", ASCENDING),
+                ("active", ASCENDING),
+                ("channel", ASCENDING),
+                *_WORKLIST_ORDER,
+            ]
+        ),
+        # The worklist's counts per state of one unit (MongoDB counts from the index alone).
+        IndexModel([("unit_code", ASCENDING), ("active", ASCENDING), ("state", ASCENDING)]),
     ],
     **gridfs_indexes(RESULTS_BUCKET),
 }
+
+# `online_rank` of a case: 0 submitted online (listed first, Decision 4094), 1 otherwise.
+ONLINE_RANKS = (0, 1)
 
 # What the worklist reads per case (the history stays in the detail view; the code is `_id`).
 SUMMARY_FIELDS = tuple(name for name in CaseSummary.model_fields if name != "code")
@@ -187,45 +201,74 @@ class CaseStore:
         unit_code: str | None,
         states: Sequence[int] = (),
         procedure_code: str | None = None,
+        channel: int | None = None,
+        code: str | None = None,
         overdue_at: datetime | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> tuple[list[CaseSummary], str | None]:
-        """Active cases, online first then by due date; returns (page, next cursor).
+        """Active cases, online first then by due date; returns (page, next cursor). `code`
+        looks one case up by its code (`_id`), the other filters still apply.
 
         Raises `InvalidCursor` on a cursor this service did not make."""
-        query: dict[str, Any] = {"active": True}
-        if unit_code is not None:
-            query["unit_code"] = unit_code
-        if states:
+        query = _active_query(unit_code, procedure_code, channel)
+        if code is not None:
+            query["_id"] = code
+        if len(states) == 1:  # an equality: FerretDB pushes it down, `$in` it does not
+            query["state"] = int(states[0])
+        elif states:
             query["state"] = {"$in": list(states)}
-        if procedure_code:
-            query["procedure_code"] = procedure_code
         if overdue_at is not None:
             running = [int(s) for s in CLOCK_RUNNING]
             wanted = [s for s in running if not states or s in states]
             query["state"] = {"$in": wanted}
             query["due_sort"] = {"$lt": overdue_at}
+        # One query per online rank (online first: 0, then 1), each an equality: FerretDB reads
+        # only that rank's matching cases (it pushes equalities down, never a sort), and
+        # MongoDB serves each from the worklist index, sorted by due date.
+        first_rank, after = 0, None
         if cursor:
-            rank, due, last_id = decode_cursor(cursor)
-            query["$or"] = [
-                {"online_rank": {"$gt": rank}},
-                {"online_rank": rank, "due_sort": {"$gt": due}},
-                {"online_rank": rank, "due_sort": due, "_id": {"$gt": last_id}},
+            first_rank, due, last_id = decode_cursor(cursor)
+            after = [
+                {"due_sort": {"$gt": due}},
+                {"due_sort": due, "_id": {"$gt": last_id}},
             ]
         projection = dict.fromkeys(SUMMARY_FIELDS, 1)
-        found = (
-            self.cases.find(query, projection)
-            .sort([("online_rank", ASCENDING), ("due_sort", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit + 1)
-        )
-        page = [document async for document in found]
+        page: list[dict[str, Any]] = []
+        for rank in (r for r in ONLINE_RANKS if r >= first_rank):
+            ranked = {**query, "online_rank": rank}
+            if after is not None and rank == first_rank:
+                ranked["$or"] = after
+            found = (
+                self.cases.find(ranked, projection)
+                .sort([("due_sort", ASCENDING), ("_id", ASCENDING)])
+                .limit(limit + 1 - len(page))
+            )
+            page += [document async for document in found]
+            if len(page) > limit:
+                break
         next_cursor = None
         if len(page) > limit:
             page = page[:limit]
             last = page[-1]
             next_cursor = encode_cursor(last["online_rank"], last["due_sort"], last["_id"])
         return [summary_from_document(document) for document in page], next_cursor
+
+    async def state_counts(
+        self,
+        *,
+        unit_code: str | None,
+        procedure_code: str | None = None,
+        channel: int | None = None,
+    ) -> dict[int, int]:
+        """Active cases per state (of one unit, or all), with the worklist's filters."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": _active_query(unit_code, procedure_code, channel)},
+            {"$group": {"_id": "$state", "n": {"$sum": 1}}},
+        ]
+        return {
+            int(row["_id"]): int(row["n"]) async for row in await self.cases.aggregate(pipeline)
+        }
 
     async def due_for_check(self, now: datetime, limit: int) -> list[str]:
         found = (
@@ -330,6 +373,20 @@ class CaseStore:
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self.leases.delete_one({"_id": name, "owner": owner})
+
+
+def _active_query(
+    unit_code: str | None, procedure_code: str | None, channel: int | None
+) -> dict[str, Any]:
+    """The worklist's equalities: active cases, of the unit, the procedure, the channel."""
+    query: dict[str, Any] = {"active": True}
+    if unit_code is not None:
+        query["unit_code"] = unit_code
+    if procedure_code:
+        query["procedure_code"] = procedure_code
+    if channel is not None:
+        query["channel"] = int(channel)
+    return query
 
 
 def _fields(case: Case) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from services.processing.api.dependencies import Cases, IdempotencyKey, Officer,
 from services.processing.api.schemas import (
     ActionBody,
     AssignBody,
+    CaseCounts,
     CaseDetail,
     ExtendBody,
     NoteBody,
@@ -32,7 +33,7 @@ from services.processing.api.schemas import (
 from services.processing.domain.lifecycle import Action
 from services.processing.service.cases import ActResult
 from shared.auth import Staff
-from shared.events import DossierState
+from shared.events import Channel, DossierState
 from shared.http import StrictQueryBool, problems
 
 router = APIRouter(prefix="/api/v1", tags=["officer"], responses=problems(401, 403, 503))
@@ -46,17 +47,24 @@ async def worklist(
     cases: Cases,
     state: Annotated[list[DossierState] | None, Query()] = None,
     procedure: Annotated[str | None, Query(max_length=40)] = None,
+    channel: Annotated[Channel | None, Query(description="1 counter, 2 online, 3 post")] = None,
+    code: Annotated[
+        str | None, Query(max_length=60, description="The one case with this dossier code")
+    ] = None,
     overdue: StrictQueryBool = False,
     unit: Annotated[str | None, Query(max_length=40, description="admins only")] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> WorklistPage:
-    """The unit's active cases: ONLINE dossiers first (Decision 4094), then by due date."""
+    """The unit's active cases: ONLINE dossiers first (Decision 4094), then by due date;
+    filtered by state, procedure, channel, or looked up by dossier code."""
     with domain_problems():
         page = await cases.worklist(
             staff,
             states=state or (),
             procedure_code=procedure,
+            channel=channel,
+            code=code,
             overdue=overdue,
             unit=unit,
             cursor=cursor,
@@ -66,6 +74,23 @@ async def worklist(
         items=[WorklistItem.of(item, page.as_of) for item in page.items],
         next_cursor=page.next_cursor,
     )
+
+
+@router.get("/case-counts", responses=problems(422))
+async def case_counts(
+    staff: Officer,
+    cases: Cases,
+    procedure: Annotated[str | None, Query(max_length=40)] = None,
+    channel: Annotated[Channel | None, Query(description="1 counter, 2 online, 3 post")] = None,
+    unit: Annotated[str | None, Query(max_length=40, description="admins only")] = None,
+) -> CaseCounts:
+    """The unit's active cases per state (the worklist's counts), with its procedure and
+    channel filters; states without a case are left out."""
+    with domain_problems():
+        counted = await cases.state_counts(
+            staff, procedure_code=procedure, channel=channel, unit=unit
+        )
+    return CaseCounts.of(counted)
 
 
 @router.get("/cases/{code}", responses=problems(404, 422))

@@ -17,6 +17,7 @@ from services.processing.domain.case import (
     PauseRecord,
 )
 from services.processing.domain.lifecycle import Action, allowed_actions, overdue
+from services.processing.service.cases import StateCounts
 from shared.catalogue import ProcessingTime
 from shared.events import Channel, DocumentRef, DossierState
 from shared.http import StrictDate
@@ -126,6 +127,33 @@ class WorklistItem(BaseModel):
 class WorklistPage(BaseModel):
     items: list[WorklistItem]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+
+
+class StateCount(BaseModel):
+    state: DossierState
+    count: int
+
+
+class CaseCounts(BaseModel):
+    """Active cases per state, in the lifecycle's order (states without a case left out)."""
+
+    unit_code: str | None = Field(description="null: every unit (administrators)")
+    total: int
+    states: list[StateCount]
+    as_of: datetime
+
+    @classmethod
+    def of(cls, counted: StateCounts) -> "CaseCounts":
+        return cls(
+            unit_code=counted.unit_code,
+            total=sum(counted.counts.values()),
+            states=[
+                StateCount(state=DossierState(state), count=count)
+                for state, count in sorted(counted.counts.items())
+                if count
+            ],
+            as_of=counted.as_of,
+        )
 
 
 # The case's fields that only serve queries and concurrency, not shown to officers.

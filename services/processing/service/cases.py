@@ -50,6 +50,7 @@ from shared.background import Pacer
 from shared.catalogue import Procedure
 from shared.consumer import PermanentError
 from shared.events import (
+    Channel,
     DossierPaid,
     DossierState,
     DossierSubmitted,
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 SERVICE = "processing"  # the `service` label of `dvc_forbidden_total`
 APPLICANT = "applicant"
 _MAX_CAS_ATTEMPTS = 5
+STATE_COUNTS_CACHE_SECONDS = 10.0
+STATE_COUNTS_CACHE_ENTRIES = 1024
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,16 @@ class Worklist:
     as_of: datetime
 
 
+@dataclass(frozen=True)
+class StateCounts:
+    """Active cases per state (`DossierState` value -> count) of `unit_code` (None: every
+    unit), counted at `as_of`."""
+
+    unit_code: str | None
+    counts: dict[int, int]
+    as_of: datetime
+
+
 @dataclass
 class ProcessingService:
     """The use cases on cases; `rules` (calendar, deadline policy) follow the calendar changes."""
@@ -94,6 +107,12 @@ class ProcessingService:
     # its next check (`_announced`).
     deadline_checks: Pacer = field(init=False)
     _procedures: dict[str, tuple[float, Procedure]] = field(default_factory=dict)
+    # The worklist's counts per state, by (unit, procedure, channel): counted at most every
+    # `STATE_COUNTS_CACHE_SECONDS` (a count reads every open case of the unit; on FerretDB that
+    # is the worklist's slowest query), so a page's counts may be that much behind its list.
+    _state_counts: dict[tuple[str | None, str | None, int | None], tuple[float, StateCounts]] = (
+        field(default_factory=dict)
+    )
 
     def __post_init__(self) -> None:
         self.rules = self._rules(WorkingCalendar())
@@ -272,31 +291,64 @@ class ProcessingService:
         *,
         states: Sequence[DossierState] = (),
         procedure_code: str | None = None,
+        channel: Channel | None = None,
+        code: str | None = None,
         overdue: bool = False,
         unit: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> Worklist:
         """The unit's active cases: ONLINE dossiers first (Decision 4094), then by due date.
-        Administrators choose the unit (or none: every unit); others see their own only."""
-        if staff.is_admin:
-            unit_code = unit
-        else:
-            if unit is not None and unit != staff.unit:
-                self.authorise(staff, unit, VIEW)
-            unit_code = staff.unit
-            if unit_code is None:
-                raise StaffWithoutUnit(staff.subject)
+        Administrators choose the unit (or none: every unit); others see their own only.
+        `code`: the one active case with this code (if it matches the other filters)."""
+        unit_code = self._worklist_unit(staff, unit)
         now = datetime.now(UTC)
         items, next_cursor = await self.store.worklist(
             unit_code=unit_code,
             states=[int(s) for s in states],
             procedure_code=procedure_code,
+            channel=int(channel) if channel is not None else None,
+            code=code,
             overdue_at=now if overdue else None,
             cursor=cursor,
             limit=limit,
         )
         return Worklist(items, next_cursor, now)
+
+    async def state_counts(
+        self,
+        staff: Staff,
+        *,
+        procedure_code: str | None = None,
+        channel: Channel | None = None,
+        unit: str | None = None,
+    ) -> StateCounts:
+        """The unit's active cases per state, with the worklist's procedure and channel
+        filters (the same unit rule as the worklist)."""
+        unit_code = self._worklist_unit(staff, unit)
+        key = (unit_code, procedure_code, int(channel) if channel is not None else None)
+        cached = self._state_counts.get(key)
+        if cached is not None and time.monotonic() - cached[0] < STATE_COUNTS_CACHE_SECONDS:
+            return cached[1]
+        counted = StateCounts(
+            unit_code,
+            await self.store.state_counts(unit_code=key[0], procedure_code=key[1], channel=key[2]),
+            datetime.now(UTC),
+        )
+        if len(self._state_counts) >= STATE_COUNTS_CACHE_ENTRIES:
+            self._state_counts.clear()
+        self._state_counts[key] = (time.monotonic(), counted)
+        return counted
+
+    def _worklist_unit(self, staff: Staff, unit: str | None) -> str | None:
+        """Administrators choose the unit (or none: every unit); others see their own only."""
+        if staff.is_admin:
+            return unit
+        if unit is not None and unit != staff.unit:
+            self.authorise(staff, unit, VIEW)
+        if staff.unit is None:
+            raise StaffWithoutUnit(staff.subject)
+        return staff.unit
 
     async def case(self, staff: Staff, code: str) -> Case:
         """The case with its history, if `staff` may see it."""

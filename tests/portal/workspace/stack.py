@@ -1,8 +1,8 @@
 """The real stack for the workspace's browser tests: devstack's Keycloak (test profile, realm
-devstack/keycloak/realm-dvc.json), and intake, processing and the portal as processes on the test
-Kafka broker and FerretDB (their own topic suffix and databases). Intake and processing verify
+devstack/keycloak/realm-dvc.json), and intake, processing, reporting and the portal as processes
+on the test Kafka broker and FerretDB (their own topic suffix and databases). The services verify
 staff tokens against the provider's keys (their `JWT_ISSUER` is the realm's URL); the portal
-signs staff in at the provider and calls processing with their tokens.
+signs staff in at the provider and calls the services with their tokens.
 
 The portal listens on a free port, which the realm's workspace client does not list: the stack
 adds the port's redirect and post-logout URIs to the client through Keycloak's admin API for the
@@ -37,6 +37,7 @@ class WorkspaceStack:
     issuer: str
     intake_url: str
     processing_url: str
+    reporting_url: str
     portal_url: str
     logs: tuple[ManagedProcess, ...]
 
@@ -135,9 +136,12 @@ async def running_workspace(
     token = uuid.uuid4().hex[:10]
     suffix = f".workspace{token}"
     await create_suffixed_topics(kafka_bootstrap, suffix)
-    ports = {name: free_port() for name in ("intake", "processing", "portal")}
+    names = ("intake", "processing", "reporting", "portal")
+    ports = {name: free_port() for name in names}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    databases = {name: f"workspace_{token}_{name}" for name in ("intake", "processing")}
+    databases = {
+        name: f"workspace_{token}_{name}" for name in ("intake", "processing", "reporting")
+    }
     common = {
         "ENVIRONMENT": "test",
         "HTTP_HOST": "127.0.0.1",
@@ -151,10 +155,12 @@ async def running_workspace(
         "intake": {**common, "RELAY_POLL_SECONDS": "1"},
         # No scanner: a paper dossier stays received (2) until an officer starts processing.
         "processing": {**common, "SCANNER_ENABLED": "false"},
+        "reporting": common,
         "portal": {
             "ENVIRONMENT": "test",
             "INTAKE_BASE_URL": urls["intake"],
             "PROCESSING_BASE_URL": urls["processing"],
+            "REPORTING_BASE_URL": urls["reporting"],
             "PUBLIC_BASE_URL": urls["portal"],
             "SECRET_KEY": uuid.uuid4().hex * 2,
             "OIDC_ISSUER_URL": issuer,
@@ -162,7 +168,7 @@ async def running_workspace(
         },
     }
     processes: list[ManagedProcess] = []
-    for name in ("intake", "processing", "portal"):
+    for name in names:
         env = {**environments[name], "HTTP_PORT": str(ports[name])}
         if name in databases:
             env["MONGO_DATABASE"] = databases[name]
@@ -180,6 +186,7 @@ async def running_workspace(
             issuer=issuer,
             intake_url=urls["intake"],
             processing_url=urls["processing"],
+            reporting_url=urls["reporting"],
             portal_url=urls["portal"],
             logs=tuple(processes),
         )

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.intake_samples import dossier_json, multipart, trademark_files
+from tests.intake_samples import PDF, PNG, TRADEMARK, dossier_json, multipart, trademark_files
 from tests.portal.browser.test_journeys import audit
 from tests.portal.workspace.stack import PASSWORD, WorkspaceStack
 
@@ -197,14 +197,101 @@ async def test_an_officer_of_another_unit_is_refused_by_url(
     await case_in_state(stack, code, 1)
 
 
-async def test_a_counter_officer_has_no_worklist_here(
+async def test_the_counter_desk_records_a_postal_dossier_and_prints_its_receipt(
+    new_browser, workspace_stack: WorkspaceStack, screenshots: Path, tmp_path: Path
+) -> None:
+    stack = workspace_stack
+    page = await (await new_browser()).new_page()
+    await sign_in(page, stack, "mc.shtt")  # a counter officer's home is the counter desk
+    await page.wait_for_url(re.compile(r"/can-bo/mot-cua$"))
+    assert "Tiếp nhận tại một cửa" in await page.inner_text("header.site")
+    assert await page.locator("a:has-text('Danh sách hồ sơ')").count() == 0
+    await audit(page, "can-bo-10-mot-cua", screenshots)
+
+    await page.fill("#thu-tuc", TRADEMARK)
+    await page.click("button:has-text('Tiếp tục')")
+    await page.wait_for_url(re.compile(r"thu-tuc=1\.004940"))
+    # A form sent incomplete: the applicant's and the files' errors, nothing recorded.
+    await page.click("button:has-text('Ghi nhận hồ sơ')")
+    summary = await page.inner_text(".error-summary")
+    assert "Nhập họ và tên người nộp." in summary and "Chọn tệp cho giấy tờ bắt buộc" in summary
+    await audit(page, "can-bo-11-mot-cua-loi", screenshots)
+
+    await page.check("#channel_3")
+    await page.fill("#applicant_name", "Phạm Văn Bình")
+    await page.fill("#applicant_identifier", "001303004567")
+    await page.fill("#contact_phone", "0912345678")
+    await page.fill("#form_request", "Đăng ký nhãn hiệu Sao Mai")
+    form, label = tmp_path / "to-khai.pdf", tmp_path / "mau-nhan.png"
+    form.write_bytes(PDF)
+    label.write_bytes(PNG)
+    await page.set_input_files("#document_to_khai", str(form))
+    await page.set_input_files("#document_mau_nhan_hieu", str(label))
+    await page.click("button:has-text('Ghi nhận hồ sơ')")
+    await page.wait_for_url(re.compile(r"/can-bo/mot-cua/bien-nhan/"))
+    code = await page.inner_text("#ma-ho-so")
+    assert len(await page.inner_text("#ma-bi-mat")) >= 8
+    assert "Bưu chính" in await page.inner_text("main")
+    assert await page.locator("figure.qr svg").count() == 1
+    await audit(page, "can-bo-12-bien-nhan", screenshots)
+
+    # Recorded at intake with the counter officer's token: processing has the paper case (2).
+    await case_in_state(stack, code, 2)
+
+
+async def test_the_unit_head_reads_the_dossier_issues_the_result_and_reads_the_report(
+    new_browser, workspace_stack: WorkspaceStack, screenshots: Path, tmp_path: Path
+) -> None:
+    stack = workspace_stack
+    paper = await counter_dossier(stack)
+    await case_in_state(stack, paper, 2)
+    page = await (await new_browser()).new_page()
+    await sign_in(page, stack, "ld.shtt")
+    counts = await page.inner_text("#h-so-luong")
+    assert "Hồ sơ đang giải quyết theo trạng thái" in counts
+    assert "Đã tiếp nhận" in await page.inner_text("dl.counts")
+
+    await page.goto(f"/can-bo/ho-so/{paper}")
+    main = await page.inner_text("main")
+    for shown in ("Nguyễn Thị Lan", "lan.nguyen@example.vn", "ten_nhan_hieu", "Sao Mai"):
+        assert shown in main
+    link = page.locator("ul.documents a").first
+    download = await page.request.get(await link.get_attribute("href") or "")
+    assert download.ok and download.headers["content-disposition"].startswith("attachment")
+    assert (await download.body()).startswith(b"%PDF")
+
+    await page.click("button:has-text('Chuyển xử lý')")
+    await page.wait_for_url(re.compile(r"\?xong=start-processing$"))
+    assert await page.locator("#issue-result-file").count() == 0  # not before approval
+    await page.click("button:has-text('Phê duyệt')")
+    await page.wait_for_url(re.compile(r"\?xong=approve$"))
+    result = tmp_path / "quyet-dinh.pdf"
+    result.write_bytes(PDF)
+    await page.set_input_files("#issue-result-file", str(result))
+    await page.fill("#issue-result-note", "Đã ký số")
+    await page.click("button:has-text('Ban hành kết quả')")
+    await page.wait_for_url(re.compile(r"\?xong=issue-result$"))
+    assert "Đã có kết quả" in await page.inner_text(".status-box")
+    assert "quyet-dinh.pdf" in await page.inner_text("main")
+    await audit(page, "can-bo-13-da-co-ket-qua", screenshots)
+
+    await page.click("a:has-text('Báo cáo của đơn vị')")
+    await page.wait_for_url(re.compile(r"/can-bo/bao-cao"))
+    assert "Báo cáo tình hình giải quyết hồ sơ" in await page.inner_text("h1")
+    assert await page.locator("figure svg").count() == 1
+    await audit(page, "can-bo-14-bao-cao", screenshots)
+    csv = await page.request.get(await page.get_attribute("a:has-text('CSV')", "href") or "")
+    assert csv.ok and csv.headers["content-type"].startswith("text/csv")
+    assert csv.headers["content-disposition"].startswith("attachment")
+
+
+async def test_an_officer_has_neither_the_counter_desk_nor_the_report(
     new_browser, workspace_stack: WorkspaceStack
 ) -> None:
     page = await (await new_browser()).new_page()
-    await page.goto("/can-bo")
-    await page.click("a:has-text('Đăng nhập')")
-    await page.fill("#username", "mc.shtt")
-    await page.fill("#password", PASSWORD)
-    await page.click("#kc-login")
-    await page.wait_for_url(re.compile(re.escape(workspace_stack.portal_url) + r"/can-bo"))
-    assert await page.locator("h1").inner_text() == "Không có quyền truy cập"
+    await sign_in(page, workspace_stack, "cv.shtt")
+    assert await page.locator("a:has-text('Báo cáo của đơn vị')").count() == 0
+    for path in ("/can-bo/mot-cua", "/can-bo/bao-cao"):
+        response = await page.goto(path)
+        assert response is not None and response.status == 403
+        assert await page.locator("h1").inner_text() == "Không có quyền truy cập"

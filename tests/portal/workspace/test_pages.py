@@ -132,6 +132,8 @@ class Provider:
         self.issued += 1
         unit = "TDC" if username.endswith("tdc") else "SHTT"
         roles = ["unit_head", "officer"] if username.startswith("ld.") else ["officer"]
+        if username.startswith("mc."):
+            roles = ["counter_officer"]
         answer = {
             "access_token": f"access-{self.issued}",
             "refresh_token": f"refresh-{self.issued}",
@@ -155,6 +157,159 @@ class Provider:
         return answer
 
 
+SUBMITTED = {
+    "dossier_code": CODE,
+    "procedure_code": "1.004940",
+    "procedure_name": "Đăng ký nhãn hiệu",
+    "unit_code": "SHTT",
+    "unit_name": "Cục Sở hữu trí tuệ",
+    "level": 4,
+    "channel": 2,
+    "applicant": {"kind": "person", "name": "Nguyễn Văn An", "identifier": "001099012345"},
+    "contact": {"email": "an@example.vn", "phone": "0912345678"},
+    "form": {"mark": {"name": "Sao Mai", "classes": [9, 35]}, "colour": None},
+    "documents": [
+        {
+            "document_type": "to_khai",
+            "file_name": "to-khai.pdf",
+            "content_type": "application/pdf",
+            "size_bytes": 2048,
+            "storage_id": "65f0a1b2c3d4e5f6a7b8c9d0",
+        }
+    ],
+    "fee_vnd": 150000,
+    "submitted_at": "2026-12-05T02:00:00Z",
+    "state": 2,
+    "state_label": "Đã tiếp nhận",
+}
+
+
+@dataclass
+class Intake:
+    """A stand-in of intake's staff API (the dossier as submitted, a document, the counter)."""
+
+    tokens: list[str] = field(default_factory=list)
+    down: bool = False
+    other_unit: bool = False
+    recorded: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.tokens.append(request.headers.get("authorization", ""))
+        path = request.url.path
+        if self.down:
+            return httpx.Response(503)
+        if path == "/api/v1/procedures/1.004940":
+            return httpx.Response(200, json=PROCEDURE)
+        if path == "/api/v1/dossiers/000.00.21.G12-261205-0042/receipt":
+            assert request.headers["x-tracking-secret"] == "s3cret-s3cret"
+            return httpx.Response(
+                200,
+                json={
+                    "dossier_code": "000.00.21.G12-261205-0042",
+                    "procedure_name": "Đăng ký nhãn hiệu",
+                    "unit_name": "Cục Sở hữu trí tuệ",
+                    "applicant_name": "Nguyễn Văn An",
+                    "applicant_identifier_masked": "0010******45",
+                    "channel": 3,
+                    "submitted_at": "2026-12-05T02:00:00Z",
+                    "appointment_at": "2026-12-26T10:00:00Z",
+                    "documents": [["Tờ khai", "to-khai.pdf"]],
+                    "fee_vnd": 150000,
+                },
+            )
+        if path == f"/api/v1/staff/dossiers/{CODE}":
+            return httpx.Response(200, json=SUBMITTED)
+        if path == f"/api/v1/staff/dossiers/{CODE}/documents/65f0a1b2c3d4e5f6a7b8c9d0":
+            return httpx.Response(
+                200,
+                content=b"%PDF-1.4 to khai",
+                headers={
+                    "content-type": "application/pdf",
+                    "content-disposition": 'inline; filename="to-khai.pdf"',
+                },
+            )
+        if path == "/api/v1/counter/dossiers" and request.method == "POST" and self.other_unit:
+            return httpx.Response(
+                403,
+                json={"title": "Hồ sơ thuộc đơn vị khác (dossier of another unit)", "status": 403},
+            )
+        if path == "/api/v1/counter/dossiers" and request.method == "POST":
+            self.recorded.append((dict(request.headers), request.read()))
+            return httpx.Response(
+                201,
+                json={
+                    "dossier_code": "000.00.21.G12-261205-0042",
+                    "tracking_secret": "s3cret-s3cret",
+                    "state": 2,
+                    "procedure_code": "1.004940",
+                    "submitted_at": "2026-12-05T02:00:00Z",
+                    "due_at": None,
+                },
+            )
+        return httpx.Response(404, json={"title": "not found"})
+
+
+@dataclass
+class Reporting:
+    tokens: list[str] = field(default_factory=list)
+    asked: list[dict[str, str]] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.tokens.append(request.headers.get("authorization", ""))
+        self.asked.append(dict(request.url.params))
+        if request.url.path == "/api/v1/reports/quarterly.csv":
+            return httpx.Response(
+                200,
+                content=b"unit,received\nSHTT,12\n",
+                headers={
+                    "content-type": "text/csv; charset=utf-8",
+                    "content-disposition": 'attachment; filename="bao-cao.csv"',
+                },
+            )
+        if request.url.path == "/api/v1/reports/quarterly":
+            return httpx.Response(200, json=REPORT)
+        return httpx.Response(404)
+
+
+SECTION: dict[str, Any] = {
+    "unit_code": "SHTT",
+    "unit_name": "Cục Sở hữu trí tuệ",
+    "counts": {"received": 40, "online": 30, "counter": 8, "post": 2, "in_progress": 12},
+    "indicators": [
+        {
+            "code": "on_time_rate",
+            "name": "Tỷ lệ hồ sơ giải quyết đúng hạn",
+            "percent": 87.5,
+            "numerator": 35,
+            "denominator": 40,
+            "formula": "",
+            "target_percent": 95.0,
+        },
+        {
+            "code": "online_payment_rate",
+            "name": "Tỷ lệ thanh toán trực tuyến",
+            "percent": None,
+            "numerator": 0,
+            "denominator": 0,
+            "formula": "",
+        },
+    ],
+}
+REPORT: dict[str, Any] = {"quarters": ["2026-Q4"], "scope": "SHTT", "units": [SECTION]}
+PROCEDURE: dict[str, Any] = {
+    "code": "1.004940",
+    "name": "Đăng ký nhãn hiệu",
+    "unit_code": "SHTT",
+    "unit_name": "Cục Sở hữu trí tuệ",
+    "field": "Sở hữu trí tuệ",
+    "level": 4,
+    "documents": [
+        {"code": "to_khai", "name": "Tờ khai", "mandatory": True, "formats": ["pdf"]},
+        {"code": "mau_nhan", "name": "Mẫu nhãn", "mandatory": False, "formats": ["png", "jpg"]},
+    ],
+}
+
+
 @dataclass
 class Processing:
     """A stand-in of processing's officer API, recording the tokens it is called with."""
@@ -164,12 +319,40 @@ class Processing:
     conflict: bool = False
     items: list[dict[str, Any]] = field(default_factory=list)
     acted: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    queries: list[dict[str, str]] = field(default_factory=list)
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)  # the case's, over `case()`'s
+    intake: Intake = field(default_factory=lambda: Intake())
+    reporting: Reporting = field(default_factory=lambda: Reporting())
+    next_cursor: str | None = None
+    counts: dict[str, Any] = field(
+        default_factory=lambda: {
+            "unit_code": "SHTT",
+            "total": 12,
+            "states": [{"state": 2, "count": 5}, {"state": 4, "count": 7}],
+            "as_of": "2026-12-05T02:00:00Z",
+        }
+    )
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.port == 8001:
+            return self.intake.handle(request)
+        if request.url.port == 8004:
+            return self.reporting.handle(request)
         self.tokens.append(request.headers.get("authorization", ""))
         path = request.url.path
+        if path == f"/api/v1/cases/{CODE}/result" and request.method == "POST":
+            self.uploads.append((request.headers["content-type"], request.read()))
+            self.state = 9
+            return httpx.Response(200, json=case(9))
         if path == "/api/v1/cases":
-            return httpx.Response(200, json={"items": self.items, "next_cursor": None})
+            self.queries.append(dict(request.url.params.multi_items()))
+            channel = request.url.params.get("channel")
+            items = [i for i in self.items if channel is None or str(i["channel"]) == channel]
+            return httpx.Response(200, json={"items": items, "next_cursor": self.next_cursor})
+        if path == "/api/v1/case-counts":
+            self.queries.append(dict(request.url.params.multi_items()))
+            return httpx.Response(200, json=self.counts)
         if path == f"/api/v1/cases/{OTHER_UNIT}":
             return httpx.Response(
                 403,
@@ -179,7 +362,7 @@ class Processing:
                 },
             )
         if path == f"/api/v1/cases/{CODE}":
-            return httpx.Response(200, json=case(self.state))
+            return httpx.Response(200, json=case(self.state, **self.fields))
         if path.startswith(f"/api/v1/cases/{CODE}/") and request.method == "POST":
             action = path.rsplit("/", 1)[-1]
             if self.conflict:
@@ -216,6 +399,7 @@ def workspace_client(**settings: Any) -> Workspace:
             **settings,
         ),
         processing_transport=httpx.MockTransport(processing.handle),
+        intake_transport=httpx.MockTransport(processing.intake.handle),
         provider_transport=httpx.MockTransport(provider.handle),
     )
     transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 5000))
@@ -407,13 +591,28 @@ async def test_the_worklist_shows_processings_page_with_badges_and_counts(
     assert page.status_code == 200
     assert page.text.index(CODE) < page.text.index(OTHER_UNIT)
     assert 'class="badge deadline-overdue">Quá hạn' in page.text
-    assert "<dt>Đang xử lý</dt><dd>1</dd>" in page.text
-    assert "<dt>Đã tiếp nhận</dt><dd>1</dd>" in page.text
-    called = workspace.processing.tokens
-    assert called == ["Bearer access-1"]
+    # The unit's counts per state, from processing (not the page's), each a link to its filter.
+    assert "theo trạng thái (theo bộ lọc kênh, thủ tục): 12</h2>" in page.text
+    assert '<dt>Đang xử lý</dt><dd><a href="/can-bo?trang-thai=4&amp;thu-tuc=1.004940"' in (
+        page.text
+    )
+    assert "<dt>Đã tiếp nhận</dt>" in page.text and ">5</a>" in page.text
+    assert workspace.processing.tokens == ["Bearer access-1", "Bearer access-1"]
+    counts, listed = sorted(workspace.processing.queries, key=len)
+    assert counts == {"procedure": "1.004940"}
+    assert listed == {"limit": "25", "state": "4", "procedure": "1.004940"}
 
+    workspace.processing.queries.clear()
+    workspace.processing.next_cursor = "c2"
     only_counter = await workspace.client.get("/can-bo?kenh=1")
     assert OTHER_UNIT in only_counter.text and f">{CODE}<" not in only_counter.text
+    # The channel filter is processing's (an index serves it), as is the next page's cursor.
+    assert {"limit": "25", "channel": "1"} in workspace.processing.queries
+    assert {"channel": "1"} in workspace.processing.queries
+    assert 'href="/can-bo?kenh=1&amp;sau=c2" rel="next"' in only_counter.text
+    following = await workspace.client.get("/can-bo?kenh=1&sau=c2")
+    assert following.status_code == 200 and 'href="/can-bo?kenh=1">Về trang đầu' in (following.text)
+    assert {"limit": "25", "channel": "1", "cursor": "c2"} in workspace.processing.queries
 
 
 async def test_search_by_code_opens_the_dossier_or_says_it_is_not_found(
@@ -515,3 +714,211 @@ async def test_without_a_client_secret_production_has_no_workspace() -> None:
         assert page.status_code == 503
         assert "chưa được cấu hình" in page.text
         assert (await ws.client.get("https://portal.test/can-bo/dang-nhap")).status_code == 503
+
+
+# --- the dossier as submitted, documents, the result -------------------------------------------
+
+
+async def test_the_dossier_shows_the_applicant_contact_form_and_documents_from_intake(
+    workspace: Workspace,
+) -> None:
+    await workspace.sign_in()
+    page = await workspace.client.get(f"/can-bo/ho-so/{CODE}")
+    assert page.status_code == 200
+    for shown in ("001099012345", "an@example.vn", "0912345678", "Sao Mai", "9, 35"):
+        assert shown in page.text
+    assert "<td>mark.name</td><td>Sao Mai</td>" in page.text
+    link = f'href="/can-bo/ho-so/{CODE}/tai-lieu/65f0a1b2c3d4e5f6a7b8c9d0" download>to-khai.pdf'
+    assert link in page.text
+    # Intake is called with the officer's own token, as processing is.
+    assert workspace.processing.intake.tokens == ["Bearer access-1"]
+
+    document = await workspace.client.get(f"/can-bo/ho-so/{CODE}/tai-lieu/65f0a1b2c3d4e5f6a7b8c9d0")
+    assert document.status_code == 200 and document.content == b"%PDF-1.4 to khai"
+    assert document.headers["content-disposition"] == 'attachment; filename="to-khai.pdf"'
+    assert document.headers["content-type"] == "application/pdf"
+    assert document.headers["cache-control"] == "private, no-store"
+    missing = await workspace.client.get(f"/can-bo/ho-so/{CODE}/tai-lieu/0000")
+    assert missing.status_code == 404
+    assert workspace.processing.intake.tokens[1:] == ["Bearer access-1"] * 2
+
+
+async def test_the_dossier_page_stays_up_without_intake(workspace: Workspace) -> None:
+    workspace.processing.intake.down = True
+    await workspace.sign_in()
+    page = await workspace.client.get(f"/can-bo/ho-so/{CODE}")
+    assert page.status_code == 200
+    assert "Chưa lấy được thông tin người nộp" in page.text
+    assert "Tiếp nhận hồ sơ" in page.text  # the actions are processing's
+
+
+async def test_the_result_is_uploaded_once_approved(workspace: Workspace) -> None:
+    await workspace.sign_in()
+    workspace.processing.state = 4
+    workspace.processing.fields = {
+        "allowed_actions": ["issue_result", "request_supplement", "extend"],
+        "approved": True,
+    }
+    page = await workspace.client.get(f"/can-bo/ho-so/{CODE}")
+    assert 'enctype="multipart/form-data"' in page.text
+    assert 'id="issue-result-file" name="file" type="file"' in page.text
+    empty = await workspace.client.post(
+        f"/can-bo/ho-so/{CODE}/issue-result", data={"csrf_token": csrf(page.text)}
+    )
+    assert empty.status_code == 422
+    assert "Vui lòng chọn tệp văn bản kết quả đã ký." in empty.text
+    assert workspace.processing.uploads == []
+
+    done = await workspace.client.post(
+        f"/can-bo/ho-so/{CODE}/issue-result",
+        data={"csrf_token": csrf(page.text), "note": "Đã ký số", "idempotency_key": "k-1"},
+        files={"file": ("quyet-dinh.pdf", b"%PDF-1.7 ket qua", "application/pdf")},
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/can-bo/ho-so/{CODE}?xong=issue-result"
+    content_type, body = workspace.processing.uploads[0]
+    assert content_type.startswith("multipart/form-data")
+    assert b'filename="quyet-dinh.pdf"' in body and b"%PDF-1.7 ket qua" in body
+    assert "Đã ký số".encode() in body
+    assert workspace.processing.tokens[-1] == "Bearer access-1"
+
+
+def test_the_result_waits_for_approval_and_the_extension_comes_once() -> None:
+    from services.portal.workspace.views import offered_actions
+
+    allowed = ["issue_result", "extend", "request_supplement"]
+    roles = ["unit_head", "officer"]
+    assert [f.action for f in offered_actions(allowed, roles)] == ["request_supplement", "extend"]
+    approved = offered_actions(allowed, roles, approved=True, extended=True)
+    assert [f.action for f in approved] == ["request_supplement", "issue_result"]
+
+
+# --- the counter desk ---------------------------------------------------------------------------
+
+APPLICANT = {
+    "applicant_kind": "person",
+    "applicant_name": "Nguyễn Văn An",
+    "applicant_identifier": "001099012345",
+    "contact_phone": "0912345678",
+}
+
+
+async def test_a_counter_officer_records_a_postal_dossier_and_prints_its_receipt(
+    workspace: Workspace,
+) -> None:
+    await workspace.sign_in("mc.shtt")
+    home = await workspace.client.get("/can-bo")
+    assert home.status_code == 303 and home.headers["location"] == "/can-bo/mot-cua"
+    start = await workspace.client.get("/can-bo/mot-cua")
+    assert "Mã thủ tục" in start.text and 'href="/can-bo/mot-cua">Tiếp nhận tại một cửa' in (
+        start.text
+    )
+    assert 'href="/can-bo">Danh sách hồ sơ' not in start.text
+    unknown = await workspace.client.get("/can-bo/mot-cua?thu-tuc=9.999999")
+    assert unknown.status_code == 404 and "Không có thủ tục mã “9.999999”" in unknown.text
+    form = await workspace.client.get("/can-bo/mot-cua?thu-tuc=1.004940")
+    assert form.status_code == 200
+    assert 'enctype="multipart/form-data"' in form.text and 'name="document_to_khai"' in form.text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form.text)
+    assert key
+
+    missing = await workspace.client.post(
+        "/can-bo/mot-cua/ho-so",
+        data={"csrf_token": csrf(form.text), "procedure_code": "1.004940", "channel": "3"},
+    )
+    assert missing.status_code == 422
+    assert "Nhập họ và tên người nộp." in missing.text
+    assert "Chọn tệp cho giấy tờ bắt buộc: Tờ khai." in missing.text
+    assert workspace.processing.intake.recorded == []
+
+    recorded = await workspace.client.post(
+        "/can-bo/mot-cua/ho-so",
+        data={
+            "csrf_token": csrf(form.text),
+            "procedure_code": "1.004940",
+            "channel": "3",
+            "idempotency_key": key.group(1),
+            **APPLICANT,
+        },
+        files={"document_to_khai": ("to-khai.pdf", b"%PDF-1.4 to khai", "application/pdf")},
+    )
+    assert recorded.status_code == 303
+    assert recorded.headers["location"] == "/can-bo/mot-cua/bien-nhan/000.00.21.G12-261205-0042"
+    headers, body = workspace.processing.intake.recorded[0]
+    assert headers["authorization"] == "Bearer access-1"  # the counter officer's own token
+    assert headers["idempotency-key"] == key.group(1)
+    assert b'name="to_khai"; filename="to-khai.pdf"' in body
+    assert b'"channel": 3' in body and b'"procedure_code": "1.004940"' in body
+    assert "Nguyễn Văn An".encode() in body
+
+    receipt = await workspace.client.get(recorded.headers["location"])
+    assert receipt.status_code == 200
+    for shown in ("000.00.21.G12-261205-0042", "s3cret-s3cret", "Bưu chính", "<svg"):
+        assert shown in receipt.text
+    assert receipt.headers["cache-control"] == "no-store"
+    # Only this session's receipts: another code is not found.
+    other = await workspace.client.get("/can-bo/mot-cua/bien-nhan/000.00.21.G12-261205-0043")
+    assert other.status_code == 404
+
+
+async def test_the_counter_desk_is_the_counter_officers(workspace: Workspace) -> None:
+    await workspace.sign_in("cv.shtt")
+    page = await workspace.client.get("/can-bo/mot-cua")
+    assert page.status_code == 403
+    forced = await workspace.client.post("/can-bo/mot-cua/ho-so", data={})
+    assert forced.status_code == 403
+    assert workspace.processing.intake.recorded == []
+
+
+# --- the unit head's report -----------------------------------------------------------------------
+
+
+async def test_the_unit_head_sees_the_units_quarterly_report_and_its_csv(
+    workspace: Workspace,
+) -> None:
+    await workspace.sign_in("ld.shtt")
+    page = await workspace.client.get("/can-bo/bao-cao?nam=2026&quy=3")
+    assert page.status_code == 200
+    assert "Quý 3 năm 2026" in page.text and "Cục Sở hữu trí tuệ" in page.text
+    assert "<td>Hồ sơ tiếp nhận</td><td>40</td>" in page.text
+    assert "<td>Tỷ lệ hồ sơ giải quyết đúng hạn</td><td>87.5%</td><td>35/40</td>" in page.text
+    assert "Chưa có số liệu" in page.text
+    assert '<svg role="img"' in page.text and 'width="288.8"' in page.text  # 87.5% of 330
+    assert 'href="/can-bo/bao-cao.csv?nam=2026&amp;quy=3"' in page.text
+    reporting = workspace.processing.reporting
+    assert reporting.asked[-1] == {"year": "2026", "quarter": "3"}
+    assert reporting.tokens == ["Bearer access-1"]
+
+    csv = await workspace.client.get("/can-bo/bao-cao.csv?nam=2026&quy=3")
+    assert csv.status_code == 200 and csv.content == b"unit,received\nSHTT,12\n"
+    assert csv.headers["content-disposition"] == 'attachment; filename="bao-cao.csv"'
+    assert reporting.tokens == ["Bearer access-1"] * 2
+
+
+async def test_an_officer_has_no_report_page(workspace: Workspace) -> None:
+    await workspace.sign_in("cv.shtt")
+    assert (await workspace.client.get("/can-bo/bao-cao")).status_code == 403
+    assert (await workspace.client.get("/can-bo/bao-cao.csv")).status_code == 403
+    assert workspace.processing.reporting.tokens == []
+
+
+async def test_intakes_refusal_of_another_units_procedure_is_shown_on_the_form(
+    workspace: Workspace,
+) -> None:
+    await workspace.sign_in("mc.tdc")
+    form = await workspace.client.get("/can-bo/mot-cua?thu-tuc=1.004940")
+    assert 'id="channel_1" name="channel" value="1" checked' in form.text  # counter by default
+    workspace.processing.intake.other_unit = True
+    refused = await workspace.client.post(
+        "/can-bo/mot-cua/ho-so",
+        data={
+            "csrf_token": csrf(form.text),
+            "procedure_code": "1.004940",
+            "channel": "1",
+            **APPLICANT,
+        },
+        files={"document_to_khai": ("to-khai.pdf", b"%PDF-1.4 to khai", "application/pdf")},
+    )
+    assert refused.status_code == 403
+    assert "Không được ghi nhận hồ sơ này: Hồ sơ thuộc đơn vị khác." in refused.text
+    assert 'value="Nguyễn Văn An"' in refused.text  # what was entered is kept

@@ -58,9 +58,11 @@ def test_deadline_badges() -> None:
 
 
 def test_counts_per_state_in_the_lifecycles_order() -> None:
-    counts = state_counts([item(4), item(1), item(4)])
+    answer = {"total": 3, "states": [{"state": 4, "count": 2}, {"state": 1, "count": 1}]}
+    counts = state_counts(answer | {"states": [*answer["states"], {"state": 5, "count": 0}]})
     assert [(c.state, c.count) for c in counts] == [(1, 1), (4, 2)]
     assert counts[1].label == "Đang xử lý"
+    assert state_counts({"total": 0, "states": []}) == []
 
 
 def test_an_officer_is_offered_the_lifecycles_actions_without_the_unit_heads() -> None:
@@ -125,3 +127,52 @@ def test_signing_in_changes_the_session_id() -> None:
     assert after.id != before.id and store.get(before.id) is None
     assert after.signed_in and after.next_path == "/can-bo/ho-so/X"
     assert profile.name == "cv.shtt" and profile.roles == frozenset({"officer"})
+
+
+def test_the_form_data_is_flattened_into_rows() -> None:
+    from services.portal.workspace.views import form_rows
+
+    dossier = {"form": {"mark": {"name": "Sao Mai", "classes": [9, 35]}, "note": None}}
+    assert form_rows(dossier) == [("mark.name", "Sao Mai"), ("mark.classes", "9, 35"), ("note", "")]
+    assert form_rows(None) == [] and form_rows({"form": {}}) == []
+
+
+def test_a_download_is_always_an_attachment() -> None:
+    from services.portal.workspace.views import as_attachment, valid_storage_id
+
+    assert as_attachment('inline; filename="a.pdf"') == 'attachment; filename="a.pdf"'
+    assert as_attachment(None) == "attachment" and as_attachment("inline") == "attachment"
+    assert valid_storage_id("65f0a1b2c3d4e5f6a7b8c9d0")
+    assert not valid_storage_id("../x") and not valid_storage_id("a/b")
+
+
+def test_the_report_chart_and_quarters() -> None:
+    from services.portal.workspace.report import (
+        SCALE_WIDTH,
+        Quarter,
+        count_rows,
+        indicator_bars,
+        unit_section,
+    )
+
+    assert Quarter.current(datetime(2026, 12, 31, 18, tzinfo=UTC)) == Quarter(2027, 1)  # VN time
+    assert Quarter.chosen(None, 2, NOW) == Quarter(2026, 4)
+    assert [q.label for q in Quarter(2026, 2).recent(3)] == [
+        "Quý 2 năm 2026",
+        "Quý 1 năm 2026",
+        "Quý 4 năm 2025",
+    ]
+    section = {
+        "counts": {"received": 3},
+        "indicators": [
+            {"name": "A", "percent": 150.0, "numerator": 3, "denominator": 2},
+            {"name": "B", "percent": None, "target_percent": 50.0},
+        ],
+    }
+    bars = indicator_bars(section)
+    assert bars[0].width == SCALE_WIDTH and bars[0].detail == "3/2"  # capped at 100 %
+    assert bars[1].width == 0 and bars[1].target_x is not None and bars[1].y > bars[0].y
+    assert count_rows(section)[0] == ("Hồ sơ tiếp nhận", 3)
+    report = {"ministry": {"unit_code": None}, "units": [{"unit_code": "A"}, {"unit_code": "B"}]}
+    assert unit_section(report, "B") == {"unit_code": "B"}
+    assert unit_section({"ministry": {"x": 1}, "units": []}, "B") == {"x": 1}
