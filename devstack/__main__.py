@@ -15,6 +15,7 @@ from devstack import (
     postgres_server,
     prometheus_server,
     services,
+    toxiproxy_server,
 )
 from devstack.config import StackConfig, load_config
 from devstack.processes import DevstackError, ensure_port_free
@@ -54,12 +55,25 @@ def main(argv: list[str] | None = None) -> int:
             help="also run Keycloak, the staff's OpenID Connect provider (realm 'dvc'); "
             "DEVSTACK_KEYCLOAK=1 (DEVSTACK_TEST_KEYCLOAK=1) does the same",
         )
+        command.add_argument(
+            "--with-toxiproxy",
+            action="store_true",
+            help="also run Toxiproxy, the fault-injection proxy (its HTTP API; no proxies yet)",
+        )
     commands.add_parser("down", help="stop everything this profile started (data is kept)")
     commands.add_parser("status", help="what runs, where, and the data folder")
     logs = commands.add_parser("logs", help="print the last lines of a component's log")
     logs.add_argument(
         "component",
-        choices=("kafka", "postgres", "ferretdb", "prometheus", "keycloak", *services.PROCESSES),
+        choices=(
+            "kafka",
+            "postgres",
+            "ferretdb",
+            "prometheus",
+            "keycloak",
+            "toxiproxy",
+            *services.PROCESSES,
+        ),
     )
     logs.add_argument("-n", type=int, default=50)
     commands.add_parser("reset", help="stop everything and delete this profile's data")
@@ -78,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                     wait_keycloak(config)
                 if args.with_monitoring:
                     start_monitoring(config)
+                if args.with_toxiproxy:
+                    start_toxiproxy(config)
             case "run":
                 with_keycloak = args.with_keycloak or keycloak_server.enabled(config)
                 if with_keycloak:
@@ -88,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                 start_services(config)
                 if args.with_monitoring:
                     start_monitoring(config)
+                if args.with_toxiproxy:
+                    start_toxiproxy(config)
             case "down":
                 down(config)
             case "status":
@@ -117,8 +135,15 @@ def up(config: StackConfig) -> None:
     if on_postgres:
         postgres_server.install(config)
     ferretdb_server.install(config)
+    # Not started by `up` (only with --with-toxiproxy), but installed with the rest, so that a
+    # fresh machine running ./scripts/test has it for the fault suite (tests/faults/). Nothing
+    # else needs it: a failed build warns (the fault suite builds it again and fails with why).
+    try:
+        toxiproxy_server.install(config)
+    except DevstackError as exc:
+        print(f"devstack: warning: {exc}", file=sys.stderr)
     check_ports(config)
-    kafka_started = kafka_broker.start(config)
+    kafka_started = kafka_broker.start_all(config)
     postgres_started = on_postgres and postgres_server.start(config)
     if on_postgres:
         postgres_server.wait_ready(config)
@@ -129,20 +154,23 @@ def up(config: StackConfig) -> None:
     started_any = kafka_started or postgres_started or ferretdb_started
     state = "started" if started_any else "already running"
     backend = f"PostgreSQL 127.0.0.1:{config.postgres_port}" if on_postgres else "SQLite"
+    brokers = f" ({config.kafka_brokers} brokers)" if config.kafka_brokers > 1 else ""
     print(
         f"infrastructure ({config.profile}) {state} in {time.monotonic() - started:.1f}s: "
-        f"Kafka {config.kafka_bootstrap}, FerretDB {config.mongo_url} on {backend}, "
+        f"Kafka {config.kafka_bootstrap_all}{brokers}, FerretDB {config.mongo_url} on {backend}, "
         f"data {config.data_dir}"
     )
 
 
 def check_ports(config: StackConfig) -> None:
     """Fail before starting anything if a port of a component that is not running is taken."""
-    if kafka_broker.process(config).pid() is None:
-        ensure_port_free(config.kafka_port, "Kafka", config.env_name("KAFKA_PORT"))
-        ensure_port_free(
-            config.controller_port, "the Kafka controller", config.env_name("KAFKA_CONTROLLER_PORT")
-        )
+    for node in kafka_broker.nodes(config):
+        if kafka_broker.process(node).pid() is None:
+            port, controller = kafka_broker.node_ports(node)
+            ensure_port_free(port, "Kafka", config.env_name("KAFKA_PORT"))
+            ensure_port_free(
+                controller, "the Kafka controller", config.env_name("KAFKA_CONTROLLER_PORT")
+            )
     if ferretdb_server.process(config).pid() is None:
         ensure_port_free(config.mongo_port, "FerretDB", config.env_name("MONGO_PORT"))
     if config.mongo_backend == "postgresql" and postgres_server.process(config).pid() is None:
@@ -154,7 +182,9 @@ def create_topics(config: StackConfig) -> None:
     from shared.topics import platform_topics
 
     specs = platform_topics(config.topic_partitions, config.topic_retention_ms)
-    created = asyncio.run(ensure_topics(config.kafka_bootstrap, specs))
+    # A cluster keeps three copies of every partition, as production does.
+    copies = 3 if config.kafka_brokers > 1 else 1
+    created = asyncio.run(ensure_topics(config.kafka_bootstrap, specs, replication_factor=copies))
     if created:
         print(f"  created {len(created)} topics")
 
@@ -171,6 +201,12 @@ def start_monitoring(config: StackConfig) -> None:
     state = "started" if prometheus_server.start(config) else "reloaded"
     prometheus_server.wait_ready(config)
     print(f"  prometheus       {prometheus_server.url(config)}  ({state}; alerts: /alerts)")
+
+
+def start_toxiproxy(config: StackConfig) -> None:
+    state = "started" if toxiproxy_server.start(config) else "already running"
+    toxiproxy_server.wait_ready(config)
+    print(f"  toxiproxy        {toxiproxy_server.url(config)}  ({state}; API: /proxies)")
 
 
 def start_keycloak(config: StackConfig) -> None:
@@ -195,9 +231,12 @@ def down(config: StackConfig) -> None:
     for service in services.PROCESSES:
         if services.process(config, service).stop():
             print(f"  stopped {service}")
+    # After the services, which may reach Kafka and the database through it.
+    if toxiproxy_server.process(config).stop():
+        print("  stopped toxiproxy")
     # FerretDB before PostgreSQL, which it writes to.
     components = (
-        kafka_broker.process(config),
+        *kafka_broker.every_process(config),
         ferretdb_server.process(config),
         postgres_server.process(config),
     )
@@ -208,11 +247,19 @@ def down(config: StackConfig) -> None:
 
 def status(config: StackConfig) -> int:
     rows = [
-        ("kafka", kafka_broker.process(config), config.kafka_bootstrap),
+        *(
+            (
+                f"kafka-{node.kafka_node_id}" if config.kafka_brokers > 1 else "kafka",
+                kafka_broker.process(node),
+                f"127.0.0.1:{kafka_broker.node_ports(node)[0]}",
+            )
+            for node in kafka_broker.nodes(config)
+        ),
         ("postgres", postgres_server.process(config), f"127.0.0.1:{config.postgres_port}"),
         ("ferretdb", ferretdb_server.process(config), config.mongo_url),
         ("prometheus", prometheus_server.process(config), prometheus_server.url(config)),
         ("keycloak", keycloak_server.process(config), keycloak_server.issuer(config)),
+        ("toxiproxy", toxiproxy_server.process(config), toxiproxy_server.url(config)),
         *(
             (s, services.process(config, s), f"http://127.0.0.1:{services.port(config, s)}")
             for s in services.PROCESSES
@@ -226,8 +273,8 @@ def status(config: StackConfig) -> int:
 
 
 def _component(config: StackConfig, name: str):
-    if name == "kafka":
-        return kafka_broker.process(config)
+    if name == "kafka":  # a cluster's first node
+        return kafka_broker.process(kafka_broker.nodes(config)[0])
     if name == "ferretdb":
         return ferretdb_server.process(config)
     if name == "postgres":
@@ -236,6 +283,8 @@ def _component(config: StackConfig, name: str):
         return prometheus_server.process(config)
     if name == "keycloak":
         return keycloak_server.process(config)
+    if name == "toxiproxy":
+        return toxiproxy_server.process(config)
     return services.process(config, name)
 
 

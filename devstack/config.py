@@ -9,6 +9,9 @@ from pathlib import Path
 KAFKA_VERSION = "4.1.1"
 FERRETDB_VERSION = "1.24.2"
 KEYCLOAK_VERSION = "26.7.3"
+# Toxiproxy (fault injection between the services and Kafka / the database): the newest version
+# the Go module proxy serves under the module path github.com/Shopify/toxiproxy/v2.
+TOXIPROXY_VERSION = "2.5.0"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVSTACK_SOURCES = Path(__file__).resolve().parent
@@ -23,6 +26,10 @@ _PROFILE_DEFAULTS = {
 _PROMETHEUS_PORTS = {"run": 9090, "test": 19090}
 # Keycloak, when started with `--with-keycloak` (devstack/keycloak_server.py): HTTP, management.
 _KEYCLOAK_PORTS = {"run": (8080, 9000), "test": (18080, 19000)}
+# Toxiproxy's HTTP API, when started with `--with-toxiproxy` (devstack/toxiproxy_server.py).
+_TOXIPROXY_PORTS = {"run": 8474, "test": 18474}
+# A cluster's node n listens on the profile's Kafka and controller ports + this * (n - 1).
+KAFKA_NODE_PORT_STEP = 100
 # FerretDB's storage: PostgreSQL (filters and indexes pushed down) or SQLite (every query scans).
 MONGO_BACKENDS = ("postgresql", "sqlite")
 
@@ -51,6 +58,19 @@ class StackConfig:
     keycloak_port: int
     keycloak_management_port: int
     prometheus_port: int
+    toxiproxy_port: int = _TOXIPROXY_PORTS["run"]
+    # A second Kafka listener for clients that reach the broker through a proxy (the fault
+    # suite's Toxiproxy): it listens on `kafka_proxied_port` and advertises
+    # `kafka_proxied_advertised_port`, the proxy's, so that every connection a client makes after
+    # the bootstrap goes through the proxy too. 0: no such listener (the default).
+    kafka_proxied_port: int = 0
+    kafka_proxied_advertised_port: int = 0
+    # Brokers: 1 (broker and controller in one JVM), or a cluster as production runs it (3: a
+    # three-voter KRaft quorum, replication factor 3, min.insync.replicas 2). Node n > 1 listens
+    # on the Kafka and controller ports + 100 * (n - 1); see devstack/kafka_broker.py.
+    kafka_brokers: int = 1
+    # Which node of the cluster a config describes (devstack.kafka_broker.nodes).
+    kafka_node_id: int = 1
 
     def env_name(self, setting: str) -> str:
         """The environment variable that overrides `setting` in this profile."""
@@ -58,7 +78,18 @@ class StackConfig:
 
     @property
     def kafka_bootstrap(self) -> str:
+        """The address clients start from: a cluster's first node (the services' settings take
+        one address; they learn the other nodes from the cluster's metadata)."""
         return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def kafka_bootstrap_all(self) -> str:
+        """Every node, comma-separated (aiokafka's clients take that): for tools that must start
+        while any one node is down."""
+        return ",".join(
+            f"127.0.0.1:{self.kafka_port + KAFKA_NODE_PORT_STEP * n}"
+            for n in range(self.kafka_brokers)
+        )
 
     @property
     def mongo_url(self) -> str:
@@ -67,6 +98,10 @@ class StackConfig:
     @property
     def kafka_libs(self) -> Path:
         return cache_root() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def toxiproxy_binary(self) -> Path:
+        return cache_root() / f"toxiproxy-{TOXIPROXY_VERSION}" / "toxiproxy-server"
 
     @property
     def ferretdb_binary(self) -> Path:
@@ -96,6 +131,8 @@ def load_config(profile: str) -> StackConfig:
         raise SystemExit(
             f"{prefix}MONGO_BACKEND must be one of {MONGO_BACKENDS}, not {mongo_backend!r}"
         )
+    if env_int("KAFKA_BROKERS", 1) not in (1, 3):
+        raise SystemExit(f"{prefix}KAFKA_BROKERS must be 1 or 3 (a three-voter quorum)")
     data_dir = Path(
         os.environ.get(prefix + "DATA_DIR") or PROJECT_ROOT / ".devstack" / profile
     ).resolve()
@@ -114,6 +151,8 @@ def load_config(profile: str) -> StackConfig:
         keycloak_port=env_int("KEYCLOAK_PORT", _KEYCLOAK_PORTS[profile][0]),
         keycloak_management_port=env_int("KEYCLOAK_MANAGEMENT_PORT", _KEYCLOAK_PORTS[profile][1]),
         prometheus_port=env_int("PROMETHEUS_PORT", _PROMETHEUS_PORTS[profile]),
+        toxiproxy_port=env_int("TOXIPROXY_PORT", _TOXIPROXY_PORTS[profile]),
+        kafka_brokers=env_int("KAFKA_BROKERS", 1),
     )
 
 

@@ -1,9 +1,18 @@
-"""Apache Kafka from Maven Central jars: single-node KRaft (broker and controller in one JVM)."""
+"""Apache Kafka from Maven Central jars: single-node KRaft (broker and controller in one JVM), or
+a cluster of three such nodes as production runs it (`DEVSTACK_KAFKA_BROKERS=3`; test profile
+`DEVSTACK_TEST_KAFKA_BROKERS=3`): a three-voter KRaft quorum, replication factor 3 and
+`min.insync.replicas=2` (the Strimzi manifests), from the same jars on one machine.
+
+A cluster's node n is a config of its own (`nodes`): its data in
+`<data dir>/kafka-cluster/node<n>/kafka`, its ports the profile's + 100 * (n - 1) (test profile:
+19092, 19192, 19292; controllers 19093, 19193, 19293), one cluster id for all.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -12,11 +21,44 @@ import time
 import uuid
 from pathlib import Path
 
-from devstack.config import DEVSTACK_SOURCES, KAFKA_VERSION, StackConfig
+from devstack.config import DEVSTACK_SOURCES, KAFKA_NODE_PORT_STEP, KAFKA_VERSION, StackConfig
 from devstack.prerequisites import require_java, require_tool
 from devstack.processes import DevstackError, ManagedProcess
 
 MAIN_CLASS = "kafka.Kafka"
+
+
+def nodes(config: StackConfig) -> list[StackConfig]:
+    """The broker nodes of `config`: itself for a single broker, or one config per cluster node
+    (`kafka_node_id`, data folder; the ports follow from the id, see `node_ports`)."""
+    if config.kafka_brokers == 1:
+        return [config]
+    return [
+        dataclasses.replace(
+            config,
+            kafka_node_id=n,
+            data_dir=config.data_dir / "kafka-cluster" / f"node{n}",
+        )
+        for n in range(1, config.kafka_brokers + 1)
+    ]
+
+
+def node_ports(config: StackConfig, node_id: int | None = None) -> tuple[int, int]:
+    """The client and controller ports of a node (by default the one `config` describes)."""
+    offset = KAFKA_NODE_PORT_STEP * ((node_id or config.kafka_node_id) - 1)
+    return config.kafka_port + offset, config.controller_port + offset
+
+
+def processes(config: StackConfig) -> list[ManagedProcess]:
+    return [process(node) for node in nodes(config)]
+
+
+def every_process(config: StackConfig) -> list[ManagedProcess]:
+    """The single broker's and a cluster's nodes', whichever this profile runs (for `down` and
+    `status`, which work whatever DEVSTACK_KAFKA_BROKERS says now)."""
+    single = dataclasses.replace(config, kafka_brokers=1, kafka_node_id=1)
+    cluster = dataclasses.replace(config, kafka_brokers=3)
+    return [process(single), *processes(cluster)]
 
 
 def process(config: StackConfig) -> ManagedProcess:
@@ -62,28 +104,40 @@ def install(config: StackConfig) -> bool:
     return True
 
 
+def _listeners(config: StackConfig) -> str:
+    """listeners, advertised.listeners and their protocols. With `kafka_proxied_port` set, a
+    second client listener, PROXIED, advertises the proxy's port: a client that bootstraps
+    through the proxy is told to reach the broker there, so all its traffic passes the proxy,
+    while PLAINTEXT keeps serving direct clients (and the broker itself)."""
+    port, controller = node_ports(config)
+    listeners = [f"PLAINTEXT://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{controller}"]
+    advertised = [f"PLAINTEXT://127.0.0.1:{port}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    if config.kafka_proxied_port:
+        listeners.append(f"PROXIED://127.0.0.1:{config.kafka_proxied_port}")
+        advertised.append(f"PROXIED://127.0.0.1:{config.kafka_proxied_advertised_port}")
+        protocols.append("PROXIED:PLAINTEXT")
+    return (
+        f"listeners={','.join(listeners)}\n"
+        f"advertised.listeners={','.join(advertised)}\n"
+        f"listener.security.protocol.map={','.join(protocols)}"
+    )
+
+
 def _server_properties(config: StackConfig) -> str:
     data = config.data_dir / "kafka"
     return f"""# Written by devstack on every `up`; edit devstack/kafka_broker.py instead.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{config.controller_port}
-listeners=PLAINTEXT://127.0.0.1:{config.kafka_port},CONTROLLER://127.0.0.1:{config.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{config.kafka_port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+node.id={config.kafka_node_id}
+controller.quorum.voters={_voters(config)}
+{_listeners(config)}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data / "data"}
 # Topics are created explicitly (python -m devstack topics), never by a stray producer.
 auto.create.topics.enable=false
 num.partitions={config.topic_partitions}
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-min.insync.replicas=1
+{_replication(config)}
 # Consumers in tests join at once instead of waiting for more members.
 group.initial.rebalance.delay.ms=0
 log.cleaner.dedupe.buffer.size=8388608
@@ -100,8 +154,34 @@ replica.high.watermark.checkpoint.interval.ms=30000
 """
 
 
+def _voters(config: StackConfig) -> str:
+    return ",".join(
+        f"{n}@127.0.0.1:{node_ports(config, n)[1]}" for n in range(1, config.kafka_brokers + 1)
+    )
+
+
+def _replication(config: StackConfig) -> str:
+    """One copy of everything on a single broker; on a cluster, as production: three copies, and
+    a write acknowledged (acks=all) only once two of them have it."""
+    copies, in_sync = (1, 1) if config.kafka_brokers == 1 else (3, 2)
+    lines = [
+        f"offsets.topic.replication.factor={copies}",
+        "offsets.topic.num.partitions=10",
+        f"transaction.state.log.replication.factor={copies}",
+        f"transaction.state.log.min.isr={in_sync}",
+        f"share.coordinator.state.topic.replication.factor={copies}",
+        f"share.coordinator.state.topic.min.isr={in_sync}",
+        f"min.insync.replicas={in_sync}",
+    ]
+    if config.kafka_brokers > 1:
+        lines.append(f"default.replication.factor={copies}")
+    return "\n".join(lines)
+
+
 def _cluster_id(config: StackConfig) -> str:
     path = config.data_dir / "kafka" / "cluster-id"
+    if config.kafka_brokers > 1:  # one id for every node of the cluster
+        path = config.data_dir.parent / "cluster-id"
     if path.exists():
         return path.read_text().strip()
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -142,8 +222,13 @@ def _megabytes(heap: str) -> int:
     raise DevstackError(f"heap size must look like 512m or 1g, got {heap!r}")
 
 
+def start_all(config: StackConfig) -> bool:
+    """Start every node that does not run yet. True if any started now."""
+    return any([start(node) for node in nodes(config)])
+
+
 def start(config: StackConfig) -> bool:
-    """Start the broker unless it runs already. True if started now."""
+    """Start the broker (one node of a cluster) unless it runs already. True if started now."""
     proc = process(config)
     if proc.pid() is not None:
         return False
@@ -174,19 +259,20 @@ def start(config: StackConfig) -> bool:
 
 
 def wait_ready(config: StackConfig, timeout: float = 120.0) -> None:
-    """Wait until the broker answers a metadata request."""
-    proc = process(config)
+    """Wait until the broker answers a metadata request (a cluster: naming every node)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.pid() is None:
-            raise DevstackError(
-                "Kafka exited during start-up. Last lines of "
-                f"{config.data_dir / 'kafka' / 'logs' / 'server.log'}:\n"
-                + _server_log_tail(config)
-                + "\n"
-                + proc.log_tail(10)
-            )
-        if asyncio.run(metadata_answers(config.kafka_bootstrap)):
+        for node in nodes(config):
+            proc = process(node)
+            if proc.pid() is None:
+                raise DevstackError(
+                    "Kafka exited during start-up. Last lines of "
+                    f"{node.data_dir / 'kafka' / 'logs' / 'server.log'}:\n"
+                    + _server_log_tail(node)
+                    + "\n"
+                    + proc.log_tail(10)
+                )
+        if asyncio.run(metadata_answers(config.kafka_bootstrap_all, config.kafka_brokers)):
             return
         time.sleep(0.3)
     raise DevstackError(
@@ -195,7 +281,7 @@ def wait_ready(config: StackConfig, timeout: float = 120.0) -> None:
     )
 
 
-async def metadata_answers(bootstrap: str) -> bool:
+async def metadata_answers(bootstrap: str, brokers: int = 1) -> bool:
     import logging
 
     from aiokafka import AIOKafkaClient  # imported late: the CLI's --help needs no venv
@@ -206,7 +292,7 @@ async def metadata_answers(bootstrap: str) -> bool:
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=5)
-        return bool(client.cluster.brokers())
+        return len(client.cluster.brokers()) >= brokers
     except Exception:
         return False
     finally:

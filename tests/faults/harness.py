@@ -2,16 +2,17 @@
 nothing was lost or done twice after a fault (issue 17).
 
 The services and simulators run as devstack runs them (`devstack.services.start`), on free ports,
-against the test profile's Kafka and FerretDB, with their own topics (suffix) and databases, so
-that killing one is a real `kill -9` of a real process. Applicants ask for e-mail, which the mail
-simulator keeps: each message carries its dossier and notification id.
+against a private Kafka and FerretDB (tests/faults/infrastructure.py), with their own topics
+(suffix) and databases, so that killing one is a real `kill -9` of a real process. Applicants
+ask for e-mail, which the mail simulator keeps: each message carries its dossier and notification
+id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
+import random
 import signal
 import time
 import uuid
@@ -19,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,7 +50,13 @@ def environment_restored() -> Iterator[None]:
 
 
 def free_base_port(count: int) -> int:
-    for base in range(30001, 60000, 50):
+    """A free block of `count` ports (and the one below it), picked at random below Linux's
+    ephemeral range first: two fault suites started at once (a developer's and CI's) would
+    otherwise both take the first free block and race for it."""
+    low = list(range(30001, 32700, 50))
+    random.shuffle(low)
+    candidates: list[int] = low + list(range(32701, 60000, 50))
+    for base in candidates:
         if not any(port_in_use(base + i) for i in range(-1, count)):
             return base
     raise RuntimeError("no free block of ports")
@@ -76,7 +82,12 @@ class Platform:
         return f"http://127.0.0.1:{services.port(self.config, name)}"
 
     async def start(self) -> None:
-        await ensure_topics(self.config.kafka_bootstrap, platform_topics(suffix=self.suffix))
+        copies = 3 if self.config.kafka_brokers > 1 else 1  # a cluster: as production
+        await ensure_topics(
+            self.config.kafka_bootstrap,
+            platform_topics(suffix=self.suffix),
+            replication_factor=copies,
+        )
         for service in SERVICES:  # `services.start` adds its own environment on top of this
             prefix = f"DVC_{service.upper()}_"
             os.environ[prefix + "TOPIC_SUFFIX"] = self.suffix
@@ -299,12 +310,6 @@ async def settle(
         if (result.settled and await platform.all_ready(client)) or elapsed > limit_seconds:
             return result, elapsed
         await asyncio.sleep(0.5)
-
-
-def config_for(infra: StackConfig, folder: Path) -> StackConfig:
-    return dataclasses.replace(
-        infra, http_base_port=free_base_port(services.PORT_COUNT), data_dir=folder
-    )
 
 
 def describe(fault: str, submitted: int, result: Outcome, recovered: float, ready: float) -> str:
