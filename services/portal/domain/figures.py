@@ -101,6 +101,9 @@ class Bar:
     y_bar: int
     y_text: int
     meets: bool | None = None  # against the chart's target, when it has one
+    # Where the text starts: right of the bar area, or inside the empty track when there is no
+    # value ("Chưa có số liệu" is wider than the room on the right).
+    x_text: int = BAR_AREA + 6
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ def bar_chart(
                 y_bar=top + BAR_Y,
                 y_text=top + BAR_Y + BAR_HEIGHT - 3,
                 meets=None if target is None or value is None else value >= target,
+                x_text=6 if value is None else BAR_AREA + 6,
             )
         )
     summary = "; ".join(f"{bar.label}: {bar.text}" for bar in bars) or "Chưa có số liệu"

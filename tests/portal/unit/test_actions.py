@@ -249,6 +249,8 @@ def test_bar_charts_have_geometry_and_text_equivalents() -> None:
     assert [bar.width for bar in chart.bars] == [BAR_AREA / 2, 0.0, BAR_AREA]
     assert [bar.text for bar in chart.bars] == ["50%", "Chưa có số liệu", "120%"]
     assert [bar.meets for bar in chart.bars] == [True, None, True]
+    # A value is written right of the bar area; "no data" inside its empty track, where it fits.
+    assert [bar.x_text for bar in chart.bars] == [BAR_AREA + 6, 6, BAR_AREA + 6]
     assert chart.target_x == BAR_AREA * 0.3
     assert chart.summary == "Tỷ lệ. A: 50%; B: Chưa có số liệu; C: 120%. Mục tiêu: 30%."
     assert percent_text(87.56) == "87,6%" and percent_text(None) == "Chưa có số liệu"
