@@ -17,6 +17,7 @@ from typing import IO, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.portal.adapters.urls import path_segment
 from services.portal.domain.errors import (
     ActionRefused,
     IntakeUnavailable,
@@ -142,7 +143,7 @@ class IntakeClient:
         return ProcedurePage.model_validate_json(response.content)
 
     async def procedure(self, code: str, client: str) -> Procedure:
-        response = await self._get(f"/api/v1/procedures/{_segment(code)}", client)
+        response = await self._get(f"/api/v1/procedures/{path_segment(code)}", client)
         if response.status_code == 404:
             raise NotFound(code)
         _raise_for_status(response)
@@ -185,7 +186,7 @@ class IntakeClient:
 
     async def status(self, code: str, secret: str, client: str) -> DossierStatus:
         response = await self._get(
-            f"/api/v1/dossiers/{_segment(code)}", client, headers={"X-Tracking-Secret": secret}
+            f"/api/v1/dossiers/{path_segment(code)}", client, headers={"X-Tracking-Secret": secret}
         )
         if response.status_code == 404:
             raise NotFound(code)
@@ -194,7 +195,7 @@ class IntakeClient:
 
     async def receipt(self, code: str, secret: str, client: str) -> dict[str, Any]:
         response = await self._get(
-            f"/api/v1/dossiers/{_segment(code)}/receipt",
+            f"/api/v1/dossiers/{path_segment(code)}/receipt",
             client,
             headers={"X-Tracking-Secret": secret},
         )
@@ -208,7 +209,7 @@ class IntakeClient:
 
     async def withdraw(self, code: str, secret: str, reason: str | None, client: str) -> None:
         response = await self._post(
-            f"/api/v1/dossiers/{_segment(code)}/withdrawal",
+            f"/api/v1/dossiers/{path_segment(code)}/withdrawal",
             client,
             secret,
             json={"reason": reason},
@@ -225,7 +226,7 @@ class IntakeClient:
         if note:
             parts.append(("note", (None, note, "text/plain; charset=utf-8")))
         response = await self._post(
-            f"/api/v1/dossiers/{_segment(code)}/supplements",
+            f"/api/v1/dossiers/{path_segment(code)}/supplements",
             client,
             secret,
             files=parts,
@@ -234,7 +235,9 @@ class IntakeClient:
         _raise_for_action(response)
 
     async def start_payment(self, code: str, secret: str, client: str) -> PaymentStarted:
-        response = await self._post(f"/api/v1/dossiers/{_segment(code)}/payments", client, secret)
+        response = await self._post(
+            f"/api/v1/dossiers/{path_segment(code)}/payments", client, secret
+        )
         _raise_for_action(response)
         return PaymentStarted.model_validate_json(response.content)
 
@@ -242,7 +245,7 @@ class IntakeClient:
         self, code: str, secret: str, score: int, comment: str | None, client: str
     ) -> None:
         response = await self._post(
-            f"/api/v1/dossiers/{_segment(code)}/rating",
+            f"/api/v1/dossiers/{path_segment(code)}/rating",
             client,
             secret,
             json={"score": score, "comment": comment},
@@ -254,7 +257,7 @@ class IntakeClient:
         """The result document, streamed from intake while the context is open."""
         request = self._client.build_request(
             "GET",
-            f"/api/v1/dossiers/{_segment(code)}/result",
+            f"/api/v1/dossiers/{path_segment(code)}/result",
             headers={"X-Forwarded-For": client, "X-Tracking-Secret": secret},
             timeout=self._upload_timeout,
         )
@@ -312,13 +315,6 @@ class IntakeClient:
             )
         except httpx.HTTPError as error:
             raise IntakeUnavailable(type(error).__name__) from None
-
-
-def _segment(value: str) -> str:
-    """A path segment: never lets a value add segments or a query to the URL."""
-    from urllib.parse import quote
-
-    return quote(value, safe="")
 
 
 def _retry_after(response: httpx.Response) -> int | None:

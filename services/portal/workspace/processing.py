@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 import httpx
+
+from services.portal.adapters.urls import path_segment
 
 
 class ProcessingRefused(Exception):
@@ -102,7 +103,7 @@ class ProcessingClient:
         return await self._call("GET", "/api/v1/case-counts", access_token, params=params)
 
     async def case(self, access_token: str, code: str) -> dict[str, Any]:
-        return await self._call("GET", f"/api/v1/cases/{_segment(code)}", access_token)
+        return await self._call("GET", f"/api/v1/cases/{path_segment(code)}", access_token)
 
     async def act(
         self,
@@ -116,7 +117,7 @@ class ProcessingClient:
         """A workflow action (`receive`, `start-processing`, ...): the case as it now is."""
         return await self._call(
             "POST",
-            f"/api/v1/cases/{_segment(code)}/{_segment(action_path)}",
+            f"/api/v1/cases/{path_segment(code)}/{path_segment(action_path)}",
             access_token,
             json=body,
             headers={"Idempotency-Key": idempotency_key},
@@ -136,7 +137,7 @@ class ProcessingClient:
         """Issue the result with its document (4 -> 9, after the unit head's approval)."""
         return await self._call(
             "POST",
-            f"/api/v1/cases/{_segment(code)}/result",
+            f"/api/v1/cases/{path_segment(code)}/result",
             access_token,
             data={"note": note} if note else None,
             files={"file": (file_name, data, content_type)},
@@ -174,11 +175,6 @@ class ProcessingClient:
             raise refusal(response.status_code, _problem(response))
         body: dict[str, Any] = response.json()
         return body
-
-
-def _segment(value: str) -> str:
-    """A path segment: never lets a value add segments or a query to the URL."""
-    return quote(value, safe="")
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

@@ -609,11 +609,12 @@ def install_workspace(
     )
     app.state.workspace = workspace
     # Their routes use this module's dependencies.
-    from services.portal.workspace import counter, report
+    from services.portal.workspace import admin, counter, report
 
     app.include_router(router)
     app.include_router(counter.router)
     app.include_router(report.router)
+    app.include_router(admin.router)
     _install_error_pages(app, workspace)
     return WorkspaceClients(processing, apis)
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 
+from services.portal.adapters.urls import path_segment
 from services.portal.workspace.processing import (
     _BY_STATUS,
     ProcessingRefused,
     ProcessingUnavailable,
     _problem,
-    _segment,
 )
 
 
@@ -71,7 +71,9 @@ class StaffApis:
     async def dossier(self, access_token: str, code: str) -> dict[str, Any]:
         """The dossier as submitted: applicant, contact, form data, documents."""
         response = await self._send(
-            "GET", f"{self.intake_base_url}/api/v1/staff/dossiers/{_segment(code)}", access_token
+            "GET",
+            f"{self.intake_base_url}/api/v1/staff/dossiers/{path_segment(code)}",
+            access_token,
         )
         body: dict[str, Any] = response.json()
         return body
@@ -79,8 +81,8 @@ class StaffApis:
     async def document(self, access_token: str, code: str, storage_id: str) -> Download:
         response = await self._send(
             "GET",
-            f"{self.intake_base_url}/api/v1/staff/dossiers/{_segment(code)}"
-            f"/documents/{_segment(storage_id)}",
+            f"{self.intake_base_url}/api/v1/staff/dossiers/{path_segment(code)}"
+            f"/documents/{path_segment(storage_id)}",
             access_token,
         )
         return _download(response)
@@ -129,6 +131,14 @@ class StaffApis:
         )
         return _download(response)
 
+    async def send_json(
+        self, method: str, url: str, access_token: str, *, body: Any = None, params: Any = None
+    ) -> Any:
+        """Any JSON call of a service's API (the administrator's pages), with the staff's token;
+        refusals are the workspace's exceptions, as for the other calls."""
+        response = await self._send(method, url, access_token, json=body, params=params)
+        return response.json()
+
     async def _send(
         self,
         method: str,
@@ -138,6 +148,7 @@ class StaffApis:
         params: Any = None,
         data: Any = None,
         files: Any = None,
+        json: Any = None,
         headers: dict[str, str] | None = None,
         upload: bool = False,
     ) -> httpx.Response:
@@ -148,6 +159,7 @@ class StaffApis:
                 params=params,
                 data=data,
                 files=files,
+                json=json,
                 headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
                 timeout=self.upload_timeout if upload else httpx.USE_CLIENT_DEFAULT,
             )
