@@ -66,10 +66,8 @@ from services.notification.webhooks.domain.subscriptions import (
     webhook_body,
 )
 from services.notification.webhooks.service import PublicStream
-from shared.batch_consumer import BatchConsumer, Parsed, routes_for
-from shared.cloudevents import CloudEvent, KafkaRecord, unwrap, wrap
-from shared.consumer import RetryPolicy
-from shared.events import (
+from shared.contracts.cloudevents import CloudEvent, KafkaRecord, unwrap, wrap
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,
@@ -79,11 +77,7 @@ from shared.events import (
     DossierSubmitted,
     PublicDossierStatus,
 )
-from shared.http import install_problem_handlers
-from shared.kafka import create_broker, ensure_topics, publish_cloud_events
-from shared.mongo import create_mongo_client
-from shared.service import ServiceContext
-from shared.topics import (
+from shared.contracts.topics import (
     PUBLIC_DOSSIER_STATUS_TOPIC,
     PUBLIC_STREAM_GROUP,
     WEBHOOK_GROUP,
@@ -91,6 +85,12 @@ from shared.topics import (
     dead_letter_topic,
     platform_topics,
 )
+from shared.runtime.batch_consumer import BatchConsumer, Parsed, routes_for
+from shared.runtime.consumer import RetryPolicy
+from shared.runtime.http import install_problem_handlers
+from shared.runtime.kafka import create_broker, ensure_topics, publish_cloud_events
+from shared.runtime.mongo import create_mongo_client
+from shared.runtime.service import ServiceContext
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEVSTACK_RUN = BENCH_DIR.parent / ".devstack" / "run"

@@ -21,7 +21,7 @@ from services.processing.domain.deadlines import (
     clock_start,
     due_at,
 )
-from shared.catalogue import ProcessingTime, TimeUnit
+from shared.contracts.catalogue import ProcessingTime, TimeUnit
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 MIX = [  # (weight, processing time)

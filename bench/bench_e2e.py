@@ -26,7 +26,8 @@ after its 1 s receipt delay.
    notified (read from `dvc.dossier.notified.v1` by this bench, without a consumer group: the
    latency is the record's timestamp minus the start of the HTTP request) and reporting counted
    it (its quarterly counters, read directly). Each service's `/metrics` is scraped before and
-   after (`dvc_mongo_commands_total`, see `shared.mongo.CommandCounter`): database commands per
+   after (`dvc_mongo_commands_total`, see `shared.runtime.mongo.CommandCounter`): database commands
+   per
    dossier, by service, command and collection, less what the service does idle (measured
    over a few seconds before the batch). Also each service's CPU time and RSS (from /proc).
 
@@ -66,15 +67,15 @@ from devstack import services
 from devstack.config import StackConfig, load_config
 from devstack.processes import port_in_use
 from services.reporting.domain.quarters import quarter_of
-from shared.cloudevents import KafkaRecord
-from shared.kafka import ensure_topics
-from shared.mongo import COMMAND_COUNTS_ENV, create_mongo_client
-from shared.topics import (
+from shared.contracts.cloudevents import KafkaRecord
+from shared.contracts.topics import (
     DOSSIER_NOTIFIED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
     TopicSpec,
     platform_topics,
 )
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.mongo import COMMAND_COUNTS_ENV, create_mongo_client
 from tests.intake_samples import dossier_json, multipart, trademark_files
 
 SERVICES = services.SERVICES

@@ -51,7 +51,7 @@ from services.reporting.domain.contributions import (
     parse_key,
     to_triples,
 )
-from shared.mongo import bulk_write_in_chunks, create_mongo_client
+from shared.runtime.mongo import bulk_write_in_chunks, create_mongo_client
 
 TARGET_PERCENT = 5.0
 SEED_MARK = {"bench_seed": "idle"}

@@ -123,8 +123,8 @@ def main() -> None:
     config = load_config("run")
     intake_pid = service_process(config, "intake").pid()
 
-    from shared.kafka import ensure_topics
-    from shared.topics import TopicSpec
+    from shared.contracts.topics import TopicSpec
+    from shared.runtime.kafka import ensure_topics
 
     topic = TopicSpec("dvc.dossier.submitted.v1.bench-bare", 3, None)
     asyncio.run(ensure_topics(config.kafka_bootstrap, [topic]))

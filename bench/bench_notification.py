@@ -27,17 +27,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.notification.main import create_app
 from services.notification.settings import NotificationSettings
-from shared.cloudevents import wrap
-from shared.events import (
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,
     Contact,
     DossierSubmitted,
 )
-from shared.kafka import ensure_topics
-from shared.mongo import create_mongo_client
-from shared.topics import (
+from shared.contracts.topics import (
     DOSSIER_NOTIFIED_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
@@ -45,6 +43,8 @@ from shared.topics import (
     TopicSpec,
     dead_letter_topic,
 )
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.mongo import create_mongo_client
 
 
 def free_port() -> int:

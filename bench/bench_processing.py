@@ -39,10 +39,9 @@ from services.processing.domain.case import Case
 from services.processing.domain.workflow import Rules, refresh
 from services.processing.main import create_app
 from services.processing.settings import ProcessingSettings
-from shared.auth import DevIssuer
-from shared.catalogue import Procedure, ProcessingTime, TimeUnit
-from shared.cloudevents import wrap
-from shared.events import (
+from shared.contracts.catalogue import Procedure, ProcessingTime, TimeUnit
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,
@@ -50,9 +49,7 @@ from shared.events import (
     DossierState,
     DossierSubmitted,
 )
-from shared.kafka import ensure_topics
-from shared.mongo import create_mongo_client
-from shared.topics import (
+from shared.contracts.topics import (
     CATALOGUE_TOPIC,
     DOSSIER_PAID_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
@@ -63,6 +60,9 @@ from shared.topics import (
     TopicSpec,
     dead_letter_topic,
 )
+from shared.runtime.auth import DevIssuer
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.mongo import create_mongo_client
 
 CONSUMED = (
     CATALOGUE_TOPIC,

@@ -27,9 +27,9 @@ from services.reporting.adapters.store import ReportingStore
 from services.reporting.domain.report import build_report
 from services.reporting.rebuild import rebuild
 from services.reporting.settings import ReportingSettings
-from shared.catalogue import Procedure
-from shared.cloudevents import wrap
-from shared.events import (
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,
@@ -37,9 +37,9 @@ from shared.events import (
     DossierProcessed,
     DossierSubmitted,
 )
-from shared.kafka import ensure_topics
-from shared.mongo import create_mongo_client
-from shared.topics import platform_topics
+from shared.contracts.topics import platform_topics
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.mongo import create_mongo_client
 
 UNITS = [f"U{n:02d}" for n in range(6)]
 START = datetime(2025, 1, 10, 3, 0, tzinfo=UTC)

@@ -65,9 +65,9 @@ from services.processing.domain.case import Case
 from services.processing.domain.workflow import Rules, refresh
 from services.processing.main import create_app as create_processing
 from services.processing.settings import ProcessingSettings
-from shared.auth import DevIssuer
-from shared.events import Channel, DossierState
-from shared.mongo import create_mongo_client
+from shared.contracts.events import Channel, DossierState
+from shared.runtime.auth import DevIssuer
+from shared.runtime.mongo import create_mongo_client
 
 UNIT = "G12"  # the measured unit: a quarter of all cases
 OTHER_UNITS = [f"G{n:02d}" for n in range(30, 49)]

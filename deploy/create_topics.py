@@ -1,4 +1,5 @@
-"""Create every Kafka topic of the platform (`shared.topics.platform_topics()`); a one-shot job.
+"""Create every Kafka topic of the platform (`shared.contracts.topics.platform_topics()`); a
+one-shot job.
 
 Idempotent: topics that exist keep their partitions, but get the retention and cleanup policy
 of `platform_topics()` (so that changing `DVC_TOPICS_RETENTION_MS` and running the job again
@@ -7,8 +8,8 @@ updates the topics from `KafkaTopic` resources instead).
 
 Environment: DVC_TOPICS_KAFKA_BOOTSTRAP (kafka:9092), DVC_TOPICS_PARTITIONS (3),
 DVC_TOPICS_REPLICATION_FACTOR (1), DVC_TOPICS_RETENTION_MS (dossier and public topics: 2 years,
-`shared.topics.DOSSIER_RETENTION_MS`; -1 keeps them forever),
-DVC_TOPICS_DEAD_LETTER_RETENTION_MS (30 days, `shared.topics.DEAD_LETTER_RETENTION_MS`),
+`shared.contracts.topics.DOSSIER_RETENTION_MS`; -1 keeps them forever),
+DVC_TOPICS_DEAD_LETTER_RETENTION_MS (30 days, `shared.contracts.topics.DEAD_LETTER_RETENTION_MS`),
 DVC_TOPICS_TIMEOUT_SECONDS (120: how long to wait for the broker).
 Retention is Decree 13/2023's storage limitation for the personal data the dossier topics carry:
 see docs/runbook.md, "Personal data retention".
@@ -24,13 +25,13 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from shared.kafka import ensure_topics
-from shared.topics import (
+from shared.contracts.topics import (
     DEAD_LETTER_RETENTION_MS,
     DOSSIER_RETENTION_MS,
     TopicSpec,
     platform_topics,
 )
+from shared.runtime.kafka import ensure_topics
 
 
 async def apply_configs(bootstrap: str, specs: list[TopicSpec]) -> None:

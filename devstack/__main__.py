@@ -178,8 +178,8 @@ def check_ports(config: StackConfig) -> None:
 
 
 def create_topics(config: StackConfig) -> None:
-    from shared.kafka import ensure_topics
-    from shared.topics import platform_topics
+    from shared.contracts.topics import platform_topics
+    from shared.runtime.kafka import ensure_topics
 
     specs = platform_topics(config.topic_partitions, config.topic_retention_ms)
     # A cluster keeps three copies of every partition, as production does.

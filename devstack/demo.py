@@ -6,7 +6,8 @@ newcomer opening the workspace, the portal and the reports sees a living platfor
 
 Citizens submit online at intake (each from its own documentation-range address, passed as the
 local portal passes it, `X-Forwarded-For`); counter officers record paper dossiers; officers and
-unit heads act at processing with tokens of the development issuer (`shared.auth.DevIssuer`, the
+unit heads act at processing with tokens of the development issuer
+(`shared.runtime.auth.DevIssuer`, the
 key the run profile's services trust by default), or, when processing trusts only devstack's
 Keycloak (`DVC_PROCESSING_JWT_ISSUER` set to the realm), with the realm's demo users' tokens
 (`cv.shtt`, `ld.shtt`, `mc.shtt`, ...; the administrator `quantri` for a role a unit lacks).
@@ -34,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from shared.auth import DevIssuer
+from shared.runtime.auth import DevIssuer
 
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
@@ -98,7 +99,7 @@ class DemoError(Exception):
 
 
 class DevTokens:
-    """Tokens of the development issuer (`shared.auth.DevIssuer`): any unit and role."""
+    """Tokens of the development issuer (`shared.runtime.auth.DevIssuer`): any unit and role."""
 
     def __init__(self, issuer: DevIssuer) -> None:
         self.issuer = issuer

@@ -200,7 +200,8 @@ def psql(
 # FerretDB 1.24 keeps each statement's PostgreSQL connection of an update or delete command until
 # the whole command ends (its iterators are closed by a deferred call in the statements' loop), so
 # a command of N statements needs N + 1 connections of its pool at once: at the pool's limit it
-# waits forever. Its default pool (50) is raised, and shared.mongo.BULK_CHUNK stays well below it.
+# waits forever. Its default pool (50) is raised, and shared.runtime.mongo.BULK_CHUNK stays well
+# below it.
 FERRETDB_POOL = 250  # of max_connections = 300 below
 
 

@@ -19,9 +19,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.kafka import ensure_topics
-from shared.mongo import create_mongo_client
-from shared.topics import TopicSpec
+from shared.contracts.topics import TopicSpec
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.mongo import create_mongo_client
 
 KAFKA_BOOTSTRAP = os.environ.get("DVC_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 MONGO_URL = os.environ.get("DVC_TEST_MONGO_URL", "mongodb://127.0.0.1:37017/")

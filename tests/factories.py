@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.events import (
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,

@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from shared.kafka import ensure_topics
-from shared.topics import platform_topics
+from shared.contracts.topics import platform_topics
+from shared.runtime.kafka import ensure_topics
 
 # Settings for a service started in a test: with the consumers' idle long poll (5 s) and
 # heartbeat (3 s), a group rebalance (a service's second consumer joining its group at start-up,

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from shared.topics import (
+from shared.contracts.topics import (
     PRODUCERS,
     PUBLIC_TOPICS,
     dead_letters_of,
@@ -142,7 +142,8 @@ def kafka_user_name(service: str) -> str:
 
 def kafka_topics() -> list[dict[str, Any]]:
     docs = []
-    # Retention: the defaults of shared/topics.py (dossier topics two years, dead letters 30
+    # Retention: the defaults of shared/contracts/topics.py (dossier topics two years, dead letters
+    # 30
     # days; Decree 13/2023 storage limitation); a deployment changes them in an overlay.
     for spec in platform_topics(TOPIC_PARTITIONS):
         # Dead-letter and compacted topics keep the partition count platform_topics() gives them.
@@ -677,11 +678,12 @@ def render() -> dict[Path, str]:
     rules = ", ".join(f"deploy/prometheus/rules/{p.name}" for p in rule_files()) or "no rule file"
     files = {
         BASE / "kafka" / "topics.generated.yaml": dump(
-            kafka_topics(), "shared/topics.py platform_topics()"
+            kafka_topics(), "shared/contracts/topics.py platform_topics()"
         ),
         BASE / "kafka" / "users.generated.yaml": dump(
             kafka_users(),
-            "shared/topics.py PRODUCERS, SUBSCRIPTIONS, PUBLIC_TOPICS and deploy/k8s/agencies.yaml",
+            "shared/contracts/topics.py PRODUCERS, SUBSCRIPTIONS, PUBLIC_TOPICS and "
+            "deploy/k8s/agencies.yaml",
         ),
         BASE / "monitoring" / "prometheus-rule.generated.yaml": dump([prometheus_rule()], rules),
     }

@@ -106,7 +106,7 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     signal, which this handler turns into exit status 0."""
     import uvicorn
 
-    from shared.service import QuietServer  # uvicorn with a once-a-second housekeeping tick
+    from shared.runtime.service import QuietServer  # uvicorn with a once-a-second housekeeping tick
 
     def exit_quietly(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)

@@ -38,7 +38,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from devstack.simulators.common import serve
-from shared.events import DOSSIER_CODE_PATTERN
+from shared.contracts.events import DOSSIER_CODE_PATTERN
 
 DATE = re.compile(r"^\d{14}$")
 CODE = re.compile(DOSSIER_CODE_PATTERN)

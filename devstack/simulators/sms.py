@@ -56,7 +56,7 @@ from devstack.simulators.common import (
     parser,
     serve,
 )
-from shared.background import cancel_and_wait
+from shared.runtime.background import cancel_and_wait
 
 log = logging.getLogger("devstack.simulators.sms")
 

@@ -31,7 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.intake.adapters.erasure import DossierErasureStore
 from services.intake.domain.erasure import retention_cutoff
 from services.intake.settings import IntakeSettings
-from shared.mongo import create_mongo_client
+from shared.runtime.mongo import create_mongo_client
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.intake.service.status import StatusView
-from shared.cloudevents import CloudEvent
-from shared.events import DossierNotified, DossierProcessed
-from shared.service import ServiceContext, subscribe_dossier_events
-from shared.topics import INTAKE_GROUP
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.events import DossierNotified, DossierProcessed
+from shared.contracts.topics import INTAKE_GROUP
+from shared.runtime.service import ServiceContext, subscribe_dossier_events
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from services.intake.service.settlement import PaymentSettler
 from services.intake.service.status import StatusView
 from services.intake.service.submission import Submissions
 from services.intake.settings import IntakeSettings
-from shared.auth import DevIssuer, Role
-from shared.background import Pacer, periodically
-from shared.outbox import OutboxRelay
-from shared.service import LifecycleHook, ServiceContext, build_service_app
-from shared.topics import CATALOGUE_TOPIC, DOSSIER_PAID_TOPIC
+from shared.contracts.topics import CATALOGUE_TOPIC, DOSSIER_PAID_TOPIC
+from shared.runtime.auth import DevIssuer, Role
+from shared.runtime.background import Pacer, periodically
+from shared.runtime.outbox import OutboxRelay
+from shared.runtime.service import LifecycleHook, ServiceContext, build_service_app
 
 
 @dataclass(frozen=True)

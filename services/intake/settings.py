@@ -1,7 +1,7 @@
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings, unfit_for_production
+from shared.runtime.settings import ServiceSettings, unfit_for_production
 
 
 class IntakeSettings(ServiceSettings):
@@ -45,7 +45,8 @@ class IntakeSettings(ServiceSettings):
         ge=0,
         description="How long after a dossier finished (3, 8, 10) its personal data is kept; "
         "the default of `python -m services.intake.erasure --older-than-days` [check]. The "
-        "dossier topics keep their records as long (shared/topics.py DOSSIER_RETENTION_MS)",
+        "dossier topics keep their records as long "
+        "(shared/contracts/topics.py DOSSIER_RETENTION_MS)",
     )
 
     seed_catalogue: bool = Field(

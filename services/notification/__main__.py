@@ -1,5 +1,5 @@
 from services.notification.main import create_app
 from services.notification.settings import NotificationSettings
-from shared.service import run_service
+from shared.runtime.service import run_service
 
 run_service(create_app, NotificationSettings())  # type: ignore[arg-type]

@@ -53,12 +53,12 @@ from services.notification.webhooks.domain.subscriptions import DispatchConfig
 from services.notification.webhooks.handlers import public_stream_consumer, webhook_consumer
 from services.notification.webhooks.service import PublicStream, WebhookService
 from services.notification.webhooks.settings import allows_private_urls, url_rules
-from shared.asyncapi import asyncapi_router
-from shared.batch_consumer import BatchConsumer
-from shared.events import DossierNotified
-from shared.outbox import OutboxRelay
-from shared.service import ServiceContext, build_service_app
-from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC
+from shared.contracts.events import DossierNotified
+from shared.contracts.topics import PUBLIC_DOSSIER_STATUS_TOPIC
+from shared.runtime.batch_consumer import BatchConsumer
+from shared.runtime.outbox import OutboxRelay
+from shared.runtime.service import ServiceContext, build_service_app
+from shared.tools.asyncapi import asyncapi_router
 
 
 @dataclass
@@ -243,7 +243,8 @@ def build_portal_sync(
             lease=settings.portal_lease_seconds,
             poll_interval=settings.portal_poll_seconds,
             workers=settings.portal_workers,
-            # The service's idle cap (`shared.settings.ServiceSettings`), when the settings have it.
+            # The service's idle cap (`shared.runtime.settings.ServiceSettings`), when the settings
+            # have it.
             max_poll_interval=getattr(settings, "idle_poll_max_seconds", None),
         ),
         clock=clock,
@@ -271,7 +272,7 @@ def compose(settings: NotificationSettings, context: ServiceContext) -> Notifica
 @asynccontextmanager
 async def running(notification: Notification, context: ServiceContext) -> AsyncIterator[None]:
     """The background parts: started after the broker, stopped before it, in reverse order (see
-    `shared.service`)."""
+    `shared.runtime.service`)."""
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(citizens_running(notification.citizens))
         await stack.enter_async_context(consuming(notification.public_stream))

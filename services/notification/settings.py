@@ -6,7 +6,7 @@ from pydantic_settings import SettingsConfigDict
 from services.notification.portal.settings import PortalSettings
 from services.notification.webhooks.adapters.sealing import DEV_SEALING_KEY
 from services.notification.webhooks.settings import WebhookSettings
-from shared.settings import ServiceSettings, unfit_for_production
+from shared.runtime.settings import ServiceSettings, unfit_for_production
 
 ChannelName = Literal["sms", "email", "inbox"]
 

@@ -1,6 +1,6 @@
 """`python -m services.portal`: serve the portal with uvicorn, JSON logs on stderr.
 
-Like `shared.service.run_service`, but the portal reads client addresses from its trusted
+Like `shared.runtime.service.run_service`, but the portal reads client addresses from its trusted
 proxies itself (`DVC_PORTAL_TRUSTED_PROXIES`), so uvicorn's own proxy-header handling is off.
 """
 
@@ -10,8 +10,8 @@ import uvicorn
 
 from services.portal.main import create_app
 from services.portal.settings import PortalSettings
-from shared.logging import configure_logging
-from shared.service import QuietServer
+from shared.runtime.logging import configure_logging
+from shared.runtime.service import QuietServer
 
 settings = PortalSettings()
 configure_logging(settings.service_name, settings.log_level)

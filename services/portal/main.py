@@ -2,7 +2,7 @@
 pages; and the officers' workspace (`services.portal.workspace`: sign-in at the provider, pages
 calling processing with the officer's token).
 
-The portal has no broker and no database (so not `shared.service.build_service_app`, which
+The portal has no broker and no database (so not `shared.runtime.service.build_service_app`, which
 connects both): a small FastAPI app with the platform's health, metrics and logging conventions.
 """
 
@@ -27,7 +27,7 @@ from services.portal.domain import figures, labels
 from services.portal.service import PortalService
 from services.portal.settings import PortalSettings
 from services.portal.workspace import install_workspace
-from shared.http import RequestMetricsMiddleware, install_operational_routes
+from shared.runtime.http import RequestMetricsMiddleware, install_operational_routes
 
 HERE = Path(__file__).resolve().parent
 

@@ -32,7 +32,7 @@ from services.portal.domain.errors import SubmissionRefused
 from services.portal.domain.figures import PublicFigures
 from services.portal.domain.pagination import PAGE_SIZE, PageWindow
 from services.portal.domain.tracking import DossierStatus
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 
 T = TypeVar("T")
 

@@ -11,11 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.processing.service.cases import ProcessingService
-from shared.catalogue import Procedure
-from shared.cloudevents import CloudEvent
-from shared.events import DossierPaid, DossierSubmitted, DossierSupplemented, DossierWithdrawn
-from shared.service import ServiceContext, subscribe_dossier_events
-from shared.topics import PROCESSING_GROUP
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.events import (
+    DossierPaid,
+    DossierSubmitted,
+    DossierSupplemented,
+    DossierWithdrawn,
+)
+from shared.contracts.topics import PROCESSING_GROUP
+from shared.runtime.service import ServiceContext, subscribe_dossier_events
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from services.processing.service.cases import ProcessingService
 from services.processing.service.results import ResultDocuments
 from services.processing.service.scanner import DeadlineScanner
 from services.processing.settings import ProcessingSettings
-from shared.background import periodically
-from shared.outbox import OutboxRelay
-from shared.service import LifecycleHook, ServiceContext, build_service_app
-from shared.topics import DOSSIER_PROCESSED_TOPIC
+from shared.contracts.topics import DOSSIER_PROCESSED_TOPIC
+from shared.runtime.background import periodically
+from shared.runtime.outbox import OutboxRelay
+from shared.runtime.service import LifecycleHook, ServiceContext, build_service_app
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.processing.domain.workflow import check_warning_fractions
-from shared.settings import ServiceSettings
+from shared.runtime.settings import ServiceSettings
 
 
 class ProcessingSettings(ServiceSettings):

@@ -16,8 +16,8 @@ from services.reporting.domain.public_figures import to_csv as public_csv
 from services.reporting.domain.report import QuarterlyReport
 from services.reporting.render import to_csv, to_html
 from services.reporting.service import ReportingService
-from shared.auth import Role, Staff, require_roles
-from shared.http import Problem, StrictDate, content_disposition, problems
+from shared.runtime.auth import Role, Staff, require_roles
+from shared.runtime.http import Problem, StrictDate, content_disposition, problems
 
 PERIOD_RULE = (
     "The period is `year` with `quarter`, or `from` with `to` (at most ten years, `to` not "

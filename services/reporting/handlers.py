@@ -9,10 +9,9 @@ same subscribers.
 from __future__ import annotations
 
 from services.reporting.service import ReportingService
-from shared.catalogue import Procedure
-from shared.cloudevents import CloudEvent, Contract
-from shared.consumer import EventHandler
-from shared.events import (
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import CloudEvent, Contract
+from shared.contracts.events import (
     DossierNotified,
     DossierPaid,
     DossierProcessed,
@@ -21,8 +20,9 @@ from shared.events import (
     DossierSupplemented,
     DossierWithdrawn,
 )
-from shared.service import ServiceContext, subscribe_dossier_events
-from shared.topics import REPORTING_GROUP
+from shared.contracts.topics import REPORTING_GROUP
+from shared.runtime.consumer import EventHandler
+from shared.runtime.service import ServiceContext, subscribe_dossier_events
 
 
 def handlers_for(reporting: ReportingService) -> dict[type[Contract], EventHandler]:

@@ -17,8 +17,8 @@ from services.reporting.adapters.store import ActiveStore
 from services.reporting.metrics import BUSINESS, CONSUMER_LAG
 from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
-from shared.service import ServiceContext, build_service_app
-from shared.topics import SUBSCRIPTIONS
+from shared.contracts.topics import SUBSCRIPTIONS
+from shared.runtime.service import ServiceContext, build_service_app
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from services.reporting.adapters.store import (
 from services.reporting.handlers import handlers_for
 from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
-from shared.mongo import create_mongo_client
+from shared.runtime.mongo import create_mongo_client
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from services.reporting.domain.public_figures import (
 from services.reporting.domain.quarters import VN, report_quarters
 from services.reporting.domain.report import QuarterlyReport, build_report, report_scope
 from services.reporting.metrics import Snapshot, snapshot_of
-from shared.auth import Staff
-from shared.catalogue import Procedure
-from shared.events import DossierEvent
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import DossierEvent
+from shared.runtime.auth import Staff
 
 
 class ReportingService:

@@ -1,2 +1,3 @@
-"""Tools with command lines, for developers and operators: contract snapshots and compatibility,
-the AsyncAPI export, dead-letter redrive, development tokens. The services never import them."""
+"""Command lines for developers and operators: contract snapshots (`snapshots`) and their
+compatibility with the published baselines (`compat`), the AsyncAPI document (`asyncapi`, also
+served by notification), dead-letter redrive (`redrive`), development tokens (`tokens`)."""

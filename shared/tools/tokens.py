@@ -6,8 +6,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shared.auth.dev_issuer import DEV_AUDIENCE, DEV_ISSUER, DevIssuer, is_production
-from shared.auth.identity import Role
+from shared.runtime.auth.dev_issuer import DEV_AUDIENCE, DEV_ISSUER, DevIssuer, is_production
+from shared.runtime.auth.identity import Role
 
 
 def main(argv: Sequence[str] | None = None) -> int:

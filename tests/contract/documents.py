@@ -41,7 +41,7 @@ def create(service: str, public_key_file: Path, **overrides: Any) -> FastAPI:
 def document(service: str) -> dict[str, Any]:
     import tempfile
 
-    from shared.auth import DevIssuer
+    from shared.runtime.auth import DevIssuer
 
     with tempfile.TemporaryDirectory() as directory:
         issuer = DevIssuer(Path(directory))

@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from shared.auth import DevIssuer
+from shared.runtime.auth import DevIssuer
 from tests.contract.documents import SERVICES, create
 from tests.intake_samples import TRADEMARK, dossier_json, trademark_files
 from tests.integration.test_devstack import free_ports

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from shared.http import PROBLEM_JSON, StrictAwareDatetime, StrictDate, StrictQueryBool, problems
+from shared.runtime.http import (
+    PROBLEM_JSON,
+    StrictAwareDatetime,
+    StrictDate,
+    StrictQueryBool,
+    problems,
+)
 from tests.contract.documents import SERVICES, document, operations
 
 API_PREFIXES = ("/api/", "/notifications/")

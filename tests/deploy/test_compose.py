@@ -202,7 +202,7 @@ def test_env_example_lists_every_variable_the_file_uses() -> None:
 def test_the_topics_job_sets_the_retention_of_shared_topics(compose: dict[str, Any]) -> None:
     """Decree 13/2023: the dossier and dead-letter topics are not kept forever; compose's
     defaults are the code's (`${VAR:-default}`), and a deployment may change them."""
-    from shared.topics import DEAD_LETTER_RETENTION_MS, DOSSIER_RETENTION_MS
+    from shared.contracts.topics import DEAD_LETTER_RETENTION_MS, DOSSIER_RETENTION_MS
 
     environment = compose["services"]["kafka-topics"]["environment"]
     for name, wanted in (

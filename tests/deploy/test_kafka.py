@@ -1,4 +1,4 @@
-"""Kafka topics and users in the manifests follow shared/topics.py."""
+"""Kafka topics and users in the manifests follow shared/contracts/topics.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.topics import (
+from shared.contracts.topics import (
     DEAD_LETTER_RETENTION_MS,
     DOSSIER_RETENTION_MS,
     GROUP_SERVICE,

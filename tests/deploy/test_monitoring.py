@@ -33,7 +33,7 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 # Every alert's runbook_url: the base is an external label of the evaluating Prometheus
 # (docs/deployment.md, "Runbook links"), the anchor the alert's name in lower case.
 RUNBOOK_URL = "{{ $externalLabels.runbook_base }}/docs/runbook.md#"  # + the anchor
-METRIC_MODULES = ("shared.metrics", "shared.auth.dependencies")
+METRIC_MODULES = ("shared.runtime.metrics", "shared.runtime.auth.dependencies")
 # Exported by something other than the services' code.
 EXTERNAL_METRICS = {
     "up": "Prometheus itself, per scrape target",

@@ -16,7 +16,7 @@ import pytest
 from devstack.config import PROJECT_ROOT
 from devstack.demo import DemoResult, run_demo
 from devstack.processes import ManagedProcess
-from shared.auth import DevIssuer
+from shared.runtime.auth import DevIssuer
 from tests.e2e.test_platform import wait_ready
 from tests.integration.test_devstack import free_ports
 from tests.portal.browser.stack import delete_topics

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from devstack.demo import run_demo
-from shared.auth import DevIssuer
+from shared.runtime.auth import DevIssuer
 from tests.portal.workspace.stack import keycloak_issuer, running_workspace
 
 pytestmark = [pytest.mark.infra, pytest.mark.keycloak, pytest.mark.timeout(900)]

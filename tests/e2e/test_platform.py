@@ -25,9 +25,9 @@ import pytest
 from devstack.config import PROJECT_ROOT
 from devstack.processes import ManagedProcess, port_in_use
 from services.notification.webhooks.domain.signing import verify
-from shared.auth import DevIssuer
-from shared.cloudevents import CloudEvent, unwrap
-from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC
+from shared.contracts.cloudevents import CloudEvent, unwrap
+from shared.contracts.topics import PUBLIC_DOSSIER_STATUS_TOPIC
+from shared.runtime.auth import DevIssuer
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.intake_samples import dossier_json, multipart, trademark_files
 from tests.integration.notification.servers import WebhookReceiver

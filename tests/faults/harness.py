@@ -29,9 +29,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from devstack import services
 from devstack.config import StackConfig
 from devstack.processes import port_in_use
-from shared.kafka import ensure_topics
-from shared.mongo import create_mongo_client
-from shared.topics import platform_topics
+from shared.contracts.topics import platform_topics
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.mongo import create_mongo_client
 from tests.intake_samples import dossier_json, multipart, trademark_files
 
 SERVICES = services.SERVICES

@@ -159,7 +159,7 @@ async def wait_all_ready(platform: Platform, client: httpx.AsyncClient, limit: f
 
 def held_events(platform: Platform) -> dict[str, int]:
     """Per service, how many times so far a consumer held an event because the infrastructure
-    was away (`shared.consumer.wait_out` logs each wait)."""
+    was away (`shared.runtime.consumer.wait_out` logs each wait)."""
     counts: dict[str, int] = {}
     for service in SERVICES:
         log = services.process(platform.config, service).log_file
@@ -167,7 +167,7 @@ def held_events(platform: Platform) -> dict[str, int]:
         counts[service] = sum(
             1
             for line in text.splitlines()
-            if '"shared.consumer"' in line and "infrastructure unavailable" in line
+            if '"shared.runtime.consumer"' in line and "infrastructure unavailable" in line
         )
     return counts
 

@@ -15,8 +15,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from examples.agencies.stream_consumer import Config, DossierStatus, consume
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import DossierState, PublicDossierStatus
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import DossierState, PublicDossierStatus
 from tests.conftest import TopicFactory
 from tests.factories import dossier_code
 

@@ -7,13 +7,13 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
-from shared.batch_consumer import BatchConsumer, Parsed
-from shared.cloudevents import wrap
-from shared.consumer import RetryPolicy
-from shared.events import DossierSubmitted
-from shared.kafka import create_broker, ensure_topics
-from shared.settings import ServiceSettings
-from shared.topics import TopicSpec, dead_letter_topic
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import DossierSubmitted
+from shared.contracts.topics import TopicSpec, dead_letter_topic
+from shared.runtime.batch_consumer import BatchConsumer, Parsed
+from shared.runtime.consumer import RetryPolicy
+from shared.runtime.kafka import create_broker, ensure_topics
+from shared.runtime.settings import ServiceSettings
 from tests.factories import dossier_code, submitted
 from tests.kafka_helpers import read_records
 

@@ -12,7 +12,7 @@ import asyncio
 
 from pymongo import UpdateOne, WriteConcern
 
-from shared.mongo import bulk_write_in_chunks
+from shared.runtime.mongo import bulk_write_in_chunks
 
 
 async def test_concurrent_increments_of_one_document_are_all_applied(mongo_db) -> None:

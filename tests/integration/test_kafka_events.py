@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.cloudevents import CloudEvent, unwrap, wrap
-from shared.events import DossierState
-from shared.kafka import create_broker, publish_cloud_event
+from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
+from shared.contracts.events import DossierState
+from shared.runtime.kafka import create_broker, publish_cloud_event
 from tests.factories import dossier_code, processed, submitted
 from tests.kafka_helpers import read_records
 

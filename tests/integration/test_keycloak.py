@@ -28,9 +28,9 @@ from devstack import keycloak_server
 from devstack.config import load_config
 from services.processing.main import create_app
 from services.processing.settings import ProcessingSettings
-from shared.auth import AuthenticationError, JwksVerifier, Role, verifier_from_settings
-from shared.kafka import ensure_topics
-from shared.topics import platform_topics
+from shared.contracts.topics import platform_topics
+from shared.runtime.auth import AuthenticationError, JwksVerifier, Role, verifier_from_settings
+from shared.runtime.kafka import ensure_topics
 from tests.service_harness import QUICK_CONSUMERS
 
 pytestmark = [pytest.mark.keycloak, pytest.mark.timeout(900)]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.cloudevents import CloudEvent, unwrap, wrap
-from shared.events import DossierState
-from shared.kafka import create_broker
-from shared.outbox import OUTBOX_FIELD, PENDING_FIELD, OutboxRelay, merge_updates, outbox_update
+from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
+from shared.contracts.events import DossierState
+from shared.runtime.kafka import create_broker
+from shared.runtime.outbox import (
+    OUTBOX_FIELD,
+    PENDING_FIELD,
+    OutboxRelay,
+    merge_updates,
+    outbox_update,
+)
 from tests.factories import dossier_code, processed
 from tests.kafka_helpers import read_records
 
@@ -58,8 +64,8 @@ async def test_a_crash_after_publishing_republishes_with_the_same_ids(
 
         async def crash(document: dict, *_: object) -> int:
             for entry in document[OUTBOX_FIELD]:
-                from shared.kafka import publish_cloud_event
-                from shared.outbox import _cloud_event
+                from shared.runtime.kafka import publish_cloud_event
+                from shared.runtime.outbox import _cloud_event
 
                 await publish_cloud_event(broker, entry["topic"], _cloud_event(entry))
             raise ConnectionError("relay killed before it could clear the outbox")

@@ -1,7 +1,7 @@
 """Personal data through the running services, on the real broker (issue 14, Decree 13/2023).
 
 1. A malformed event carrying a phone number and a citizen ID, pushed through every consumer,
-   leaves neither in the logs nor in the dead-letter headers (`shared.failures.describe` and
+   leaves neither in the logs nor in the dead-letter headers (`shared.runtime.failures.describe` and
    `mask_personal`). Every service runs in-process with the production log formatter
    (`configure_logging`); each consumer group that reads the topic dead-letters the record:
    intake (processed), processing (submitted), notification's citizen messages, public stream
@@ -34,17 +34,17 @@ from services.processing.main import create_app as create_processing
 from services.processing.settings import ProcessingSettings
 from services.reporting.main import create_app as create_reporting
 from services.reporting.settings import ReportingSettings
-from shared.auth import DevIssuer
-from shared.cloudevents import CloudEvent
-from shared.events import DossierProcessed, DossierSubmitted, PublicDossierStatus
-from shared.logging import configure_logging
-from shared.topics import (
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.events import DossierProcessed, DossierSubmitted, PublicDossierStatus
+from shared.contracts.topics import (
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
     PUBLIC_DOSSIER_STATUS_TOPIC,
     SUBSCRIPTIONS,
     dead_letter_topic,
 )
+from shared.runtime.auth import DevIssuer
+from shared.runtime.logging import configure_logging
 from tests.factories import dossier_code
 from tests.kafka_helpers import read_until
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
@@ -257,8 +257,8 @@ async def test_processing_and_reporting_store_no_identifier_or_contact(
     keeps the ID, the phone, the e-mail or the form (an address)."""
     from pymongo import AsyncMongoClient
 
-    from shared.cloudevents import wrap
-    from shared.events import Applicant, ApplicantKind, Channel, Contact
+    from shared.contracts.cloudevents import wrap
+    from shared.contracts.events import Applicant, ApplicantKind, Channel, Contact
 
     email, address = "lan.nguyen@example.vn", "12 Trần Hưng Đạo, Hà Nội"
     event = DossierSubmitted(

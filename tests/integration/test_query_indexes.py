@@ -65,10 +65,10 @@ from services.reporting.adapters.store import (
     read_active_prefix,
 )
 from services.reporting.domain.facts import facts_update
-from shared.cloudevents import wrap
-from shared.events import Channel, DossierState
-from shared.mongo import IndexDeclaration, create_mongo_client, ensure_indexes
-from shared.outbox import OutboxRelay, outbox_update
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import Channel, DossierState
+from shared.runtime.mongo import IndexDeclaration, create_mongo_client, ensure_indexes
+from shared.runtime.outbox import OutboxRelay, outbox_update
 from tests.factories import dossier_code, processed, submitted
 from tests.integration.processing.test_deadline_scanner import PROCEDURE
 

@@ -1,4 +1,5 @@
-"""Dead-letter redrive (`python -m shared.redrive`) against the real broker: records a real consumer
+"""Dead-letter redrive (`python -m shared.tools.redrive`) against the real broker: records a real
+consumer
 dead-lettered are listed, shown with personal data masked, and redriven to their topic once."""
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.cloudevents import CloudEvent, wrap
-from shared.consumer import PermanentError, RetryPolicy, Route, subscribe
-from shared.events import DossierSubmitted
-from shared.kafka import create_broker, ensure_topics, publish_cloud_event
-from shared.redrive import (
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import DossierSubmitted
+from shared.contracts.topics import (
+    DOSSIER_SUBMITTED_TOPIC,
+    PROCESSING_GROUP,
+    TopicSpec,
+    dead_letter_topic,
+)
+from shared.runtime.consumer import PermanentError, RetryPolicy, Route, subscribe
+from shared.runtime.kafka import create_broker, ensure_topics, publish_cloud_event
+from shared.tools.redrive import (
     REDRIVEN_FROM_HEADER,
     DeadLetter,
     Progress,
@@ -23,12 +30,6 @@ from shared.redrive import (
     masked_data,
     run,
     split_dead_letter_topic,
-)
-from shared.topics import (
-    DOSSIER_SUBMITTED_TOPIC,
-    PROCESSING_GROUP,
-    TopicSpec,
-    dead_letter_topic,
 )
 from tests.factories import dossier_code, submitted
 from tests.kafka_helpers import read_records, read_until
@@ -160,7 +161,7 @@ async def test_single_offsets_are_redriven_once_and_all_takes_the_rest(stack: St
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
     await producer.start()
     try:
-        for n in range(3):  # as shared.consumer writes them
+        for n in range(3):  # as shared.runtime.consumer writes them
             record = wrap(submitted(dossier_code(n)), "/intake").to_kafka()
             headers = [
                 *record.headers,

@@ -7,12 +7,12 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from shared.cloudevents import CloudEvent, unwrap, wrap
-from shared.consumer import RetryPolicy, Route, subscribe
-from shared.events import DossierSubmitted
-from shared.failures import OutageWatch
-from shared.idempotency import apply_once
-from shared.kafka import create_broker, publish_cloud_event
+from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
+from shared.contracts.events import DossierSubmitted
+from shared.runtime.consumer import RetryPolicy, Route, subscribe
+from shared.runtime.failures import OutageWatch
+from shared.runtime.idempotency import apply_once
+from shared.runtime.kafka import create_broker, publish_cloud_event
 from tests.factories import dossier_code, submitted
 from tests.kafka_helpers import read_records
 

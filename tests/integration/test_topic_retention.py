@@ -1,5 +1,5 @@
 """The topics job (deploy/create_topics.py) gives new and existing topics the retention of
-shared/topics.py (Decree 13/2023 storage limitation), on the real broker."""
+shared/contracts/topics.py (Decree 13/2023 storage limitation), on the real broker."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from deploy.create_topics import apply_configs
-from shared.kafka import ensure_topics
-from shared.topics import (
+from shared.contracts.topics import (
     CATALOGUE_TOPIC,
     DAY_MS,
     DEAD_LETTER_RETENTION_MS,
@@ -21,6 +20,7 @@ from shared.topics import (
     dead_letter_topic,
     platform_topics,
 )
+from shared.runtime.kafka import ensure_topics
 
 
 async def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:

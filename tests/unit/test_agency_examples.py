@@ -17,8 +17,8 @@ from examples.agencies.stream_consumer import Config, ConfigError, NotAnEvent, d
 from examples.agencies.webhook_receiver import InvalidSignature, verify
 from services.notification.webhooks.domain.signing import new_secret, sign, signature_headers
 from services.notification.webhooks.domain.subscriptions import webhook_body
-from shared.cloudevents import wrap
-from shared.events import Channel, DossierState, PublicDossierStatus
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import Channel, DossierState, PublicDossierStatus
 
 # The Standard Webhooks specification's reference vector.
 REF_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -1,6 +1,6 @@
-"""The AsyncAPI contract of the public topics (shared/asyncapi.py, contracts/asyncapi.yaml).
+"""The AsyncAPI contract of the public topics (shared/tools/asyncapi.py, contracts/asyncapi.yaml).
 
-If `test_checked_in_document_is_up_to_date` fails, run `.venv/bin/python -m shared.asyncapi`,
+If `test_checked_in_document_is_up_to_date` fails, run `.venv/bin/python -m shared.tools.asyncapi`,
 review the diff and commit it.
 """
 
@@ -18,12 +18,12 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-import shared.asyncapi as asyncapi
-from shared.asyncapi import EXAMPLES, asyncapi_router, build_document, channel_id, render_yaml
-from shared.cloudevents import wrap
-from shared.contracts import public_models
-from shared.events import Applicant, Contact, DossierSubmitted, PublicDossierStatus
-from shared.topics import PUBLIC_TOPICS
+import shared.tools.asyncapi as asyncapi
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import Applicant, Contact, DossierSubmitted, PublicDossierStatus
+from shared.contracts.topics import PUBLIC_TOPICS
+from shared.tools.asyncapi import EXAMPLES, asyncapi_router, build_document, channel_id, render_yaml
+from shared.tools.snapshots import public_models
 
 OFFICIAL_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "asyncapi-3.0.0.schema.json"
 
@@ -157,7 +157,7 @@ def test_public_payloads_carry_no_personal_data(document: dict[str, Any]) -> Non
 
 def test_checked_in_document_is_up_to_date() -> None:
     assert asyncapi.DOCUMENT_PATH.read_text() == render_yaml(build_document()), (
-        "contracts/asyncapi.yaml is out of date: run `.venv/bin/python -m shared.asyncapi`, "
+        "contracts/asyncapi.yaml is out of date: run `.venv/bin/python -m shared.tools.asyncapi`, "
         "review the diff and commit it"
     )
     assert asyncapi.main(["--check"]) == 0
@@ -170,7 +170,7 @@ def test_check_command_fails_on_a_stale_file(
     stale.write_text(render_yaml(build_document()).replace("receive", "send", 1))
     monkeypatch.setattr(asyncapi, "DOCUMENT_PATH", stale)
     assert asyncapi.main(["--check"]) == 1
-    assert "python -m shared.asyncapi" in capsys.readouterr().err
+    assert "python -m shared.tools.asyncapi" in capsys.readouterr().err
     assert asyncapi.main([]) == 0 and asyncapi.main(["--check"]) == 0
 
 

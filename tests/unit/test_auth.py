@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, FastAPI
 from prometheus_client import REGISTRY
 
-from shared.auth import (
+from shared.runtime.auth import (
     AuthenticationError,
     CurrentStaff,
     DevIssuer,
@@ -31,8 +31,8 @@ from shared.auth import (
     require_roles,
     verifier_from_settings,
 )
-from shared.http import PROBLEM_JSON, Problem, install_problem_handlers
-from shared.settings import ServiceSettings
+from shared.runtime.http import PROBLEM_JSON, Problem, install_problem_handlers
+from shared.runtime.settings import ServiceSettings
 from shared.tools.tokens import main
 
 ISSUER = "https://idp.example.gov.vn"

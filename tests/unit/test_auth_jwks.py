@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 
-from shared.auth import (
+from shared.runtime.auth import (
     AuthenticationError,
     CurrentStaff,
     JwksVerifier,
@@ -27,8 +27,8 @@ from shared.auth import (
     Role,
     verifier_from_settings,
 )
-from shared.http import PROBLEM_JSON, install_problem_handlers
-from shared.settings import ServiceSettings
+from shared.runtime.http import PROBLEM_JSON, install_problem_handlers
+from shared.runtime.settings import ServiceSettings
 
 AUDIENCE = "dvc-platform"
 

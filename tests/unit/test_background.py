@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.background import (
+from shared.runtime.background import (
     MAX_DUE_TIMES,
     OnRead,
     Pacer,
@@ -16,7 +16,7 @@ from shared.background import (
     periodically,
     wait_for_event,
 )
-from shared.work_pool import WorkPool
+from shared.runtime.work_pool import WorkPool
 
 
 class FakeTime:

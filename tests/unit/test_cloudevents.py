@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.cloudevents import CloudEvent, MalformedEvent, unwrap, wrap
-from shared.events import DossierPaid, DossierSubmitted
+from shared.contracts.cloudevents import CloudEvent, MalformedEvent, unwrap, wrap
+from shared.contracts.events import DossierPaid, DossierSubmitted
 from tests.factories import submitted
 
 

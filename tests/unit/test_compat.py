@@ -1,8 +1,9 @@
-"""The public contracts stay backward compatible within a topic version (shared/compat.py).
+"""The public contracts stay backward compatible within a topic version (shared/tools/compat.py).
 
 If `test_public_topic_is_compatible_with_its_published_baseline` fails, the change to the model
 breaks other agencies' consumers: make it additive, or publish it on a new `.vN` topic. If
-`test_published_baseline_is_up_to_date` fails, run `.venv/bin/python -m shared.compat --publish`.
+`test_published_baseline_is_up_to_date` fails, run `.venv/bin/python -m shared.tools.compat
+--publish`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from shared.compat import (
+from shared.contracts.events import Channel, DossierEvent, DossierState, PublicDossierStatus
+from shared.contracts.topics import PUBLIC_DOSSIER_STATUS_TOPIC, PUBLIC_TOPICS
+from shared.tools.compat import (
     BreakingChange,
     baseline_path,
     breaking_changes,
@@ -26,9 +29,7 @@ from shared.compat import (
     main,
     publish_baselines,
 )
-from shared.contracts import render
-from shared.events import Channel, DossierEvent, DossierState, PublicDossierStatus
-from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC, PUBLIC_TOPICS
+from shared.tools.snapshots import render
 
 
 def schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -217,7 +218,7 @@ def test_published_baseline_is_up_to_date(topic: str) -> None:
     path = baseline_path(topic)
     assert path.exists() and path.read_text() == render(current_schemas()[topic]), (
         f"the published baseline {path.name} differs from the code: run "
-        "`.venv/bin/python -m shared.compat --publish` (it refuses breaking changes) "
+        "`.venv/bin/python -m shared.tools.compat --publish` (it refuses breaking changes) "
         "and commit it"
     )
 
@@ -295,7 +296,7 @@ def test_check_command_exits_1_on_a_breaking_change(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(
-        "shared.compat.current_schemas",
+        "shared.tools.compat.current_schemas",
         lambda: {PUBLIC_DOSSIER_STATUS_TOPIC: schema(StatusWithoutUnit)},
     )
     assert main([]) == 1

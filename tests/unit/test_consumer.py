@@ -18,16 +18,16 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from shared.cloudevents import wrap
-from shared.consumer import (
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import DossierSubmitted
+from shared.runtime.consumer import (
     PARKED_SINCE_HEADER,
     Outcome,
     PermanentError,
     RetryPolicy,
     handle_record,
 )
-from shared.events import DossierSubmitted
-from shared.failures import (
+from shared.runtime.failures import (
     AwaitingEarlierEvent,
     OutageWatch,
     StoppedDuringOutage,

@@ -1,24 +1,27 @@
 """The event contracts are public: a change to them must be deliberate and reviewed.
 
-If a test here fails after you changed `shared/events.py` on purpose, check the change is additive
-(or make a `.v2` topic), then run `python -m shared.contracts` and commit the new snapshots.
+If a test here fails after you changed `shared/contracts/events.py` on purpose, check the change is
+additive
+(or make a `.v2` topic), then run `python -m shared.tools.snapshots` and commit the new snapshots.
 """
 
 import json
 
 import pytest
 
-from shared.contracts import CONTRACT_MODELS, render, schema_of, snapshot_path
-from shared.events import EVENT_MODELS, DossierEvent
+from shared.contracts.events import EVENT_MODELS, DossierEvent
+from shared.tools.snapshots import CONTRACT_MODELS, render, schema_of, snapshot_path
 
 
 @pytest.mark.parametrize("model", CONTRACT_MODELS, ids=lambda m: m.event_type)
 def test_schema_matches_its_reviewed_snapshot(model: type) -> None:
     path = snapshot_path(model)
-    assert path.exists(), f"no snapshot for {model.event_type}: run python -m shared.contracts"
+    assert path.exists(), (
+        f"no snapshot for {model.event_type}: run python -m shared.tools.snapshots"
+    )
     assert render(schema_of(model)) == path.read_text(), (
         f"{model.__name__} changed without its snapshot {path.name}: review, then "
-        "run python -m shared.contracts"
+        "run python -m shared.tools.snapshots"
     )
 
 

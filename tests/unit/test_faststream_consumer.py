@@ -9,10 +9,10 @@ from typing import Any
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared.cloudevents import CloudEvent, wrap
-from shared.consumer import PermanentError, RetryPolicy, Route, subscribe
-from shared.events import DossierState, DossierSubmitted, DossierWithdrawn
-from shared.kafka import publish_cloud_event
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import DossierState, DossierSubmitted, DossierWithdrawn
+from shared.runtime.consumer import PermanentError, RetryPolicy, Route, subscribe
+from shared.runtime.kafka import publish_cloud_event
 from tests.factories import dossier_code, processed, submitted
 
 SUBMITTED, WITHDRAWN = "dvc.dossier.submitted.v1", "dvc.dossier.withdrawn.v1"

@@ -7,15 +7,15 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pymongo.errors import ServerSelectionTimeoutError
 
-from shared.http import (
+from shared.runtime.http import (
     PROBLEM_JSON,
     BodySizeLimit,
     Problem,
     content_disposition,
     install_problem_handlers,
 )
-from shared.service import server_config
-from shared.settings import ServiceSettings
+from shared.runtime.service import server_config
+from shared.runtime.settings import ServiceSettings
 
 
 def test_a_vietnamese_name_gets_an_ascii_fallback_and_the_exact_utf8_name() -> None:

@@ -5,8 +5,8 @@ import ssl
 import pytest
 from faststream.security import SASLScram512
 
-from shared.kafka import kafka_security
-from shared.settings import ServiceSettings
+from shared.runtime.kafka import kafka_security
+from shared.runtime.settings import ServiceSettings
 
 
 def test_plain_by_default() -> None:

@@ -7,7 +7,7 @@ import json
 import logging
 from contextlib import redirect_stderr
 
-from shared.logging import configure_logging, log_context
+from shared.runtime.logging import configure_logging, log_context
 
 
 def test_personal_data_that_slips_into_a_log_line_or_traceback_is_masked() -> None:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from services.intake.settings import IntakeSettings
 from services.notification.settings import NotificationSettings
-from shared.settings import unfit_for_production
+from shared.runtime.settings import unfit_for_production
 
 KEY = "k" * 40
 JWT = {"jwt_issuer": "https://sso.most.gov.vn/realms/dvc", "jwt_public_key_file": "/etc/key.pem"}
@@ -70,7 +70,7 @@ def test_what_is_fit_for_production() -> None:
 
 
 def test_production_takes_the_issuers_keys_from_a_file_or_its_published_key_set() -> None:
-    from shared.settings import ServiceSettings
+    from shared.runtime.settings import ServiceSettings
 
     realm = "https://sso.most.gov.vn/realms/dvc"
     ServiceSettings(environment="production", jwt_issuer=realm)  # OpenID discovery

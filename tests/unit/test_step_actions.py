@@ -11,14 +11,14 @@ import pytest
 from pydantic import ValidationError
 
 from services.processing.domain.lifecycle import Action
-from shared.contracts import schema_of, snapshot_path
-from shared.events import (
+from shared.contracts.events import (
     DEADLINE_WARNING_FRACTIONS,
     DossierProcessed,
     PublicDossierStatus,
     PublicStep,
     StepAction,
 )
+from shared.tools.snapshots import schema_of, snapshot_path
 
 CODE = "000.00.21.G12-261129-0001"
 

@@ -16,8 +16,8 @@ import logging
 from faststream.kafka import KafkaBroker
 
 from services.intake.adapters.store import IntakeStore
-from shared.cloudevents import wrap
-from shared.kafka import publish_cloud_event
+from shared.contracts.cloudevents import wrap
+from shared.runtime.kafka import publish_cloud_event
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Request limits: rate limits per client, throttling of wrong tracking secrets (body sizes are
-limited for every service by `shared.http.BodySizeLimit`).
+limited for every service by `shared.runtime.http.BodySizeLimit`).
 
 Rate limits are counted in this replica's memory (moving windows from the `limits` library):
 with N replicas behind a load balancer a client gets up to N times the limit. A shared store
@@ -14,7 +14,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from services.intake.metrics import THROTTLED_REQUESTS, WRONG_TRACKING_SECRETS
-from shared.http import Problem
+from shared.runtime.http import Problem
 
 
 def client_address(request: Request) -> str:

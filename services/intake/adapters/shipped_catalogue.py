@@ -14,7 +14,7 @@ from services.intake.domain.catalogue import (
     parse_procedures,
     parse_units,
 )
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 
 DATA_PACKAGE = "services.intake.catalogue"
 

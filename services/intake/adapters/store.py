@@ -38,12 +38,12 @@ from services.intake.domain.idempotency import (
     idempotency_record_id,
     idempotency_record_lapsed,
 )
-from shared.catalogue import Procedure
-from shared.cloudevents import CloudEvent
-from shared.events import DocumentRef, DossierState
-from shared.idempotency import apply_once
-from shared.mongo import bulk_write_in_chunks, ensure_indexes, gridfs_indexes
-from shared.outbox import OUTBOX_INDEX, merge_updates, outbox_update
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.events import DocumentRef, DossierState
+from shared.runtime.idempotency import apply_once
+from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes, gridfs_indexes
+from shared.runtime.outbox import OUTBOX_INDEX, merge_updates, outbox_update
 
 Document = dict[str, Any]
 # An event to publish: (topic, event), queued in the dossier's outbox.
@@ -59,7 +59,8 @@ PUBLISH_PENDING = "publish_pending"
 ERASABLE = "erasable"
 FINISHED_AT = "finished_at"
 
-# Every index of intake's collections (`shared.mongo.ensure_indexes`); repeated queries start with
+# Every index of intake's collections (`shared.runtime.mongo.ensure_indexes`); repeated queries
+# start with
 # an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     "dossiers": [OUTBOX_INDEX, IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)])],
@@ -372,7 +373,8 @@ class IntakeStore:
 
         The record holds neither the key nor the response in clear: its `_id` is the key's
         digest and the response is sealed with a key derived from the Idempotency-Key itself,
-        which only the client holds (`shared.idempotency.SealedResponse`), so the tracking secret
+        which only the client holds (`shared.runtime.idempotency.SealedResponse`), so the tracking
+        secret
         a receipt carries cannot be read from the database. A record expires after
         `IDEMPOTENCY_TTL`, an unfinished one after `IDEMPOTENCY_STUCK_AFTER` (a crash mid-way):
         the key can then be used again."""

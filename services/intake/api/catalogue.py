@@ -10,8 +10,8 @@ from pydantic import BaseModel, ValidationError
 
 from services.intake.api.dependencies import AdminStaff, Intake
 from services.intake.domain.catalogue import CatalogueRollup
-from shared.catalogue import Procedure
-from shared.http import Problem, inline_schema, problems
+from shared.contracts.catalogue import Procedure
+from shared.runtime.http import Problem, inline_schema, problems
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue"], responses=problems(503))
 ProcedureCode = Annotated[str, Path(min_length=1, max_length=40)]

@@ -11,8 +11,8 @@ from services.intake.adapters.protection import RateLimits, client_address
 from services.intake.domain.dossier import Dossier
 from services.intake.domain.errors import DossierNotFound
 from services.intake.service import IntakeService
-from shared.auth import Role, Staff, require_roles
-from shared.http import problems
+from shared.runtime.auth import Role, Staff, require_roles
+from shared.runtime.http import problems
 
 
 def intake_service(request: Request) -> IntakeService:

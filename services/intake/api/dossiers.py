@@ -35,9 +35,9 @@ from services.intake.domain.submission import (
 )
 from services.intake.service.dossiers import now
 from services.intake.settings import IntakeSettings
-from shared.auth import Role, Staff, ensure_same_unit, require_roles
-from shared.events import Channel, DocumentRef
-from shared.http import content_disposition, inline_schema, problems
+from shared.contracts.events import Channel, DocumentRef
+from shared.runtime.auth import Role, Staff, ensure_same_unit, require_roles
+from shared.runtime.http import content_disposition, inline_schema, problems
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"], responses=problems(503))
 INVALID_DOSSIER = ANSWERS[InvalidDossier]

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from services.intake.api.dependencies import CitizenDossier, Intake, citizen_problems
 from services.intake.domain.attachments import safe_file_name
 from services.intake.domain.payments import PaymentCallback
-from shared.http import content_disposition, inline_schema, problems
+from shared.runtime.http import content_disposition, inline_schema, problems
 
 router = APIRouter(prefix="/api/v1", tags=["payments"], responses=problems(503))
 

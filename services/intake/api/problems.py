@@ -10,8 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from services.intake.domain import errors
-from shared.http import Problem, problem_response
-from shared.metrics import REJECTED_REQUESTS
+from shared.runtime.http import Problem, problem_response
+from shared.runtime.metrics import REJECTED_REQUESTS
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from pydantic import AfterValidator, BaseModel, ValidationInfo, field_validator,
 from stdnum import exceptions as stdnum_errors
 from stdnum.vn import mst
 
-from shared.events import Applicant as ApplicantRecord
-from shared.events import ApplicantKind
-from shared.events import Contact as ContactRecord
+from shared.contracts.events import Applicant as ApplicantRecord
+from shared.contracts.events import ApplicantKind
+from shared.contracts.events import Contact as ContactRecord
 
 # Province codes printed on citizen ID cards (Decree 137/2015, Circular 07/2016, annex): the
 # 63 provinces before the 2025 merger. Cards already issued keep these codes, and the merged

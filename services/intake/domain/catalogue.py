@@ -1,7 +1,7 @@
 """The procedure catalogue: parsing the shipped data, accent-insensitive search and the level
 roll-up.
 
-Pure functions over `shared.catalogue.Procedure`; the data files packaged in
+Pure functions over `shared.contracts.catalogue.Procedure`; the data files packaged in
 `services/intake/catalogue/` are read by `services.intake.adapters.shipped_catalogue`.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
-from shared.catalogue import LEVEL4_TARGET_SHARE, Procedure, level4_target_met
+from shared.contracts.catalogue import LEVEL4_TARGET_SHARE, Procedure, level4_target_met
 
 # The shipped data files, as named in parse errors.
 PROCEDURES_FILE = "procedures.json"
@@ -24,7 +24,7 @@ UNITS_FILE = "units.csv"
 
 LEVEL4_TARGET = float(LEVEL4_TARGET_SHARE)
 """Decision 4094/QĐ-BKHCN: at least 30% of the online services (levels 3 and 4) at level 4;
-compared exactly by `shared.catalogue.level4_target_met`, as reporting does."""
+compared exactly by `shared.contracts.catalogue.level4_target_met`, as reporting does."""
 
 LARGE_VOLUME_PER_YEAR = 500
 """Dossiers a year from which a level-3 procedure counts as having a large volume.

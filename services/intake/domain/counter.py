@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from services.intake.domain.errors import BackdatedReceipt, FutureReceipt, OtherUnitsDossier
-from shared.auth import Staff
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
+from shared.runtime.auth import Staff
 
 
 def check_recording_unit(officer: Staff, procedure: Procedure) -> None:

@@ -29,8 +29,8 @@ from services.intake.domain.errors import (
     NothingToPay,
     ResultAtCounter,
 )
-from shared.catalogue import Procedure
-from shared.events import (
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import (
     Channel,
     DocumentRef,
     DossierNotified,

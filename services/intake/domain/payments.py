@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.events import DossierCode
+from shared.contracts.events import DossierCode
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 SIGNATURE_HEADER = "X-Signature"

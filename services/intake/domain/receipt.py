@@ -15,8 +15,8 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.catalogue import ProcessingTime, TimeUnit
-from shared.events import Channel
+from shared.contracts.catalogue import ProcessingTime, TimeUnit
+from shared.contracts.events import Channel
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 

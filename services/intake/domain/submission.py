@@ -21,8 +21,8 @@ from services.intake.domain.errors import (
     UnexpectedDocument,
 )
 from services.intake.domain.form_data import check_form_data
-from shared.catalogue import Procedure, RequiredDocument
-from shared.events import Channel
+from shared.contracts.catalogue import Procedure, RequiredDocument
+from shared.contracts.events import Channel
 
 
 class SubmissionForm(BaseModel):

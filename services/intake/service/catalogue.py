@@ -11,7 +11,7 @@ from services.intake.adapters.shipped_catalogue import load_catalogue
 from services.intake.adapters.store import Document, IntakeStore
 from services.intake.domain.catalogue import CatalogueRollup, query_terms, rollup
 from services.intake.domain.errors import ProcedureNotFound
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 
 log = logging.getLogger(__name__)
 

@@ -17,21 +17,21 @@ from services.intake.domain.submission import UploadedFile, check_documents
 from services.intake.metrics import CITIZEN_ACTIONS
 from services.intake.service.submission import store_documents
 from services.intake.settings import IntakeSettings
-from shared.auth import Staff, ensure_same_unit
-from shared.cloudevents import wrap
-from shared.events import (
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import (
     Channel,
     DocumentRef,
     DossierRated,
     DossierSupplemented,
     DossierWithdrawn,
 )
-from shared.outbox import OutboxRelay
-from shared.topics import (
+from shared.contracts.topics import (
     DOSSIER_RATED_TOPIC,
     DOSSIER_SUPPLEMENTED_TOPIC,
     DOSSIER_WITHDRAWN_TOPIC,
 )
+from shared.runtime.auth import Staff, ensure_same_unit
+from shared.runtime.outbox import OutboxRelay
 
 
 def now() -> datetime:

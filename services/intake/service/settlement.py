@@ -19,16 +19,17 @@ from typing import Any
 
 from services.intake.adapters.store import Document, IntakeStore
 from services.intake.metrics import PAYMENT_CALLBACKS
-from shared.cloudevents import wrap
-from shared.events import DossierPaid
-from shared.outbox import OutboxRelay
-from shared.work_pool import WorkPool
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import DossierPaid
+from shared.runtime.outbox import OutboxRelay
+from shared.runtime.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
 
 
 class PaymentSettler:
-    """Completes recorded callbacks on a few workers (`shared.work_pool`): the endpoint submits a
+    """Completes recorded callbacks on a few workers (`shared.runtime.work_pool`): the endpoint
+    submits a
     transaction id; the pool's poller is the recovery pass. A transaction is never completed by
     two workers of this process at once."""
 

@@ -7,8 +7,8 @@ import logging
 
 from services.intake.adapters.store import IntakeStore
 from services.intake.domain.dossier import inbox_message, processing_step
-from shared.consumer import PermanentError
-from shared.events import DossierNotified, DossierProcessed
+from shared.contracts.events import DossierNotified, DossierProcessed
+from shared.runtime.consumer import PermanentError
 
 log = logging.getLogger(__name__)
 

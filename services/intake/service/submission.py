@@ -43,13 +43,13 @@ from services.intake.domain.submission import (
 )
 from services.intake.metrics import SUBMISSIONS
 from services.intake.settings import IntakeSettings
-from shared.auth import Staff
-from shared.catalogue import Procedure
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import Applicant, Channel, Contact, DocumentRef, DossierSubmitted
-from shared.failures import describe, is_transient
-from shared.outbox import OutboxRelay
-from shared.topics import DOSSIER_SUBMITTED_TOPIC
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import Applicant, Channel, Contact, DocumentRef, DossierSubmitted
+from shared.contracts.topics import DOSSIER_SUBMITTED_TOPIC
+from shared.runtime.auth import Staff
+from shared.runtime.failures import describe, is_transient
+from shared.runtime.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 

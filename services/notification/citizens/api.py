@@ -12,10 +12,10 @@ from services.notification import metrics
 from services.notification.citizens.domain.errors import UnknownDossier
 from services.notification.citizens.domain.signature import ReceiptCheck
 from services.notification.citizens.service import CitizenMessages
-from shared.auth import CurrentStaff, ensure_same_unit
-from shared.events import DossierCode
-from shared.http import Problem, inline_schema, problems
-from shared.logging import mask
+from shared.contracts.events import DossierCode
+from shared.runtime.auth import CurrentStaff, ensure_same_unit
+from shared.runtime.http import Problem, inline_schema, problems
+from shared.runtime.logging import mask
 
 router = APIRouter(prefix="/notifications", tags=["notifications"], responses=problems(503))
 

@@ -26,7 +26,7 @@ from services.notification.citizens.adapters.erasure import ContactErasureStore
 from services.notification.citizens.adapters.store import NotificationStore
 from services.notification.citizens.domain.erasure import DEFAULT_RETENTION_DAYS, retention_cutoff
 from services.notification.settings import NotificationSettings
-from shared.mongo import create_mongo_client
+from shared.runtime.mongo import create_mongo_client
 
 BATCH = 200
 

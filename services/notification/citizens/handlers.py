@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from services.notification.citizens.service import CitizenMessages
-from shared.cloudevents import CloudEvent
-from shared.events import DossierProcessed, DossierSubmitted
-from shared.service import ServiceContext, subscribe_dossier_events
-from shared.topics import NOTIFICATION_GROUP
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.events import DossierProcessed, DossierSubmitted
+from shared.contracts.topics import NOTIFICATION_GROUP
+from shared.runtime.service import ServiceContext, subscribe_dossier_events
 
 
 def subscribe(context: ServiceContext, messages: CitizenMessages) -> None:

@@ -49,11 +49,11 @@ from services.notification.citizens.domain.ports import (
 )
 from services.notification.citizens.domain.routing import Hop, next_hop
 from services.notification.domain.retry import RetryConfig, backoff
-from shared.cloudevents import wrap
-from shared.events import DossierNotified
-from shared.logging import log_context, mask
-from shared.outbox import OutboxRelay, merge_updates, outbox_update
-from shared.work_pool import WorkPool
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import DossierNotified
+from shared.runtime.logging import log_context, mask
+from shared.runtime.outbox import OutboxRelay, merge_updates, outbox_update
+from shared.runtime.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
 

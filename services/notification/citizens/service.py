@@ -18,9 +18,9 @@ from services.notification.citizens.domain.routing import CHANNELS, route
 from services.notification.citizens.domain.signature import ReceiptCheck, verify
 from services.notification.citizens.notifier import Notifier
 from services.notification.settings import NotificationSettings
-from shared.consumer import PermanentError
-from shared.events import DossierProcessed, DossierSubmitted
-from shared.logging import mask
+from shared.contracts.events import DossierProcessed, DossierSubmitted
+from shared.runtime.consumer import PermanentError
+from shared.runtime.logging import mask
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """How the citizens' deliveries and the national-portal sync retry (pure); the schedule itself is
-the platform's one (`shared.retry.backoff`, re-exported here)."""
+the platform's one (`shared.runtime.retry.backoff`, re-exported here)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.retry import backoff
+from shared.runtime.retry import backoff
 
 __all__ = ["RetryConfig", "backoff"]
 

@@ -20,7 +20,7 @@ import sys
 from services.notification.main import build_portal_sync
 from services.notification.portal.domain.sync_status import SYNCED
 from services.notification.portal.settings import PortalCommandSettings
-from shared.mongo import create_mongo_client
+from shared.runtime.mongo import create_mongo_client
 
 
 def _parser() -> argparse.ArgumentParser:

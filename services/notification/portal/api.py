@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from services.notification.portal.domain.sync_status import SYNCED
 from services.notification.portal.service import PortalSync
-from shared.auth import Role, Staff, require_roles
-from shared.events import DossierCode
-from shared.http import Problem, problems
+from shared.contracts.events import DossierCode
+from shared.runtime.auth import Role, Staff, require_roles
+from shared.runtime.http import Problem, problems
 
 router = APIRouter(
     prefix="/api/v1/portal-sync",

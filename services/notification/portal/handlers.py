@@ -4,9 +4,8 @@ facts are recorded for the portal."""
 from __future__ import annotations
 
 from services.notification.portal.service import PortalSync
-from shared.cloudevents import CloudEvent
-from shared.consumer import EventHandler
-from shared.events import (
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.events import (
     DossierEvent,
     DossierPaid,
     DossierProcessed,
@@ -14,8 +13,9 @@ from shared.events import (
     DossierSupplemented,
     DossierWithdrawn,
 )
-from shared.service import ServiceContext, subscribe_dossier_events
-from shared.topics import PORTAL_GROUP
+from shared.contracts.topics import PORTAL_GROUP
+from shared.runtime.consumer import EventHandler
+from shared.runtime.service import ServiceContext, subscribe_dossier_events
 
 
 def portal_handlers(sync: PortalSync) -> dict[type[DossierEvent], EventHandler]:

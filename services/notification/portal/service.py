@@ -21,14 +21,14 @@ from services.notification.portal.domain import messages
 from services.notification.portal.domain.sync_status import FAILED, SYNCED
 from services.notification.portal.settings import PortalSettings
 from services.notification.portal.worker import PortalWorker
-from shared.events import (
+from shared.contracts.events import (
     DossierPaid,
     DossierProcessed,
     DossierSubmitted,
     DossierSupplemented,
     DossierWithdrawn,
 )
-from shared.service import ServiceContext
+from shared.runtime.service import ServiceContext
 
 log = logging.getLogger(__name__)
 

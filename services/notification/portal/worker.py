@@ -38,9 +38,9 @@ from services.notification.portal.domain.messages import (
     step_message,
 )
 from services.notification.portal.domain.sync_status import FAILED, PENDING, SYNCED, WAITING
-from shared.logging import log_context
-from shared.outbox import merge_updates
-from shared.work_pool import WorkPool
+from shared.runtime.logging import log_context
+from shared.runtime.outbox import merge_updates
+from shared.runtime.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import re
 
 from services.notification.settings import NotificationSettings
 from services.notification.webhooks.adapters.store import WebhookStore, valid_keys
-from shared.mongo import create_mongo_client
+from shared.runtime.mongo import create_mongo_client
 
 AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 

@@ -34,7 +34,7 @@ from services.notification.webhooks.domain.subscriptions import (
 )
 from services.notification.webhooks.domain.urls import UrlRefused
 from services.notification.webhooks.service import WebhookService
-from shared.http import (
+from shared.runtime.http import (
     Problem,
     StrictAwareDatetime,
     UnixEraDatetime,

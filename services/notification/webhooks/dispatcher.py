@@ -44,9 +44,9 @@ from services.notification.webhooks.domain.subscriptions import (
     next_attempt_delay,
     webhook_body,
 )
-from shared.background import Pacer, cancel_and_wait, wait_for_event
-from shared.batch_consumer import Parsed
-from shared.events import PublicDossierStatus
+from shared.contracts.events import PublicDossierStatus
+from shared.runtime.background import Pacer, cancel_and_wait, wait_for_event
+from shared.runtime.batch_consumer import Parsed
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from services.notification.settings import NotificationSettings
 from services.notification.webhooks.dispatcher import Dispatcher
 from services.notification.webhooks.service import PublicStream
-from shared.batch_consumer import BatchConsumer, Parsed, routes_for
-from shared.events import DossierProcessed, DossierSubmitted, PublicDossierStatus
-from shared.service import ServiceContext
-from shared.topics import PUBLIC_STREAM_GROUP, WEBHOOK_GROUP
+from shared.contracts.events import DossierProcessed, DossierSubmitted, PublicDossierStatus
+from shared.contracts.topics import PUBLIC_STREAM_GROUP, WEBHOOK_GROUP
+from shared.runtime.batch_consumer import BatchConsumer, Parsed, routes_for
+from shared.runtime.service import ServiceContext
 
 
 def public_stream_consumer(

@@ -40,11 +40,11 @@ from services.notification.webhooks.domain.subscriptions import (
     webhook_body,
 )
 from services.notification.webhooks.settings import WebhookSettings
-from shared.background import Pacer, cancel_and_wait, periodically
-from shared.batch_consumer import BatchConsumer, Parsed
-from shared.cloudevents import CloudEvent, MalformedEvent, unwrap
-from shared.events import PublicDossierStatus
-from shared.kafka import publish_cloud_events
+from shared.contracts.cloudevents import CloudEvent, MalformedEvent, unwrap
+from shared.contracts.events import PublicDossierStatus
+from shared.runtime.background import Pacer, cancel_and_wait, periodically
+from shared.runtime.batch_consumer import BatchConsumer, Parsed
+from shared.runtime.kafka import publish_cloud_events
 
 log = logging.getLogger(__name__)
 

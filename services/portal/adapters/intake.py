@@ -26,7 +26,7 @@ from services.portal.domain.errors import (
     TooManyRequests,
 )
 from services.portal.domain.tracking import DossierStatus
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 
 
 class ProcedurePage(BaseModel):

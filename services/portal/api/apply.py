@@ -37,7 +37,7 @@ from services.portal.domain.errors import (
     TooManyRequests,
 )
 from services.portal.domain.labels import accepts_online
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 
 router = APIRouter(include_in_schema=False)
 

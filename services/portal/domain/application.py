@@ -17,7 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from stdnum import exceptions as stdnum_errors
 from stdnum.vn import mst
 
-from shared.catalogue import Procedure, RequiredDocument
+from shared.contracts.catalogue import Procedure, RequiredDocument
 
 from .labels import formats_text, size_text
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from shared.catalogue import Procedure, ProcessingTime, TimeUnit
-from shared.events import DossierState
+from shared.contracts.catalogue import Procedure, ProcessingTime, TimeUnit
+from shared.contracts.events import DossierState
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import DossierState
+from shared.contracts.events import DossierState
 
 from .labels import STATE_LABELS, datetime_text
 

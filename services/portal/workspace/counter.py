@@ -43,8 +43,8 @@ from services.portal.workspace.processing import (
 from services.portal.workspace.routes import HOME, SignedIn, Workspace, WorkspaceDep
 from services.portal.workspace.sessions import StaffSession
 from services.portal.workspace.staff_apis import UploadPart
-from shared.catalogue import Procedure
-from shared.events import Channel
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import Channel
 
 DESK = f"{HOME}/mot-cua"
 COUNTER_ROLES = frozenset({"counter_officer", "admin"})

@@ -16,8 +16,8 @@ from enum import StrEnum
 from typing import Any
 
 from services.portal.domain.labels import STATE_LABELS
-from shared.catalogue import ProcessingTime
-from shared.events import Channel, DossierState
+from shared.contracts.catalogue import ProcessingTime
+from shared.contracts.events import Channel, DossierState
 
 # --- the worklist ---------------------------------------------------------------------------------
 

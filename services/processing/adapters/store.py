@@ -3,7 +3,7 @@ and leases (the result documents' bytes are in `results.py`). Single-document at
 (FerretDB and MongoDB alike).
 
 Every case write is a compare-and-set on the case's `version`, and carries, in the same update, the
-history entries, the pending events (`shared.outbox`) and the id of the input event or the
+history entries, the pending events (`shared.runtime.outbox`) and the id of the input event or the
 `Idempotency-Key` that caused it. So two officers acting at once cannot both apply conflicting
 transitions, a redelivered event or a retried request changes nothing, and nothing is announced
 that was not stored.
@@ -27,12 +27,12 @@ from services.processing.domain.case import Case, CaseSummary, StoredCase
 from services.processing.domain.errors import InvalidCursor, VersionConflict
 from services.processing.domain.lifecycle import CLOCK_RUNNING
 from services.processing.domain.workflow import Outcome, Step
-from shared.catalogue import Procedure
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import DossierProcessed
-from shared.idempotency import APPLIED_EVENTS_FIELD
-from shared.mongo import ensure_indexes, gridfs_indexes
-from shared.outbox import OUTBOX_INDEX, merge_updates, outbox_update
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import DossierProcessed
+from shared.runtime.idempotency import APPLIED_EVENTS_FIELD
+from shared.runtime.mongo import ensure_indexes, gridfs_indexes
+from shared.runtime.outbox import OUTBOX_INDEX, merge_updates, outbox_update
 
 REQUEST_KEYS_FIELD = "applied_request_keys"
 CASES = "cases"
@@ -44,7 +44,8 @@ RESULTS_BUCKET = "results"
 # `next_check_at` runs over watched cases only (and FerretDB can push the query down).
 WATCHED = "watched"
 
-# Every index of processing's collections (`shared.mongo.ensure_indexes`); repeated queries start
+# Every index of processing's collections (`shared.runtime.mongo.ensure_indexes`); repeated queries
+# start
 # with an equality on `_id` or on the first key of one of these.
 _WORKLIST_ORDER = [("online_rank", ASCENDING), ("due_sort", ASCENDING), ("_id", ASCENDING)]
 INDEXES: dict[str, list[IndexModel]] = {

@@ -1,7 +1,8 @@
 """The officer API: worklist, case detail, workflow actions (`cases.py`), result documents
 (`results.py`) and calendar changes (`calendar.py`); bodies and response models in `schemas.py`.
 
-Every route needs a staff bearer token (`shared.auth`). Officers and unit heads see and act only on
+Every route needs a staff bearer token (`shared.runtime.auth`). Officers and unit heads see and act
+only on
 their own unit's cases, administrators on any (`domain/authorisation.py`); each action is also
 checked against the lifecycle. Errors are RFC 9457 problems (`dependencies.domain_problems`).
 """

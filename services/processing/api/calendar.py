@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from services.processing.api.dependencies import Admin, Cases, Officer
 from services.processing.api.schemas import CalendarChangeBody, CalendarDay
 from services.processing.domain.calendar import CalendarChange
-from shared.http import problems
+from shared.runtime.http import problems
 
 router = APIRouter(
     prefix="/api/v1", tags=["officer", "calendar"], responses=problems(401, 403, 503)

@@ -32,9 +32,9 @@ from services.processing.api.schemas import (
 )
 from services.processing.domain.lifecycle import Action
 from services.processing.service.cases import ActResult
-from shared.auth import Staff
-from shared.events import Channel, DossierState
-from shared.http import StrictQueryBool, problems
+from shared.contracts.events import Channel, DossierState
+from shared.runtime.auth import Staff
+from shared.runtime.http import StrictQueryBool, problems
 
 router = APIRouter(prefix="/api/v1", tags=["officer"], responses=problems(401, 403, 503))
 

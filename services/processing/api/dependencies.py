@@ -22,8 +22,8 @@ from services.processing.domain.lifecycle import TransitionError, allowed_action
 from services.processing.domain.workflow import WorkflowError
 from services.processing.service.cases import ProcessingService
 from services.processing.service.results import ResultDocuments
-from shared.auth import FORBIDDEN_TITLE, Role, Staff, require_roles
-from shared.http import Problem
+from shared.runtime.auth import FORBIDDEN_TITLE, Role, Staff, require_roles
+from shared.runtime.http import Problem
 
 if TYPE_CHECKING:
     from services.processing.main import Processing

@@ -18,7 +18,7 @@ from services.processing.api.schemas import CaseDetail
 from services.processing.domain.lifecycle import Action
 from services.processing.service.results import DEFAULT_FILE_NAME, ResultUpload
 from services.processing.settings import ProcessingSettings
-from shared.http import Problem, content_disposition, problems
+from shared.runtime.http import Problem, content_disposition, problems
 
 # The defaults of the settings `result_content_types` and `max_result_bytes`, which a deployment may
 # change: the document states the defaults.

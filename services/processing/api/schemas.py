@@ -1,5 +1,5 @@
 """The officer API's request bodies and response models (so OpenAPI shows every answer); the
-RFC 9457 problems each route may answer are declared with `shared.http.problems`."""
+RFC 9457 problems each route may answer are declared with `shared.runtime.http.problems`."""
 
 # No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
 from datetime import date, datetime
@@ -18,9 +18,9 @@ from services.processing.domain.case import (
 )
 from services.processing.domain.lifecycle import Action, allowed_actions, overdue
 from services.processing.service.cases import StateCounts
-from shared.catalogue import ProcessingTime
-from shared.events import Channel, DocumentRef, DossierState
-from shared.http import StrictDate
+from shared.contracts.catalogue import ProcessingTime
+from shared.contracts.events import Channel, DocumentRef, DossierState
+from shared.runtime.http import StrictDate
 
 # -- request bodies -------------------------------------------------------------------------------
 

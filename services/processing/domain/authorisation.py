@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from services.processing.domain.lifecycle import Action
-from shared.auth import Role
+from shared.runtime.auth import Role
 
 VIEW = "view"
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.catalogue import ProcessingTime
-from shared.events import Channel, DocumentRef, DossierState
+from shared.contracts.catalogue import ProcessingTime
+from shared.contracts.events import Channel, DocumentRef, DossierState
 
 # Sorts after every real due date: cases without one (not received yet, paused) come last.
 NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)

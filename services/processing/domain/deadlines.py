@@ -61,7 +61,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from services.processing.domain.calendar import WorkingCalendar
-from shared.catalogue import ProcessingTime, TimeUnit
+from shared.contracts.catalogue import ProcessingTime, TimeUnit
 
 END_OF_DAY = time(23, 59, 59, 999999)
 _ONE_MICROSECOND = timedelta(microseconds=1)

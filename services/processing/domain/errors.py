@@ -7,7 +7,7 @@ that raise them (`lifecycle.py`, `workflow.py`).
 from __future__ import annotations
 
 from services.processing.domain.authorisation import Refusal
-from shared.failures import AwaitingEarlierEvent
+from shared.runtime.failures import AwaitingEarlierEvent
 
 
 class CaseNotFound(LookupError):

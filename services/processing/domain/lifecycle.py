@@ -12,14 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from shared.events import DossierState as S
-from shared.events import StepAction
+from shared.contracts.events import DossierState as S
+from shared.contracts.events import StepAction
 
 
 class Action(StrEnum):
     """What an officer, the applicant (through intake's events) or the system does to a case.
 
-    Each value is the `StepAction` the action is announced with (`shared.events`, the one
+    Each value is the `StepAction` the action is announced with (`shared.contracts.events`, the one
     source of the names); the steps only the system announces (clock started, deadline
     warnings, overdue) are `StepAction`s that are not `Action`s.
     """

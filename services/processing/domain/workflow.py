@@ -65,8 +65,8 @@ from services.processing.domain.lifecycle import (
     Action,
     next_state,
 )
-from shared.catalogue import Procedure
-from shared.events import (
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import (
     DEADLINE_WARNING_FRACTIONS,
     Channel,
     DocumentRef,

@@ -45,11 +45,8 @@ from services.processing.domain.workflow import (
     record_payment,
 )
 from services.processing.settings import ProcessingSettings
-from shared.auth import FORBIDDEN, Staff
-from shared.background import Pacer
-from shared.catalogue import Procedure
-from shared.consumer import PermanentError
-from shared.events import (
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import (
     Channel,
     DossierPaid,
     DossierState,
@@ -57,9 +54,12 @@ from shared.events import (
     DossierSupplemented,
     DossierWithdrawn,
 )
-from shared.metrics import DUPLICATE_EVENTS
-from shared.outbox import OutboxRelay
-from shared.topics import PROCESSING_GROUP
+from shared.contracts.topics import PROCESSING_GROUP
+from shared.runtime.auth import FORBIDDEN, Staff
+from shared.runtime.background import Pacer
+from shared.runtime.consumer import PermanentError
+from shared.runtime.metrics import DUPLICATE_EVENTS
+from shared.runtime.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 

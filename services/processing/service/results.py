@@ -17,8 +17,8 @@ from services.processing.domain.errors import CaseNotFound, ResultNotFound
 from services.processing.domain.lifecycle import Action, allowed_actions
 from services.processing.service.cases import ActResult, ProcessingService
 from services.processing.settings import ProcessingSettings
-from shared.auth import Role, Staff
-from shared.events import DocumentRef
+from shared.contracts.events import DocumentRef
+from shared.runtime.auth import Role, Staff
 
 DEFAULT_FILE_NAME = "ket-qua"
 

@@ -24,7 +24,7 @@ from services.processing import metrics
 from services.processing.domain.errors import VersionConflict
 from services.processing.domain.workflow import scan
 from services.processing.service.cases import ProcessingService
-from shared.failures import is_transient
+from shared.runtime.failures import is_transient
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.kafka import aiokafka_security_options
-from shared.settings import ServiceSettings
+from shared.runtime.kafka import aiokafka_security_options
+from shared.runtime.settings import ServiceSettings
 
 Lag = dict[tuple[str, str], int]
 

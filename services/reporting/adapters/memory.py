@@ -17,7 +17,7 @@ from services.reporting.domain.contributions import (
     to_triples,
 )
 from services.reporting.domain.facts import FactsUpdate
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 
 
 class MemoryStore:

@@ -12,10 +12,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
-from shared.consumer import EventHandler
-from shared.kafka import aiokafka_security_options
-from shared.settings import ServiceSettings
+from shared.contracts.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
+from shared.runtime.consumer import EventHandler
+from shared.runtime.kafka import aiokafka_security_options
+from shared.runtime.settings import ServiceSettings
 
 Offsets = Mapping[TopicPartition, int]
 

@@ -35,14 +35,15 @@ from services.reporting.domain.contributions import (
     to_triples,
 )
 from services.reporting.domain.facts import FactsUpdate
-from shared.catalogue import Procedure
-from shared.idempotency import apply_once_and_read
-from shared.mongo import ensure_indexes
+from shared.contracts.catalogue import Procedure
+from shared.runtime.idempotency import apply_once_and_read
+from shared.runtime.mongo import ensure_indexes
 
 MAX_CAS_ATTEMPTS = 20
 
 # Every index of one read-model set (collection names without the set's prefix;
-# `shared.mongo.ensure_indexes`); repeated queries start with an equality on `_id` or on the first
+# `shared.runtime.mongo.ensure_indexes`); repeated queries start with an equality on `_id` or on
+# the first
 # key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     # The report's counters of a quarter (each counter carries its key's fields, `parse_key`).

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.reporting.domain.quarters import VN, quarter_of
-from shared.events import StepAction
+from shared.contracts.events import StepAction
 
 FIELDS: tuple[str, ...] = (
     "received",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import (
+from shared.contracts.events import (
     DossierEvent,
     DossierNotified,
     DossierPaid,

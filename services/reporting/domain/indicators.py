@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from services.reporting.domain.contributions import FIELDS
-from shared.catalogue import LEVEL4_TARGET_SHARE, level4_target_met
+from shared.contracts.catalogue import LEVEL4_TARGET_SHARE, level4_target_met
 
 LEVEL4_TARGET = float(LEVEL4_TARGET_SHARE)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from services.reporting.domain.facts import FactsUpdate
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 
 
 class ReadModelStore(Protocol):

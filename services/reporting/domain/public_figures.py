@@ -24,7 +24,7 @@ from services.reporting.domain.indicators import (
     total,
 )
 from services.reporting.domain.quarters import quarter_label
-from shared.catalogue import level4_target_met
+from shared.contracts.catalogue import level4_target_met
 
 LEVEL4_TARGET_PERCENT = round(100 * LEVEL4_TARGET, 2)
 

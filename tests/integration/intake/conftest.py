@@ -10,7 +10,7 @@ import pytest
 
 from services.intake.main import IntakeComponents, create_app
 from services.intake.settings import IntakeSettings
-from shared.auth import DevIssuer
+from shared.runtime.auth import DevIssuer
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from services.intake.adapters.shipped_catalogue import load_catalogue
 from services.intake.domain.catalogue import fold, matches, rollup
-from shared.catalogue import Procedure
-from shared.cloudevents import CloudEvent, unwrap
-from shared.topics import CATALOGUE_TOPIC
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import CloudEvent, unwrap
+from shared.contracts.topics import CATALOGUE_TOPIC
 from tests.kafka_helpers import read_records
 
 

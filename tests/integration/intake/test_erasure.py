@@ -16,7 +16,7 @@ from services.intake.adapters.store import ERASABLE, INDEXES, IntakeStore
 from services.intake.domain.dossier import Dossier, Rating, processing_step
 from services.intake.domain.erasure import ERASED_NAME
 from services.intake.erasure import erase_finished_dossiers, main
-from shared.events import Channel, DocumentRef, DossierState, StepAction
+from shared.contracts.events import Channel, DocumentRef, DossierState, StepAction
 from tests.factories import dossier_code, processed
 
 IDENTIFIER = "001303004567"

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer
 from services.intake.adapters.memory import RecordingPaymentProvider
 from services.intake.domain.payments import sign_callback
 from services.intake.main import create_app
-from shared.events import DossierState
-from shared.topics import DOSSIER_PAID_TOPIC
+from shared.contracts.events import DossierState
+from shared.contracts.topics import DOSSIER_PAID_TOPIC
 from tests.integration.intake.test_tracking import (
     new_dossier,
     processing_says,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.events import DossierRated, DossierState
-from shared.topics import DOSSIER_RATED_TOPIC
+from shared.contracts.events import DossierRated, DossierState
+from shared.contracts.topics import DOSSIER_RATED_TOPIC
 from tests.integration.intake.test_tracking import (
     events_of,
     new_dossier,

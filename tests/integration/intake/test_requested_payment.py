@@ -14,10 +14,10 @@ from services.processing.adapters.store import processed_event
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.lifecycle import Action
 from services.processing.domain.workflow import Command, Rules, apply, open_case
-from shared.cloudevents import wrap
-from shared.events import Channel, DossierProcessed, StepAction
-from shared.kafka import publish_cloud_event
-from shared.topics import DOSSIER_PAID_TOPIC, DOSSIER_PROCESSED_TOPIC
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import Channel, DossierProcessed, StepAction
+from shared.contracts.topics import DOSSIER_PAID_TOPIC, DOSSIER_PROCESSED_TOPIC
+from shared.runtime.kafka import publish_cloud_event
 from tests.factories import submitted
 from tests.integration.intake.test_payment_callback import (
     callback,

@@ -11,9 +11,9 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from services.intake.adapters.store import IdempotencyConflict
-from shared.cloudevents import CloudEvent, unwrap
-from shared.events import Channel, DossierSubmitted
-from shared.topics import DOSSIER_SUBMITTED_TOPIC
+from shared.contracts.cloudevents import CloudEvent, unwrap
+from shared.contracts.events import Channel, DossierSubmitted
+from shared.contracts.topics import DOSSIER_SUBMITTED_TOPIC
 from tests.intake_samples import (
     ORGANISATION,
     PDF,

@@ -11,16 +11,16 @@ import httpx
 
 from devstack.simulators.payment import create_app as create_simulator
 from services.intake.domain.payments import sign_callback
-from shared.cloudevents import CloudEvent, unwrap, wrap
-from shared.events import DocumentRef, DossierProcessed, DossierState
-from shared.kafka import publish_cloud_event
-from shared.topics import (
+from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
+from shared.contracts.events import DocumentRef, DossierProcessed, DossierState
+from shared.contracts.topics import (
     DOSSIER_PAID_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
     DOSSIER_SUPPLEMENTED_TOPIC,
     DOSSIER_WITHDRAWN_TOPIC,
 )
+from shared.runtime.kafka import publish_cloud_event
 from tests.intake_samples import PDF, dossier_json, multipart, trademark_files
 from tests.kafka_helpers import read_until
 

@@ -19,15 +19,15 @@ from fastapi import FastAPI
 from services.notification.citizens.domain.signature import sign
 from services.notification.main import create_app
 from services.notification.settings import NotificationSettings
-from shared.auth import DevIssuer
-from shared.cloudevents import CloudEvent
-from shared.topics import (
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.topics import (
     DOSSIER_NOTIFIED_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
     NOTIFICATION_GROUP,
     dead_letter_topic,
 )
+from shared.runtime.auth import DevIssuer
 from tests.integration.notification.servers import SmsGateway, SmtpServer
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 
 from services.notification.settings import NotificationSettings
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import DossierState, PublicDossierStatus
-from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import DossierState, PublicDossierStatus
+from shared.contracts.topics import PUBLIC_DOSSIER_STATUS_TOPIC
 from tests.integration.notification.conftest import publish
 
 STEPS = [

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from services.notification.citizens.adapters.store import INDEXES
 from services.notification.citizens.erasure import erase_finished_contacts
 from services.notification.settings import NotificationSettings
-from shared.cloudevents import wrap
-from shared.events import DossierState
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import DossierState
 from tests.factories import dossier_code, processed, submitted
 from tests.integration.notification.conftest import Topics, eventually, publish, running
 from tests.integration.notification.servers import SmsGateway
@@ -90,7 +90,7 @@ async def test_finished_dossiers_lose_their_contacts_and_message_texts(
 
 async def test_the_search_is_served_by_the_declared_index(mongo_db) -> None:
     from services.notification.citizens.adapters.erasure import ContactErasureStore
-    from shared.mongo import ensure_indexes
+    from shared.runtime.mongo import ensure_indexes
     from tests.integration.test_query_indexes import Query, index_problem, leading_keys
 
     await ensure_indexes(mongo_db, INDEXES)

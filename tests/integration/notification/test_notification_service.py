@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaProducer
 from services.notification.adapters.breaker import BreakerState
 from services.notification.citizens.domain import sms_text
 from services.notification.settings import NotificationSettings
-from shared.auth import DevIssuer
-from shared.cloudevents import CloudEvent, unwrap, wrap
-from shared.events import Contact, DossierNotified, DossierState
+from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
+from shared.contracts.events import Contact, DossierNotified, DossierState
+from shared.runtime.auth import DevIssuer
 from tests.factories import dossier_code, processed, submitted
 from tests.integration.notification.conftest import (
     Topics,

@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from services.notification.settings import NotificationSettings
-from shared.auth import DevIssuer
-from shared.cloudevents import wrap
+from shared.contracts.cloudevents import wrap
+from shared.runtime.auth import DevIssuer
 from tests.factories import dossier_code, submitted
 from tests.integration.notification.conftest import eventually, publish, running
 from tests.integration.notification.test_portal_sync import PASSWORD, USER, PortalServer

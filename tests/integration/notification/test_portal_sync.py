@@ -27,9 +27,8 @@ from services.notification.portal.domain.sync_status import FAILED, PENDING, SYN
 from services.notification.portal.handlers import portal_handlers
 from services.notification.portal.service import PortalSync
 from services.notification.portal.settings import PortalCommandSettings
-from shared.cloudevents import CloudEvent, wrap
-from shared.consumer import RetryPolicy, Route, subscribe
-from shared.events import (
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,
@@ -42,7 +41,8 @@ from shared.events import (
     DossierSupplemented,
     DossierWithdrawn,
 )
-from shared.kafka import create_broker
+from shared.runtime.consumer import RetryPolicy, Route, subscribe
+from shared.runtime.kafka import create_broker
 from tests.integration.notification.conftest import eventually, publish
 from tests.integration.notification.servers import free_port
 

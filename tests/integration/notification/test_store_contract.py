@@ -13,8 +13,8 @@ import pytest
 from services.notification.citizens.adapters.memory import InMemoryMessageStore
 from services.notification.citizens.adapters.store import NotificationStore
 from services.notification.citizens.domain.ports import Document, MessageStore
-from shared.mongo import create_mongo_client
-from shared.outbox import merge_updates, outbox_update
+from shared.runtime.mongo import create_mongo_client
+from shared.runtime.outbox import merge_updates, outbox_update
 
 # Whole milliseconds: MongoDB keeps no finer time.
 NOW = datetime(2026, 11, 29, 8, 30, tzinfo=UTC)

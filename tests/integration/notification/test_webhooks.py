@@ -15,9 +15,9 @@ from prometheus_client import REGISTRY
 
 from services.notification.settings import NotificationSettings
 from services.notification.webhooks.domain.signing import InvalidSignature, verify
-from shared.cloudevents import wrap
-from shared.events import DossierState
-from shared.topics import PUBLIC_DOSSIER_STATUS_TOPIC, WEBHOOK_GROUP, dead_letter_topic
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import DossierState
+from shared.contracts.topics import PUBLIC_DOSSIER_STATUS_TOPIC, WEBHOOK_GROUP, dead_letter_topic
 from tests.factories import dossier_code, submitted
 from tests.integration.notification.conftest import eventually, publish, running
 from tests.integration.notification.servers import WebhookReceiver

@@ -17,12 +17,9 @@ from faststream.kafka import KafkaBroker
 from services.processing.main import create_app
 from services.processing.service.cases import ProcessingService
 from services.processing.settings import ProcessingSettings
-from shared.auth import DevIssuer
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import DossierEvent
-from shared.kafka import create_broker, ensure_topics, publish_cloud_event
-from shared.mongo import create_mongo_client
-from shared.topics import (
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import DossierEvent
+from shared.contracts.topics import (
     CATALOGUE_TOPIC,
     DOSSIER_PAID_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
@@ -33,6 +30,9 @@ from shared.topics import (
     TopicSpec,
     dead_letter_topic,
 )
+from shared.runtime.auth import DevIssuer
+from shared.runtime.kafka import create_broker, ensure_topics, publish_cloud_event
+from shared.runtime.mongo import create_mongo_client
 from tests.service_harness import QUICK_CONSUMERS
 
 CONSUMED = (

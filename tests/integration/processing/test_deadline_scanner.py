@@ -14,10 +14,10 @@ from services.processing.domain.workflow import Command, apply, open_case
 from services.processing.service.cases import ProcessingService
 from services.processing.service.scanner import LEASE_NAME, QUARANTINE, DeadlineScanner
 from services.processing.settings import ProcessingSettings
-from shared.catalogue import Procedure, ProcessingTime, TimeUnit
-from shared.cloudevents import CloudEvent, unwrap
-from shared.events import Channel
-from shared.outbox import _cloud_event
+from shared.contracts.catalogue import Procedure, ProcessingTime, TimeUnit
+from shared.contracts.cloudevents import CloudEvent, unwrap
+from shared.contracts.events import Channel
+from shared.runtime.outbox import _cloud_event
 from tests.factories import dossier_code, submitted
 
 

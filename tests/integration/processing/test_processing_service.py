@@ -10,10 +10,9 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import REGISTRY
 
-from shared.auth import DevIssuer
-from shared.catalogue import Fee, Procedure, ProcessingTime, TimeUnit
-from shared.cloudevents import CloudEvent, unwrap
-from shared.events import (
+from shared.contracts.catalogue import Fee, Procedure, ProcessingTime, TimeUnit
+from shared.contracts.cloudevents import CloudEvent, unwrap
+from shared.contracts.events import (
     Channel,
     DossierPaid,
     DossierState,
@@ -21,13 +20,14 @@ from shared.events import (
     DossierWithdrawn,
     StepAction,
 )
-from shared.topics import (
+from shared.contracts.topics import (
     DOSSIER_PAID_TOPIC,
     DOSSIER_PROCESSED_TOPIC,
     DOSSIER_SUBMITTED_TOPIC,
     DOSSIER_WITHDRAWN_TOPIC,
     PROCESSING_GROUP,
 )
+from shared.runtime.auth import DevIssuer
 from tests.factories import dossier_code, submitted
 from tests.integration.processing.conftest import Service, wait_for
 from tests.kafka_helpers import read_records
@@ -489,7 +489,7 @@ async def test_a_due_date_beyond_the_official_calendar_is_counted_and_logged(
 
 
 def _document() -> Any:
-    from shared.events import DocumentRef
+    from shared.contracts.events import DocumentRef
 
     return DocumentRef(
         document_type="cccd",

@@ -21,8 +21,8 @@ from services.processing.domain.case import Case
 from services.processing.domain.workflow import Rules, refresh
 from services.processing.main import create_app
 from services.processing.settings import ProcessingSettings
-from shared.auth import DevIssuer
-from shared.events import Channel, DossierState
+from shared.contracts.events import Channel, DossierState
+from shared.runtime.auth import DevIssuer
 
 pytestmark = pytest.mark.infra
 

@@ -6,7 +6,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from services.reporting.adapters.lag import consumer_lag
-from shared.settings import ServiceSettings
+from shared.runtime.settings import ServiceSettings
 
 
 async def test_lag_is_what_a_group_has_not_yet_read(

@@ -9,9 +9,9 @@ from typing import Any
 from pymongo import MongoClient
 
 from services.reporting.rebuild import rebuild
-from shared.catalogue import Procedure
-from shared.cloudevents import wrap
-from shared.events import Channel
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import Channel
 from tests.integration.reporting.test_reporting_service import (  # noqa: F401 (fixture)
     auth,
     publish_all,

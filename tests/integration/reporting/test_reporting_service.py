@@ -18,11 +18,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from services.reporting.main import create_app
 from services.reporting.settings import ReportingSettings
-from shared.auth import DevIssuer
-from shared.catalogue import Procedure
-from shared.cloudevents import CloudEvent, wrap
-from shared.kafka import create_broker, publish_cloud_event
-from shared.topics import DOSSIER_TOPICS, REPORTING_GROUP, SUBSCRIPTIONS
+from shared.contracts.catalogue import Procedure
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.topics import DOSSIER_TOPICS, REPORTING_GROUP, SUBSCRIPTIONS
+from shared.runtime.auth import DevIssuer
+from shared.runtime.kafka import create_broker, publish_cloud_event
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics, serve
 from tests.unit.reporting.scenario import EXPECTED_MINISTRY, T0, script
 

@@ -16,8 +16,8 @@ from services.reporting.adapters.memory import MemoryStore
 from services.reporting.adapters.store import ActiveStore, ReportingStore
 from services.reporting.domain.facts import facts_update
 from services.reporting.domain.ports import ReadModelStore
-from shared.catalogue import Fee, Procedure
-from shared.events import Channel
+from shared.contracts.catalogue import Fee, Procedure
+from shared.contracts.events import Channel
 from tests.unit.reporting.scenario import T0, notified, step, submitted
 
 Q1, Q2 = "2026-Q1", "2026-Q2"

@@ -19,7 +19,7 @@ import httpx
 
 from devstack.config import PROJECT_ROOT
 from devstack.processes import ManagedProcess
-from shared.auth import DevIssuer
+from shared.runtime.auth import DevIssuer
 from tests.service_harness import QUICK_CONSUMERS, create_suffixed_topics
 
 # Small limits make the "file too large" journey quick; intake and portal share them.

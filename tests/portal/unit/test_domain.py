@@ -24,7 +24,7 @@ from services.portal.domain.tracking import (
     timeline,
     tracking_form_errors,
 )
-from shared.catalogue import Fee, Procedure, ProcessingTime, RequiredDocument, TimeUnit
+from shared.contracts.catalogue import Fee, Procedure, ProcessingTime, RequiredDocument, TimeUnit
 
 
 def valid_tax_code() -> str:

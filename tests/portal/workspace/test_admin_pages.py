@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from services.portal.main import create_app
 from services.portal.settings import PortalSettings
 from services.portal.workspace.admin import ProcedureForm, field_errors
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
 from tests.portal.workspace.test_pages import ISSUER, KEY, PORTAL, PROCEDURE, Provider, csrf
 
 CODE = str(PROCEDURE["code"])

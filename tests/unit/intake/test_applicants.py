@@ -14,7 +14,7 @@ from services.intake.domain.applicants import (
     validate_email,
     validate_tax_code,
 )
-from shared.events import ApplicantKind
+from shared.contracts.events import ApplicantKind
 
 
 def tax_code(first_nine: str) -> str:

@@ -12,7 +12,7 @@ from services.intake.domain.attachments import (
     detect_format,
     safe_file_name,
 )
-from shared.http import content_disposition
+from shared.runtime.http import content_disposition
 
 MB = 1024 * 1024
 

@@ -25,7 +25,7 @@ from services.intake.domain.catalogue import (
     search_text,
     search_tokens,
 )
-from shared.catalogue import Procedure, TimeUnit, level4_target_met
+from shared.contracts.catalogue import Procedure, TimeUnit, level4_target_met
 
 REAL_DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "most_procedures.csv"
 

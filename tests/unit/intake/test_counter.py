@@ -8,8 +8,8 @@ import pytest
 
 from services.intake.domain.counter import check_receipt_time, check_recording_unit
 from services.intake.domain.errors import BackdatedReceipt, FutureReceipt, OtherUnitsDossier
-from shared.auth import Role, Staff
-from shared.catalogue import Procedure
+from shared.contracts.catalogue import Procedure
+from shared.runtime.auth import Role, Staff
 
 NOW = datetime(2026, 3, 9, 3, 0, tzinfo=UTC)
 PROCEDURE = Procedure(

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.intake.domain.dossier_code import format_code, sequence_key
-from shared.events import DOSSIER_CODE_PATTERN
+from shared.contracts.events import DOSSIER_CODE_PATTERN
 
 
 def test_code_has_the_agency_the_vietnamese_date_and_a_four_digit_sequence() -> None:

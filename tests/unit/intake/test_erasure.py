@@ -15,7 +15,7 @@ from services.intake.domain.erasure import (
     retention_cutoff,
     stored_files,
 )
-from shared.events import DossierState, StepAction
+from shared.contracts.events import DossierState, StepAction
 from tests.factories import dossier_code, processed
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)

@@ -8,7 +8,7 @@ import pytest
 from services.intake.api.dossiers import parse_form_json
 from services.intake.domain.form_data import MAX_DEPTH, check_form_data
 from services.intake.domain.submission import SubmissionForm
-from shared.http import Problem
+from shared.runtime.http import Problem
 
 
 def nested(depth: int) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import pytest
 
 from services.intake.domain.dossier import Dossier, processing_step
 from services.intake.domain.errors import AlreadyPaid, NothingToPay
-from shared.catalogue import Fee, Procedure
-from shared.events import Channel, DossierState, StepAction
+from shared.contracts.catalogue import Fee, Procedure
+from shared.contracts.events import Channel, DossierState, StepAction
 from tests.factories import dossier_code, processed
 
 ASKED_AT = datetime(2026, 11, 30, 9, tzinfo=UTC)

@@ -9,7 +9,7 @@ from services.intake.domain.receipt import (
     format_vnd,
     render_receipt_html,
 )
-from shared.events import Channel
+from shared.contracts.events import Channel
 
 TRACKING_URL = "https://dichvucong.most.gov.vn/tra-cuu/000.00.21.G12-260105-0042?s=Xy7_k2"
 

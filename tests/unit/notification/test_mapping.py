@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.notification.citizens.domain.mapping import MessageKind, kind_for_step, template_name
-from shared.events import DossierState as S
-from shared.events import StepAction
+from shared.contracts.events import DossierState as S
+from shared.contracts.events import StepAction
 
 
 @pytest.mark.parametrize(

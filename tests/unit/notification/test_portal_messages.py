@@ -14,7 +14,7 @@ from services.notification.portal.domain.messages import (
     portal_time,
     step_message,
 )
-from shared.events import (
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,

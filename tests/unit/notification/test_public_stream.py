@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from services.notification.webhooks.domain.projection import project
-from shared.events import DossierState, PublicDossierStatus
+from shared.contracts.events import DossierState, PublicDossierStatus
 from tests.factories import processed, submitted
 
 

@@ -34,8 +34,8 @@ from services.notification.webhooks.domain.urls import (
     check_address,
     check_form,
 )
-from shared.cloudevents import wrap
-from shared.events import DossierState, PublicDossierStatus
+from shared.contracts.cloudevents import wrap
+from shared.contracts.events import DossierState, PublicDossierStatus
 
 NOW = 1_800_000_000
 STRICT, LOCAL = UrlRules(), UrlRules.local()  # production's rules; development's local receivers

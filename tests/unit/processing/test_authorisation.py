@@ -8,7 +8,7 @@ import pytest
 
 from services.processing.domain.authorisation import VIEW, Refusal, refusal
 from services.processing.domain.lifecycle import Action
-from shared.auth import Role
+from shared.runtime.auth import Role
 
 STAFF_ACTIONS = [
     VIEW,

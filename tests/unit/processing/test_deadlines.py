@@ -27,7 +27,7 @@ from services.processing.domain.deadlines import (
     score,
     threshold_times,
 )
-from shared.catalogue import ProcessingTime, TimeUnit
+from shared.contracts.catalogue import ProcessingTime, TimeUnit
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CALENDAR = WorkingCalendar()

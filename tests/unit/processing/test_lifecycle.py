@@ -16,7 +16,7 @@ from services.processing.domain.lifecycle import (
     is_transition_allowed,
     next_state,
 )
-from shared.events import DossierState as S
+from shared.contracts.events import DossierState as S
 
 # DOMAIN.md §3, written out again by hand so that a change to the table is a visible decision.
 DOMAIN_TRANSITIONS = {

@@ -25,8 +25,8 @@ from services.processing.domain.workflow import (
     scan,
 )
 from services.processing.settings import ProcessingSettings
-from shared.catalogue import Procedure, ProcessingTime, TimeUnit
-from shared.events import Channel, DocumentRef, DossierState, StepAction
+from shared.contracts.catalogue import Procedure, ProcessingTime, TimeUnit
+from shared.contracts.events import Channel, DocumentRef, DossierState, StepAction
 from tests.factories import submitted
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -11,9 +11,9 @@ from typing import Any
 
 from services.reporting.handlers import handlers_for
 from services.reporting.service import ReportingService
-from shared.catalogue import Fee, Procedure
-from shared.cloudevents import CloudEvent, unwrap, wrap
-from shared.events import (
+from shared.contracts.catalogue import Fee, Procedure
+from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
+from shared.contracts.events import (
     Applicant,
     ApplicantKind,
     Channel,

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from services.reporting import api
 from services.reporting.adapters.memory import MemoryStore
 from services.reporting.service import ReportingService
-from shared.auth import DevIssuer
-from shared.http import install_problem_handlers
+from shared.runtime.auth import DevIssuer
+from shared.runtime.http import install_problem_handlers
 from tests.unit.reporting.scenario import EXPECTED_MINISTRY, consume, deliveries
 
 URL = "/api/v1/reports/quarterly?year=2026&quarter=1"

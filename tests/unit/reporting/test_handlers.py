@@ -14,9 +14,9 @@ import pytest
 from services.reporting.adapters.memory import MemoryStore
 from services.reporting.domain.errors import InvalidPeriod, NotAllowed
 from services.reporting.service import ReportingService
-from shared.auth import Role, Staff
-from shared.cloudevents import CloudEvent
-from shared.events import Channel
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.events import Channel
+from shared.runtime.auth import Role, Staff
 from tests.unit.reporting.scenario import (
     EXPECTED_MINISTRY,
     consume,

@@ -7,7 +7,7 @@
 - `inbox`: portal inbox messages.
 
 Single-document writes only (FerretDB and MongoDB alike): a status change and its notified event
-are one update (`shared.outbox`); claims are compare-and-set on `status`/`claim`.
+are one update (`shared.runtime.outbox`); claims are compare-and-set on `status`/`claim`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pymongo.errors import DuplicateKeyError
 
 from services.notification.citizens.domain.delivery import CREATED, SENDING
 from services.notification.citizens.domain.erasure import ERASABLE, FINISHED_AT
-from shared.mongo import ensure_indexes
-from shared.outbox import OUTBOX_INDEX
+from shared.runtime.mongo import ensure_indexes
+from shared.runtime.outbox import OUTBOX_INDEX
 
 Document = dict[str, Any]
 
-# Every index of these collections (`shared.mongo.ensure_indexes`); repeated queries start with an
+# Every index of these collections (`shared.runtime.mongo.ensure_indexes`); repeated queries start
+# with an
 # equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     # Finished dossiers' recipients not erased yet, by finish date (`adapters.erasure`).

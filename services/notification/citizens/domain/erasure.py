@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.events import DossierState
+from shared.contracts.events import DossierState
 
 FINISHED_STATES = frozenset(
     {DossierState.NOT_RECEIVED, DossierState.STOPPED, DossierState.RESULT_RETURNED}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.failures import AwaitingEarlierEvent
+from shared.runtime.failures import AwaitingEarlierEvent
 
 
 class RecipientNotKnownYet(AwaitingEarlierEvent):

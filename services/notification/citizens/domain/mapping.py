@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from shared.events import DossierState, StepAction
+from shared.contracts.events import DossierState, StepAction
 
 
 class MessageKind(StrEnum):

@@ -1,7 +1,8 @@
 """The portal sync's two MongoDB collections (in the notification service's database).
 
 - `portal_dossiers` (`_id` = dossier code): the facts the events brought (`DossierRecord`), each
-  event applied once (`shared.idempotency.apply_once`), `seq` bumped by each. Written only by the
+  event applied once (`shared.runtime.idempotency.apply_once`), `seq` bumped by each. Written only
+  by the
   event handlers.
 - `portal_sync` (`_id` = dossier code): where the portal stands — `status` (pending, waiting,
   synced, failed: `domain.sync_status`), `synced_seq` (the record version whose dossier message
@@ -30,12 +31,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.portal.domain.sync_status import PENDING, STATUSES
-from shared.idempotency import apply_once
-from shared.mongo import ensure_indexes
+from shared.runtime.idempotency import apply_once
+from shared.runtime.mongo import ensure_indexes
 
 Document = dict[str, Any]
 
-# Every index of the portal sync's collections (`shared.mongo.ensure_indexes`); repeated queries
+# Every index of the portal sync's collections (`shared.runtime.mongo.ensure_indexes`); repeated
+# queries
 # start with an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     "portal_sync": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)])],

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events import (
+from shared.contracts.events import (
     DOSSIER_CODE_PATTERN,
     ApplicantKind,
     Channel,

@@ -13,9 +13,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.events import PublicDossierStatus
-from shared.kafka import aiokafka_security_options
-from shared.settings import ServiceSettings
+from shared.contracts.events import PublicDossierStatus
+from shared.runtime.kafka import aiokafka_security_options
+from shared.runtime.settings import ServiceSettings
 
 BATCH = 500
 

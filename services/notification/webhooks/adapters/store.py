@@ -27,13 +27,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from services.notification.webhooks.domain.subscriptions import DeliveryStatus, SubscriptionStatus
-from shared.mongo import bulk_write_in_chunks, ensure_indexes
+from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes
 
 Document = dict[str, Any]
 API_KEY_PREFIX = "dvcak_"
 DUPLICATE_KEY = 11000
 
-# Every index of the webhook collections (`shared.mongo.ensure_indexes`); repeated queries start
+# Every index of the webhook collections (`shared.runtime.mongo.ensure_indexes`); repeated queries
+# start
 # with an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     "webhook_api_keys": [IndexModel([("agency_id", ASCENDING)])],

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import uuid
 
-from shared.cloudevents import CloudEvent, wrap
-from shared.events import (
+from shared.contracts.cloudevents import CloudEvent, wrap
+from shared.contracts.events import (
     DossierProcessed,
     DossierState,
     DossierSubmitted,

@@ -10,8 +10,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.cloudevents import SPEC_VERSION, CloudEvent
-from shared.events import PublicDossierStatus
+from shared.contracts.cloudevents import SPEC_VERSION, CloudEvent
+from shared.contracts.events import PublicDossierStatus
 
 # The public steps a subscription may filter on (`action` of the public event).
 EVENT_TYPES: tuple[str, ...] = (

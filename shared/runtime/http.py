@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.failures import describe, is_transient
-from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS, REJECTED_REQUESTS
+from shared.runtime.failures import describe, is_transient
+from shared.runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS, REJECTED_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,8 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-# The exception classes an outage raises (`shared.failures.is_transient` decides per instance).
+# The exception classes an outage raises (`shared.runtime.failures.is_transient` decides per
+# instance).
 INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     PyMongoError,
     KafkaError,

@@ -1,14 +1,15 @@
 """Dead letters for operators: list them, inspect them with personal data masked, and redrive
 them onto the topic they came from, each at most once.
 
-    python -m shared.redrive list
-    python -m shared.redrive show <dead-letter topic> [--waiting] [--limit N]
-    python -m shared.redrive redrive <dead-letter topic> --all [--dry-run]
-    python -m shared.redrive redrive <dead-letter topic> --offset 3 --offset 7
+    python -m shared.tools.redrive list
+    python -m shared.tools.redrive show <dead-letter topic> [--waiting] [--limit N]
+    python -m shared.tools.redrive redrive <dead-letter topic> --all [--dry-run]
+    python -m shared.tools.redrive redrive <dead-letter topic> --offset 3 --offset 7
 
 (a dead-letter topic: e.g. `dvc.dossier.submitted.v1.processing.dlq`)
 
-A dead letter (`shared.consumer`) keeps the failed record's value, key and headers, plus `dlq_*`
+A dead letter (`shared.runtime.consumer`) keeps the failed record's value, key and headers, plus
+`dlq_*`
 headers saying why it failed and where it came from. A redrive publishes the value again to the
 original topic with the same key (so the same partition) and headers, minus the `dlq_*` ones, plus
 `dlq_redriven_from: <dead-letter topic>:<partition>:<offset>`. Every group reading that topic
@@ -44,9 +45,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaTimeoutError
 from pydantic_settings import SettingsConfigDict
 
-from shared.failures import mask_personal
-from shared.kafka import aiokafka_security_options
-from shared.settings import ServiceSettings
+from shared.runtime.failures import mask_personal
+from shared.runtime.kafka import aiokafka_security_options
+from shared.runtime.settings import ServiceSettings
 
 REDRIVE_GROUP = "dvc-redrive"
 DEAD_LETTER_SUFFIX = ".dlq"
@@ -64,7 +65,8 @@ _READ_TIMEOUT = 60.0
 
 
 class RedriveSettings(ServiceSettings):
-    """The Kafka connection, from `DVC_REDRIVE_*` variables (`shared.settings.ServiceSettings`)."""
+    """The Kafka connection, from `DVC_REDRIVE_*` variables
+    (`shared.runtime.settings.ServiceSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="DVC_REDRIVE_", extra="ignore")
 
@@ -76,7 +78,7 @@ class RedriveError(Exception):
 
 
 def split_dead_letter_topic(name: str) -> tuple[str, str]:
-    """(original topic, consumer group) of `<topic>.<group>.dlq` (`shared.topics`)."""
+    """(original topic, consumer group) of `<topic>.<group>.dlq` (`shared.contracts.topics`)."""
     topic, _, group = name.removesuffix(DEAD_LETTER_SUFFIX).rpartition(".")
     if not name.endswith(DEAD_LETTER_SUFFIX) or not topic or not group:
         raise RedriveError(f"{name!r} is not a dead-letter topic (<topic>.<group>.dlq)")
@@ -461,7 +463,7 @@ def _letter(record: Any, redriven: bool) -> DeadLetter:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.redrive",
+        prog="python -m shared.tools.redrive",
         description="List, inspect and redrive dead letters (settings: DVC_REDRIVE_*).",
     )
     commands = parser.add_subparsers(dest="command", required=True)

@@ -14,8 +14,8 @@ One module per concern: `identity` (roles, `Staff`, errors), `keys` (parsing pub
 `verifiers`, `dependencies` (FastAPI), `dev_issuer`, `configured` (the verifier settings choose).
 """
 
-from shared.auth.configured import verifier_from_settings
-from shared.auth.dependencies import (
+from shared.runtime.auth.configured import verifier_from_settings
+from shared.runtime.auth.dependencies import (
     FORBIDDEN,
     FORBIDDEN_TITLE,
     CurrentStaff,
@@ -25,10 +25,10 @@ from shared.auth.dependencies import (
     staff_dependency,
     verifier_from_app,
 )
-from shared.auth.dev_issuer import DevIssuer, default_dev_issuer_dir
-from shared.auth.identity import AuthenticationError, KeysUnavailable, Role, Staff
-from shared.auth.keys import ALLOWED_ALGORITHMS
-from shared.auth.verifiers import JwksVerifier, JwtVerifier
+from shared.runtime.auth.dev_issuer import DevIssuer, default_dev_issuer_dir
+from shared.runtime.auth.identity import AuthenticationError, KeysUnavailable, Role, Staff
+from shared.runtime.auth.keys import ALLOWED_ALGORITHMS
+from shared.runtime.auth.verifiers import JwksVerifier, JwtVerifier
 
 __all__ = [
     "ALLOWED_ALGORITHMS",

@@ -2,7 +2,8 @@
 
 Set the context with `log_context(dossier_code=..., event_id=...)`; every record logged inside it
 carries both. Never log contact details or citizen IDs: mask them (`mask`) first. As a safety
-net, every message and traceback is passed through `shared.failures.mask_personal`, which blanks
+net, every message and traceback is passed through `shared.runtime.failures.mask_personal`, which
+blanks
 e-mail addresses and long numbers (phones, citizen IDs, tax codes) that slipped into a text.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from shared.failures import mask_personal
+from shared.runtime.failures import mask_personal
 
 _dossier_code: ContextVar[str | None] = ContextVar("dossier_code", default=None)
 _event_id: ContextVar[str | None] = ContextVar("event_id", default=None)

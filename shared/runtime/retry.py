@@ -1,7 +1,8 @@
 """The platform's one retry schedule: exponential backoff with "equal jitter" (half the step
 fixed, half random), so that delays still grow while replicas retrying together spread out.
 
-Used by the consumers' in-process retries (`shared.consumer.RetryPolicy`), and by the workers
+Used by the consumers' in-process retries (`shared.runtime.consumer.RetryPolicy`), and by the
+workers
 whose retries are persisted as a due time (notification's deliveries and portal sync).
 (A retry library such as stamina wraps a call in a loop; these schedules are also stored in the
 database between attempts, so the schedule itself is what is shared.)

@@ -5,7 +5,8 @@ a worker now, the poller finds what is due (retries, orphaned claims, what a ful
 dropped). One key is never worked on by two workers of this process at once: while queued or in
 flight, submitting it again does nothing (across replicas, the database claim decides).
 
-The poller is paced (`shared.background.Pacer`): every `poll_interval` while it finds work, then
+The poller is paced (`shared.runtime.background.Pacer`): every `poll_interval` while it finds work,
+then
 less and less often up to `max_poll_interval`; work scheduled for later (a retry) is announced
 with `due_at`/`due_in`, so that the poller looks then rather than polling until then.
 """
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from shared.background import Pacer, cancel_and_wait, run_paced
+from shared.runtime.background import Pacer, cancel_and_wait, run_paced
 
 log = logging.getLogger(__name__)
 

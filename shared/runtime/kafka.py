@@ -14,9 +14,9 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from prometheus_client import REGISTRY
 
-from shared.cloudevents import CloudEvent
-from shared.settings import ServiceSettings
-from shared.topics import TopicSpec
+from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.topics import TopicSpec
+from shared.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
 
-from shared.auth.identity import AuthenticationError, KeysUnavailable, Role, Staff
-from shared.auth.verifiers import JwtVerifier
-from shared.http import Problem
+from shared.runtime.auth.identity import AuthenticationError, KeysUnavailable, Role, Staff
+from shared.runtime.auth.verifiers import JwtVerifier
+from shared.runtime.http import Problem
 
 AUTH_FAILURES = Counter(
     "dvc_auth_failures_total",

@@ -14,7 +14,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.metrics import MONGO_COMMANDS
+from shared.runtime.metrics import MONGO_COMMANDS
 
 # FerretDB 1.24 holds one backend connection per statement of an update command until the command
 # ends, from a pool (SQLite: 100; PostgreSQL: devstack sets 250): an update command of more

@@ -1,6 +1,6 @@
 """What kind of failure a handler met, and how to describe it without personal data.
 
-A consumer treats the two kinds differently (`shared.consumer`):
+A consumer treats the two kinds differently (`shared.runtime.consumer`):
 - *transient*: the infrastructure is away (database or broker unreachable, a time-out, a
   fail-over). The event is fine; it is retried without limit, holding its partition, and the
   service reports not-ready meanwhile (`OutageWatch`). Never dead-lettered.

@@ -20,22 +20,22 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.auth import verifier_from_settings
-from shared.background import Job, OnRead, wait_for_event
-from shared.cloudevents import Contract
-from shared.consumer import EventHandler, RetryPolicy, Route, subscribe
-from shared.failures import OutageWatch
-from shared.http import (
+from shared.contracts.cloudevents import Contract
+from shared.contracts.topics import dead_letter_topic
+from shared.runtime.auth import verifier_from_settings
+from shared.runtime.background import Job, OnRead, wait_for_event
+from shared.runtime.consumer import EventHandler, RetryPolicy, Route, subscribe
+from shared.runtime.failures import OutageWatch
+from shared.runtime.http import (
     BodySizeLimit,
     RequestMetricsMiddleware,
     install_operational_routes,
     install_problem_handlers,
 )
-from shared.kafka import create_broker, idle_consumer_options, kafka_security
-from shared.logging import configure_logging
-from shared.mongo import create_mongo_client, ping
-from shared.settings import ServiceSettings
-from shared.topics import dead_letter_topic
+from shared.runtime.kafka import create_broker, idle_consumer_options, kafka_security
+from shared.runtime.logging import configure_logging
+from shared.runtime.mongo import create_mongo_client, ping
+from shared.runtime.settings import ServiceSettings
 
 
 @dataclass
@@ -58,7 +58,7 @@ class ServiceContext:
     @asynccontextmanager
     async def metrics_source(self, name: str, job: Job, max_age: float) -> AsyncIterator[OnRead]:
         """Inside the block, `job` recomputes some gauges when `/metrics` is read and they are
-        older than `max_age` seconds (`shared.background.OnRead`)."""
+        older than `max_age` seconds (`shared.runtime.background.OnRead`)."""
         source = OnRead(name, job, max_age)
         self.metrics_sources.append(source)
         try:

@@ -19,8 +19,8 @@ A breaking change needs a new `.vN` topic (a new model with its own topic and ev
 starts without a baseline. Baselines are the published schemas, one per public topic, in
 `contracts/published/<topic>.schema.json`:
 
-    python -m shared.compat            # compare the code with the baselines (exit 1)
-    python -m shared.compat --publish  # write missing baselines, refresh compatible ones
+    python -m shared.tools.compat            # compare the code with the baselines (exit 1)
+    python -m shared.tools.compat --publish  # write missing baselines, refresh compatible ones
 
 `--publish` refuses (exit 1) to overwrite a baseline with a breaking change. The comparison
 (`breaking_changes`) is pure; the baseline files are read and written only by the functions below
@@ -332,7 +332,7 @@ def _show(value: Any) -> str:
 
 # --- Baselines (file I/O) -------------------------------------------------------------------
 
-BASELINE_DIR = Path(__file__).resolve().parent.parent / "contracts" / "published"
+BASELINE_DIR = Path(__file__).resolve().parents[2] / "contracts" / "published"
 
 
 def baseline_path(topic: str, directory: Path = BASELINE_DIR) -> Path:
@@ -346,7 +346,7 @@ def load_baseline(topic: str, directory: Path = BASELINE_DIR) -> dict[str, Any] 
 
 def current_schemas() -> dict[str, dict[str, Any]]:
     """The schema of every public topic's model in the code, as its baseline would hold it."""
-    from shared.contracts import public_models, schema_of
+    from shared.tools.snapshots import public_models, schema_of
 
     return {topic: schema_of(model) for topic, model in public_models().items()}
 
@@ -371,7 +371,7 @@ def publish_baselines(
 ) -> tuple[list[str], list[str]]:
     """Write the baselines that are missing and refresh those whose change is compatible.
     Returns (what was done, what was refused)."""
-    from shared.contracts import render
+    from shared.tools.snapshots import render
 
     done, refused = [], []
     directory.mkdir(parents=True, exist_ok=True)
@@ -393,7 +393,7 @@ def publish_baselines(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.compat", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m shared.tools.compat", description=__doc__)
     parser.add_argument(
         "--publish",
         action="store_true",
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     for topic, schema in schemas.items():
         baseline = load_baseline(topic)
         if baseline is None:
-            print(f"{topic}: no baseline yet (run python -m shared.compat --publish)")
+            print(f"{topic}: no baseline yet (run python -m shared.tools.compat --publish)")
             continue
         changes = breaking_changes(baseline, schema)
         if changes:

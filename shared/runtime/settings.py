@@ -42,7 +42,7 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = "INFO"
     # Consumer retries before a message goes to its dead-letter topic (failures that are not the
-    # infrastructure's: those are retried without limit, see `shared.failures`).
+    # infrastructure's: those are retried without limit, see `shared.runtime.failures`).
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
     # The longest pause between two tries of an event held during an infrastructure outage.

@@ -1,7 +1,8 @@
 """JSON Schema snapshots of the public contracts (dossier events, catalogue records), kept in
 `contracts/events/`.
 
-`python -m shared.contracts` rewrites the snapshots after a reviewed change; the test suite fails
+`python -m shared.tools.snapshots` rewrites the snapshots after a reviewed change; the test suite
+fails
 while the code and the snapshots disagree, so no contract changes by accident.
 """
 
@@ -12,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.catalogue import Procedure
-from shared.events import EVENT_MODELS, DossierEvent
-from shared.topics import PUBLIC_TOPICS
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import EVENT_MODELS, DossierEvent
+from shared.contracts.topics import PUBLIC_TOPICS
 
 CONTRACT_MODELS: tuple[type[DossierEvent | Procedure], ...] = (*EVENT_MODELS, Procedure)
 
-SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "contracts" / "events"
+SNAPSHOT_DIR = Path(__file__).resolve().parents[2] / "contracts" / "events"
 
 
 def public_models() -> dict[str, type[DossierEvent | Procedure]]:

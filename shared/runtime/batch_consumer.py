@@ -1,10 +1,12 @@
 """Batch consumption, for readers whose work is cheap per record and costly per round trip.
 
 The public projection (produce many records, wait once) and the webhook intake (insert many
-deliveries at once) read with this instead of `shared.consumer.subscribe`. The guarantees are the
+deliveries at once) read with this instead of `shared.runtime.consumer.subscribe`. The guarantees
+are the
 same: offsets are committed only after the batch handler returned; a malformed record goes to the
 dead-letter topic at once; a batch that keeps failing is retried record by record through
-`shared.consumer.handle_record`, so one poisoned record is dead-lettered and the others pass;
+`shared.runtime.consumer.handle_record`, so one poisoned record is dead-lettered and the others
+pass;
 a batch that fails because the infrastructure is away is held and retried until it is back.
 Handlers must be idempotent: a batch is redelivered whole after a crash.
 """
@@ -23,13 +25,13 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 from faststream.kafka import KafkaBroker
 
-from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
-from shared.consumer import RetryPolicy, _dead_letter, handle_record, wait_out
-from shared.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
-from shared.kafka import aiokafka_security_options, idle_consumer_options
-from shared.metrics import CONSUMER_RETRIES
-from shared.settings import ServiceSettings
-from shared.topics import dead_letter_topic
+from shared.contracts.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
+from shared.contracts.topics import dead_letter_topic
+from shared.runtime.consumer import RetryPolicy, _dead_letter, handle_record, wait_out
+from shared.runtime.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
+from shared.runtime.kafka import aiokafka_security_options, idle_consumer_options
+from shared.runtime.metrics import CONSUMER_RETRIES
+from shared.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from shared import topics
+from shared.contracts import topics
 
 
 class TimeUnit(StrEnum):

@@ -1,7 +1,7 @@
 """Prometheus metrics shared by every service (each service declares its own in its `metrics.py`).
 
 All live in the default registry, which `/metrics` exposes. FastStream's middleware adds the
-`faststream_*` consumer and publisher metrics; `shared.http` adds the HTTP request metrics.
+`faststream_*` consumer and publisher metrics; `shared.runtime.http` adds the HTTP request metrics.
 """
 
 from prometheus_client import Counter, Histogram
@@ -45,6 +45,6 @@ REJECTED_REQUESTS = Counter(
 MONGO_COMMANDS = Counter(
     "dvc_mongo_commands_total",
     "Database commands (round trips) sent, by command name and collection ('' for none), from "
-    "PyMongo's command monitoring (`shared.mongo`; off with DVC_MONGO_COMMAND_COUNTS=0).",
+    "PyMongo's command monitoring (`shared.runtime.mongo`; off with DVC_MONGO_COMMAND_COUNTS=0).",
     ["service", "command", "collection"],
 )

@@ -1,6 +1,7 @@
 """Reliable consumption: parse, handle, wait out outages, dead-letter what cannot succeed.
 
-A failure of the infrastructure (`shared.failures.is_transient`) is retried without limit, the
+A failure of the infrastructure (`shared.runtime.failures.is_transient`) is retried without limit,
+the
 consumer holding the event (so later events of the same dossier never overtake it) and the
 service reporting not-ready meanwhile. An event that depends on another not applied yet (a
 withdrawal whose case, opened from another topic, is not there yet: `AwaitingEarlierEvent`) gets a
@@ -8,14 +9,14 @@ few quick tries, then is parked: put back at the end of its own topic (same key,
 consumer moves on and can read the event it awaits; it comes round again, until `dependency_wait`
 has passed since it was first parked. Any other failure gets `max_attempts` tries. Then the event
 goes to the dead-letter topic with a description free of input values (`python -m
-shared.redrive` puts it back once the cause is gone).
+shared.tools.redrive` puts it back once the cause is gone).
 
 FastStream does the consuming (`subscribe`): a CloudEvents parser, a contract decoder, typed
 handlers chosen by topic and event type, and `ReliableConsumption` as middleware. The offset is
 committed only after the handler succeeded or the message was safely written to the dead-letter
 topic. If even that write fails the exception
 propagates, FastStream seeks back, and the message is redelivered: nothing is silently dropped.
-Handlers must be idempotent (see `shared.idempotency`), since redelivery happens.
+Handlers must be idempotent (see `shared.runtime.idempotency`), since redelivery happens.
 """
 
 from __future__ import annotations
@@ -40,18 +41,18 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 
-from shared.background import wait_for_event
-from shared.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
-from shared.failures import (
+from shared.contracts.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
+from shared.runtime.background import wait_for_event
+from shared.runtime.failures import (
     AwaitingEarlierEvent,
     OutageWatch,
     StoppedDuringOutage,
     describe,
     is_transient,
 )
-from shared.logging import log_context
-from shared.metrics import CONSUMER_RETRIES, DEAD_LETTERS, EVENTS_PARKED
-from shared.retry import backoff as retry_backoff
+from shared.runtime.logging import log_context
+from shared.runtime.metrics import CONSUMER_RETRIES, DEAD_LETTERS, EVENTS_PARKED
+from shared.runtime.retry import backoff as retry_backoff
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class RetryPolicy:
     dependency_wait: float = 600.0
 
     def backoff(self, failed_attempts: int, cap: float | None = None) -> float:
-        """The platform's schedule (`shared.retry.backoff`) after the n-th failed attempt."""
+        """The platform's schedule (`shared.runtime.retry.backoff`) after the n-th failed
+        attempt."""
         limit = self.max_delay if cap is None else cap
         return retry_backoff(failed_attempts, base=self.base_delay, cap=limit)
 

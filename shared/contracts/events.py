@@ -1,6 +1,7 @@
 """Public, versioned event contracts of the dossier lifecycle.
 
-Each model is the `data` of a CloudEvent (see `shared.cloudevents`) published on its topic, keyed by
+Each model is the `data` of a CloudEvent (see `shared.contracts.cloudevents`) published on its
+topic, keyed by
 the dossier code. Subscribers outside the Ministry rely on these: within a version, change them
 additively only (new optional fields); anything else needs a new `.vN` topic. The JSON Schemas in
 `contracts/` are snapshots of these models, checked by the test suite.
@@ -17,7 +18,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from shared import topics
+from shared.contracts import topics
 
 # `<agency id>-YYMMDD-NNNN`, e.g. 000.17.22.H56-210531-0001 (Circular 01/2018 art. 19).
 DOSSIER_CODE_PATTERN = r"^[0-9A-Z]{3}(\.[0-9A-Z]{2,3}){3}-\d{6}-\d{4}$"
@@ -251,7 +252,8 @@ class PublicStep(StrEnum):
 # On the public topic the step is an *extensible* enumeration: the producer sends only the listed
 # values, and agencies are told to skip one they do not know, so new steps stay an additive change
 # (`x-extensible-enum`, after Zalando's API guidelines). The published schema of `.v1` had a free
-# string here; a closed `enum` would be a narrowing `shared.compat` refuses against the baseline.
+# string here; a closed `enum` would be a narrowing `shared.tools.compat` refuses against the
+# baseline.
 ExtensiblePublicStep = Annotated[
     PublicStep,
     WithJsonSchema({"type": "string", "x-extensible-enum": [step.value for step in PublicStep]}),

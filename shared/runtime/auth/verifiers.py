@@ -14,8 +14,13 @@ from typing import Any
 import httpx
 import jwt
 
-from shared.auth.identity import Audience, AuthenticationError, KeysUnavailable, Role, Staff
-from shared.auth.keys import ALLOWED_ALGORITHMS, VerificationKey, parse_jwks, parse_public_keys
+from shared.runtime.auth.identity import Audience, AuthenticationError, KeysUnavailable, Role, Staff
+from shared.runtime.auth.keys import (
+    ALLOWED_ALGORITHMS,
+    VerificationKey,
+    parse_jwks,
+    parse_public_keys,
+)
 
 LEEWAY_SECONDS = 30
 # Far above any real staff token; bounds the work done on garbage input.

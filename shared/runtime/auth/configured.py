@@ -2,9 +2,9 @@
 
 import os
 
-from shared.auth.dev_issuer import DevIssuer
-from shared.auth.verifiers import JwksVerifier, JwtVerifier
-from shared.settings import ServiceSettings
+from shared.runtime.auth.dev_issuer import DevIssuer
+from shared.runtime.auth.verifiers import JwksVerifier, JwtVerifier
+from shared.runtime.settings import ServiceSettings
 
 
 def verifier_from_settings(

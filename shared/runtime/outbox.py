@@ -24,9 +24,9 @@ from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.background import Pacer, cancel_and_wait
-from shared.cloudevents import CloudEvent
-from shared.kafka import publish_cloud_event
+from shared.contracts.cloudevents import CloudEvent
+from shared.runtime.background import Pacer, cancel_and_wait
+from shared.runtime.kafka import publish_cloud_event
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from shared.auth.identity import Audience, Role
-from shared.auth.verifiers import JwtVerifier
+from shared.runtime.auth.identity import Audience, Role
+from shared.runtime.auth.verifiers import JwtVerifier
 
 DEV_ISSUER = "dvc-dev-issuer"
 DEV_AUDIENCE = "dvc-platform"

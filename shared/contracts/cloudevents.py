@@ -15,8 +15,8 @@ from typing import TypeVar
 from pydantic import ValidationError
 from uuid6 import uuid7
 
-from shared.catalogue import Procedure
-from shared.events import EVENT_MODELS_BY_TYPE, DossierEvent
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import EVENT_MODELS_BY_TYPE, DossierEvent
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
