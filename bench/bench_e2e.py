@@ -27,8 +27,7 @@ after its 1 s receipt delay.
    latency is the record's timestamp minus the start of the HTTP request) and reporting counted
    it (its quarterly counters, read directly). Each service's `/metrics` is scraped before and
    after (`dvc_mongo_commands_total`, see `shared.runtime.mongo.CommandCounter`): database commands
-   per
-   dossier, by service, command and collection, less what the service does idle (measured
+   per dossier, by service, command and collection, less what the service does idle (measured
    over a few seconds before the batch). Also each service's CPU time and RSS (from /proc).
 
 Prints figures; asserts nothing (exit status 1 only if dossiers never got through).

@@ -6,9 +6,8 @@ newcomer opening the workspace, the portal and the reports sees a living platfor
 
 Citizens submit online at intake (each from its own documentation-range address, passed as the
 local portal passes it, `X-Forwarded-For`); counter officers record paper dossiers; officers and
-unit heads act at processing with tokens of the development issuer
-(`shared.runtime.auth.DevIssuer`, the
-key the run profile's services trust by default), or, when processing trusts only devstack's
+unit heads act at processing with tokens of the development issuer (`shared.runtime.auth.DevIssuer`,
+the key the run profile's services trust by default), or, when processing trusts only devstack's
 Keycloak (`DVC_PROCESSING_JWT_ISSUER` set to the realm), with the realm's demo users' tokens
 (`cv.shtt`, `ld.shtt`, `mc.shtt`, ...; the administrator `quantri` for a role a unit lacks).
 Each dossier is given a target state and walked there: submitted, refused at intake, received,

@@ -143,8 +143,7 @@ def kafka_user_name(service: str) -> str:
 def kafka_topics() -> list[dict[str, Any]]:
     docs = []
     # Retention: the defaults of shared/contracts/topics.py (dossier topics two years, dead letters
-    # 30
-    # days; Decree 13/2023 storage limitation); a deployment changes them in an overlay.
+    # 30 days; Decree 13/2023 storage limitation); a deployment changes them in an overlay.
     for spec in platform_topics(TOPIC_PARTITIONS):
         # Dead-letter and compacted topics keep the partition count platform_topics() gives them.
         partitions = spec.partitions

@@ -1,8 +1,7 @@
 """Processing's business and security metrics (names documented beside the dashboards).
 
 Forbidden attempts are counted by `shared.runtime.auth`'s `dvc_forbidden_total{service, action}`,
-which
-processing also increments with its own action names (e.g. `request_supplement`).
+which processing also increments with its own action names (e.g. `request_supplement`).
 """
 
 from prometheus_client import Counter, Gauge, Histogram

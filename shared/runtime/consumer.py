@@ -1,8 +1,7 @@
 """Reliable consumption: parse, handle, wait out outages, dead-letter what cannot succeed.
 
 A failure of the infrastructure (`shared.runtime.failures.is_transient`) is retried without limit,
-the
-consumer holding the event (so later events of the same dossier never overtake it) and the
+the consumer holding the event (so later events of the same dossier never overtake it) and the
 service reporting not-ready meanwhile. An event that depends on another not applied yet (a
 withdrawal whose case, opened from another topic, is not there yet: `AwaitingEarlierEvent`) gets a
 few quick tries, then is parked: put back at the end of its own topic (same key, same id), so the

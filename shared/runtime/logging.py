@@ -3,8 +3,7 @@
 Set the context with `log_context(dossier_code=..., event_id=...)`; every record logged inside it
 carries both. Never log contact details or citizen IDs: mask them (`mask`) first. As a safety
 net, every message and traceback is passed through `shared.runtime.failures.mask_personal`, which
-blanks
-e-mail addresses and long numbers (phones, citizen IDs, tax codes) that slipped into a text.
+blanks e-mail addresses and long numbers (phones, citizen IDs, tax codes) that slipped into a text.
 """
 
 from __future__ import annotations

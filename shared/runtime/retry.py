@@ -2,8 +2,7 @@
 fixed, half random), so that delays still grow while replicas retrying together spread out.
 
 Used by the consumers' in-process retries (`shared.runtime.consumer.RetryPolicy`), and by the
-workers
-whose retries are persisted as a due time (notification's deliveries and portal sync).
+workers whose retries are persisted as a due time (notification's deliveries and portal sync).
 (A retry library such as stamina wraps a call in a loop; these schedules are also stored in the
 database between attempts, so the schedule itself is what is shared.)
 """

@@ -6,8 +6,7 @@ dropped). One key is never worked on by two workers of this process at once: whi
 flight, submitting it again does nothing (across replicas, the database claim decides).
 
 The poller is paced (`shared.runtime.background.Pacer`): every `poll_interval` while it finds work,
-then
-less and less often up to `max_poll_interval`; work scheduled for later (a retry) is announced
+then less and less often up to `max_poll_interval`; work scheduled for later (a retry) is announced
 with `due_at`/`due_in`, so that the poller looks then rather than polling until then.
 """
 

@@ -1,8 +1,8 @@
 """The event contracts are public: a change to them must be deliberate and reviewed.
 
 If a test here fails after you changed `shared/contracts/events.py` on purpose, check the change is
-additive
-(or make a `.v2` topic), then run `python -m shared.tools.snapshots` and commit the new snapshots.
+additive (or make a `.v2` topic), then run `python -m shared.tools.snapshots` and commit the new
+snapshots.
 """
 
 import json

@@ -60,8 +60,7 @@ ERASABLE = "erasable"
 FINISHED_AT = "finished_at"
 
 # Every index of intake's collections (`shared.runtime.mongo.ensure_indexes`); repeated queries
-# start with
-# an equality on `_id` or on the first key of one of these.
+# start with an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     "dossiers": [OUTBOX_INDEX, IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)])],
     "procedures": [

@@ -45,8 +45,7 @@ RESULTS_BUCKET = "results"
 WATCHED = "watched"
 
 # Every index of processing's collections (`shared.runtime.mongo.ensure_indexes`); repeated queries
-# start
-# with an equality on `_id` or on the first key of one of these.
+# start with an equality on `_id` or on the first key of one of these.
 _WORKLIST_ORDER = [("online_rank", ASCENDING), ("due_sort", ASCENDING), ("_id", ASCENDING)]
 INDEXES: dict[str, list[IndexModel]] = {
     CASES: [

@@ -2,8 +2,8 @@
 (`results.py`) and calendar changes (`calendar.py`); bodies and response models in `schemas.py`.
 
 Every route needs a staff bearer token (`shared.runtime.auth`). Officers and unit heads see and act
-only on
-their own unit's cases, administrators on any (`domain/authorisation.py`); each action is also
+only on their own unit's cases, administrators on any (`domain/authorisation.py`); each action is
+also
 checked against the lifecycle. Errors are RFC 9457 problems (`dependencies.domain_problems`).
 """
 

@@ -28,8 +28,7 @@ from shared.runtime.outbox import OUTBOX_INDEX
 Document = dict[str, Any]
 
 # Every index of these collections (`shared.runtime.mongo.ensure_indexes`); repeated queries start
-# with an
-# equality on `_id` or on the first key of one of these.
+# with an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     # Finished dossiers' recipients not erased yet, by finish date (`adapters.erasure`).
     "recipients": [IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)])],

@@ -2,8 +2,7 @@
 
 - `portal_dossiers` (`_id` = dossier code): the facts the events brought (`DossierRecord`), each
   event applied once (`shared.runtime.idempotency.apply_once`), `seq` bumped by each. Written only
-  by the
-  event handlers.
+  by the event handlers.
 - `portal_sync` (`_id` = dossier code): where the portal stands — `status` (pending, waiting,
   synced, failed: `domain.sync_status`), `synced_seq` (the record version whose dossier message
   the portal accepted), `steps_sent` (step ids accepted), attempts, the retry schedule, the

@@ -34,8 +34,7 @@ API_KEY_PREFIX = "dvcak_"
 DUPLICATE_KEY = 11000
 
 # Every index of the webhook collections (`shared.runtime.mongo.ensure_indexes`); repeated queries
-# start
-# with an equality on `_id` or on the first key of one of these.
+# start with an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
     "webhook_api_keys": [IndexModel([("agency_id", ASCENDING)])],
     "webhook_subscriptions": [
