@@ -3,8 +3,7 @@
 The public projection (produce many records, wait once) and the webhook intake (insert many
 deliveries at once) read with this instead of `shared.runtime.consumer.subscribe`. The guarantees
 are the same: offsets are committed only after the batch handler returned; a malformed record goes
-to the
-dead-letter topic at once; a batch that keeps failing is retried record by record through
+to the dead-letter topic at once; a batch that keeps failing is retried record by record through
 `shared.runtime.consumer.handle_record`, so one poisoned record is dead-lettered and the others
 pass;
 a batch that fails because the infrastructure is away is held and retried until it is back.

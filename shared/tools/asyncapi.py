@@ -3,8 +3,8 @@
 One channel per topic of `PUBLIC_TOPICS`: the payload is the contract model's JSON Schema, the
 headers are the CloudEvents binary-mode attributes that `shared.contracts.cloudevents` writes, the
 record key is described by the Kafka message binding, and the examples are real instances serialised
-by the
-same code the producers use. The document is checked in as `contracts/asyncapi.yaml` and served by
+by the same code the producers use. The document is checked in as `contracts/asyncapi.yaml` and
+served by
 `asyncapi_router` (`GET /asyncapi.yaml`, `GET /asyncapi.json`).
 
     python -m shared.tools.asyncapi           # rewrite contracts/asyncapi.yaml

@@ -3,8 +3,7 @@
 
 Every route needs a staff bearer token (`shared.runtime.auth`). Officers and unit heads see and act
 only on their own unit's cases, administrators on any (`domain/authorisation.py`); each action is
-also
-checked against the lifecycle. Errors are RFC 9457 problems (`dependencies.domain_problems`).
+also checked against the lifecycle. Errors are RFC 9457 problems (`dependencies.domain_problems`).
 """
 
 from fastapi import APIRouter
