@@ -12,13 +12,18 @@ What is generated, and from what:
   PodDisruptionBudget, NetworkPolicy, ServiceAccount and ServiceMonitor (the portal's too: it
   holds no data, so it has no Kafka user, no MongoDB user and no Kafka or MongoDB egress);
 - `monitoring/prometheus-rule.generated.yaml`: one `PrometheusRule` holding the groups of every
-  `deploy/prometheus/rules/*.yml`, so Kubernetes and docker-compose alert on the same rules.
+  `deploy/prometheus/rules/*.yml`, so Kubernetes and docker-compose alert on the same rules;
+- `deploy/keycloak/realm-dvc.json` (not a manifest: docker-compose.yml's Keycloak imports it):
+  devstack's realm (`devstack/keycloak/realm-dvc.json`) without its demo users and development
+  clients, the workspace client's secret and addresses as placeholders Keycloak fills from its
+  environment at import.
 A test fails when a checked-in file differs from what this script writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +44,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "k8s" / "base"
 AGENCIES_FILE = ROOT / "deploy" / "k8s" / "agencies.yaml"
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
+DEVSTACK_REALM = ROOT / "devstack" / "keycloak" / "realm-dvc.json"
+PRODUCTION_REALM = ROOT / "deploy" / "keycloak" / "realm-dvc.json"
+# The identity provider answers over HTTPS (its discovery document, JWKS, token endpoint).
+PROVIDER_PORT = 443
 
 PART_OF = "dvc-platform"
 KAFKA_CLUSTER = "dvc-kafka"
@@ -77,8 +86,10 @@ class ServiceShape:
     calls: tuple[str, ...] = ()
     # Holds data: a Kafka user (SCRAM over TLS) and a MongoDB user owning `dvc_<service>`.
     kafka_and_mongodb: bool = True
-    # Verifies staff JWTs: the issuer's public key is mounted.
+    # Verifies staff JWTs against the provider's published key set (JWKS URL, ConfigMap).
     staff_tokens: bool = True
+    # Signs staff in at the provider (the portal's workspace: OpenID Connect client).
+    staff_sign_in: bool = False
     # The in-memory /tmp (it counts against the memory limit): uploads spool there.
     tmp_size: str = "64Mi"
     # The readiness probe's path: every dependency answers (Kafka, MongoDB; intake for the portal).
@@ -113,6 +124,7 @@ SERVICES: dict[str, ServiceShape] = {
         calls=("intake", "reporting"),
         kafka_and_mongodb=False,
         staff_tokens=False,
+        staff_sign_in=True,
         tmp_size="256Mi",
         readiness_path="/health/live",
         trusted_proxies_key="portal-trusted-proxies",
@@ -269,6 +281,7 @@ def service_env(service: str, shape: ServiceShape) -> list[dict[str, Any]]:
         *common,
         *(data_env(service) if shape.kafka_and_mongodb else []),
         *(staff_token_env(service) if shape.staff_tokens else []),
+        *(staff_sign_in_env(service) if shape.staff_sign_in else []),
         *SERVICE_SECRET_ENV.get(service, []),
     ]
 
@@ -303,10 +316,28 @@ def data_env(service: str) -> list[dict[str, Any]]:
 
 
 def staff_token_env(service: str) -> list[dict[str, Any]]:
+    # Tokens are verified against the provider's key set (cached, refetched on an unknown `kid`);
+    # a public key file instead is an overlay's patch (docs/deployment.md).
     return [
         _env_from(service, "JWT_ISSUER", "configmap", "dvc-platform", "jwt-issuer"),
         _env_from(service, "JWT_AUDIENCE", "configmap", "dvc-platform", "jwt-audience"),
-        _env(service, "JWT_PUBLIC_KEY_FILE", "/etc/dvc/jwt/public-key.pem"),
+        _env_from(service, "JWT_JWKS_URL", "configmap", "dvc-platform", "jwt-jwks-url"),
+    ]
+
+
+def staff_sign_in_env(service: str) -> list[dict[str, Any]]:
+    # The workspace's OpenID Connect client (authorisation code + PKCE) at the provider whose
+    # tokens the services verify: same issuer; the callback and post-logout URIs are under the
+    # portal's public address (registered with the client).
+    return [
+        _env_from(service, "OIDC_ISSUER_URL", "configmap", "dvc-platform", "jwt-issuer"),
+        _env_from(service, "OIDC_CLIENT_ID", "configmap", "dvc-platform", "oidc-client-id"),
+        _env_from(
+            service, "OIDC_CLIENT_SECRET", "secret", f"{service}-secrets", "oidc-client-secret"
+        ),
+        _env_from(
+            service, "OIDC_REDIRECT_BASE_URL", "configmap", "dvc-platform", "portal-public-url"
+        ),
     ]
 
 
@@ -403,17 +434,6 @@ def deployment(service: str, shape: ServiceShape) -> dict[str, Any]:
                 "secret": {
                     "secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert",
                     "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                },
-            }
-        )
-    if shape.staff_tokens:
-        mounts.append({"name": "jwt", "mountPath": "/etc/dvc/jwt", "readOnly": True})
-        volumes.append(
-            {
-                "name": "jwt",
-                "configMap": {
-                    "name": "dvc-jwt-public-key",
-                    "items": [{"key": "public-key.pem", "path": "public-key.pem"}],
                 },
             }
         )
@@ -548,7 +568,12 @@ def network_policy(service: str, shape: ServiceShape) -> dict[str, Any]:
                 "ports": [{"protocol": "TCP", "port": 27017}],
             },
         ]
-    if shape.internet_egress_ports:
+    internet_ports = list(shape.internet_egress_ports)
+    if (shape.staff_tokens or shape.staff_sign_in) and PROVIDER_PORT not in internet_ports:
+        # The identity provider, outside the cluster (a provider on a private address needs an
+        # overlay's rule to its network: docs/deployment.md).
+        internet_ports.append(PROVIDER_PORT)
+    if internet_ports:
         egress.append(
             {
                 "to": [
@@ -567,7 +592,7 @@ def network_policy(service: str, shape: ServiceShape) -> dict[str, Any]:
                         }
                     }
                 ],
-                "ports": [{"protocol": "TCP", "port": p} for p in shape.internet_egress_ports],
+                "ports": [{"protocol": "TCP", "port": p} for p in internet_ports],
             }
         )
     return {
@@ -693,10 +718,49 @@ def render() -> dict[Path, str]:
     return {path.relative_to(ROOT): content for path, content in files.items()}
 
 
+# --- The production realm (docker-compose.yml's Keycloak) -----------------------------------
+
+# Development-only clients of devstack's realm (password grant for tests and scripts).
+DEVELOPMENT_CLIENTS = ("dvc-dev-cli",)
+WORKSPACE_CLIENT = "dvc-workspace"
+# Keycloak replaces `${VAR}` in a realm file with the environment's value at import.
+PORTAL_URL = "${DVC_PORTAL_PUBLIC_BASE_URL}"
+# The workspace's sign-in callback and post-logout page (services/portal/workspace/routes.py
+# CALLBACK and LOGGED_OUT; a test keeps them equal): the only URIs the client may return to.
+WORKSPACE_CALLBACK = "/can-bo/dang-nhap/xong"
+WORKSPACE_LOGGED_OUT = "/can-bo/da-dang-xuat"
+
+
+def production_realm() -> dict[str, Any]:
+    realm = json.loads(DEVSTACK_REALM.read_text(encoding="utf-8"))
+    realm.pop("users", None)  # demo users with known passwords: never in production
+    realm["sslRequired"] = "external"
+    realm["clients"] = [
+        client for client in realm["clients"] if client["clientId"] not in DEVELOPMENT_CLIENTS
+    ]
+    for client in realm["clients"]:
+        if client["clientId"] != WORKSPACE_CLIENT:
+            continue
+        client["secret"] = "${DVC_OIDC_CLIENT_SECRET}"
+        client["rootUrl"] = PORTAL_URL
+        client["redirectUris"] = [f"{PORTAL_URL}{WORKSPACE_CALLBACK}"]
+        client["webOrigins"] = ["+"]
+        client.setdefault("attributes", {})["post.logout.redirect.uris"] = (
+            f"{PORTAL_URL}{WORKSPACE_LOGGED_OUT}"
+        )
+    return realm
+
+
+def render_all() -> dict[Path, str]:
+    """`render()` and the production realm."""
+    realm = json.dumps(production_realm(), ensure_ascii=False, indent=2) + "\n"
+    return {**render(), PRODUCTION_REALM.relative_to(ROOT): realm}
+
+
 def stale_files() -> list[Path]:
     return [
         path
-        for path, content in render().items()
+        for path, content in render_all().items()
         if not (ROOT / path).is_file() or (ROOT / path).read_text(encoding="utf-8") != content
     ]
 
@@ -710,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in stale:
             print(f"out of date: {path} (run python -m deploy.k8s.generate)", file=sys.stderr)
         return 1 if stale else 0
-    for path, content in render().items():
+    for path, content in render_all().items():
         (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / path).write_text(content, encoding="utf-8")
         print(f"wrote {path}")

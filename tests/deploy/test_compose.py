@@ -13,6 +13,8 @@ from tests.deploy.tools import DATA_SERVICES, ROOT, SERVICES, interpolate, run, 
 
 COMPOSE = ROOT / "docker-compose.yml"
 PINNED = re.compile(r"^[\w.\-/]+:v?\d+\.\d+\.\d+[\w.\-]*(@sha256:[0-9a-f]{64})?$")
+# PostgreSQL's releases are major.minor: that is its exact version.
+PINNED_POSTGRES = re.compile(r"^postgres:\d+\.\d+(@sha256:[0-9a-f]{64})?$")
 SECRET_NAMES = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE", re.IGNORECASE)
 
 
@@ -33,7 +35,8 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
         image = service["image"]
         if "build" in service:
             continue  # our own image, built from the Dockerfile
-        assert PINNED.match(image), f"{name}: {image} is not pinned to an exact version"
+        pinned = PINNED.match(image) or PINNED_POSTGRES.match(image)
+        assert pinned, f"{name}: {image} is not pinned to an exact version"
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.1.")
     assert compose["services"]["mongo"]["image"].startswith("mongo:")
 
@@ -79,7 +82,8 @@ def test_each_service_waits_for_topics_and_replica_set(compose: dict[str, Any]) 
         assert "replicaSet=rs0" in env[f"{prefix}MONGO_URL"]
         assert all(key.startswith(prefix) for key in env), f"{name}: another service's variable"
         assert "backend" in service["networks"]
-        assert service["secrets"] == ["jwt_public_key"]
+        assert "sso" in service["networks"], "reaches the identity provider"
+        assert "secrets" not in service, "keys come from the provider's JWKS, not a key file"
 
 
 def test_every_service_runs_locked_down(compose: dict[str, Any]) -> None:
@@ -102,7 +106,7 @@ PORTAL_ADDRESS = "172.16.238.10"
 
 def test_the_portal_holds_no_data_and_verifies_no_token(compose: dict[str, Any]) -> None:
     portal = compose["services"]["portal"]
-    assert list(portal["networks"]) == ["portal"], "not on the backend network (Kafka, MongoDB)"
+    assert set(portal["networks"]) == {"portal", "sso"}, "not on the backend (Kafka, MongoDB)"
     assert "secrets" not in portal
     env = portal["environment"]
     assert all(key.startswith("DVC_PORTAL_") for key in env)
@@ -210,3 +214,114 @@ def test_the_topics_job_sets_the_retention_of_shared_topics(compose: dict[str, A
         ("DVC_TOPICS_DEAD_LETTER_RETENTION_MS", DEAD_LETTER_RETENTION_MS),
     ):
         assert environment[name] == f"${{{name}:-{wanted}}}", name
+
+
+# --- the identity provider -----------------------------------------------------------------
+
+REALM_MOUNT = "./deploy/keycloak/realm-dvc.json:/opt/keycloak/data/import/realm-dvc.json:ro"
+
+
+def test_keycloak_is_devstack_s_version_started_for_production(compose: dict[str, Any]) -> None:
+    from devstack.config import KEYCLOAK_VERSION
+
+    keycloak = compose["services"]["keycloak"]
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
+    assert PINNED.match(keycloak["image"])
+    assert keycloak["command"] == ["start", "--import-realm"], "production mode, not start-dev"
+    assert REALM_MOUNT in keycloak["volumes"]
+    env = keycloak["environment"]
+    assert env["KC_DB"] == "postgres"
+    assert env["KC_DB_URL"] == "jdbc:postgresql://keycloak-db:5432/keycloak"
+    assert env["KC_HOSTNAME"].startswith("${DVC_KEYCLOAK_PUBLIC_URL:?")
+    assert env["KC_PROXY_HEADERS"] == "xforwarded"
+    assert env["KC_HEALTH_ENABLED"] == "true"
+    assert keycloak["cap_drop"] == ["ALL"]
+    assert keycloak["depends_on"] == {"keycloak-db": {"condition": "service_healthy"}}
+
+
+def test_keycloak_and_its_database_have_health_checks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    check = " ".join(services["keycloak"]["healthcheck"]["test"])
+    assert "/dev/tcp/127.0.0.1/9000" in check and "/health/ready" in check, "management port"
+    assert services["keycloak"]["healthcheck"]["start_period"]
+    assert "pg_isready" in services["keycloak-db"]["healthcheck"]["test"]
+    assert "keycloak-db-data" in " ".join(services["keycloak-db"]["volumes"])
+
+
+def test_keycloak_s_database_is_reachable_from_keycloak_only(compose: dict[str, Any]) -> None:
+    assert compose["networks"]["sso-db"]["internal"] is True
+    members = {n for n, s in compose["services"].items() if "sso-db" in s["networks"]}
+    assert members == {"keycloak", "keycloak-db"}
+
+
+def test_the_services_and_the_portal_reach_keycloak(compose: dict[str, Any]) -> None:
+    members = {n for n, s in compose["services"].items() if "sso" in s["networks"]}
+    assert members == {"keycloak", *SERVICES}
+
+
+def test_every_service_verifies_tokens_with_the_provider_s_jwks(compose: dict[str, Any]) -> None:
+    for name in DATA_SERVICES:
+        env = compose["services"][name]["environment"]
+        prefix = f"DVC_{name.upper()}_"
+        assert env[f"{prefix}JWT_ISSUER"] == "${DVC_JWT_ISSUER:?set DVC_JWT_ISSUER in .env}"
+        assert env[f"{prefix}JWT_JWKS_URL"] == "${DVC_JWT_JWKS_URL:?set DVC_JWT_JWKS_URL in .env}"
+        assert f"{prefix}JWT_PUBLIC_KEY_FILE" not in env, "a key file would win over the JWKS"
+    assert "secrets" not in compose
+    # the key file stays a documented alternative
+    assert "JWT_PUBLIC_KEY_FILE" in COMPOSE.read_text(encoding="utf-8")
+
+
+def test_the_example_issuer_and_jwks_are_keycloak_s_realm() -> None:
+    """.env.example's example addresses are the compose Keycloak's realm and its certs."""
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    issuer = re.search(r"DVC_JWT_ISSUER=(https://\S+)", example)
+    jwks = re.search(r"DVC_JWT_JWKS_URL=(https://\S+)", example)
+    assert issuer and jwks
+    assert issuer.group(1).endswith("/realms/dvc")
+    assert jwks.group(1) == issuer.group(1) + "/protocol/openid-connect/certs"
+
+
+def test_the_portal_signs_staff_in_at_the_provider(compose: dict[str, Any]) -> None:
+    env = compose["services"]["portal"]["environment"]
+    assert env["DVC_PORTAL_OIDC_ISSUER_URL"] == "${DVC_JWT_ISSUER:?set DVC_JWT_ISSUER in .env}"
+    assert env["DVC_PORTAL_OIDC_CLIENT_ID"] == "${DVC_OIDC_CLIENT_ID:-dvc-workspace}"
+    secret = env["DVC_PORTAL_OIDC_CLIENT_SECRET"]
+    assert re.fullmatch(r"\$\{DVC_OIDC_CLIENT_SECRET:\?[^}]+\}", secret)
+    assert env["DVC_PORTAL_OIDC_REDIRECT_BASE_URL"] == env["DVC_PORTAL_PUBLIC_BASE_URL"]
+    # Keycloak imports the same client secret and the portal's address into its realm.
+    keycloak = compose["services"]["keycloak"]["environment"]
+    assert keycloak["DVC_OIDC_CLIENT_SECRET"] == env["DVC_PORTAL_OIDC_CLIENT_SECRET"]
+    assert keycloak["DVC_PORTAL_PUBLIC_BASE_URL"] == env["DVC_PORTAL_PUBLIC_BASE_URL"]
+
+
+def test_the_imported_realm_has_no_demo_user_nor_development_secret() -> None:
+    import json
+
+    from services.portal.settings import DEVELOPMENT_OIDC_CLIENT_SECRET
+
+    realm = json.loads((ROOT / "deploy" / "keycloak" / "realm-dvc.json").read_text("utf-8"))
+    assert not realm.get("users")
+    assert DEVELOPMENT_OIDC_CLIENT_SECRET not in json.dumps(realm)
+    assert "127.0.0.1" not in json.dumps(realm) and "localhost" not in json.dumps(realm)
+    [client] = realm["clients"]
+    assert client["clientId"] == "dvc-workspace"
+    assert client["secret"] == "${DVC_OIDC_CLIENT_SECRET}"
+    from services.portal.workspace.routes import CALLBACK, LOGGED_OUT
+
+    assert client["redirectUris"] == [f"${{DVC_PORTAL_PUBLIC_BASE_URL}}{CALLBACK}"]
+    assert client["attributes"]["post.logout.redirect.uris"] == (
+        f"${{DVC_PORTAL_PUBLIC_BASE_URL}}{LOGGED_OUT}"
+    )
+    assert client["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert not client["publicClient"] and not client["directAccessGrantsEnabled"]
+    # the claims the services read: `unit`, `roles`, and the platform's audience
+    mappers = {m["protocolMapper"]: m["config"] for m in client["protocolMappers"]}
+    claims = {config.get("claim.name") for config in mappers.values()}
+    assert {"unit", "roles"} <= claims
+    assert any(c.get("included.custom.audience") == "dvc-platform" for c in mappers.values())
+    assert {r["name"] for r in realm["roles"]["realm"]} >= {
+        "officer",
+        "unit_head",
+        "counter_officer",
+        "admin",
+    }

@@ -372,12 +372,16 @@ def test_services_reach_only_kafka_mongodb_and_what_they_need(
             for rule in policy["spec"]["egress"]
             if any("ipBlock" in peer for peer in rule.get("to", []))
         ]
-        if service == "portal":  # intake's and reporting's HTTP APIs only (DNS: network/dns.yaml)
-            assert _egress_ports(policy) == {8000}
-            assert [rule["to"] for rule in policy["spec"]["egress"]] == [
+        # Every service reaches the identity provider over HTTPS (JWKS; the portal: sign-in).
+        # The portal: intake's and reporting's APIs and the provider (DNS: network/dns.yaml).
+        if service == "portal":
+            assert _egress_ports(policy) == {8000, 443}
+            assert [rule["to"] for rule in policy["spec"]["egress"]][:2] == [
                 [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "intake"}}}],
                 [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "reporting"}}}],
             ]
+            assert len(internet) == 1
+            assert [p["port"] for p in internet[0]["ports"]] == [443]
         elif service == "notification":  # SMTP submission, SMS gateway and webhooks over HTTPS
             assert _egress_ports(policy) == {9093, 27017, 443, 587}
             assert len(internet) == 1
@@ -387,8 +391,11 @@ def test_services_reach_only_kafka_mongodb_and_what_they_need(
             assert len(internet) == 1
             assert "169.254.0.0/16" in internet[0]["to"][0]["ipBlock"]["except"]
         else:
-            assert _egress_ports(policy) == {9093, 27017}
-            assert not internet
+            assert _egress_ports(policy) == {9093, 27017, 443}
+            assert len(internet) == 1
+            assert [p["port"] for p in internet[0]["ports"]] == [443]
+        if internet:
+            assert "10.0.0.0/8" in internet[0]["to"][0]["ipBlock"]["except"]
         for rule in policy["spec"]["egress"]:
             assert rule.get("to"), f"{service}: an egress rule open to every destination"
         for rule in policy["spec"]["ingress"]:
@@ -537,6 +544,7 @@ def test_production_runs_a_released_image_in_production_mode(
     )
     assert config["data"]["environment"] == "production"
     assert "example" not in config["data"]["jwt-issuer"]
+    assert "example" not in config["data"]["jwt-jwks-url"]
     for service in SERVICES:
         image = named(docs, "Deployment", service)["spec"]["template"]["spec"]["containers"][0][
             "image"
@@ -668,3 +676,80 @@ def test_trusted_proxies_are_the_same_networks_for_every_service(
         [variable] = [e for e in container["env"] if e["name"].endswith("_TRUSTED_PROXIES")]
         key = variable["valueFrom"]["configMapKeyRef"]["key"]
         assert key == ("portal-trusted-proxies" if service == "portal" else "trusted-proxies")
+
+
+# --- the identity provider -----------------------------------------------------------------
+
+
+def _platform_config(docs: list[Doc]) -> dict[str, str]:
+    return next(
+        c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"].startswith("dvc-platform")
+    )["data"]
+
+
+def _env(docs: list[Doc], service: str) -> dict[str, Doc]:
+    [container] = named(docs, "Deployment", service)["spec"]["template"]["spec"]["containers"]
+    return {variable["name"]: variable for variable in container["env"]}
+
+
+def _config_ref(variable: Doc) -> str:
+    return variable["valueFrom"]["configMapKeyRef"]["key"]
+
+
+@all_targets()
+def test_the_configmap_names_the_provider_s_issuer_and_jwks(
+    rendered: dict[str, list[Doc]], target: str
+) -> None:
+    config = _platform_config(rendered[target])
+    issuer, jwks = config["jwt-issuer"], config["jwt-jwks-url"]
+    assert issuer.startswith("https://") and jwks.startswith("https://")
+    assert jwks == f"{issuer}/protocol/openid-connect/certs", "the same realm"
+    assert config["oidc-client-id"]
+
+
+@all_targets()
+def test_every_service_verifies_tokens_with_the_provider_s_jwks(
+    rendered: dict[str, list[Doc]], target: str
+) -> None:
+    docs = rendered[target]
+    for service in DATA_SERVICES:
+        env = _env(docs, service)
+        prefix = f"DVC_{service.upper()}_"
+        assert _config_ref(env[f"{prefix}JWT_ISSUER"]) == "jwt-issuer"
+        assert _config_ref(env[f"{prefix}JWT_JWKS_URL"]) == "jwt-jwks-url"
+        assert _config_ref(env[f"{prefix}JWT_AUDIENCE"]) == "jwt-audience"
+        assert f"{prefix}JWT_PUBLIC_KEY_FILE" not in env, "a key file would win over the JWKS"
+        volumes = named(docs, "Deployment", service)["spec"]["template"]["spec"]["volumes"]
+        assert all(v.get("configMap", {}).get("name") != "dvc-jwt-public-key" for v in volumes)
+
+
+@all_targets()
+def test_the_portal_signs_staff_in_at_the_same_provider(
+    rendered: dict[str, list[Doc]], target: str
+) -> None:
+    env = _env(rendered[target], "portal")
+    assert _config_ref(env["DVC_PORTAL_OIDC_ISSUER_URL"]) == "jwt-issuer"
+    assert _config_ref(env["DVC_PORTAL_OIDC_CLIENT_ID"]) == "oidc-client-id"
+    assert _config_ref(env["DVC_PORTAL_OIDC_REDIRECT_BASE_URL"]) == "portal-public-url"
+    secret = env["DVC_PORTAL_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": "portal-secrets", "key": "oidc-client-secret"}
+    assert not any("JWT" in name for name in env), "the portal verifies no token itself"
+
+
+def test_the_guide_says_how_to_point_at_the_ministry_s_provider() -> None:
+    from services.portal.workspace.routes import CALLBACK, LOGGED_OUT
+
+    guide = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    for needed in (
+        "jwt-issuer",
+        "jwt-jwks-url",
+        "oidc-client-id",
+        "oidc-client-secret",
+        "PKCE",
+        CALLBACK,
+        LOGGED_OUT,
+        "`unit`",
+        "`roles`",
+        "dvc-platform",
+    ):
+        assert needed in guide, f"docs/deployment.md does not mention {needed}"
