@@ -82,7 +82,8 @@ class ServiceShape:
     public_http: bool = True
     # Talks to the outside world: SMTP submission (587), the SMS gateway and webhooks (443).
     internet_egress_ports: tuple[int, ...] = ()
-    # Other services it calls over HTTP (intake fetches result documents from processing).
+    # Other services it calls over HTTP (intake fetches result documents from processing; the
+    # portal calls intake, reporting and, for the officers' workspace, processing).
     calls: tuple[str, ...] = ()
     # Holds data: a Kafka user (SCRAM over TLS) and a MongoDB user owning `dvc_<service>`.
     kafka_and_mongodb: bool = True
@@ -111,17 +112,18 @@ SERVICES: dict[str, ServiceShape] = {
         internet_egress_ports=(443, 587),
     ),
     "reporting": ServiceShape("200m", "256Mi", "1", "768Mi", max_replicas=TOPIC_PARTITIONS),
-    # The citizens' web pages: server-rendered, no data of its own, calls only intake. Uploads
-    # spool to /tmp (each file beyond 1 MiB, up to 30 MiB a dossier) before going on to intake;
-    # in memory, so that citizens' documents never touch the node's disk: 256Mi holds about eight
-    # full dossiers in flight per pod, within the memory limit.
+    # The citizens' web pages: server-rendered, no data of its own, calls intake (and reporting's
+    # public figures); the officers' workspace calls processing, intake and reporting with the
+    # officer's token. Uploads spool to /tmp (each file beyond 1 MiB, up to 30 MiB a dossier)
+    # before going on to intake; in memory, so that citizens' documents never touch the node's
+    # disk: 256Mi holds about eight full dossiers in flight per pod, within the memory limit.
     # Ready = it serves, not "intake answers": with intake down every portal pod would leave the
     # load balancing and citizens would get the ingress controller's bare 503 instead of the
     # portal's own page ("Hệ thống tạm thời gián đoạn", Retry-After). Intake's readiness and
     # the ServiceDown alert cover intake.
     "portal": ServiceShape(
         "100m", "256Mi", "1", "640Mi", max_replicas=10,
-        calls=("intake", "reporting"),
+        calls=("intake", "reporting", "processing"),
         kafka_and_mongodb=False,
         staff_tokens=False,
         staff_sign_in=True,
@@ -396,6 +398,8 @@ SERVICE_SECRET_ENV: dict[str, list[dict[str, Any]]] = {
         _env("portal", "INTAKE_BASE_URL", f"http://intake:{HTTP_PORT}"),
         # The public figures page reads reporting's anonymous aggregate endpoint.
         _env("portal", "REPORTING_BASE_URL", f"http://reporting:{HTTP_PORT}"),
+        # The officers' workspace calls processing's officer API with the officer's token.
+        _env("portal", "PROCESSING_BASE_URL", f"http://processing:{HTTP_PORT}"),
         # The base of the tracking QR code's link: the Ingress's host (overlays set both).
         _env_from("portal", "PUBLIC_BASE_URL", "configmap", "dvc-platform", "portal-public-url"),
         # The Ingress terminates TLS: citizens always reach the portal over HTTPS.

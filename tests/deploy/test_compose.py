@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.tools import DATA_SERVICES, ROOT, SERVICES, interpolate, run, venv_tool
+from tests.deploy.tools import (
+    DATA_SERVICES,
+    PORTAL_CALLS,
+    ROOT,
+    SERVICES,
+    interpolate,
+    run,
+    venv_tool,
+)
 
 COMPOSE = ROOT / "docker-compose.yml"
 PINNED = re.compile(r"^[\w.\-/]+:v?\d+\.\d+\.\d+[\w.\-]*(@sha256:[0-9a-f]{64})?$")
@@ -112,6 +120,9 @@ def test_the_portal_holds_no_data_and_verifies_no_token(compose: dict[str, Any])
     assert all(key.startswith("DVC_PORTAL_") for key in env)
     assert not any(re.search(r"KAFKA|MONGO|JWT", key) for key in env)
     assert env["DVC_PORTAL_INTAKE_BASE_URL"] == "http://intake:8000"
+    assert env["DVC_PORTAL_REPORTING_BASE_URL"] == "http://reporting:8000"
+    # the officers' workspace, with the officer's token
+    assert env["DVC_PORTAL_PROCESSING_BASE_URL"] == "http://processing:8000"
     assert portal["depends_on"] == {"intake": {"condition": "service_healthy"}}
     assert portal["ports"] == ["${DVC_PUBLISH_ADDRESS:-127.0.0.1}:8000:8000"]
     published = [p.split(":")[-2] for s in compose["services"].values() for p in s.get("ports", [])]
@@ -158,8 +169,18 @@ def test_only_what_the_portal_calls_and_prometheus_join_its_network(
     members = {
         name for name, service in compose["services"].items() if "portal" in service["networks"]
     }
-    assert members == {"portal", "intake", "reporting", "prometheus"}
+    assert members == {"portal", *PORTAL_CALLS, "prometheus"}
     assert "portal" in compose["services"]["prometheus"]["depends_on"]
+
+
+def test_the_portal_reaches_every_service_it_calls(compose: dict[str, Any]) -> None:
+    """Each `DVC_PORTAL_<SERVICE>_BASE_URL` names the service on a network the portal shares
+    with it (the portal network: the sso network is the identity provider's)."""
+    services = compose["services"]
+    env = services["portal"]["environment"]
+    for name in PORTAL_CALLS:
+        assert env[f"DVC_PORTAL_{name.upper()}_BASE_URL"] == f"http://{name}:8000", name
+        assert "portal" in services[name]["networks"], f"{name} is not on the portal network"
 
 
 def test_monitoring_is_loaded_from_the_repository(compose: dict[str, Any]) -> None:

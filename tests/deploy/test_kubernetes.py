@@ -13,7 +13,7 @@ import pytest
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from tests.deploy.conftest import K8S, TARGETS
-from tests.deploy.tools import DATA_SERVICES, KUBERNETES_VERSION, ROOT, SERVICES
+from tests.deploy.tools import DATA_SERVICES, KUBERNETES_VERSION, PORTAL_CALLS, ROOT, SERVICES
 
 Doc = dict[str, Any]
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
@@ -373,13 +373,18 @@ def test_services_reach_only_kafka_mongodb_and_what_they_need(
             if any("ipBlock" in peer for peer in rule.get("to", []))
         ]
         # Every service reaches the identity provider over HTTPS (JWKS; the portal: sign-in).
-        # The portal: intake's and reporting's APIs and the provider (DNS: network/dns.yaml).
+        # The portal: intake's, reporting's and (the officers' workspace) processing's APIs and
+        # the provider (DNS: network/dns.yaml).
         if service == "portal":
             assert _egress_ports(policy) == {8000, 443}
-            assert [rule["to"] for rule in policy["spec"]["egress"]][:2] == [
+            calls = policy["spec"]["egress"][: len(PORTAL_CALLS)]
+            assert [rule["to"] for rule in calls] == [
                 [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "intake"}}}],
                 [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "reporting"}}}],
+                [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "processing"}}}],
             ]
+            assert all(rule["ports"] == [{"protocol": "TCP", "port": 8000}] for rule in calls)
+            assert len(policy["spec"]["egress"]) == len(PORTAL_CALLS) + 1, "and the provider"
             assert len(internet) == 1
             assert [p["port"] for p in internet[0]["ports"]] == [443]
         elif service == "notification":  # SMTP submission, SMS gateway and webhooks over HTTPS
@@ -427,7 +432,7 @@ def _sources(policy: Doc) -> set[str]:
     }
 
 
-def test_the_portal_is_reached_from_the_ingress_and_reaches_intake(
+def test_the_portal_is_reached_from_the_ingress_and_reaches_what_it_calls(
     rendered: dict[str, list[Doc]],
 ) -> None:
     docs = rendered["overlays/production"]
@@ -438,15 +443,22 @@ def test_the_portal_is_reached_from_the_ingress_and_reaches_intake(
         "portal",
     }
     assert "portal" in _sources(named(docs, "NetworkPolicy", "reporting"))  # public figures
-    for service in ("processing", "notification"):
-        assert "portal" not in _sources(named(docs, "NetworkPolicy", service))
+    # the officers' workspace; intake fetches result documents
+    assert _sources(named(docs, "NetworkPolicy", "processing")) == {
+        "ingress-nginx",
+        "prometheus",
+        "intake",
+        "portal",
+    }
+    assert "portal" not in _sources(named(docs, "NetworkPolicy", "notification"))
     pod = named(docs, "Deployment", "portal")["spec"]["template"]
     assert not {"dvc.most.gov.vn/kafka-client", "dvc.most.gov.vn/mongodb-client"} & set(
         pod["metadata"]["labels"]
     )
     [container] = pod["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["DVC_PORTAL_INTAKE_BASE_URL"]["value"] == "http://intake:8000"
+    for service in PORTAL_CALLS:  # the Services' names and port
+        assert env[f"DVC_PORTAL_{service.upper()}_BASE_URL"]["value"] == f"http://{service}:8000"
     assert env["DVC_PORTAL_COOKIE_SECURE"]["value"] == "true"
     assert env["DVC_PORTAL_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
         "name": "portal-secrets",

@@ -129,6 +129,20 @@ def test_the_rule_unit_tests_pass() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_consumer_lag_watches_every_platform_group() -> None:
+    """ConsumerLagHigh names every consumer group of shared/contracts/topics.py (notification's
+    public-stream, webhook and portal groups too), and nothing else: agencies' groups are
+    `<agency>-…`, theirs to watch."""
+    from shared.contracts.topics import GROUP_SERVICE
+
+    [alert] = [rule for rule in alerts() if rule["alert"] == "ConsumerLagHigh"]
+    match = re.search(r'consumergroup=~"([^"]+)"', alert["expr"])
+    assert match, alert["expr"]
+    groups = match.group(1).split("|")
+    assert all(re.fullmatch(r"[\w-]+", group) for group in groups), "names, not patterns"
+    assert set(groups) == set(GROUP_SERVICE)
+
+
 def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
     tested_files: set[str] = set()
     cases: dict[str, set[str]] = {}  # alert -> {"fires", "silent"}

@@ -47,6 +47,18 @@ def start(service: str, environment: dict[str, str], monkeypatch: pytest.MonkeyP
     return settings_class(service)()
 
 
+def check_the_workspace(service: str, settings: Any) -> None:
+    """The portal's officers' workspace is on (its client secret is given) and every address it
+    uses is set: none left at its development default on this machine."""
+    if service != "portal":
+        return
+    assert settings.workspace_client_secret, "production without the officers' workspace"
+    for field in type(settings).model_fields:
+        if field.endswith("_url"):
+            value = getattr(settings, field)
+            assert "127.0.0.1" not in value and "localhost" not in value, f"{field}: {value}"
+
+
 @pytest.mark.parametrize("service", sorted(SETTINGS))
 def test_compose_gives_each_service_what_production_needs(
     service: str, monkeypatch: pytest.MonkeyPatch
@@ -63,6 +75,7 @@ def test_compose_gives_each_service_what_production_needs(
             environment[name] = interpolate(text, given)
     settings = start(service, environment, monkeypatch)
     assert settings.environment == "production"
+    check_the_workspace(service, settings)
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))
@@ -90,3 +103,4 @@ def test_kubernetes_gives_each_service_what_production_needs(
             environment[name] = stand_in(name)
     settings = start(service, environment, monkeypatch)
     assert settings.environment == "production"
+    check_the_workspace(service, settings)

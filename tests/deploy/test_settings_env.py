@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.tools import DATA_SERVICES, ROOT, SERVICES
+from tests.deploy.tools import DATA_SERVICES, PORTAL_CALLS, ROOT, SERVICES
 
 
 def settings_fields(service: str) -> set[str]:
@@ -47,3 +47,14 @@ def test_kubernetes_sets_only_real_settings(rendered: dict[str, list[dict[str, A
             assert not unknown(service, names)
             kafka_password = f"DVC_{service.upper()}_KAFKA_SASL_PASSWORD"
             assert (kafka_password in names) == (service in DATA_SERVICES), service
+
+
+def test_the_portal_calls_are_its_settings() -> None:
+    """PORTAL_CALLS (what the compose and Kubernetes tests require wired) is every service the
+    portal's settings hold a base URL for: a new one fails here until it is wired too."""
+    called = {
+        field.removesuffix("_base_url")
+        for field in settings_fields("portal")
+        if field.endswith("_base_url")
+    }
+    assert called & set(DATA_SERVICES) == set(PORTAL_CALLS)

@@ -18,6 +18,11 @@ INSTALL_HINT = "run scripts/install-deploy-tools"
 SERVICES = ("intake", "processing", "notification", "reporting", "portal")
 # Those holding data: a Kafka user, a MongoDB database, staff JWTs. The portal holds none.
 DATA_SERVICES = ("intake", "processing", "notification", "reporting")
+# The services the portal calls over HTTP: intake (citizens' dossiers; the workspace's counter),
+# reporting (public figures; the workspace's reports) and processing (the officers' workspace,
+# with the officer's token). `test_the_portal_calls_are_its_settings` keeps this equal to the
+# portal's `<service>_base_url` settings.
+PORTAL_CALLS = ("intake", "reporting", "processing")
 # The Kubernetes version whose schemas the manifests are validated against.
 KUBERNETES_VERSION = "1.33.0"
 
