@@ -48,6 +48,11 @@ _NEXT = re.compile(r"^/can-bo(/[A-Za-z0-9._\-/]*)?$")
 
 SESSION_ENDED = "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại."
 SIGN_IN_FAILED = "Đăng nhập không thành công. Vui lòng thử lại."
+SESSION_EXPIRED = (
+    "Phiên làm việc đã hết hạn do quá thời gian không thao tác. Thao tác vừa gửi (nếu có) chưa "
+    "được thực hiện. Vui lòng đăng nhập lại."
+)
+EXPIRED_QUERY = "het-han"  # `?phien=het-han`: the sign-in page says why
 CONFLICT = (
     "Không thực hiện được: hồ sơ vừa được cập nhật (có thể bởi cán bộ khác) hoặc trạng thái "
     "hiện tại không cho phép thao tác này. Trang dưới đây là trạng thái mới nhất của hồ sơ; "
@@ -77,9 +82,10 @@ NOT_CONFIGURED = (
 class SessionEnded(Exception):
     """No signed-in session (or it can no longer be refreshed): sign in again, then `next`."""
 
-    def __init__(self, next_path: str) -> None:
+    def __init__(self, next_path: str, *, expired: bool = False) -> None:
         super().__init__(next_path)
         self.next_path = next_path
+        self.expired = expired  # the browser had a session, which has ended meanwhile
 
 
 class WorkspaceOff(Exception):
@@ -112,6 +118,10 @@ class Workspace:
     def remember(self, response: Response, session: StaffSession) -> None:
         value = self.portal.cookies.sign(session.id, SESSION_PURPOSE)
         self.portal.cookies.set(response, self.cookie_name, value, max_age=None)
+
+    def had_session(self, request: Request) -> bool:
+        """The browser sent a session cookie (so a missing session has expired or ended)."""
+        return bool(request.cookies.get(self.cookie_name))
 
     def forget(self, response: Response) -> None:
         self.portal.cookies.clear(response, self.cookie_name)
@@ -204,7 +214,8 @@ def signed_in(request: Request, workspace: WorkspaceDep) -> StaffSession:
         raise WorkspaceOff()
     session = workspace.session(request)
     if session is None or not session.signed_in:
-        raise SessionEnded(request.url.path if request.method == "GET" else HOME)
+        expired = session is None and workspace.had_session(request)
+        raise SessionEnded(request.url.path if request.method == "GET" else HOME, expired=expired)
     return session
 
 
@@ -225,13 +236,21 @@ async def home(
     procedure: Annotated[str | None, Query(alias="thu-tuc", max_length=40)] = None,
     code: Annotated[str | None, Query(alias="ma", max_length=views.MAX_CODE)] = None,
     cursor: Annotated[str | None, Query(alias="sau", max_length=500)] = None,
+    ended: Annotated[str | None, Query(alias="phien", max_length=20)] = None,
 ) -> Response:
-    """Signed in: the unit's worklist; otherwise the sign-in page."""
+    """Signed in: the unit's worklist; otherwise the sign-in page (saying so when the browser's
+    session has expired: `?phien=het-han`, or a cookie whose session is gone)."""
     if workspace.signin is None:
         raise WorkspaceOff()
     session = workspace.session(request)
     if session is None or not session.signed_in:
-        return workspace.render(request, "workspace/signin.html", {"notice": None})
+        expired = ended == EXPIRED_QUERY or (session is None and workspace.had_session(request))
+        response = workspace.render(
+            request, "workspace/signin.html", {"notice": SESSION_EXPIRED if expired else None}
+        )
+        if session is None and workspace.had_session(request):
+            workspace.forget(response)
+        return response
     if session.profile and not session.profile.roles & views.OFFICER_ROLES:
         if session.profile.roles & {"counter_officer"}:  # no worklist: the counter desk
             return RedirectResponse(f"{HOME}/mot-cua", status_code=303)
@@ -634,8 +653,12 @@ class WorkspaceClients:
 def _install_error_pages(app: FastAPI, workspace: Workspace) -> None:
     @app.exception_handler(SessionEnded)
     async def _session_ended(request: Request, exc: SessionEnded) -> Response:
-        target = SIGN_IN + (f"?{urlencode({'tiep': exc.next_path})}" if exc.next_path else "")
-        response = RedirectResponse(target, status_code=303)
+        if exc.expired:  # say why at the workspace's sign-in page, rather than bounce silently
+            response = RedirectResponse(f"{HOME}?phien={EXPIRED_QUERY}", status_code=303)
+            workspace.forget(response)
+        else:
+            target = SIGN_IN + (f"?{urlencode({'tiep': exc.next_path})}" if exc.next_path else "")
+            response = RedirectResponse(target, status_code=303)
         response.headers["Cache-Control"] = "no-store"
         return response
 

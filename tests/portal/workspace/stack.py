@@ -131,8 +131,13 @@ async def registered_redirects(issuer: str, portal_url: str) -> AsyncIterator[No
 
 @asynccontextmanager
 async def running_workspace(
-    kafka_bootstrap: str, mongo_url: str, folder: Path, issuer: str
+    kafka_bootstrap: str,
+    mongo_url: str,
+    folder: Path,
+    issuer: str,
+    portal_env: dict[str, str] | None = None,
 ) -> AsyncIterator[WorkspaceStack]:
+    """`portal_env`: more of the portal's settings (without the DVC_PORTAL_ prefix)."""
     token = uuid.uuid4().hex[:10]
     suffix = f".workspace{token}"
     await create_suffixed_topics(kafka_bootstrap, suffix)
@@ -165,6 +170,7 @@ async def running_workspace(
             "SECRET_KEY": uuid.uuid4().hex * 2,
             "OIDC_ISSUER_URL": issuer,
             "OIDC_REDIRECT_BASE_URL": urls["portal"],
+            **(portal_env or {}),
         },
     }
     processes: list[ManagedProcess] = []
