@@ -156,25 +156,48 @@ class ProcessingClient:
         files: Any = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        try:
-            response = await self._client.request(
-                method,
-                path,
-                params=params,
-                json=json,
-                data=data,
-                files=files,
-                headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
-            )
-        except httpx.HTTPError as error:
-            raise ProcessingUnavailable(type(error).__name__) from None
-        if response.status_code >= 500:
-            raise ProcessingUnavailable(f"processing answered {response.status_code}")
-        if response.status_code >= 400:
-            refusal = _BY_STATUS.get(response.status_code, ProcessingRefused)
-            raise refusal(response.status_code, _problem(response))
+        response = await staff_request(
+            self._client,
+            method,
+            path,
+            access_token,
+            params=params,
+            json=json,
+            data=data,
+            files=files,
+            headers=headers,
+        )
         body: dict[str, Any] = response.json()
         return body
+
+
+async def staff_request(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    access_token: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **options: Any,
+) -> httpx.Response:
+    """One call of a service's API with the staff member's own token (the service decides what
+    they may do). A refusal raises the workspace's exception for its status; a 5xx or no answer
+    raises `ProcessingUnavailable`."""
+    try:
+        response = await client.request(
+            method,
+            url,
+            headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
+            **options,
+        )
+    except httpx.HTTPError as error:
+        raise ProcessingUnavailable(type(error).__name__) from None
+    if response.status_code >= 500:
+        raise ProcessingUnavailable(f"{url} answered {response.status_code}")
+    if response.status_code >= 400:
+        refusal = _BY_STATUS.get(response.status_code, ProcessingRefused)
+        raise refusal(response.status_code, _problem(response))
+    return response
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

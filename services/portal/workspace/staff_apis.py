@@ -14,12 +14,7 @@ from typing import Any
 import httpx
 
 from services.portal.adapters.urls import path_segment
-from services.portal.workspace.processing import (
-    _BY_STATUS,
-    ProcessingRefused,
-    ProcessingUnavailable,
-    _problem,
-)
+from services.portal.workspace.processing import staff_request
 
 
 @dataclass(frozen=True)
@@ -152,25 +147,18 @@ class StaffApis:
         headers: dict[str, str] | None = None,
         upload: bool = False,
     ) -> httpx.Response:
-        try:
-            response = await self._client.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                files=files,
-                json=json,
-                headers={"Authorization": f"Bearer {access_token}", **(headers or {})},
-                timeout=self.upload_timeout if upload else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as error:
-            raise ProcessingUnavailable(type(error).__name__) from None
-        if response.status_code >= 500:
-            raise ProcessingUnavailable(f"{url} answered {response.status_code}")
-        if response.status_code >= 400:
-            refusal = _BY_STATUS.get(response.status_code, ProcessingRefused)
-            raise refusal(response.status_code, _problem(response))
-        return response
+        return await staff_request(
+            self._client,
+            method,
+            url,
+            access_token,
+            params=params,
+            data=data,
+            files=files,
+            json=json,
+            headers=headers,
+            timeout=self.upload_timeout if upload else httpx.USE_CLIENT_DEFAULT,
+        )
 
 
 def _download(response: httpx.Response) -> Download:
