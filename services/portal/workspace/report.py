@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from services.portal.domain.figures import percent_text
 from services.portal.workspace import views
 from services.portal.workspace.routes import HOME, SignedIn, WorkspaceDep
 
@@ -85,6 +86,11 @@ class Bar:
     y: int
     width: float
     target_x: float | None
+
+    @property
+    def text(self) -> str:
+        """The percentage as Vietnamese writes it (`87,5%`), as on the public figures page."""
+        return percent_text(self.percent)
 
 
 def count_rows(section: dict[str, Any]) -> list[tuple[str, int]]:

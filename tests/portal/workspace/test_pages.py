@@ -881,7 +881,7 @@ async def test_the_unit_head_sees_the_units_quarterly_report_and_its_csv(
     assert page.status_code == 200
     assert "Quý 3 năm 2026" in page.text and "Cục Sở hữu trí tuệ" in page.text
     assert "<td>Hồ sơ tiếp nhận</td><td>40</td>" in page.text
-    assert "<td>Tỷ lệ hồ sơ giải quyết đúng hạn</td><td>87.5%</td><td>35/40</td>" in page.text
+    assert "<td>Tỷ lệ hồ sơ giải quyết đúng hạn</td><td>87,5%</td><td>35/40</td>" in page.text
     assert "Chưa có số liệu" in page.text
     assert '<svg role="img"' in page.text and 'width="288.8"' in page.text  # 87.5% of 330
     assert 'href="/can-bo/bao-cao.csv?nam=2026&amp;quy=3"' in page.text
