@@ -40,7 +40,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from devstack.config import load_config
 from services.intake.adapters import store as intake_store
 from services.intake.adapters.shipped_catalogue import load_catalogue
-from services.intake.adapters.store import IntakeStore
+from services.intake.adapters.store import IntakeStore, NewAttachment
 from services.intake.domain.dossier import Dossier, InboxMessage, Rating, processing_step
 from services.notification.citizens.adapters import store as notification_store
 from services.notification.citizens.adapters.store import NotificationStore
@@ -430,8 +430,12 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     rating = Rating(score=5, at=datetime.now(UTC))
     assert await store.add_rating(code, rating, []) is False  # not finished yet
     assert await store.dossier_exists(code)
-    storage_id = await store.store_attachment(
-        b"%PDF-1.4", file_name="to_khai.pdf", content_type="application/pdf", metadata={}
+    [storage_id] = await store.store_attachments(
+        [
+            NewAttachment(
+                b"%PDF-1.4", file_name="to_khai.pdf", content_type="application/pdf", metadata={}
+            )
+        ]
     )
     await store.delete_attachments([storage_id])
 

@@ -20,7 +20,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from services.intake.adapters.store import IdempotencyConflict, IntakeStore, Outgoing
+from services.intake.adapters.store import (
+    IdempotencyConflict,
+    IntakeStore,
+    NewAttachment,
+    Outgoing,
+)
 from services.intake.domain.attachments import CONTENT_TYPES, safe_file_name
 from services.intake.domain.counter import check_receipt_time, check_recording_unit
 from services.intake.domain.dossier import Dossier
@@ -234,33 +239,28 @@ class Submissions:
 async def store_documents(
     store: IntakeStore, documents: Sequence[CheckedDocument]
 ) -> list[DocumentRef]:
-    """Store checked files; on failure remove those stored so far and re-raise."""
-    refs: list[DocumentRef] = []
-    try:
-        for checked in documents:
-            upload = checked.upload
-            file_name = safe_file_name(upload.file_name)
-            content_type = CONTENT_TYPES.get(checked.file_format, "application/octet-stream")
-            storage_id = await store.store_attachment(
-                upload.data,
-                file_name=file_name,
-                content_type=content_type,
-                metadata={"document_type": upload.document_type},
-            )
-            refs.append(
-                DocumentRef(
-                    document_type=upload.document_type,
-                    file_name=file_name,
-                    content_type=content_type,
-                    size_bytes=len(upload.data),
-                    storage_id=storage_id,
-                    sha256=hashlib.sha256(upload.data).hexdigest(),
-                )
-            )
-    except BaseException:
-        await store.delete_attachments(r.storage_id for r in refs)
-        raise
-    return refs
+    """Store checked files (all in two database writes)."""
+    files = [
+        NewAttachment(
+            data=checked.upload.data,
+            file_name=safe_file_name(checked.upload.file_name),
+            content_type=CONTENT_TYPES.get(checked.file_format, "application/octet-stream"),
+            metadata={"document_type": checked.upload.document_type},
+        )
+        for checked in documents
+    ]
+    storage_ids = await store.store_attachments(files)
+    return [
+        DocumentRef(
+            document_type=file.metadata["document_type"],
+            file_name=file.file_name,
+            content_type=file.content_type,
+            size_bytes=len(file.data),
+            storage_id=storage_id,
+            sha256=hashlib.sha256(file.data).hexdigest(),
+        )
+        for file, storage_id in zip(files, storage_ids, strict=True)
+    ]
 
 
 def _idempotency_error(reason: str) -> IdempotencyKeyReused | RequestInProgress:

@@ -12,7 +12,7 @@ from bson import ObjectId
 
 from services.intake.adapters.erasure import DossierErasureStore
 from services.intake.adapters.shipped_catalogue import load_catalogue
-from services.intake.adapters.store import ERASABLE, INDEXES, IntakeStore
+from services.intake.adapters.store import ERASABLE, INDEXES, IntakeStore, NewAttachment
 from services.intake.domain.dossier import Dossier, Rating, processing_step
 from services.intake.domain.erasure import ERASED_NAME
 from services.intake.erasure import erase_finished_dossiers, main
@@ -28,11 +28,15 @@ NOW = datetime.now(UTC)
 async def new_dossier(store: IntakeStore, sequence: int) -> str:
     code = dossier_code(sequence)
     procedure = load_catalogue()[1][0]
-    storage_id = await store.store_attachment(
-        b"%PDF-1.4 CCCD " + IDENTIFIER.encode(),
-        file_name=f"CCCD {IDENTIFIER}.pdf",
-        content_type="application/pdf",
-        metadata={"dossier": code},
+    [storage_id] = await store.store_attachments(
+        [
+            NewAttachment(
+                b"%PDF-1.4 CCCD " + IDENTIFIER.encode(),
+                file_name=f"CCCD {IDENTIFIER}.pdf",
+                content_type="application/pdf",
+                metadata={"dossier": code},
+            )
+        ]
     )
     document = DocumentRef(
         document_type="cccd",

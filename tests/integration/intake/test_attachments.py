@@ -1,0 +1,76 @@
+"""A request's files are written in two commands, in GridFS's own layout: GridFS reads them back
+byte for byte, and deletes them, as if it had written them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from bson import ObjectId
+from gridfs.errors import NoFile
+from pymongo import AsyncMongoClient, monitoring
+
+from services.intake.adapters.store import CHUNK_SIZE, IntakeStore, NewAttachment
+from shared.runtime.mongo import create_mongo_client
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append((event.command_name, str(event.command.get(event.command_name))))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def watched(mongo_url: str, unique: str) -> AsyncIterator[tuple[IntakeStore, Commands]]:
+    commands = Commands()
+    client: AsyncMongoClient = create_mongo_client(mongo_url, event_listeners=[commands])
+    name = f"test_{unique}"
+    yield IntakeStore(client[name]), commands
+    await client.drop_database(name)
+    await client.close()
+
+
+async def test_files_stored_together_are_read_back_and_deleted_by_gridfs(watched) -> None:
+    store, commands = watched
+    large = bytes(range(256)) * (CHUNK_SIZE // 128 + 7)  # three chunks, the last one partial
+    files = [
+        NewAttachment(
+            b"%PDF-1.4 to khai", "to_khai.pdf", "application/pdf", {"document_type": "a"}
+        ),
+        NewAttachment(large, "ban_ve.png", "image/png", {"document_type": "b"}),
+        NewAttachment(b"", "trong.txt", "text/plain", {"document_type": "c"}),
+    ]
+
+    commands.sent.clear()
+    storage_ids = await store.store_attachments(files)
+
+    assert commands.sent == [
+        ("insert", "attachments.chunks"),
+        ("insert", "attachments.files"),
+    ]
+    for file, storage_id in zip(files, storage_ids, strict=True):
+        stream = await store.attachments.open_download_stream(ObjectId(storage_id))
+        assert await stream.read() == file.data
+        assert stream.filename == file.file_name
+        assert stream.metadata == {"content_type": file.content_type, **file.metadata}
+    assert await store.attachments_chunks.count_documents({}) == 4
+
+    await store.delete_attachments(storage_ids)
+    with pytest.raises(NoFile):
+        await store.attachments.open_download_stream(ObjectId(storage_ids[1]))
+    assert await store.attachments_chunks.count_documents({}) == 0
+
+
+async def test_nothing_to_store_sends_nothing(watched) -> None:
+    store, commands = watched
+    commands.sent.clear()
+    assert await store.store_attachments([]) == []
+    assert commands.sent == []
