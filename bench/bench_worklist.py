@@ -14,7 +14,8 @@ figures leave Keycloak out.
 
 Prints figures only, met or not (target: worklist page p99 <= 200 ms). Measured 2026-12-05 on the
 2-core development machine shared with other test runs (load average 5-7), FerretDB 1.24 on
-PostgreSQL, 100,000 cases (unit G12: 10,084, 2,008 open), 100 queries each:
+PostgreSQL, 100,000 cases (unit G12: 10,084, 2,008 open), 100 queries each. Before our FerretDB
+patch (upstream FerretDB: equalities pushed down, never a sort, no limit with a filter):
 
     processing's store, uncached counts of the unit          p50 563 ms   p99 632 ms
     GET /api/v1/case-counts (cached 10 s)                    p50   1 ms   p99   9 ms
@@ -26,10 +27,24 @@ PostgreSQL, 100,000 cases (unit G12: 10,084, 2,008 open), 100 queries each:
                               ?trang-thai=4                  p50  98 ms   p99  196 ms
                               ?kenh=1                        p50 144 ms   p99  264 ms
 
-FerretDB 1.24 pushes equalities down to PostgreSQL but never a sort (only `$natural`): a page
-reads every open case of the unit that matches the equalities (the store queries each online
-rank separately, so one rank's), and a count reads them all; the unfiltered page misses the
-200 ms target here, its p99 carrying the counts' cache misses. MongoDB serves both from the
+With devstack/ferretdb/patches/ (the sort on top-level fields and the limit pushed down to
+PostgreSQL when the filter is exact; the store's cursor page as two range queries, not an `$or`),
+measured 2026-12-06 on the same machine (less loaded), same data and command:
+
+    processing's store, uncached counts of the unit          p50 512 ms   p99 797 ms
+    GET /api/v1/case-counts (cached 10 s)                    p50   1 ms   p99   2 ms
+    GET /api/v1/cases page of 25, no filter                  p50  39 ms   p99  46 ms
+                              state 4                        p50  27 ms   p99  30 ms
+                              channel 1 (counter)            p50  31 ms   p99  35 ms
+                              second page (cursor)           p50  51 ms   p99  53 ms
+    GET /can-bo (counts + page, rendered), no filter         p50  43 ms   p99  49 ms
+                              ?trang-thai=4                  p50  36 ms   p99  46 ms
+                              ?kenh=1                        p50  51 ms   p99 100 ms
+
+A page now reads at most 26 documents of a rank into Go (PostgreSQL still visits the rank's
+matching rows, about 1,000, to order them: no btree serves the ORDER BY). The counts still read
+every open case of the unit (an aggregation: nothing but `$match` is pushed down), so a cache
+miss of the counts remains the slow part of the workspace's page. MongoDB serves both from the
 declared indexes.
 
 - processing's API: the unit's counts per state (`GET /api/v1/case-counts`) and the worklist

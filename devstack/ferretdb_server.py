@@ -3,14 +3,18 @@ program with its per-collection write serialisation (devstack/ferretdb/serialize
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from devstack import postgres_server
-from devstack.config import DEVSTACK_SOURCES, StackConfig
+from devstack.config import DEVSTACK_SOURCES, FERRETDB_VERSION, StackConfig
 from devstack.prerequisites import require_tool
 from devstack.processes import DevstackError, ManagedProcess
 
@@ -23,27 +27,98 @@ def process(config: StackConfig) -> ManagedProcess:
     )
 
 
-def install(config: StackConfig) -> bool:
-    """Build the binary into the per-user cache (once; a cold build takes a few minutes)."""
+PATCHES = DEVSTACK_SOURCES / "ferretdb" / "patches"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+
+
+def _patches() -> list[Path]:
+    return sorted(PATCHES.glob("*.patch"))
+
+
+def binary_path(config: StackConfig) -> Path:
+    """The cached binary: config.ferretdb_binary (keyed by our Go sources) with a digest of the
+    FerretDB patches in its name, so that a changed patch rebuilds."""
+    digest = hashlib.sha256()
+    for patch in _patches():
+        digest.update(patch.name.encode() + patch.read_bytes())
     binary = config.ferretdb_binary
+    return binary.with_name(f"{binary.name}-p{digest.hexdigest()[:10]}")
+
+
+def install(config: StackConfig) -> bool:
+    """Build the binary into the per-user cache (once; a cold build takes a few minutes).
+
+    FerretDB's module source is copied from the Go module cache into a build folder beside
+    the binary, devstack/ferretdb/patches/*.patch are applied to the copy, and our program is
+    built against it through a `replace` in a temporary copy of its go.mod (`-modfile`): the
+    checkout keeps no copy of FerretDB."""
+    binary = binary_path(config)
     if binary.exists():
         return False
     go = require_tool("go", "Go 1.24 or newer")
     binary.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="build-", dir=binary.parent)) / binary.name
+    build = Path(tempfile.mkdtemp(prefix="build-", dir=binary.parent))
     print(f"  building FerretDB into {binary} (first time only; a few minutes) ...", flush=True)
+    try:
+        source = _patched_source(go, build)
+        modfile = build / "go.build.mod"
+        shutil.copyfile(DEVSTACK_SOURCES / "ferretdb" / "go.mod", modfile)
+        shutil.copyfile(DEVSTACK_SOURCES / "ferretdb" / "go.sum", build / "go.build.sum")
+        _run(
+            [go, "mod", "edit", f"-modfile={modfile}", f"-replace={FERRETDB_MODULE}={source}"],
+            "preparing the FerretDB build",
+        )
+        staging = build / binary.name
+        _run(
+            [go, "build", f"-modfile={modfile}", "-trimpath", "-o", str(staging), "."],
+            "building FerretDB",
+        )
+        staging.rename(binary)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return True
+
+
+def _run(command: list[str], what: str, cwd: Path | None = None) -> str:
+    # GIT_CEILING_DIRECTORIES: `git apply` in the build folder must not find a repository above.
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str((cwd or Path.cwd()).parent)}
     result = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(staging), "."],
-        cwd=DEVSTACK_SOURCES / "ferretdb",
+        command,
+        cwd=cwd or DEVSTACK_SOURCES / "ferretdb",
         capture_output=True,
         text=True,
+        env=env,
     )
     if result.returncode != 0:
-        shutil.rmtree(staging.parent, ignore_errors=True)
-        raise DevstackError("building FerretDB failed:\n" + (result.stdout + result.stderr)[-3000:])
-    staging.rename(binary)
-    shutil.rmtree(staging.parent, ignore_errors=True)
-    return True
+        raise DevstackError(f"{what} failed:\n" + (result.stdout + result.stderr)[-3000:])
+    return result.stdout
+
+
+def _patched_source(go: str, build: Path) -> Path:
+    """A writable copy of FerretDB's module source in `build`, with our patches applied."""
+    info = json.loads(
+        _run(
+            [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@v{FERRETDB_VERSION}"],
+            "downloading FerretDB",
+        )
+    )
+    source = build / "ferretdb-src"
+    shutil.copytree(info["Dir"], source, symlinks=True)
+    for path in [source, *source.rglob("*")]:  # the module cache is read-only
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    for patch in _patches():
+        if tool := shutil.which("patch"):
+            command = [tool, "-p1", "--batch", "--forward", "-i", str(patch)]
+        elif tool := shutil.which("git"):
+            command = [tool, "apply", "-p1", str(patch)]
+        else:
+            raise DevstackError(
+                "applying FerretDB's patches needs 'patch' or 'git' on PATH "
+                "(on Debian: apt-get install patch)"
+            )
+        _run(command, f"applying {patch.name}", cwd=source)
+    return source
 
 
 def start(config: StackConfig) -> bool:
@@ -54,7 +129,7 @@ def start(config: StackConfig) -> bool:
     data.mkdir(parents=True, exist_ok=True)
     proc.start(
         [
-            str(config.ferretdb_binary),
+            str(binary_path(config)),
             "-listen",
             f"127.0.0.1:{config.mongo_port}",
             "-data",

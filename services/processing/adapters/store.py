@@ -223,28 +223,37 @@ class CaseStore:
             wanted = [s for s in running if not states or s in states]
             query["state"] = {"$in": wanted}
             query["due_sort"] = {"$lt": overdue_at}
-        # One query per online rank (online first: 0, then 1), each an equality: FerretDB reads
-        # only that rank's matching cases (it pushes equalities down, never a sort), and
-        # MongoDB serves each from the worklist index, sorted by due date.
+
+        # One query per online rank (online first: 0, then 1), each of equalities and ranges
+        # only: FerretDB (with our patch, devstack/ferretdb/patches/) then pushes the filter,
+        # the sort and the limit down to PostgreSQL, and MongoDB serves each from the worklist
+        # index, sorted by due date. A cursor's rank takes two such queries (the rest of the
+        # cursor's due date, then later dates) rather than an `$or`, which FerretDB would
+        # filter in Go after reading every case of the rank.
         first_rank, after = 0, None
         if cursor:
             first_rank, due, last_id = decode_cursor(cursor)
-            after = [
-                {"due_sort": {"$gt": due}},
-                {"due_sort": due, "_id": {"$gt": last_id}},
-            ]
+            after = {"due_sort": due, "_id": last_id}
         projection = dict.fromkeys(SUMMARY_FIELDS, 1)
         page: list[dict[str, Any]] = []
         for rank in (r for r in ONLINE_RANKS if r >= first_rank):
             ranked = {**query, "online_rank": rank}
+            parts = [ranked]
             if after is not None and rank == first_rank:
-                ranked["$or"] = after
-            found = (
-                self.cases.find(ranked, projection)
-                .sort([("due_sort", ASCENDING), ("_id", ASCENDING)])
-                .limit(limit + 1 - len(page))
-            )
-            page += [document async for document in found]
+                same_due = _narrowed(ranked, "due_sort", {"$eq": after["due_sort"]})
+                parts = [
+                    _narrowed(same_due, "_id", {"$gt": after["_id"]}),
+                    _narrowed(ranked, "due_sort", {"$gt": after["due_sort"]}),
+                ]
+            for part in parts:
+                found = (
+                    self.cases.find(part, projection)
+                    .sort([("due_sort", ASCENDING), ("_id", ASCENDING)])
+                    .limit(limit + 1 - len(page))
+                )
+                page += [document async for document in found]
+                if len(page) > limit:
+                    break
             if len(page) > limit:
                 break
         next_cursor = None
@@ -387,6 +396,18 @@ def _active_query(
     if channel is not None:
         query["channel"] = int(channel)
     return query
+
+
+def _narrowed(base: dict[str, Any], field: str, condition: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `condition` (operators) added on `field`, beside what `base` says of it."""
+    existing = base.get(field)
+    if existing is None:
+        return {**base, field: condition}
+    if not (isinstance(existing, dict) and all(k.startswith("$") for k in existing)):
+        existing = {"$eq": existing}
+    if set(existing) & set(condition):
+        return {**base, "$and": [{field: existing}, {field: condition}]}
+    return {**base, field: {**existing, **condition}}
 
 
 def _fields(case: Case) -> dict[str, Any]:
