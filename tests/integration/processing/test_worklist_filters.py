@@ -7,6 +7,7 @@ the store alone)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -152,3 +153,30 @@ async def test_pages_run_online_first_then_by_due_date_across_the_cursor(api: Ap
     online = [code(n, "G12") for n in (4, 1)]  # 1 has no due date yet: last of its rank
     others = [code(n, "G12") for n in (2, 3, 5)]
     assert codes == online + others
+
+
+async def test_stale_counts_are_answered_at_once_and_recounted_behind(
+    api: Api, mongo_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.processing.service import cases as service_module
+
+    first = (await api.get("/api/v1/case-counts")).json()
+    assert first["total"] == 5
+    await mongo_db[CASES].insert_one(document(8, "G12", Channel.ONLINE, DossierState.SUBMITTED))
+
+    # Within the cache's time: the same counts, not recounted.
+    assert (await api.get("/api/v1/case-counts")).json()["total"] == 5
+    # Past it: the stale counts at once (a page never waits for a recount) ...
+    monkeypatch.setattr(service_module, "STATE_COUNTS_CACHE_SECONDS", 0.0)
+    assert (await api.get("/api/v1/case-counts")).json()["total"] == 5
+    # ... while the recount runs behind; the next page has it.
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if (await api.get("/api/v1/case-counts")).json()["total"] == 6:
+            break
+    else:
+        pytest.fail("the counts were never recounted")
+    # Counts too old to show are counted before answering.
+    await mongo_db[CASES].insert_one(document(9, "G12", Channel.ONLINE, DossierState.SUBMITTED))
+    monkeypatch.setattr(service_module, "STATE_COUNTS_STALE_SECONDS", 0.0)
+    assert (await api.get("/api/v1/case-counts")).json()["total"] == 7
