@@ -6,7 +6,10 @@ external labels (the alerts' runbook links), the same rule files, read in place 
 deploy/prometheus/rules/, and one scrape job per job there, pointed at the local process of that
 name (`devstack.services.port`; the jobs are the services' names) — Prometheus scrapes itself on
 its own port. Locally it scrapes and evaluates every 5 s (`DEVSTACK_PROMETHEUS_SCRAPE_INTERVAL`),
-so a fault shows within seconds; each alert keeps its `for:` duration. Data lives in
+so a fault shows within seconds; each alert keeps its `for:` duration. An isolated run's consumer
+groups carry its topic suffix (`ServiceSettings.consumer_group`: `processing.fault1a2b…` in the
+fault suite); the scrape strips it from the `consumergroup` label (`GROUP_WITHOUT_SUFFIX`), so that
+the backlog rules, which name the platform's groups, watch them as production's. Data lives in
 `<data dir>/prometheus/data`; the server listens on 127.0.0.1 only.
 """
 
@@ -28,6 +31,13 @@ from devstack.processes import DevstackError, ManagedProcess, ensure_port_free
 SOURCE_CONFIG = PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DEFAULT_SCRAPE_INTERVAL = "5s"
 RETENTION = "7d"
+# `<group><topic suffix>` -> `<group>`: group names are `[\w-]+`, a suffix starts with a dot.
+GROUP_WITHOUT_SUFFIX = {
+    "source_labels": ["consumergroup"],
+    "regex": r"([\w-]+)\..+",
+    "target_label": "consumergroup",
+    "replacement": "$1",
+}
 
 
 def folder(config: StackConfig) -> Path:
@@ -71,6 +81,7 @@ def generate_config(config: StackConfig) -> dict[str, Any]:
             "job_name": job,
             "metrics_path": jobs[job].get("metrics_path", "/metrics"),
             "static_configs": [{"targets": [address]}],
+            "metric_relabel_configs": [GROUP_WITHOUT_SUFFIX],
         }
         for job, address in targets(config, list(jobs)).items()
     ]

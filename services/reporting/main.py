@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.reporting import api, handlers
 from services.reporting.adapters.lag import LagReader
 from services.reporting.adapters.store import ActiveStore
-from services.reporting.metrics import BUSINESS, CONSUMER_LAG
+from services.reporting.metrics import BUSINESS, CONSUMER_COMMITTED, CONSUMER_LAG
 from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
 from shared.contracts.topics import SUBSCRIPTIONS
@@ -90,10 +90,12 @@ async def refresh_metrics(
         BUSINESS.snapshot = await reporting.service.business_snapshot()
 
     async def refresh_lag() -> None:
-        lag = await reporting.lag.lag(groups)
+        lag, committed = await reporting.lag.offsets(groups)
         CONSUMER_LAG.clear()
+        CONSUMER_COMMITTED.clear()
         for (group, topic), messages in lag.items():
             CONSUMER_LAG.labels(group, topic).set(messages)
+            CONSUMER_COMMITTED.labels(group, topic).set(committed[group, topic])
 
     every = settings.metrics_refresh_seconds
     try:

@@ -114,4 +114,10 @@ CONSUMER_LAG = Gauge(
     "Messages a platform consumer group has yet to read, by group and topic.",
     ["consumergroup", "topic"],
 )
+CONSUMER_COMMITTED = Gauge(
+    "dvc_consumer_committed_offset",
+    "A platform consumer group's committed offsets summed over the topic's partitions: it moves "
+    "whenever the group makes progress.",
+    ["consumergroup", "topic"],
+)
 REGISTRY.register(BUSINESS)

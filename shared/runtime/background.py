@@ -181,7 +181,10 @@ class OnRead:
     """A job worth running only for whoever reads its result — gauges recomputed from the
     database, read by Prometheus' scrapes. `fresh()` (called by the reader) runs it when its last
     run is older than `max_age` seconds, one run at a time, and waits for that run at most `wait`
-    seconds (a slow run finishes in the background for the next reader). While nobody reads,
+    seconds (a slow run finishes in the background for the next reader); after a failed run, at
+    most `wait_after_failure` seconds (while the database is away each run takes its full time-out
+    to fail, and a scrape held `wait` seconds every time would time out on a short scrape
+    time-out, losing every gauge of the service, the consumer lag too). While nobody reads,
     nothing runs."""
 
     def __init__(
@@ -191,28 +194,34 @@ class OnRead:
         max_age: float,
         *,
         wait: float = 5.0,
+        wait_after_failure: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.job = job
         self.max_age = max_age
         self.wait = wait
+        self.wait_after_failure = wait_after_failure
         self._clock = clock
         self._ran_at = -float("inf")  # when the last run ended
         self._running: asyncio.Task[None] | None = None
+        self._failed = False  # whether the last run that ended failed
 
     async def fresh(self) -> None:
         if self._clock() - self._ran_at < self.max_age:
             return
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._run(), name=self.name)
+        wait = min(self.wait, self.wait_after_failure) if self._failed else self.wait
         with suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._running), self.wait)
+            await asyncio.wait_for(asyncio.shield(self._running), wait)
 
     async def _run(self) -> None:
         try:
             await self.job()
+            self._failed = False
         except Exception:
+            self._failed = True
             log.exception("%s failed; tried again at a read after %.0f s", self.name, self.max_age)
         finally:
             self._ran_at = self._clock()

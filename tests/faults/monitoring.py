@@ -57,6 +57,38 @@ class Monitoring:
                 return str(entry["state"])
         return None
 
+    async def active(self, alert: str) -> dict[str, str]:
+        """{'<consumergroup>/<topic>' (or the job): 'pending' or 'firing'} for every active
+        `alert`, whatever its labels."""
+        found = {}
+        for entry in (await self._api("/api/v1/alerts"))["alerts"]:
+            labels = entry["labels"]
+            if labels.get("alertname") == alert:
+                where = labels.get("job") or f"{labels.get('consumergroup')}/{labels.get('topic')}"
+                found[where] = str(entry["state"])
+        return found
+
+    async def wait_for_any(
+        self, alert: str, states: set[str], limit: float
+    ) -> tuple[float, dict[str, str]]:
+        """Seconds until some `alert` (any labels) is in one of `states`, and the active ones
+        then; empty `states`: until none is active. At most `limit`, then AssertionError."""
+        began = time.monotonic()
+        while True:
+            active = await self.active(alert)
+            if (states & set(active.values())) if states else not active:
+                return time.monotonic() - began, active
+            assert time.monotonic() - began < limit, (
+                f"{alert} after {limit:.0f}s: {active or 'none active'}, expected "
+                + (f"one {' or '.join(sorted(states))}" if states else "none active")
+            )
+            await asyncio.sleep(0.5)
+
+    async def query(self, expression: str) -> list[tuple[dict[str, str], str]]:
+        """An instant query: (labels, value) per series."""
+        result = (await self._api("/api/v1/query", query=expression))["result"]
+        return [(row["metric"], str(row["value"][1])) for row in result]
+
     async def up(self, job: str) -> str | None:
         """The last value of `up` for `job` ('1' or '0'), None before its first scrape."""
         result = (await self._api("/api/v1/query", query=f'up{{job="{job}"}}'))["result"]

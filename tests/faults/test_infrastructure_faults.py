@@ -1,4 +1,4 @@
-"""Kill the Kafka broker (`kill -9`), stop the database (FerretDB and its PostgreSQL) for 30 s, or
+"""Kill the Kafka broker (`kill -9`), stop the database (FerretDB and its PostgreSQL), or
 make the network between the services and both of them bad through Toxiproxy (2 s of latency for
 20 s; every connection reset, `reset_peer`, for 10 s), under a steady load of online dossiers, then
 restart or heal it: every dossier answered 201 gets exactly one case, one receipt e-mail and is
@@ -9,6 +9,12 @@ The servers are a private set (`tests.faults.infrastructure`): own ports, own da
 the test profile's; the services reach Kafka and FerretDB through the set's own Toxiproxy.
 Submissions refused while the database is away or unreachable are fine (intake needs it to
 accept); what was answered 201 must go all the way, once.
+
+Monitoring sees the database stop (issue 17, item 4): with `DVC_FAULTS=full` a private Prometheus
+with the project's rules scrapes the services every second (tests/faults/monitoring.py), the
+database stays stopped until `ConsumerStalled` fires (lag and no commit for two minutes: the
+consumers hold the events they had in hand; at most `ALERT_LIMIT`), and the alert must be gone
+once the services are ready again.
 
 Each fault prints a line (`-s` shows them): dossiers submitted, refused, lost, duplicated, and the
 seconds from the server being back until every service was ready and until every dossier had gone
@@ -37,6 +43,7 @@ from tests.faults.harness import (
     settle,
 )
 from tests.faults.infrastructure import Infrastructure, private_config, remote_ports
+from tests.faults.monitoring import Monitoring
 
 # Setting up the private servers and the platform takes a good part of a minute on a busy machine.
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
@@ -59,6 +66,9 @@ class Fault:
     burst: int = 0
     # Whether every service must report not-ready while it lasts (a slow database is still up).
     not_ready_during: bool = True
+    # An alert of deploy/prometheus/rules/ that must fire while the fault lasts (the fault is
+    # then kept past `down` until it fires, at most `ALERT_LIMIT`) and be gone once it is healed.
+    alert: str | None = None
 
 
 KAFKA = Fault(
@@ -69,13 +79,16 @@ KAFKA = Fault(
     refusals_allowed=False,  # intake's outbox keeps the events until the broker is back
     burst=60,
 )
+# Kept down until Prometheus fires ConsumerStalled (deploy/prometheus/rules/backlog.yml: lag and
+# no commit for two minutes): the consumers hold the events they had in hand when it stopped.
 DATABASE = Fault(
-    "stop database 30s",
+    "stop database",
     Infrastructure.stop_database,
     30.0,
     Infrastructure.start_database,
     refusals_allowed=True,
     burst=60,
+    alert="ConsumerStalled",
 )
 # Through Toxiproxy, between the services and both Kafka and the database (the servers keep
 # running): every answer 2 s late for 20 s, then every connection reset for 10 s.
@@ -98,10 +111,15 @@ RESETS = Fault(
 )
 FULL = [KAFKA, DATABASE, LATENCY, RESETS]
 # The README's test command runs the broker fault and the connection resets (about two minutes
-# with the private servers' start); DVC_FAULTS=full adds the database's 30 s stop and the 20 s
-# of latency.
+# with the private servers' start); DVC_FAULTS=full adds the database's stop (until
+# ConsumerStalled fires, about two and a half minutes) and the 20 s of latency.
 SHORT = [KAFKA, RESETS]
 FAULTS = FULL if os.environ.get("DVC_FAULTS") == "full" else SHORT
+# Seconds from the fault until its alert fires (the rule needs two minutes; the lag is read at
+# most every `LAG_REFRESH` seconds, Prometheus scrapes and evaluates every second), and from the
+# services being ready again until it is gone.
+ALERT_LIMIT, RESOLVE_LIMIT = 180.0, 60.0
+LAG_REFRESH = "5"  # reporting's metrics_refresh_seconds (30 s in production)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +131,7 @@ async def stack(
     with environment_restored():
         try:
             await asyncio.to_thread(infrastructure.up)
+            os.environ["DVC_REPORTING_METRICS_REFRESH_SECONDS"] = LAG_REFRESH
             # The services reach Kafka and the database through Toxiproxy's proxies.
             platform = Platform(infrastructure.services_config)
             await platform.start()
@@ -120,6 +139,22 @@ async def stack(
             yield platform, infrastructure
         finally:
             await asyncio.to_thread(infrastructure.down)  # the services, then the servers
+
+
+@pytest.fixture(scope="module")
+async def monitoring(stack: tuple[Platform, Infrastructure]) -> AsyncIterator[Monitoring | None]:
+    """Prometheus with the project's rules, scraping the services every second; None when no
+    fault of this run checks an alert."""
+    if not any(fault.alert for fault in FAULTS):
+        yield None
+        return
+    platform, _ = stack
+    prometheus = await asyncio.to_thread(Monitoring.start, platform.config)
+    try:
+        await prometheus.wait_scraped(SERVICES, limit=60)
+        yield prometheus
+    finally:
+        await asyncio.to_thread(prometheus.stop)
 
 
 async def test_the_services_reach_kafka_and_the_database_only_through_the_proxies(
@@ -172,6 +207,21 @@ def held_events(platform: Platform) -> dict[str, int]:
     return counts
 
 
+async def backlog(monitoring: Monitoring) -> str:
+    """What Prometheus sees of the consumers (for a failure message)."""
+    lag = await monitoring.query("dvc_consumer_lag_messages > 0")
+    moved = await monitoring.query("changes(dvc_consumer_committed_offset[1m]) > 0")
+    scraped = await monitoring.query("min_over_time(up[3m])")
+    return (
+        "lag: "
+        + str({f"{m['consumergroup']}/{m['topic']}": v for m, v in lag})
+        + "; committed offsets that moved in the last minute: "
+        + str({f"{m['consumergroup']}/{m['topic']}": v for m, v in moved})
+        + "; lowest `up` in 3 minutes: "
+        + str({m["job"]: v for m, v in scraped})
+    )
+
+
 def describe(
     fault: Fault,
     load: Load,
@@ -197,10 +247,14 @@ def describe(
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name.replace(" ", "-"))
+@pytest.mark.timeout(600)  # the database fault waits up to `ALERT_LIMIT` for its alert
 async def test_an_infrastructure_fault_under_load_loses_and_duplicates_nothing(
-    stack: tuple[Platform, Infrastructure], fault: Fault
+    stack: tuple[Platform, Infrastructure], monitoring: Monitoring | None, fault: Fault
 ) -> None:
     platform, infrastructure = stack
+    alerted = ""
+    if monitoring is not None and fault.alert is not None:
+        assert not await monitoring.active(fault.alert), "active before the fault"
     async with httpx.AsyncClient(timeout=10) as client:
         load = Load(platform.url("intake"), RATE)
         load.start()
@@ -209,8 +263,19 @@ async def test_an_infrastructure_fault_under_load_loses_and_duplicates_nothing(
         burst = asyncio.create_task(load.burst(fault.burst))
         await half_answered(load, fault.burst)
         await asyncio.to_thread(fault.inject, infrastructure)
+        injected = time.monotonic()
         await asyncio.sleep(fault.down)
         await burst
+        if monitoring is not None and fault.alert is not None:
+            left = ALERT_LIMIT - (time.monotonic() - injected)
+            try:
+                _, firing = await monitoring.wait_for_any(fault.alert, {"firing"}, left)
+            except AssertionError as failure:
+                raise AssertionError(f"{failure}; {await backlog(monitoring)}") from None
+            alerted = (
+                f"  {fault.alert} firing {time.monotonic() - injected:.1f}s after the fault "
+                f"({', '.join(sorted(where for where, s in firing.items() if s == 'firing'))})"
+            )
         ready_during_fault = await platform.all_ready(client)
         restarting = time.monotonic()
         await asyncio.to_thread(fault.restore, infrastructure)
@@ -219,6 +284,9 @@ async def test_an_infrastructure_fault_under_load_loses_and_duplicates_nothing(
         since_ready = len(load.accepted)
         await asyncio.sleep(AFTER)
         await load.stop()
+        if monitoring is not None and fault.alert is not None:
+            await monitoring.wait_for_any(fault.alert, set(), RESOLVE_LIMIT)
+            alerted += f", gone {time.monotonic() - back:.1f}s after the restart"
         accepted_after = len(load.accepted) - since_ready
 
         platform.accepted.extend(load.accepted)
@@ -234,6 +302,7 @@ async def test_an_infrastructure_fault_under_load_loses_and_duplicates_nothing(
         "\n"
         + describe(fault, load, result, back - restarting, ready, settled, held, stages)
         + f"  ready during the fault: {ready_during_fault}"
+        + alerted
     )
 
     if fault.not_ready_during:

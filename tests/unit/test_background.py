@@ -266,6 +266,27 @@ async def test_a_failing_job_run_on_read_is_logged_and_tried_at_a_later_read(
     assert calls == 2
 
 
+async def test_after_a_failed_run_readers_wait_for_the_next_one_only_briefly() -> None:
+    # While the database is away, every run takes its full time-out to fail: a scrape held that
+    # long each time would time out and lose every gauge of the service.
+    time = FakeTime()
+    fail = True
+    release = asyncio.Event()
+
+    async def job() -> None:
+        if fail:
+            raise RuntimeError("database down")
+        await release.wait()
+
+    source = OnRead("gauges", job, 30.0, wait=60.0, wait_after_failure=0.01, clock=time.clock)
+    await source.fresh()  # fails at once
+    fail = False
+    time.now += 30.0
+    await asyncio.wait_for(source.fresh(), 1.0)  # the next run hangs: the reader does not
+    release.set()
+    await source.close()
+
+
 async def test_a_work_pool_polls_when_its_work_falls_due_or_soon_after_an_overflow() -> None:
     polls: list[float] = []
     time = FakeTime()

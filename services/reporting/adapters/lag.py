@@ -2,8 +2,10 @@
 
 Reporting exports it for every platform group (`dvc_consumer_lag_messages`), so that the backlog
 alert needs no separate exporter: committed offsets come from the group coordinator, end offsets
-from the partition leaders. The exporter keeps its two clients open between reads (`LagReader`):
-connecting afresh each time costs more than the reads themselves.
+from the partition leaders. It exports the committed offsets too (their sum over the topic's
+partitions, `dvc_consumer_committed_offset`): a group with lag whose committed offsets stand still
+is stalled (`ConsumerStalled`), however small its backlog. The exporter keeps its two clients
+open between reads (`LagReader`): connecting afresh each time costs more than the reads themselves.
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ class LagReader:
 
     async def lag(self, groups: Sequence[str]) -> Lag:
         """{(group, topic): messages not yet consumed}, over the partitions the group committed."""
+        lag, _ = await self.offsets(groups)
+        return lag
+
+    async def offsets(self, groups: Sequence[str]) -> tuple[Lag, Lag]:
+        """The lag (as `lag`) and {(group, topic): sum of the committed offsets}, over the
+        partitions the group committed."""
         admin, reader = await self._open()
         try:
             lag: Lag = {}
+            committed_sum: Lag = {}
             for group in groups:
                 committed = await admin.list_consumer_group_offsets(group)
                 positions = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
@@ -44,7 +53,8 @@ class LagReader:
                 for partition, offset in positions.items():
                     key = (group, partition.topic)
                     lag[key] = lag.get(key, 0) + max(ends[partition] - offset, 0)
-            return lag
+                    committed_sum[key] = committed_sum.get(key, 0) + offset
+            return lag, committed_sum
         except BaseException:
             await self.close()
             raise
