@@ -16,10 +16,12 @@ from fastapi import FastAPI
 
 from services.processing import api, handlers
 from services.processing.adapters.results import ResultStore
+from services.processing.adapters.staff import StaffStore
 from services.processing.adapters.store import CaseStore
 from services.processing.service.cases import ProcessingService
 from services.processing.service.results import ResultDocuments
 from services.processing.service.scanner import DeadlineScanner
+from services.processing.service.staff import StaffDirectory
 from services.processing.settings import ProcessingSettings
 from shared.contracts.topics import DOSSIER_PROCESSED_TOPIC
 from shared.runtime.background import periodically
@@ -36,6 +38,7 @@ class Processing:
     relay: OutboxRelay
     service: ProcessingService
     results: ResultDocuments
+    staff: StaffDirectory  # who has called the officer API (the assignment form's choices)
 
 
 def build_processing(settings: ProcessingSettings, context: ServiceContext) -> Processing:
@@ -52,7 +55,8 @@ def build_processing(settings: ProcessingSettings, context: ServiceContext) -> P
     )
     service = ProcessingService(settings=settings, store=store, relay=relay)
     results = ResultDocuments(settings=settings, cases=service, results=ResultStore(context.db))
-    return Processing(settings, store, relay, service, results)
+    staff = StaffDirectory(StaffStore(context.db))
+    return Processing(settings, store, relay, service, results, staff)
 
 
 Hook = Callable[[Processing, ServiceContext], AbstractAsyncContextManager[None]]
@@ -87,6 +91,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
 @asynccontextmanager
 async def prepare_store(processing: Processing, context: ServiceContext) -> AsyncIterator[None]:
     await processing.store.ensure_indexes()
+    await processing.staff.store.ensure_indexes()
     await processing.service.reload_calendar()
     yield
 

@@ -50,7 +50,9 @@ from services.notification.webhooks.adapters import store as webhook_store
 from services.notification.webhooks.adapters.replay_jobs import ReplayJobStore
 from services.notification.webhooks.adapters.store import WebhookStore, delivery_id
 from services.notification.webhooks.domain.subscriptions import DeliveryStatus
+from services.processing.adapters import staff as processing_staff
 from services.processing.adapters import store as processing_store
+from services.processing.adapters.staff import StaffStore
 from services.processing.adapters.store import CaseStore
 from services.processing.domain.calendar import CalendarChange
 from services.processing.domain.lifecycle import Action
@@ -80,7 +82,7 @@ pytestmark = pytest.mark.skipif(
 # The stores' own declarations, per service database.
 DECLARED: dict[str, IndexDeclaration] = {
     "intake": intake_store.INDEXES,
-    "processing": processing_store.INDEXES,
+    "processing": {**processing_store.INDEXES, **processing_staff.INDEXES},
     "notification": {
         **notification_store.INDEXES,
         **webhook_store.INDEXES,
@@ -100,6 +102,7 @@ ONE_OFF = {
     "WebhookStore.ensure_indexes": "start-up",
     "PortalStore.ensure_indexes": "start-up",
     "ReportingStore.ensure_indexes": "start-up and rebuild",
+    "StaffStore.ensure_indexes": "start-up",
 }
 # Answer a whole small collection by design (no index can make reading all of it cheaper): they
 # may send empty filters only.
@@ -381,6 +384,11 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     pending = await store.unpublished_procedures()
     await store.mark_published([(p.code, sha) for p, sha in pending])
     assert await store.get_procedure(first.code) is not None
+    # An administrator's change: compare-and-set on `_id` and the content's version.
+    _, version = await store.procedure_version(first.code) or (None, "")
+    changed = first.model_copy(update={"name": first.name + " (sửa)"})
+    assert await store.replace_procedure(changed, version) is not None
+    assert await store.replace_procedure(changed, version) is None  # that version is gone
     await store.all_procedures()
     await store.list_units()
     for unit_code, level, field_name in (
@@ -510,6 +518,22 @@ async def exercise_processing(db: AsyncDatabase[Any], recorder: Recorder) -> Non
         {"_id": codes[0]}, outbox_update([("t", wrap(submitted(), "/test"))])
     )
     await _relay_passes(recorder, store.cases, codes[0])
+    await exercise_processing_staff(db, recorder)
+
+
+async def exercise_processing_staff(db: AsyncDatabase[Any], recorder: Recorder) -> None:
+    """The staff directory (`GET /api/v1/staff`, and a write per member every few minutes)."""
+    staff = recorder.instrument(StaffStore(db))
+    await staff.ensure_indexes()
+    await staff.record(
+        subject="s-1",
+        name="Cán bộ",
+        username="cv",
+        unit="G12",
+        roles=["officer"],
+        at=datetime.now(UTC),
+    )
+    assert [m.subject for m in await staff.members_of("G12")] == ["s-1"]
 
 
 async def exercise_notification(db: AsyncDatabase[Any], recorder: Recorder) -> None:
@@ -646,6 +670,7 @@ STORES = (
     ReplayJobStore,
     PortalStore,
     ReportingStore,
+    StaffStore,
 )
 
 

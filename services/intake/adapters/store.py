@@ -212,6 +212,37 @@ class IntakeStore:
         document = await self.procedures.find_one({"_id": code})
         return Procedure.model_validate(document) if document else None
 
+    async def procedure_version(self, code: str) -> tuple[Procedure, str] | None:
+        """The procedure and its version: the stored content's sha-256 (the admin API's
+        `ETag`), which changes with every change of the content."""
+        document = await self.procedures.find_one({"_id": code})
+        if document is None:
+            return None
+        return Procedure.model_validate(document), str(document["content_sha256"])
+
+    async def replace_procedure(self, procedure: Procedure, expected: str | None) -> str | None:
+        """An administrator's change, stored only if the procedure is still at the version
+        `expected` (None: only if there is no such procedure yet): compare-and-set on `_id` and
+        the content's sha-256 (equalities FerretDB pushes down). Answers the new version, or
+        None when another change came first (or the procedure exists already)."""
+        document = {"_id": procedure.code, **_procedure_fields(procedure), PUBLISH_PENDING: True}
+        version = str(document["content_sha256"])
+        if expected is None:
+            try:
+                await self.procedures.insert_one(document)
+            except DuplicateKeyError:
+                return None
+            return version
+        if version == expected:  # nothing changed: still at that version?
+            found = await self.procedures.find_one(
+                {"_id": procedure.code, "content_sha256": expected}, {"_id": 1}
+            )
+            return version if found else None
+        replaced = await self.procedures.replace_one(
+            {"_id": procedure.code, "content_sha256": expected}, document
+        )
+        return version if replaced.matched_count == 1 else None
+
     async def all_procedures(self) -> list[Procedure]:
         return [Procedure.model_validate(d) async for d in self.procedures.find({})]
 

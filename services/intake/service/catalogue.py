@@ -16,6 +16,26 @@ from shared.contracts.catalogue import Procedure
 log = logging.getLogger(__name__)
 
 
+class ProcedureChanged(Exception):
+    """The procedure is no longer at the version the change was made from (another
+    administrator saved meanwhile), or a new one exists already: nothing was stored."""
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__(current)
+        self.current = current  # the version now stored (None: there is none)
+
+
+class VersionRequired(Exception):
+    """A change of an existing procedure that does not say which version it was made from."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__(current)
+        self.current = current
+
+
+ANY_VERSION = "*"
+
+
 class Catalogue:
     def __init__(self, store: IntakeStore, publisher: CataloguePublisher) -> None:
         self.store = store
@@ -62,14 +82,42 @@ class Catalogue:
             {k: v for k, v in unit.items() if k != "_id"} for unit in await self.store.list_units()
         ]
 
+    async def procedure_version(self, code: str) -> tuple[Procedure, str]:
+        """The procedure and its version (the admin API's `ETag`)."""
+        found = await self.store.procedure_version(code)
+        if found is None:
+            raise ProcedureNotFound(f"No procedure {code!r}.")
+        return found
+
     async def rollup(self, large_volume: int) -> CatalogueRollup:
         return rollup(await self.store.all_procedures(), large_volume_threshold=large_volume)
 
-    async def save(self, procedure: Procedure) -> None:
+    async def save(self, procedure: Procedure, if_match: Sequence[str] | None) -> str:
         """Create or change a procedure, then publish the change (deferred to the periodic pass
-        if the broker is unavailable)."""
-        await self.store.save_procedures([procedure])
+        if the broker is unavailable); answers the new version.
+
+        `if_match`: the versions the change was made from (the request's `If-Match`; `*`: any
+        existing version). A change of an existing procedure must give one, and is stored only
+        if the procedure is still at it: two administrators editing the same procedure never
+        overwrite each other silently. None creates a procedure that does not exist yet."""
+        found = await self.store.procedure_version(procedure.code)
+        current = found[1] if found else None
+        if if_match is None:
+            if current is not None:
+                raise VersionRequired(current)
+            expected = None
+        elif ANY_VERSION in if_match and current is not None:
+            expected = current
+        elif current is not None and current in if_match:
+            expected = current
+        else:
+            raise ProcedureChanged(current)
+        version = await self.store.replace_procedure(procedure, expected)
+        if version is None:  # another change was stored between the read and the write
+            found = await self.store.procedure_version(procedure.code)
+            raise ProcedureChanged(found[1] if found else None)
         try:
             await self.publisher.publish_changes()
         except Exception:  # stored: the periodic pass publishes it once the broker is back
             log.warning("catalogue change stored, publication deferred")
+        return version

@@ -1,8 +1,11 @@
 """The administrator's pages (`/can-bo/quan-tri`, role `admin`): the procedure catalogue (level,
 processing time, fees, required documents) saved through intake's admin API
-(`PUT /api/v1/admin/procedures/{code}`), and the working calendar's announced changes (days off,
-make-up working days) through processing's calendar API (`/api/v1/calendar/changes`). Every call
-carries the administrator's own access token: intake and processing decide who may change what.
+(`PUT /api/v1/admin/procedures/{code}`, with the version the form was loaded with as `If-Match`:
+a save that another administrator's came before is refused, and the form is shown again with the
+stored values and what the administrator typed), and the working calendar's announced changes
+(days off, make-up working days) through processing's calendar API (`/api/v1/calendar/changes`).
+Every call carries the administrator's own access token: intake and processing decide who may
+change what.
 
 The forms are plain server-rendered HTML (repeated rows for fees and documents, no script). The
 pages only turn the entered text into the JSON types; intake and processing check the rules and
@@ -78,6 +81,15 @@ EMPTY = "Không được để trống."
 NOT_A_NUMBER = "Nhập một số."
 SAVED = "Đã lưu thủ tục. Thay đổi được công bố tới các hệ thống xử lý và cổng dịch vụ công."
 ADDED = "Đã thêm thay đổi vào lịch làm việc."
+CHANGED_MEANWHILE = (
+    "Chưa lưu: thủ tục vừa được một quản trị viên khác thay đổi sau khi bạn mở trang này. "
+    "Biểu mẫu dưới đây đã được tải lại với nội dung hiện tại; những gì bạn đã nhập khác với "
+    "nội dung hiện tại được liệt kê trong bảng bên dưới. Vui lòng xem lại, nhập lại thay đổi "
+    "của bạn rồi lưu."
+)
+# A version that cannot be an entity tag intake answered (the form's hidden field is the
+# browser's to send: anything else is dropped, and intake asks for a version).
+_VERSION = re.compile(r'^"[0-9a-f]{64}"$')
 UNAVAILABLE = (
     "Hệ thống tạm thời không phản hồi; thay đổi chưa được lưu. Vui lòng gửi lại sau ít phút."
 )
@@ -234,6 +246,52 @@ class ProcedureForm:
         )
 
 
+@dataclass(frozen=True)
+class Difference:
+    """A part of the form where what the administrator typed differs from what is stored."""
+
+    label: str
+    current: str
+    entered: str
+
+
+def differences(current: ProcedureForm, entered: ProcedureForm) -> list[Difference]:
+    """What the administrator typed that the stored procedure does not have (after a save that
+    another administrator's change came before): each part as text, stored against typed."""
+
+    def level(form: ProcedureForm) -> str:
+        number = _integer(form.level)
+        return LEVELS.get(number, form.level) if number is not None else form.level
+
+    def time(form: ProcedureForm) -> str:
+        if not form.time_value and not form.time_note:
+            return ""
+        unit = TIME_UNITS.get(form.time_unit, form.time_unit)
+        note = f" ({form.time_note})" if form.time_note else ""
+        return f"{form.time_value} {unit}{note}"
+
+    def fees(form: ProcedureForm) -> str:
+        return "; ".join(f"{fee.name}: {fee.amount} đồng" for fee in form.fees)
+
+    def documents(form: ProcedureForm) -> str:
+        return "; ".join(
+            f"{d.code} – {d.name} ({d.formats}){', bắt buộc' if d.mandatory else ''}"
+            for d in form.documents
+        )
+
+    parts = (
+        (LABELS["level"], level),
+        (LABELS["time_value"], time),
+        ("Phí, lệ phí", fees),
+        ("Thành phần hồ sơ", documents),
+    )
+    return [
+        Difference(label, shown(current) or "(trống)", shown(entered) or "(trống)")
+        for label, shown in parts
+        if shown(current) != shown(entered)
+    ]
+
+
 def field_errors(problem: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """A service's 422 (`errors[].location` like `["body", "fees", 0, "amount_vnd"]`) as form
     field -> Vietnamese message, and what belongs to no field (for the summary)."""
@@ -337,13 +395,14 @@ async def procedure_form(
     if not _CODE.match(code):
         return workspace.error(request, 404)
     token = await workspace.access_token(session, request.url.path)
-    current = await _current(workspace, token, code)
+    current, version = await _current(workspace, token, code)
     return _procedure_page(
         request,
         workspace,
         session,
         current,
         ProcedureForm.of(current),
+        version=version,
         notice=SAVED if saved else None,
     )
 
@@ -362,7 +421,11 @@ async def save_procedure(
     if not workspace.portal.csrf_valid(request, fields.get("csrf_token")):
         return workspace.error(request, 400)
     token = await workspace.access_token(session, f"{PROCEDURES}/{code}")
-    current = await _current(workspace, token, code)
+    # The version the form was loaded with (its hidden field): intake stores the change only if
+    # the procedure is still at it.
+    loaded = fields.get("version", "")
+    loaded_version = loaded if _VERSION.match(loaded) else None
+    current, _ = await _current(workspace, token, code)
     entered = ProcedureForm.read(fields)
     procedure, errors = entered.procedure(current)
 
@@ -373,6 +436,7 @@ async def save_procedure(
             session,
             current,
             entered,
+            version=loaded_version,
             errors=found,
             general=general,
             status_code=status,
@@ -381,27 +445,42 @@ async def save_procedure(
     if errors:
         return again(errors, [])
     try:
-        await _call(
-            workspace,
+        await workspace.apis.send_versioned(
             "PUT",
             _intake(workspace, f"/api/v1/admin/procedures/{path_segment(code)}"),
             token,
             body=procedure,
+            if_match=loaded_version,
         )
     except ProcessingUnavailable:
         return again({}, [UNAVAILABLE], 503)
     except ProcessingRefused as refused:
         if refused.status in (401, 403):
             raise
+        if refused.status in (412, 428):  # another administrator saved first: reload
+            now, version = await _current(workspace, token, code)
+            stored = ProcedureForm.of(now)
+            return _procedure_page(
+                request,
+                workspace,
+                session,
+                now,
+                stored,
+                version=version,
+                general=[CHANGED_MEANWHILE],
+                unsaved=differences(stored, entered),
+                status_code=409,
+            )
         return again(*field_errors(refused.problem))
     return RedirectResponse(f"{PROCEDURES}/{code}?xong=1", status_code=303)
 
 
-async def _current(workspace: Workspace, token: str, code: str) -> dict[str, Any]:
-    found: dict[str, Any] = await _call(
-        workspace, "GET", _intake(workspace, f"/api/v1/procedures/{path_segment(code)}"), token
+async def _current(workspace: Workspace, token: str, code: str) -> tuple[dict[str, Any], str]:
+    """The procedure as stored, and its version (intake's `ETag`)."""
+    found, version = await workspace.apis.send_versioned(
+        "GET", _intake(workspace, f"/api/v1/procedures/{path_segment(code)}"), token
     )
-    return found
+    return found, version or ""
 
 
 def _procedure_page(
@@ -411,9 +490,11 @@ def _procedure_page(
     current: dict[str, Any],
     entered: ProcedureForm,
     *,
+    version: str | None,
     errors: dict[str, str] | None = None,
     general: list[str] | None = None,
     notice: str | None = None,
+    unsaved: list[Difference] | None = None,
     status_code: int = 200,
 ) -> Response:
     errors = errors or {}
@@ -423,6 +504,8 @@ def _procedure_page(
         "workspace/admin_procedure.html",
         {
             "procedure": current,
+            "version": version or "",
+            "unsaved": unsaved or [],
             "form": entered.with_blank_rows(),
             "errors": errors,
             "summary": summary,

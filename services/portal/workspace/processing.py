@@ -105,6 +105,18 @@ class ProcessingClient:
     async def case(self, access_token: str, code: str) -> dict[str, Any]:
         return await self._call("GET", f"/api/v1/cases/{path_segment(code)}", access_token)
 
+    async def unit_officers(self, access_token: str, unit: str) -> list[dict[str, Any]]:
+        """The officers of `unit` processing knows (they have called it), for the assignment
+        form: `[{"subject", "name", "username", "unit", "last_seen"}, ...]`, by name. Unit heads
+        may ask for their own unit only, administrators for any (403 otherwise)."""
+        response = await staff_request(
+            self._client, "GET", "/api/v1/staff", access_token, params={"unit": unit}
+        )
+        body = response.json()
+        if not isinstance(body, list):
+            return []
+        return [entry for entry in body if isinstance(entry, dict)]
+
     async def act(
         self,
         access_token: str,

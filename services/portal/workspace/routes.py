@@ -11,7 +11,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -45,6 +44,12 @@ LOGOUT = "/can-bo/dang-xuat"
 LOGGED_OUT = "/can-bo/da-dang-xuat"
 SESSION_PURPOSE = "workspace-session"
 _NEXT = re.compile(r"^/can-bo(/[A-Za-z0-9._\-/]*)?$")
+# A posted form's page, to come back to after signing in again (its GET): the dossier's action
+# forms, and the administrator's forms (which post to their own page).
+_POSTED_FROM = (
+    re.compile(r"^(/can-bo/ho-so/[0-9A-Za-z.\-_]{1,60})/[a-z\-]{1,40}$"),
+    re.compile(r"^(/can-bo/quan-tri/(?:thu-tuc/[0-9A-Za-z.\-_]{1,40}|lich-lam-viec))$"),
+)
 
 SESSION_ENDED = "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại."
 SIGN_IN_FAILED = "Đăng nhập không thành công. Vui lòng thử lại."
@@ -86,6 +91,28 @@ class SessionEnded(Exception):
         super().__init__(next_path)
         self.next_path = next_path
         self.expired = expired  # the browser had a session, which has ended meanwhile
+
+
+def safe_next(path: str | None) -> str | None:
+    """`path` if it is a workspace page to send the browser to after sign-in: a same-site path
+    under `/can-bo` (no scheme, host, query, `//` or `..`: no open redirect), else None."""
+    if not path or not _NEXT.match(path) or "//" in path:
+        return None
+    if any(part in (".", "..") for part in path.split("/")):
+        return None
+    return path
+
+
+def return_path(request: Request) -> str:
+    """The page to come back to after signing in again: the page asked for (GET), or the page
+    a posted form belongs to (the form itself is not sent again); else the worklist."""
+    path = request.url.path
+    if request.method in ("GET", "HEAD"):
+        return safe_next(path) or HOME
+    for posted in _POSTED_FROM:
+        if found := posted.match(path):
+            return safe_next(found.group(1)) or HOME
+    return HOME
 
 
 class WorkspaceOff(Exception):
@@ -215,7 +242,7 @@ def signed_in(request: Request, workspace: WorkspaceDep) -> StaffSession:
     session = workspace.session(request)
     if session is None or not session.signed_in:
         expired = session is None and workspace.had_session(request)
-        raise SessionEnded(request.url.path if request.method == "GET" else HOME, expired=expired)
+        raise SessionEnded(return_path(request), expired=expired)
     return session
 
 
@@ -237,6 +264,7 @@ async def home(
     code: Annotated[str | None, Query(alias="ma", max_length=views.MAX_CODE)] = None,
     cursor: Annotated[str | None, Query(alias="sau", max_length=500)] = None,
     ended: Annotated[str | None, Query(alias="phien", max_length=20)] = None,
+    next_path: Annotated[str | None, Query(alias="tiep", max_length=200)] = None,
 ) -> Response:
     """Signed in: the unit's worklist; otherwise the sign-in page (saying so when the browser's
     session has expired: `?phien=het-han`, or a cookie whose session is gone)."""
@@ -245,8 +273,14 @@ async def home(
     session = workspace.session(request)
     if session is None or not session.signed_in:
         expired = ended == EXPIRED_QUERY or (session is None and workspace.had_session(request))
+        back = safe_next(next_path)
         response = workspace.render(
-            request, "workspace/signin.html", {"notice": SESSION_EXPIRED if expired else None}
+            request,
+            "workspace/signin.html",
+            {
+                "notice": SESSION_EXPIRED if expired else None,
+                "sign_in_query": urlencode({"tiep": back}) if back and back != HOME else "",
+            },
         )
         if session is None and workspace.had_session(request):
             workspace.forget(response)
@@ -281,10 +315,7 @@ async def home(
         ),
     )
     next_cursor = page.get("next_cursor")
-    now = datetime.now(UTC)
-    rows = [
-        {**item, "deadline": views.deadline_badge(item, now)} for item in page.get("items") or []
-    ]
+    rows = [{**item, "deadline": views.deadline_badge(item)} for item in page.get("items") or []]
     counts = views.state_counts(counted)
     context.update(
         rows=rows,
@@ -320,7 +351,8 @@ async def sign_in(
     session = workspace.session(request)
     if session is None or session.signed_in:
         session = workspace.sessions.create()
-    session.next_path = next_path if next_path and _NEXT.match(next_path) else HOME
+    # Kept in the server-side sign-in state: the callback sends the browser there.
+    session.next_path = safe_next(next_path) or HOME
     response = await workspace.signin.start(
         request, session, f"{workspace.redirect_base}{CALLBACK}"
     )
@@ -348,6 +380,34 @@ async def callback(request: Request, workspace: WorkspaceDep) -> Response:
     response = RedirectResponse(signed.next_path, status_code=303)
     workspace.remember(response, signed)
     return response
+
+
+STAFF_LIST_TIMEOUT_SECONDS = 3.0
+
+
+async def _staff_choices(
+    workspace: Workspace,
+    session: StaffSession,
+    case: dict[str, Any],
+    actions: list[views.ActionForm],
+    next_path: str,
+) -> tuple[tuple[str, str], ...] | None:
+    """The assignment form's officers: processing's list of the case's unit's officers (those
+    who have worked in processing), when the form is offered. None: the list is empty, refused
+    or did not come in time, and the form asks for the user id."""
+    unit = case.get("unit_code")
+    if not unit or not any(a.action == "assign" for a in actions):
+        return None
+    token = await workspace.access_token(session, next_path)
+    try:
+        async with asyncio.timeout(STAFF_LIST_TIMEOUT_SECONDS):
+            officers = await workspace.processing.unit_officers(token, str(unit))
+    except (ProcessingRefused, ProcessingUnavailable, TimeoutError, ValueError) as error:
+        log.warning("processing's staff list did not come: %r", error)  # a convenience
+        return None
+    if not officers:
+        return None
+    return views.assignee_choices(officers, unit, case.get("assignee"))
 
 
 def _signin_again(request: Request, workspace: Workspace, notice: str, status: int) -> Response:
@@ -403,7 +463,7 @@ async def dossier(
     token = await workspace.access_token(session, request.url.path)
     case, submitted = await _case_and_dossier(workspace, token, code)
     notice = views.ACTIONS_BY_PATH[done].done if done in views.ACTIONS_BY_PATH else None
-    return _dossier_page(request, workspace, session, case, submitted, success=notice)
+    return await _dossier_page(request, workspace, session, case, submitted, success=notice)
 
 
 async def _case_and_dossier(
@@ -447,7 +507,7 @@ async def document(
     )
 
 
-def _dossier_page(
+async def _dossier_page(
     request: Request,
     workspace: Workspace,
     session: StaffSession,
@@ -461,19 +521,22 @@ def _dossier_page(
     status_code: int = 200,
 ) -> Response:
     assert session.profile is not None
-    now = datetime.now(UTC)
+    actions = views.offered_actions(
+        case.get("allowed_actions") or [],
+        session.profile.roles,
+        approved=bool(case.get("approved")),
+        extended=bool(case.get("extensions")),
+    )
     context = {
         "case": case,
-        "deadline": views.deadline_badge(case, now),
+        "deadline": views.deadline_badge(case),
         "processing_time": views.processing_time(case),
         "deadline_labels": views.DEADLINE_LABELS,
         "submitted": submitted,
         "form_rows": views.form_rows(submitted),
-        "actions": views.offered_actions(
-            case.get("allowed_actions") or [],
-            session.profile.roles,
-            approved=bool(case.get("approved")),
-            extended=bool(case.get("extensions")),
+        "actions": actions,
+        "staff_choices": await _staff_choices(
+            workspace, session, case, actions, f"{HOME}/ho-so/{case.get('code', '')}"
         ),
         "channel_labels": views.CHANNEL_LABELS,
         "step_label": views.step_label,
@@ -513,7 +576,7 @@ async def act(
     token = await workspace.access_token(session, f"{HOME}/ho-so/{code}")
     if entered.errors:
         case, dossier = await _case_and_dossier(workspace, token, code)
-        return _dossier_page(
+        return await _dossier_page(
             request,
             workspace,
             session,
@@ -542,14 +605,14 @@ async def act(
             )
     except Conflict:
         case, dossier = await _case_and_dossier(workspace, token, code)
-        return _dossier_page(
+        return await _dossier_page(
             request, workspace, session, case, dossier, refusal=CONFLICT, status_code=409
         )
     except (CaseNotFound, Forbidden, NotSignedIn, ProcessingUnavailable):
         raise
     except ProcessingRefused as refused:  # 400, 413, 415, 422: a rule of the workflow
         case, dossier = await _case_and_dossier(workspace, token, code)
-        return _dossier_page(
+        return await _dossier_page(
             request,
             workspace,
             session,
@@ -654,7 +717,11 @@ def _install_error_pages(app: FastAPI, workspace: Workspace) -> None:
     @app.exception_handler(SessionEnded)
     async def _session_ended(request: Request, exc: SessionEnded) -> Response:
         if exc.expired:  # say why at the workspace's sign-in page, rather than bounce silently
-            response = RedirectResponse(f"{HOME}?phien={EXPIRED_QUERY}", status_code=303)
+            query = {"phien": EXPIRED_QUERY}
+            back = safe_next(exc.next_path)
+            if back and back != HOME:  # signing in again comes back to that page
+                query["tiep"] = back
+            response = RedirectResponse(f"{HOME}?{urlencode(query)}", status_code=303)
             workspace.forget(response)
         else:
             target = SIGN_IN + (f"?{urlencode({'tiep': exc.next_path})}" if exc.next_path else "")
@@ -667,7 +734,7 @@ def _install_error_pages(app: FastAPI, workspace: Workspace) -> None:
         session = workspace.session(request)
         if session is not None:
             workspace.sessions.drop(session.id)
-        return await _session_ended(request, SessionEnded(HOME))
+        return await _session_ended(request, SessionEnded(return_path(request)))
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:

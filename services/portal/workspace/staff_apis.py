@@ -134,6 +134,26 @@ class StaffApis:
         response = await self._send(method, url, access_token, json=body, params=params)
         return response.json()
 
+    async def send_versioned(
+        self,
+        method: str,
+        url: str,
+        access_token: str,
+        *,
+        body: Any = None,
+        if_match: str | None = None,
+    ) -> tuple[Any, str | None]:
+        """A JSON call on a resource with a version: its answer and its `ETag`; `if_match`: the
+        version a change was made from (the service refuses it with 412 if another was saved)."""
+        response = await self._send(
+            method,
+            url,
+            access_token,
+            json=body,
+            headers={"If-Match": if_match} if if_match else None,
+        )
+        return response.json(), response.headers.get("etag")
+
     async def _send(
         self,
         method: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -150,27 +150,11 @@ DEADLINE_LABELS: dict[Deadline, str] = {
 }
 
 
-def _moment(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-
-
-def time_used(item: Mapping[str, Any], now: datetime) -> float | None:
-    """The share of the time between receipt and the due date in force that has passed (wall
-    clock: processing's warnings count working time, so this is an estimate for the list)."""
-    if int(item.get("state", 0)) not in CLOCK_RUNNING:
-        return None
-    start = _moment(item.get("received_at")) or _moment(item.get("submitted_at"))
-    due = _moment(item.get("due_at"))
-    if start is None or due is None or due <= start:
-        return None
-    return (now - start) / (due - start)
-
-
-def deadline_badge(item: Mapping[str, Any], now: datetime) -> Deadline | None:
-    """Overdue (processing's flag), else the 80% or 50% warning; the detail page passes the
-    warnings processing emitted (`warnings_emitted`), which are authoritative."""
+def deadline_badge(item: Mapping[str, Any]) -> Deadline | None:
+    """Overdue (processing's flag), else the 80% or 50% warning processing's deadline scanner
+    emitted (`warnings_emitted`, on the worklist's items as on the case): the law counts the
+    share of the time used in working days, which processing computes (its calendar, pauses and
+    extensions); the page does not estimate it."""
     if item.get("overdue"):
         return Deadline.OVERDUE
     if int(item.get("state", 0)) not in CLOCK_RUNNING:
@@ -179,15 +163,6 @@ def deadline_badge(item: Mapping[str, Any], now: datetime) -> Deadline | None:
     if "deadline_warning_80" in emitted:
         return Deadline.WARNING_80
     if "deadline_warning_50" in emitted:
-        return Deadline.WARNING_50
-    used = time_used(item, now)
-    if used is None:
-        return None
-    if used >= 1:
-        return Deadline.OVERDUE
-    if used >= 0.8:
-        return Deadline.WARNING_80
-    if used >= 0.5:
         return Deadline.WARNING_50
     return None
 
@@ -221,6 +196,9 @@ class FieldKind(StrEnum):
     DATE = "date"
     CHOICE = "choice"
     FILE = "file"  # an uploaded document (the form is multipart)
+    # A staff member's subject: a choice of processing's list of the unit's officers
+    # (`assignee_choices`), or one line typed when that list is empty or does not come.
+    STAFF = "staff"
 
 
 @dataclass(frozen=True)
@@ -296,7 +274,11 @@ ACTION_FORMS: tuple[ActionForm, ...] = (
         "assign",
         "Phân công xử lý",
         (
-            ActionField("assignee", "Cán bộ được phân công (mã người dùng)", FieldKind.TEXT),
+            ActionField(
+                "assignee",
+                "Cán bộ được phân công",
+                FieldKind.STAFF,
+            ),
             NOTE,
         ),
         head_only=True,
@@ -406,6 +388,28 @@ class ActionInput:
 
 
 MAX_TEXT = 2000
+MAX_SUBJECT = 100  # processing's limit on an assignee
+
+
+def assignee_choices(
+    officers: Iterable[Mapping[str, Any]], unit: str | None, current: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The assignment form's choices: the officers of the case's unit as processing lists them
+    (`GET /api/v1/staff`: `subject`, `name`, `username`, `unit`; by name), and the current
+    assignee (kept, first, even if no longer among them)."""
+    assigned = " – đang được phân công"
+    choices: list[tuple[str, str]] = []
+    for officer in officers:
+        subject = str(officer.get("subject") or "")
+        if not subject or officer.get("unit") != unit:
+            continue
+        name = str(officer.get("name") or officer.get("username") or subject)
+        username = officer.get("username")
+        label = f"{name} ({username})" if username and username != name else name
+        choices.append((subject, label + (assigned if subject == current else "")))
+    if current and current not in {value for value, _ in choices}:
+        choices.insert(0, (current, current + assigned))
+    return tuple(choices)
 
 
 def read_action(form: ActionForm, submitted: Mapping[str, str]) -> ActionInput:
@@ -444,6 +448,12 @@ def read_action(form: ActionForm, submitted: Mapping[str, str]) -> ActionInput:
                 result.errors[spec.name] = "Ngày không hợp lệ (định dạng năm-tháng-ngày)."
         elif spec.kind is FieldKind.FILE:
             pass  # the route reads the file itself; `raw` is its name, which says it came
+        elif spec.kind is FieldKind.STAFF:
+            # Processing checks the subject (a forced value is its to refuse).
+            if len(raw) > MAX_SUBJECT:
+                result.errors[spec.name] = f"Vui lòng chọn {spec.label.lower()}."
+            else:
+                result.body[spec.name] = raw
         elif spec.kind is FieldKind.CHOICE:
             if raw not in {value for value, _ in spec.choices}:
                 result.errors[spec.name] = f"Vui lòng chọn {spec.label.lower()}."

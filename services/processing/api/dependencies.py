@@ -1,12 +1,13 @@
-"""What the officer API's routes depend on: the authenticated staff, the `Idempotency-Key`, the
-service layer main.py put on `app.state.processing`; and the mapping of domain errors to RFC 9457
-problems."""
+"""What the officer API's routes depend on: the authenticated staff (recorded in the staff
+directory as they call), the `Idempotency-Key`, the service layer main.py put on
+`app.state.processing`; and the mapping of domain errors to RFC 9457 problems."""
 
 # No `from __future__ import annotations`: FastAPI resolves the annotations at runtime.
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
+import jwt
 from fastapi import Depends, Header, Request
 
 from services.processing.domain.authorisation import REFUSAL_MESSAGES
@@ -22,6 +23,7 @@ from services.processing.domain.lifecycle import TransitionError, allowed_action
 from services.processing.domain.workflow import WorkflowError
 from services.processing.service.cases import ProcessingService
 from services.processing.service.results import ResultDocuments
+from services.processing.service.staff import StaffDirectory, UnitRequired
 from shared.runtime.auth import FORBIDDEN_TITLE, Role, Staff, require_roles
 from shared.runtime.http import Problem
 
@@ -41,17 +43,51 @@ def result_documents(request: Request) -> ResultDocuments:
     return _processing(request).results
 
 
+def staff_directory(request: Request) -> StaffDirectory:
+    return _processing(request).staff
+
+
+def _token_username(request: Request) -> str | None:
+    """The verified token's `preferred_username` (the provider's user name), if it has one: read
+    again from the bearer token that `require_roles` has just verified."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        claims = jwt.decode(token.strip(), options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    username = claims.get("preferred_username")
+    return username if isinstance(username, str) and username else None
+
+
+def recorded(*roles: Role, action: str) -> Callable[..., Awaitable[Staff]]:
+    """`require_roles(*roles)`, then the staff directory notes the caller (a database write at
+    most every few minutes per member and process: `service/staff.py`)."""
+    allowed = require_roles(*roles, action=action)
+
+    async def recorded_staff(request: Request, staff: Annotated[Staff, Depends(allowed)]) -> Staff:
+        await staff_directory(request).seen(staff, lambda: _token_username(request))
+        return staff
+
+    return recorded_staff
+
+
 Cases = Annotated[ProcessingService, Depends(case_service)]
 Results = Annotated[ResultDocuments, Depends(result_documents)]
+Directory = Annotated[StaffDirectory, Depends(staff_directory)]
 Officer = Annotated[
-    Staff, Depends(require_roles(Role.officer, Role.unit_head, Role.admin, action="cases"))
+    Staff, Depends(recorded(Role.officer, Role.unit_head, Role.admin, action="cases"))
 ]
-Admin = Annotated[Staff, Depends(require_roles(Role.admin, action="calendar_change"))]
-# Officers of the case's unit, and intake's own service credential (role `result_reader`).
+Admin = Annotated[Staff, Depends(recorded(Role.admin, action="calendar_change"))]
+# Who may list a unit's officers (the assignment form's choices).
+Assigner = Annotated[Staff, Depends(recorded(Role.unit_head, Role.admin, action="staff_list"))]
+# Officers of the case's unit, and intake's own service credential (role `result_reader`: not a
+# person, so not recorded).
 ResultReader = Annotated[
     Staff,
     Depends(
-        require_roles(
+        recorded(
             Role.officer, Role.unit_head, Role.admin, Role.result_reader, action="result_download"
         )
     ),
@@ -72,6 +108,12 @@ def domain_problems(action: str | None = None) -> Iterator[None]:
         ) from None
     except StaffWithoutUnit:
         raise Problem(403, FORBIDDEN_TITLE, "The token carries no unit.") from None
+    except UnitRequired:
+        raise Problem(
+            422,
+            "Chưa chọn đơn vị (unit required)",
+            "An administrator without a unit names one: ?unit=.",
+        ) from None
     except CaseNotFound as exc:
         raise Problem(404, "Không tìm thấy hồ sơ (case not found)", f"No case {exc}.") from None
     except ResultNotFound:

@@ -110,6 +110,10 @@ class WorklistItem(BaseModel):
     submitted_at: datetime
     received_at: datetime | None
     due_at: datetime | None
+    warnings_emitted: list[str] = Field(
+        description="The deadline warnings emitted so far, counted in working time "
+        "(`deadline_warning_50`, `deadline_warning_80`, `overdue`)"
+    )
     online: bool = Field(description="Submitted online: listed first (Decision 4094)")
     overdue: bool = Field(description="Past the due date in force while the clock runs")
 

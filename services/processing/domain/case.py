@@ -138,6 +138,8 @@ class CaseSummary(BaseModel):
     submitted_at: datetime
     received_at: datetime | None = None
     due_at: datetime | None = None
+    # The deadline warnings the scanner emitted, in working time (`deadline_warning_50`, ...).
+    warnings_emitted: list[str] = Field(default_factory=list)
     online_rank: int = 1
     due_sort: datetime = NO_DUE_DATE
 

@@ -71,7 +71,8 @@ async def test_the_catalogue_is_published_one_record_per_procedure(intake, kafka
 async def test_only_admins_change_the_catalogue_and_changes_are_published(
     intake, kafka_bootstrap
 ) -> None:
-    current = (await intake.client.get("/api/v1/procedures/1.004940")).json()
+    read = await intake.client.get("/api/v1/procedures/1.004940")
+    current, version = read.json(), read.headers["etag"]
     changed = {**current, "level": 3}
     changed.pop("mode")
     assert (
@@ -88,7 +89,7 @@ async def test_only_admins_change_the_catalogue_and_changes_are_published(
     )
     assert mismatch.status_code == 422
     response = await intake.client.put(
-        "/api/v1/admin/procedures/1.004940", json=changed, headers=admin
+        "/api/v1/admin/procedures/1.004940", json=changed, headers={**admin, "If-Match": version}
     )
     assert response.status_code == 200
     assert (await intake.client.get("/api/v1/procedures/1.004940")).json()["level"] == 3
@@ -97,4 +98,64 @@ async def test_only_admins_change_the_catalogue_and_changes_are_published(
     latest = [r for r in records if r.key == b"1.004940"][-1]
     assert unwrap(CloudEvent.from_kafka(latest.value, latest.headers)).level == 3
     current.pop("mode")
-    await intake.client.put("/api/v1/admin/procedures/1.004940", json=current, headers=admin)
+    restored = await intake.client.put(
+        "/api/v1/admin/procedures/1.004940",
+        json=current,
+        headers={**admin, "If-Match": response.headers["etag"]},
+    )
+    assert restored.status_code == 200 and restored.headers["etag"] == version
+
+
+async def test_two_administrators_saving_from_the_same_version_do_not_overwrite_each_other(
+    intake,
+) -> None:
+    admin = intake.token("admin")
+    path = "/api/v1/admin/procedures/1.004940"
+    read = await intake.client.get("/api/v1/procedures/1.004940")
+    loaded, version = read.json(), read.headers["etag"]
+    loaded.pop("mode")
+    assert version.startswith('"') and version.endswith('"')
+
+    # Without saying which version the change was made from: refused, nothing stored.
+    blind = await intake.client.put(path, json={**loaded, "level": 2}, headers=admin)
+    assert blind.status_code == 428
+    assert blind.headers["content-type"] == "application/problem+json"
+    assert blind.headers["etag"] == version
+
+    first = await intake.client.put(
+        path, json={**loaded, "level": 3}, headers={**admin, "If-Match": version}
+    )
+    assert first.status_code == 200 and first.headers["etag"] != version
+    second = await intake.client.put(
+        path,
+        json={**loaded, "fees": [{"name": "Lệ phí", "amount_vnd": 1}]},
+        headers={**admin, "If-Match": version},
+    )
+    assert second.status_code == 412
+    assert second.headers["content-type"] == "application/problem+json"
+    problem = second.json()
+    assert problem["status"] == 412 and "người khác" in problem["title"]
+    assert second.headers["etag"] == first.headers["etag"]
+    stored = (await intake.client.get("/api/v1/procedures/1.004940")).json()
+    assert stored["level"] == 3 and stored["fees"] == loaded["fees"]  # the first change stands
+
+    # A weak tag never matches (strong comparison); `*` is any existing version; several tags.
+    weak = await intake.client.put(
+        path, json=loaded, headers={**admin, "If-Match": "W/" + first.headers["etag"]}
+    )
+    assert weak.status_code == 412
+    listed = await intake.client.put(
+        path, json=loaded, headers={**admin, "If-Match": f'"x", {first.headers["etag"]}'}
+    )
+    assert listed.status_code == 200 and listed.headers["etag"] == version
+    assert (
+        await intake.client.put(path, json=loaded, headers={**admin, "If-Match": "*"})
+    ).status_code == 200
+
+    # A version of a procedure that does not exist: 412, not a creation.
+    other = {**loaded, "code": "9.999998"}
+    absent = await intake.client.put(
+        "/api/v1/admin/procedures/9.999998", json=other, headers={**admin, "If-Match": version}
+    )
+    assert absent.status_code == 412
+    assert (await intake.client.get("/api/v1/procedures/9.999998")).status_code == 404

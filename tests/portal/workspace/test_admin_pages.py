@@ -5,6 +5,7 @@ Vietnamese beside the fields, the working calendar's form, and an officer kept o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -39,6 +40,12 @@ class AdminProvider(Provider):
         return answer
 
 
+def version_of(procedure: dict[str, Any]) -> str:
+    """Intake's `ETag`: the content's sha-256, quoted."""
+    content = {k: v for k, v in procedure.items() if k != "mode"}
+    return '"' + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest() + '"'
+
+
 @dataclass
 class Services:
     """Intake's catalogue (public and admin) and processing's calendar changes."""
@@ -49,6 +56,7 @@ class Services:
     calendar: list[dict[str, Any]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     puts: list[dict[str, Any]] = field(default_factory=list)
+    if_match: list[str | None] = field(default_factory=list)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.tokens.append(request.headers.get("authorization", ""))
@@ -57,9 +65,21 @@ class Services:
             return httpx.Response(200, json={"items": list(self.procedures.values())})
         if path.startswith("/api/v1/procedures/"):
             found = self.procedures.get(path.rsplit("/", 1)[1])
-            return httpx.Response(200, json=found) if found else httpx.Response(404, json={})
+            if not found:
+                return httpx.Response(404, json={})
+            return httpx.Response(200, json=found, headers={"ETag": version_of(found)})
         if path.startswith("/api/v1/admin/procedures/") and method == "PUT":
             self.puts.append(json.loads(request.content))
+            self.if_match.append(request.headers.get("if-match"))
+            stored = self.procedures.get(path.rsplit("/", 1)[1])
+            if stored and request.headers.get("if-match") is None:
+                return httpx.Response(428, json={"title": "If-Match required", "status": 428})
+            if stored and request.headers["if-match"] != version_of(stored):
+                return httpx.Response(
+                    412,
+                    json={"title": "Thủ tục đã được thay đổi bởi người khác", "status": 412},
+                    headers={"ETag": version_of(stored)},
+                )
             try:
                 procedure = Procedure.model_validate_json(request.content, strict=True)
             except ValidationError as invalid:  # as intake's problem handler answers it
@@ -125,6 +145,9 @@ def form_fields(html: str) -> dict[str, str]:
     for name in re.findall(r'type="checkbox" id="[^"]+" name="([^"]+)" value="1" checked', html):
         fields[name] = "1"
     fields["csrf_token"] = csrf(html)
+    version = re.search(r'<input type="hidden" name="version" value="([^"]*)">', html)
+    assert version, html
+    fields["version"] = version.group(1).replace("&#34;", '"')
     return fields
 
 
@@ -270,3 +293,58 @@ def test_a_rows_error_maps_to_its_field_and_blank_rows_are_dropped() -> None:
         }
     )
     assert found == {"level": "Chọn mức độ từ 1 đến 4."} and general == ["Sai."]
+
+
+async def test_the_second_save_from_the_same_version_is_refused_and_shows_what_changed(
+    workspace: AdminWorkspace,
+) -> None:
+    """Two administrators open the same procedure; the first saves a new level, the second (from
+    the version both loaded) a fee: the second is told, sees the stored values, and what they
+    typed is listed, not lost."""
+    await workspace.sign_in("quantri")
+    page = await workspace.client.get(f"/can-bo/quan-tri/thu-tuc/{CODE}")
+    first, second = form_fields(page.text), form_fields(page.text)
+    loaded = first["version"]
+    assert re.fullmatch(r'"[0-9a-f]{64}"', loaded)
+
+    first.update(level="3")
+    saved = await workspace.client.post(f"/can-bo/quan-tri/thu-tuc/{CODE}", data=first)
+    assert saved.status_code == 303, saved.text
+    assert workspace.services.if_match == [loaded]
+
+    second.update(fee_name_0="Lệ phí thẩm định", fee_amount_0="200.000")
+    refused = await workspace.client.post(f"/can-bo/quan-tri/thu-tuc/{CODE}", data=second)
+    assert refused.status_code == 409
+    assert workspace.services.if_match == [loaded, loaded]
+    assert workspace.services.procedures[CODE]["fees"] == []  # nothing overwritten
+    assert "vừa được một quản trị viên khác thay đổi" in refused.text
+    assert 'role="alert"' in refused.text
+    # The form holds the stored values now (the first administrator's level) and the new version.
+    again = form_fields(refused.text)
+    assert again["level"] == "3" and again["fee_name_0"] == ""
+    assert again["version"] == version_of(workspace.services.procedures[CODE]) != loaded
+    # What the second administrator typed is listed against what is stored.
+    unsaved = refused.text[refused.text.index('<table class="unsaved"') :]
+    unsaved = unsaved[: unsaved.index("</table>")]
+    assert "Phí, lệ phí" in unsaved and "Lệ phí thẩm định: 200.000 đồng" in unsaved
+    assert "Mức độ dịch vụ công" in unsaved  # stored 3, typed (as loaded) 4
+
+    # Typed again on the reloaded form, the save goes through.
+    again.update(fee_name_0="Lệ phí thẩm định", fee_amount_0="200.000")
+    done = await workspace.client.post(f"/can-bo/quan-tri/thu-tuc/{CODE}", data=again)
+    assert done.status_code == 303, done.text
+    stored = workspace.services.procedures[CODE]
+    assert stored["level"] == 3 and stored["fees"] == [
+        {"name": "Lệ phí thẩm định", "amount_vnd": 200000}
+    ]
+
+
+async def test_a_forged_version_is_not_sent_and_intake_asks_for_one(
+    workspace: AdminWorkspace,
+) -> None:
+    await workspace.sign_in("quantri")
+    page = await workspace.client.get(f"/can-bo/quan-tri/thu-tuc/{CODE}")
+    fields = {**form_fields(page.text), "version": '"x"\r\nX-Injected: 1'}
+    answer = await workspace.client.post(f"/can-bo/quan-tri/thu-tuc/{CODE}", data=fields)
+    assert answer.status_code == 409 and workspace.services.if_match == [None]
+    assert "vừa được một quản trị viên khác thay đổi" in answer.text

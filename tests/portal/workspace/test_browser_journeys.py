@@ -54,23 +54,21 @@ async def case_state(stack: WorkspaceStack, code: str) -> int:
     return state
 
 
-async def sign_in_again(page, stack: WorkspaceStack, username: str) -> None:
+async def sign_in_again(
+    page, stack: WorkspaceStack, username: str, landing: str = "/can-bo"
+) -> None:
     """From the workspace's sign-in page: the provider asks for the password, or (its own
-    session still alive) sends the browser straight back."""
+    session still alive) sends the browser straight back, to `landing`."""
     await page.click("a:has-text('Đăng nhập')")
+    back = re.escape(stack.portal_url + landing) + "$"
     await page.wait_for_url(
-        re.compile(
-            re.escape(stack.issuer)
-            + r"/protocol/openid-connect/auth|"
-            + re.escape(stack.portal_url)
-            + r"/can-bo$"
-        )
+        re.compile(re.escape(stack.issuer) + r"/protocol/openid-connect/auth|" + back)
     )
     if page.url.startswith(stack.issuer):
         await page.fill("#username", username)
         await page.fill("#password", PASSWORD)
         await page.click("#kc-login")
-        await page.wait_for_url(re.compile(re.escape(stack.portal_url) + r"/can-bo$"))
+        await page.wait_for_url(re.compile(back))
 
 
 # --- a supplement round trip ---------------------------------------------------------------------
@@ -185,7 +183,8 @@ async def test_an_expired_session_signs_in_again_and_its_form_changes_nothing(
         # The form posted after the session expired: the sign-in page says why ...
         await idle_out(last_request)
         await page.click("button:has-text('Tiếp nhận hồ sơ')")
-        await page.wait_for_url(re.compile(r"/can-bo\?phien=het-han$"))
+        expired = re.escape(f"/can-bo?phien=het-han&tiep=%2Fcan-bo%2Fho-so%2F{code}") + "$"
+        await page.wait_for_url(re.compile(expired))
         assert await page.locator("h1").inner_text() == "Đăng nhập không gian làm việc cán bộ"
         notice = await page.inner_text("[role=status]")
         assert "Phiên làm việc đã hết hạn" in notice and "chưa được thực hiện" in notice
@@ -196,20 +195,20 @@ async def test_an_expired_session_signs_in_again_and_its_form_changes_nothing(
         history = await page.request.get(f"/can-bo/ho-so/{code}", max_redirects=0)
         assert history.status == 303  # the expired session's cookie is gone as well
 
-        # Signed in again, the officer's page comes back; the action goes through now.
-        await sign_in_again(page, stack, "cv.shtt")
-        await page.goto(f"/can-bo/ho-so/{code}")
+        # Signed in again, the officer is back on the dossier (not the worklist); the expired
+        # form was not sent again.
+        await sign_in_again(page, stack, "cv.shtt", landing=f"/can-bo/ho-so/{code}")
         last_request = time.monotonic()
+        assert await page.locator("h1").inner_text() == f"Hồ sơ {code}"
         assert "Gửi sau khi phiên hết hạn" not in await page.inner_text("main")
 
         # A page asked for after the session expired: the same message.
         await idle_out(last_request)
         await page.goto(f"/can-bo/ho-so/{code}")
-        await page.wait_for_url(re.compile(r"/can-bo\?phien=het-han$"))
+        await page.wait_for_url(re.compile(expired))
         assert "Phiên làm việc đã hết hạn" in await page.inner_text("[role=status]")
 
-        await sign_in_again(page, stack, "cv.shtt")
-        await page.goto(f"/can-bo/ho-so/{code}")
+        await sign_in_again(page, stack, "cv.shtt", landing=f"/can-bo/ho-so/{code}")
         await page.fill("#receive-note", "Hồ sơ hợp lệ")
         await page.click("button:has-text('Tiếp nhận hồ sơ')")
         await page.wait_for_url(re.compile(r"\?xong=receive$"))

@@ -43,18 +43,21 @@ def test_filters_keep_only_known_values() -> None:
     ]
 
 
-def test_deadline_badges() -> None:
-    assert deadline_badge(item(used=0.2), NOW) is None
-    assert deadline_badge(item(used=0.55), NOW) is Deadline.WARNING_50
-    assert deadline_badge(item(used=0.85), NOW) is Deadline.WARNING_80
-    assert deadline_badge(item(used=0.1, overdue=True), NOW) is Deadline.OVERDUE
-    # Processing's own warnings win over the estimate (it counts working time).
-    emitted = item(used=0.1, warnings_emitted=["deadline_warning_50", "deadline_warning_80"])
-    assert deadline_badge(emitted, NOW) is Deadline.WARNING_80
+def test_deadline_badges_are_processings_warnings_in_working_time() -> None:
+    assert deadline_badge(item(used=0.2)) is None
+    fifty = item(used=0.3, warnings_emitted=["deadline_warning_50"])
+    assert deadline_badge(fifty) is Deadline.WARNING_50
+    both = item(used=0.1, warnings_emitted=["deadline_warning_50", "deadline_warning_80"])
+    assert deadline_badge(both) is Deadline.WARNING_80
+    assert deadline_badge(item(used=0.1, overdue=True)) is Deadline.OVERDUE
+    # No wall-clock estimate: 90% of the calendar time gone over a holiday, yet processing (which
+    # counts working days) has emitted no warning, so the worklist shows none.
+    assert deadline_badge(item(used=0.9)) is None
+    assert deadline_badge(item(used=1.5)) is None
     # No clock: awaiting intake (1) or a supplement (5), or already processed (9).
     for state in (1, 5, 9):
-        assert deadline_badge(item(state=state, used=0.9), NOW) is None
-    assert deadline_badge({"state": 4, "due_at": None, "overdue": False}, NOW) is None
+        assert deadline_badge(item(state=state, warnings_emitted=["deadline_warning_80"])) is None
+    assert deadline_badge({"state": 4, "due_at": None, "overdue": False}) is None
 
 
 def test_counts_per_state_in_the_lifecycles_order() -> None:
