@@ -534,6 +534,7 @@ async def exercise_processing_staff(db: AsyncDatabase[Any], recorder: Recorder) 
         at=datetime.now(UTC),
     )
     assert [m.subject for m in await staff.members_of("G12")] == ["s-1"]
+    assert await staff.name_of("s-1") == "Cán bộ"
 
 
 async def exercise_notification(db: AsyncDatabase[Any], recorder: Recorder) -> None:

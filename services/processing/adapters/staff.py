@@ -89,6 +89,13 @@ class StaffStore:
             upsert=True,
         )
 
+    async def name_of(self, subject: str) -> str | None:
+        """The recorded name of `subject` (None: not recorded, or no name)."""
+        found = await self.staff.find_one({"_id": subject}, {"name": 1, "username": 1})
+        if found is None:
+            return None
+        return found.get("name") or found.get("username") or None
+
     async def members_of(self, unit: str) -> list[StaffMember]:
         """The unit's recorded members (every role), by name, then subject."""
         cursor = self.staff.find({"unit": unit}).limit(MAX_UNIT_MEMBERS)

@@ -15,7 +15,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from services.processing.api.dependencies import Cases, IdempotencyKey, Officer, domain_problems
+from services.processing.api.dependencies import (
+    Cases,
+    Directory,
+    IdempotencyKey,
+    Officer,
+    domain_problems,
+)
 from services.processing.api.schemas import (
     ActionBody,
     AssignBody,
@@ -195,11 +201,15 @@ def _endpoint(route: ActionRoute) -> Callable[..., Awaitable[CaseDetail]]:
         response: Response,
         staff: Staff,
         cases: Cases,
+        directory: Directory,
         code: str,
         key: str | None,
         body: ActionBody | None,
     ) -> CaseDetail:
         fields: dict[str, Any] = body.command_fields() if body is not None else {}
+        if action is Action.ASSIGN and fields.get("assignee"):
+            # Shown instead of the provider's id (one read by `_id`, per assignment only).
+            fields["assignee_name"] = await directory.name_of(fields["assignee"])
         with domain_problems(action.value):
             result = await cases.act(staff, code, action, key, **fields)
         return answer(result, response)
@@ -211,11 +221,12 @@ def _endpoint(route: ActionRoute) -> Callable[..., Awaitable[CaseDetail]]:
             response: Response,
             staff: Officer,
             cases: Cases,
+            directory: Directory,
             code: str,
             body: Body,  # type: ignore[valid-type]
             key: IdempotencyKey = None,
         ) -> CaseDetail:
-            return await act(response, staff, cases, code, key, body)
+            return await act(response, staff, cases, directory, code, key, body)
 
         return with_body
 
@@ -225,11 +236,12 @@ def _endpoint(route: ActionRoute) -> Callable[..., Awaitable[CaseDetail]]:
         response: Response,
         staff: Officer,
         cases: Cases,
+        directory: Directory,
         code: str,
         key: IdempotencyKey = None,
         body: OptionalBody = None,  # type: ignore[valid-type]
     ) -> CaseDetail:
-        return await act(response, staff, cases, code, key, body)
+        return await act(response, staff, cases, directory, code, key, body)
 
     return with_optional_body
 

@@ -176,6 +176,9 @@ class CaseDetail(BaseModel):
     state: DossierState
     applicant_name: str
     assignee: str | None
+    assignee_name: str | None = Field(
+        default=None, description="The assignee's name as the staff directory knew it"
+    )
     fee_vnd: int
     processing_time: ProcessingTime | None
     cutoff_15h: bool

@@ -30,6 +30,7 @@ class HistoryEntry(BaseModel):
     from_state: DossierState | None
     to_state: DossierState
     note: str | None = None
+    actor_name: str | None = None  # as the actor's token named them, for the workspace
 
 
 class PauseRecord(BaseModel):
@@ -70,6 +71,7 @@ class Case(BaseModel):
     state: DossierState
     applicant_name: str = ""
     assignee: str | None = None
+    assignee_name: str | None = None  # as the staff directory named them at the assignment
     fee_vnd: int = 0
 
     # Deadline inputs, copied from the catalogue when the case opened.

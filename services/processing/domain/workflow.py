@@ -134,6 +134,7 @@ class Step:
     requested_documents: tuple[str, ...] = ()
     result_document: DocumentRef | None = None
     amount_vnd: int | None = None  # request_payment: the amount asked
+    actor_name: str | None = None  # the history's, not the event's
 
 
 @dataclass(frozen=True)
@@ -149,18 +150,20 @@ class Command:
     reason — refuse_intake, refuse, request_supplement, extend, request_withdrawal;
     documents — request_supplement (codes or names of the documents asked for);
     amount_vnd — request_payment (the amount asked), payment_received (the amount paid);
-    assignee — assign; result_document — issue_result;
+    assignee (and the name to show, `assignee_name`) — assign; result_document — issue_result;
     return_method — return_result; new_due_date — extend.
     """
 
     action: Action
     actor: str
     at: datetime
+    actor_name: str | None = None
     note: str | None = None
     reason: str | None = None
     documents: tuple[str, ...] = ()
     amount_vnd: int | None = None
     assignee: str | None = None
+    assignee_name: str | None = None
     result_document: DocumentRef | None = None
     return_method: str | None = None
     new_due_date: date | None = None
@@ -227,6 +230,7 @@ def apply(case: Case, command: Command, rules: Rules) -> Outcome:
                 source,
                 target,
                 note=kwargs.pop("note", command.note),  # type: ignore[arg-type]
+                actor_name=command.actor_name,
                 **kwargs,  # type: ignore[arg-type]
             )
         )
@@ -310,7 +314,8 @@ def apply(case: Case, command: Command, rules: Rules) -> Outcome:
         step()
     elif action == Action.ASSIGN:
         case.assignee = _required(command.assignee, "cán bộ được giao (assignee)")
-        step(note=command.note or f"Giao cho {case.assignee}")
+        case.assignee_name = command.assignee_name
+        step(note=command.note or f"Giao cho {case.assignee_name or case.assignee}")
     elif action == Action.APPROVE:
         case.approved = True
         step()
@@ -379,6 +384,7 @@ def _extend(case: Case, command: Command, rules: Rules) -> Outcome:
         case.state,
         note=apology,
         citizen_action=f"Nhận kết quả vào ngày {command.new_due_date:%d/%m/%Y}",
+        actor_name=command.actor_name,
     )
     return _finish(case, rules, [step])
 
@@ -493,6 +499,7 @@ def _finish(case: Case, rules: Rules, steps: Sequence[Step]) -> Outcome:
                 at=s.at,
                 action=s.action,
                 actor=s.actor,
+                actor_name=s.actor_name,
                 unit_code=case.unit_code,
                 from_state=s.from_state,
                 to_state=s.to_state,

@@ -402,7 +402,9 @@ class ProcessingService:
         try:
             return await self._act(
                 code,
-                lambda case: Command(action, staff.subject, datetime.now(UTC), **fields),
+                lambda case: Command(
+                    action, staff.subject, datetime.now(UTC), actor_name=staff.name, **fields
+                ),
                 authorise=lambda case: self.authorise(staff, case.unit_code, action.value),
                 request_key=self.request_key(staff, action, idempotency_key),
             )

@@ -76,6 +76,15 @@ class StaffDirectory:
         while len(self._recorded) > self.max_remembered:
             self._recorded.popitem(last=False)
 
+    async def name_of(self, subject: str) -> str | None:
+        """The name to show for `subject` (None when unknown or the directory is unreachable:
+        the id is shown instead)."""
+        try:
+            return await self.store.name_of(subject)
+        except Exception as error:  # the directory is a convenience
+            log.warning("the staff directory could not name %s: %r", subject, error)
+            return None
+
     async def officers(self, staff: Staff, unit: str | None = None) -> list[StaffMember]:
         """The officers (role `officer`) of a unit who have called processing: the caller's own
         unit (unit heads may name only it), any unit for administrators."""

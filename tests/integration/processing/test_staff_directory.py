@@ -19,10 +19,13 @@ import jwt
 import pytest
 
 from services.processing.adapters.staff import STAFF, StaffStore
+from services.processing.adapters.store import CASES
 from services.processing.main import create_app
 from services.processing.service.staff import StaffDirectory
 from services.processing.settings import ProcessingSettings
+from shared.contracts.events import Channel, DossierState
 from shared.runtime.auth import DevIssuer, Role, Staff
+from tests.integration.processing.test_worklist_filters import document
 
 pytestmark = pytest.mark.infra
 
@@ -241,3 +244,35 @@ def test_the_store_declares_its_unit_index() -> None:
 
     assert [list(index.document["key"]) for index in INDEXES[STAFF]] == [["unit"]]
     assert StaffStore.members_of.__doc__
+
+
+async def test_an_assignment_and_the_history_carry_names_not_only_ids(
+    api: Api, mongo_db: Any
+) -> None:
+    case = document(1, "G12", Channel.COUNTER, DossierState.IN_PROCESSING)
+    await mongo_db[CASES].insert_one(case)
+    await api.call_as("id-cv", ["officer"], "G12", name="Nguyễn Văn Chuyên", username="cv.g12")
+    head = api.token("id-ld", ["unit_head"], "G12", name="Trần Thị Lãnh Đạo")
+
+    answer = await api.client.post(
+        f"/api/v1/cases/{case['_id']}/assign",
+        json={"assignee": "id-cv"},
+        headers={"Authorization": f"Bearer {head}"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    detail = answer.json()
+    assert detail["assignee"] == "id-cv" and detail["assignee_name"] == "Nguyễn Văn Chuyên"
+    step = detail["history"][-1]
+    assert step["actor"] == "id-ld" and step["actor_name"] == "Trần Thị Lãnh Đạo"
+    assert step["note"] == "Giao cho Nguyễn Văn Chuyên"
+
+    # Someone the directory does not know yet is assigned by id (shown as such).
+    unknown = await api.client.post(
+        f"/api/v1/cases/{case['_id']}/assign",
+        json={"assignee": "id-new"},
+        headers={"Authorization": f"Bearer {head}"},
+    )
+    assert unknown.status_code == 200, unknown.text
+    assert unknown.json()["assignee_name"] is None
+    assert unknown.json()["history"][-1]["note"] == "Giao cho id-new"

@@ -263,6 +263,32 @@ async def test_the_unit_head_reads_the_dossier_issues_the_result_and_reads_the_r
     await page.click("button:has-text('Chuyển xử lý')")
     await page.wait_for_url(re.compile(r"\?xong=start-processing$"))
     assert await page.locator("#issue-result-file").count() == 0  # not before approval
+
+    # The unit's officers who have worked on the platform (here cv.shtt, by opening the
+    # worklist: processing notes who calls it) are offered for assignment; another unit's not.
+    for username in ("cv.shtt", "cv.tdc"):
+        token = await stack.token(username)
+        async with httpx.AsyncClient(timeout=30) as client:
+            worklist = await client.get(
+                f"{stack.processing_url}/api/v1/cases",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert worklist.status_code == 200, worklist.text
+    await page.reload()
+    offered = await page.locator("#assign-assignee option").all_inner_texts()
+    assert any("(cv.shtt)" in label for label in offered), offered
+    assert not any("cv.tdc" in label for label in offered), offered
+    await page.select_option(
+        "#assign-assignee", label=next(label for label in offered if "(cv.shtt)" in label)
+    )
+    await page.click("button:has-text('Phân công')")
+    await page.wait_for_url(re.compile(r"\?xong=assign$"))
+    offered = await page.locator("#assign-assignee option").all_inner_texts()
+    assigned = next(label for label in offered if "(cv.shtt) – đang được phân công" in label)
+    name = assigned.split(" (cv.shtt)")[0]
+    assert name and f"Cán bộ được phân công\n{name}" in await page.inner_text("main")
+    assert f"Giao cho {name}" in await page.inner_text("main")  # the history names them
+    await audit(page, "can-bo-15-phan-cong", screenshots)
     await page.click("button:has-text('Phê duyệt')")
     await page.wait_for_url(re.compile(r"\?xong=approve$"))
     result = tmp_path / "quyet-dinh.pdf"
