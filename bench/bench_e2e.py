@@ -28,7 +28,9 @@ after its 1 s receipt delay.
    it (its quarterly counters, read directly). Each service's `/metrics` is scraped before and
    after (`dvc_mongo_commands_total`, see `shared.runtime.mongo.CommandCounter`): database commands
    per dossier, by service, command and collection, less what the service does idle (measured
-   over a few seconds before the batch). Also each service's CPU time and RSS (from /proc).
+   over a few seconds before the batch). Also each service's CPU time and RSS (from /proc), and
+   the CPU time of the servers under them (FerretDB, PostgreSQL's postmaster and backends, Kafka):
+   on this 2-core machine everything shares two cores, so CPU ms per dossier bounds the rate.
 
 Prints figures; asserts nothing (exit status 1 only if dossiers never got through).
 """
@@ -181,8 +183,39 @@ def delta(after: CommandCounts, before: CommandCounts) -> CommandCounts:
 
 
 def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of each service and of the servers under them: FerretDB, PostgreSQL
+    (the postmaster and its backends, FerretDB's pooled connections) and Kafka."""
     readings = {s: _proc_cpu_seconds(pid) if (pid := stack.pid(s)) else None for s in SERVICES}
+    data = stack.infra.data_dir
+    for server, pid in (
+        ("ferretdb", _pid_in(data / "ferretdb" / "ferretdb.pid")),
+        ("postgresql", _pid_in(data / "postgres" / "cluster" / "postmaster.pid")),
+        ("kafka", _pid_in(data / "kafka" / "kafka.pid")),
+    ):
+        if pid is not None:
+            family = [pid, *(_children(pid) if server == "postgresql" else ())]
+            values = [v for p in family if (v := _proc_cpu_seconds(p)) is not None]
+            readings[server] = sum(values) if values else None
     return {s: v for s, v in readings.items() if v is not None}
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
 
 
 # ---------------------------------------------------------------------------------- observing
@@ -593,10 +626,15 @@ async def batch(
     cpu = {
         s: (cpu_after[s] - cpu_before[s]) * 1000 / len(codes) for s in cpu_after if s in cpu_before
     }
+    in_services = {s: v for s, v in cpu.items() if s in SERVICES}
+    in_servers = {s: v for s, v in cpu.items() if s not in SERVICES}
     print(
         "cpu ms/dossier      "
-        + ", ".join(f"{s} {v:.1f}" for s, v in cpu.items())
-        + f" (total {sum(cpu.values()):.1f}; {os.cpu_count()} cores)"
+        + ", ".join(f"{s} {v:.1f}" for s, v in in_services.items())
+        + f" (services {sum(in_services.values()):.1f}); "
+        + ", ".join(f"{s} {v:.1f}" for s, v in in_servers.items())
+        + f" (servers {sum(in_servers.values()):.1f}; all {sum(cpu.values()):.1f} on "
+        f"{os.cpu_count()} cores)"
     )
     print("rss                 " + ", ".join(f"{s} {rss_mb(stack.pid(s))}" for s in SERVICES))
     return through
