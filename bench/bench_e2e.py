@@ -662,7 +662,8 @@ async def run(stack: Stack, args: argparse.Namespace) -> bool:
     bootstrap = stack.infra.kafka_bootstrap
     await ensure_topics(bootstrap, platform_topics(partitions=PARTITIONS, suffix=stack.suffix))
     print(f"starting the services and simulators (data {stack.config.data_dir})")
-    mongo = create_mongo_client(stack.infra.mongo_url, appname="bench-e2e")
+    # Dropping a database of 100,000 dossiers takes FerretDB longer than the default time-out.
+    mongo = create_mongo_client(stack.infra.mongo_url, appname="bench-e2e", socketTimeoutMS=300_000)
     watcher = NotifiedWatcher(bootstrap, DOSSIER_NOTIFIED_TOPIC + stack.suffix)
     channels = args.channels.split(",")
     ok = True
