@@ -9,6 +9,7 @@ is not the test profile's (a FerretDB started by hand, see DVC_TEST_MONGO_URL)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -76,6 +77,49 @@ async def test_an_unindexed_field_is_still_a_scan(mongo_db) -> None:
     await notes.insert_many([{"_id": n, "colour": "red" if n % 2 else "blue"} for n in range(2000)])
     found = plan(table_of(mongo_db.name, "notes"), """_jsonb->'colour' @> '"red"'""")
     assert "Seq Scan" in found
+
+
+def table_scans(table: str) -> tuple[int, int]:
+    """(sequential, index) scans of the table so far, as PostgreSQL's statistics count them."""
+    name = table.split(".")[1].strip('"')
+    schema = table.split(".")[0].strip('"')
+    row = sql(
+        "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+        f"WHERE schemaname = '{schema}' AND relname = '{name}'"
+    )
+    seq, idx = row.split("|")
+    return int(seq), int(idx)
+
+
+async def test_repeated_lookups_stay_index_scans_after_the_collection_grows(mongo_db) -> None:
+    """FerretDB prepares its statements with the field name as a parameter (`_jsonb->$1 @> $2`).
+    A generic plan, adopted while the collection was small, could never use the expression
+    indexes and would scan the grown collection on every lookup (devstack runs PostgreSQL with
+    `plan_cache_mode=force_custom_plan`)."""
+    cases = mongo_db["cases"]
+    await cases.create_index([("unit", ASCENDING)])
+    await cases.insert_one({"_id": "C0", "unit": "G12"})
+    for _ in range(30):  # while it is small: where PostgreSQL would settle on a generic plan
+        assert await cases.find_one({"_id": "C0"}) is not None
+        assert await cases.find_one({"unit": "G12"}) is not None
+    await cases.insert_many([{"_id": f"C{n}", "unit": f"U{n}"} for n in range(1, 5000)])
+    table = table_of(mongo_db.name, "cases")
+    sql(f"ANALYZE {table}")
+    seq_before, idx_before = table_scans(table)
+
+    for n in range(20):
+        assert await cases.find_one({"_id": f"C{n * 100}"}) is not None
+        assert await cases.find_one({"unit": f"U{n * 100 + 1}"}) is not None
+
+    # FerretDB's backends report their counts within seconds (at most ten when idle).
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        seq, idx = table_scans(table)
+        if (seq - seq_before) + (idx - idx_before) >= 40:
+            break
+        assert asyncio.get_running_loop().time() < deadline, (seq, idx, seq_before, idx_before)
+        await asyncio.sleep(0.5)
+    assert seq - seq_before == 0, f"{seq - seq_before} of 40 lookups scanned the whole table"
 
 
 # Values of every kind the sort and the filters meet: the patch orders missing, null, numbers,
