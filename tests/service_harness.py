@@ -7,10 +7,13 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from services.processing.main import create_app as create_processing
+from services.processing.settings import ProcessingSettings
 from shared.contracts.topics import platform_topics
 from shared.runtime.kafka import ensure_topics
 
@@ -48,3 +51,21 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             for task in asyncio.all_tasks():
                 task.print_stack(file=sys.stderr)
             raise
+
+
+async def processing_on_database(mongo_url: str, database: str, issuer: Any) -> FastAPI:
+    """Processing's app on a test database, its indexes made, its lifespan not started (no
+    broker, no scanner): the officer API answers from the database alone. `issuer`: the
+    `DevIssuer` whose tokens it accepts."""
+    app = create_processing(
+        ProcessingSettings(
+            mongo_url=mongo_url,
+            mongo_database=database,
+            environment="test",
+            jwt_public_key_file=str(issuer.public_key_path),
+            scanner_enabled=False,
+        )
+    )
+    await app.state.processing.store.ensure_indexes()
+    await app.state.processing.staff.store.ensure_indexes()
+    return app

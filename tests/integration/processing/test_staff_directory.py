@@ -20,12 +20,11 @@ import pytest
 
 from services.processing.adapters.staff import STAFF, StaffStore
 from services.processing.adapters.store import CASES
-from services.processing.main import create_app
 from services.processing.service.staff import StaffDirectory
-from services.processing.settings import ProcessingSettings
 from shared.contracts.events import Channel, DossierState
 from shared.runtime.auth import DevIssuer, Role, Staff
 from tests.integration.processing.test_worklist_filters import document
+from tests.service_harness import processing_on_database
 
 pytestmark = pytest.mark.infra
 
@@ -87,17 +86,7 @@ class Api:
 @pytest.fixture
 async def api(mongo_url: str, mongo_db: Any, tmp_path: Path) -> AsyncIterator[Api]:
     issuer = DevIssuer(tmp_path / "issuer")
-    app = create_app(
-        ProcessingSettings(
-            mongo_url=mongo_url,
-            mongo_database=mongo_db.name,
-            environment="test",
-            jwt_public_key_file=str(issuer.public_key_path),
-            scanner_enabled=False,
-        )
-    )
-    await app.state.processing.store.ensure_indexes()
-    await app.state.processing.staff.store.ensure_indexes()
+    app = await processing_on_database(mongo_url, mongo_db.name, issuer)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://processing") as client:
         yield Api(app, client, issuer)

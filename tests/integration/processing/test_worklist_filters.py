@@ -20,10 +20,9 @@ from services.processing.adapters.store import CASES, INDEXES, _fields
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.case import Case
 from services.processing.domain.workflow import Rules, refresh
-from services.processing.main import create_app
-from services.processing.settings import ProcessingSettings
 from shared.contracts.events import Channel, DossierState
 from shared.runtime.auth import DevIssuer
+from tests.service_harness import processing_on_database
 
 pytestmark = pytest.mark.infra
 
@@ -77,16 +76,7 @@ class Api:
 @pytest.fixture
 async def api(mongo_url: str, mongo_db: Any, tmp_path: Path) -> AsyncIterator[Api]:
     issuer = DevIssuer(tmp_path / "issuer")
-    app = create_app(
-        ProcessingSettings(
-            mongo_url=mongo_url,
-            mongo_database=mongo_db.name,
-            environment="test",
-            jwt_public_key_file=str(issuer.public_key_path),
-            scanner_enabled=False,
-        )
-    )
-    await app.state.processing.store.ensure_indexes()
+    app = await processing_on_database(mongo_url, mongo_db.name, issuer)
     await mongo_db[CASES].insert_many([document(*spec) for spec in CASES_STORED])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://processing") as client:

@@ -24,8 +24,6 @@ from services.processing.adapters.store import CASES, _fields
 from services.processing.domain.calendar import WorkingCalendar
 from services.processing.domain.case import Case
 from services.processing.domain.workflow import Rules, refresh
-from services.processing.main import create_app as create_processing
-from services.processing.settings import ProcessingSettings
 from shared.contracts.events import Channel, DossierState
 from shared.runtime.auth import DevIssuer
 from tests.portal.workspace.test_pages import (
@@ -38,6 +36,7 @@ from tests.portal.workspace.test_pages import (
     Workspace,
     csrf,
 )
+from tests.service_harness import processing_on_database
 
 OFFICERS = [
     {
@@ -238,17 +237,7 @@ async def test_processing_lists_the_officers_who_called_it_and_the_form_offers_t
     mongo_url: str, mongo_db: Any, tmp_path: Path
 ) -> None:
     issuer = DevIssuer(tmp_path / "issuer")
-    processing_app = create_processing(
-        ProcessingSettings(
-            mongo_url=mongo_url,
-            mongo_database=mongo_db.name,
-            environment="test",
-            jwt_public_key_file=str(issuer.public_key_path),
-            scanner_enabled=False,
-        )
-    )
-    await processing_app.state.processing.store.ensure_indexes()
-    await processing_app.state.processing.staff.store.ensure_indexes()
+    processing_app = await processing_on_database(mongo_url, mongo_db.name, issuer)
     await mongo_db[CASES].insert_one(stored_case())
     real = httpx.ASGITransport(app=processing_app)
     intake = Intake()
