@@ -112,10 +112,10 @@ class ProcessingService:
     deadline_checks: Pacer = field(init=False)
     _procedures: dict[str, tuple[float, Procedure]] = field(default_factory=dict)
     # The worklist's counts per state, by (unit, procedure, channel): counted at most every
-    # `STATE_COUNTS_CACHE_SECONDS` (a count reads every open case of the unit; on FerretDB that
-    # is the worklist's slowest query, ~0.5 s at 2,000 open cases), so a page's counts may be that
-    # much behind its list; a page never waits for a recount of counts it has (stale ones are
-    # answered while the recount runs, see `state_counts`).
+    # `STATE_COUNTS_CACHE_SECONDS` (a count visits every open case of the unit: the worklist's
+    # slowest query), so a page's counts may be that much behind its list; a page never waits
+    # for a recount of counts it has (stale ones are answered while the recount runs, see
+    # `state_counts`).
     _state_counts: dict[CountsKey, tuple[float, StateCounts]] = field(default_factory=dict)
     _recounts: dict[CountsKey, asyncio.Task[StateCounts]] = field(default_factory=dict)
 
