@@ -27,25 +27,24 @@ patch (upstream FerretDB: equalities pushed down, never a sort, no limit with a 
                               ?trang-thai=4                  p50  98 ms   p99  196 ms
                               ?kenh=1                        p50 144 ms   p99  264 ms
 
-With devstack/ferretdb/patches/ (the sort on top-level fields and the limit pushed down to
-PostgreSQL when the filter is exact; the store's cursor page as two range queries, not an `$or`),
-measured 2026-12-06 on the same machine (less loaded), same data and command:
+With devstack/ferretdb/patches/ (0001: the sort on top-level fields and the limit pushed down to
+PostgreSQL when the filter is exact; 0002: an exact `$match` and a `$group` of counts as one
+`GROUP BY`; the store's cursor page as two range queries, not an `$or`), measured 2026-12-06 on
+the same machine (quiet), same data and command:
 
-    processing's store, uncached counts of the unit          p50 512 ms   p99 797 ms
+    processing's store, uncached counts of the unit          p50  51 ms   p99  58 ms
     GET /api/v1/case-counts (cached 10 s)                    p50   1 ms   p99   2 ms
-    GET /api/v1/cases page of 25, no filter                  p50  39 ms   p99  46 ms
-                              state 4                        p50  27 ms   p99  30 ms
-                              channel 1 (counter)            p50  31 ms   p99  35 ms
-                              second page (cursor)           p50  51 ms   p99  53 ms
-    GET /can-bo (counts + page, rendered), no filter         p50  43 ms   p99  49 ms
-                              ?trang-thai=4                  p50  36 ms   p99  46 ms
-                              ?kenh=1                        p50  51 ms   p99 100 ms
+    GET /api/v1/cases page of 25, no filter                  p50  35 ms   p99  42 ms
+                              state 4                        p50  29 ms   p99  36 ms
+                              channel 1 (counter)            p50  51 ms   p99  58 ms
+                              second page (cursor)           p50  50 ms   p99  55 ms
+    GET /can-bo (counts + page, rendered), no filter         p50  41 ms   p99  48 ms
+                              ?trang-thai=4                  p50  32 ms   p99  40 ms
+                              ?kenh=1                        p50  55 ms   p99  60 ms
 
 A page now reads at most 26 documents of a rank into Go (PostgreSQL still visits the rank's
-matching rows, about 1,000, to order them: no btree serves the ORDER BY). The counts still read
-every open case of the unit (an aggregation: nothing but `$match` is pushed down), so a cache
-miss of the counts remains the slow part of the workspace's page. MongoDB serves both from the
-declared indexes.
+matching rows, about 1,000, to order them: no btree serves the ORDER BY), and the counts come
+back as one row per state. MongoDB serves both from the declared indexes.
 
 - processing's API: the unit's counts per state (`GET /api/v1/case-counts`) and the worklist
   page (`GET /api/v1/cases`, 25 items), with no filter, a state filter and a channel filter;
