@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.portal.adapters.urls import path_segment
 from services.portal.domain.application import vietnamese_part
+from services.portal.domain.labels import money_text
 from services.portal.workspace.processing import (
     ProcessingRefused,
     ProcessingUnavailable,
@@ -271,7 +272,11 @@ def differences(current: ProcedureForm, entered: ProcedureForm) -> list[Differen
         return f"{form.time_value} {unit}{note}"
 
     def fees(form: ProcedureForm) -> str:
-        return "; ".join(f"{fee.name}: {fee.amount} đồng" for fee in form.fees)
+        def amount(text: str) -> str:  # "300000" and "300.000" alike: 300.000 đồng
+            number = _integer(text)
+            return money_text(number) if number is not None else f"{text} đồng"
+
+        return "; ".join(f"{fee.name}: {amount(fee.amount)}" for fee in form.fees)
 
     def documents(form: ProcedureForm) -> str:
         return "; ".join(

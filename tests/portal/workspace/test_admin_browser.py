@@ -1,6 +1,7 @@
 """The administrator's pages in a real browser against the real stack, Keycloak included: the
 realm's administrator (`quantri`) signs in at the provider's login page, changes a procedure's
-fee (intake's catalogue then has it), meets intake's refusal of a zero processing time, and adds
+fee (intake's catalogue then has it), meets intake's refusal of a zero processing time, loses
+no change to a second administrator's save (two tabs), and adds
 a make-up working day to processing's calendar; an officer has no link and gets 403. Each page
 gets the axe scan and screenshots."""
 
@@ -70,6 +71,26 @@ async def test_the_administrator_edits_the_catalogue_and_the_calendar(
     assert "Thời hạn giải quyết: Nhập một số lớn hơn 0." in summary
     assert await page.get_attribute("#time_value", "aria-invalid") == "true"
     await audit(page, "can-bo-23-quan-tri-loi", screenshots)
+
+    # Two administrators on the same procedure (two tabs): the second save, made from the version
+    # both loaded, stores nothing; the page shows the stored values and what was typed.
+    other = await page.context.new_page()
+    await other.goto(f"/can-bo/quan-tri/thu-tuc/{code}")
+    await page.goto(f"/can-bo/quan-tri/thu-tuc/{code}")
+    await other.fill(f"#fee_amount_{fees}", "300.000")
+    await other.click("button:has-text('Lưu thủ tục')")
+    await other.wait_for_url(re.compile(r"\?xong=1$"))
+    await page.fill(f"#fee_amount_{fees}", "280.000")
+    await page.click("button:has-text('Lưu thủ tục')")
+    await page.wait_for_load_state()
+    assert "vừa được một quản trị viên khác thay đổi" in await page.inner_text("main")
+    assert await page.input_value(f"#fee_amount_{fees}") == "300000"  # reloaded: the stored one
+    unsaved = await page.inner_text("#chua-luu")
+    assert "300.000 đồng" in unsaved and "280.000 đồng" in unsaved, unsaved
+    await audit(page, "can-bo-25-quan-tri-xung-dot", screenshots)
+    async with httpx.AsyncClient(timeout=30) as client:
+        kept = await client.get(f"{stack.intake_url}/api/v1/procedures/{code}")
+    assert {"name": "Phí thẩm định hồ sơ", "amount_vnd": 300000} in kept.json()["fees"]
 
     # A make-up working day, far ahead so no other test's due date meets it.
     await page.click("header.site a:has-text('Lịch làm việc')")

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from services.portal.main import create_app
 from services.portal.settings import PortalSettings
-from services.portal.workspace.admin import ProcedureForm, field_errors
+from services.portal.workspace.admin import FeeRow, ProcedureForm, differences, field_errors
 from shared.contracts.catalogue import Procedure
 from tests.portal.workspace.test_pages import ISSUER, KEY, PORTAL, PROCEDURE, Provider, csrf
 
@@ -348,3 +348,16 @@ async def test_a_forged_version_is_not_sent_and_intake_asks_for_one(
     answer = await workspace.client.post(f"/can-bo/quan-tri/thu-tuc/{CODE}", data=fields)
     assert answer.status_code == 409 and workspace.services.if_match == [None]
     assert "vừa được một quản trị viên khác thay đổi" in answer.text
+
+
+def test_a_conflict_lists_what_differs_with_amounts_written_alike() -> None:
+    stored = ProcedureForm(level="4", fees=[FeeRow("Phí thẩm định", "300000")])
+    same_amount_typed_with_dots = ProcedureForm(
+        level="4", fees=[FeeRow("Phí thẩm định", "300.000")]
+    )
+    assert differences(stored, same_amount_typed_with_dots) == []
+
+    typed = ProcedureForm(level="3", fees=[FeeRow("Phí thẩm định", "280.000")])
+    listed = {d.label: (d.current, d.entered) for d in differences(stored, typed)}
+    assert listed["Phí, lệ phí"] == ("Phí thẩm định: 300.000 đồng", "Phí thẩm định: 280.000 đồng")
+    assert set(listed) == {"Phí, lệ phí", "Mức độ dịch vụ công"}
