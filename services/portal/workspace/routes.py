@@ -574,18 +574,16 @@ async def act(
     entered = views.read_action(form_spec, submitted)
     key = submitted.get("idempotency_key") or secrets.token_urlsafe(18)
     token = await workspace.access_token(session, f"{HOME}/ho-so/{code}")
-    if entered.errors:
+
+    async def page_again(status_code: int, **shown: Any) -> Response:
+        """The dossier page as it stands now, with what went wrong."""
         case, dossier = await _case_and_dossier(workspace, token, code)
         return await _dossier_page(
-            request,
-            workspace,
-            session,
-            case,
-            dossier,
-            failed=form_spec,
-            entered=entered,
-            status_code=422,
+            request, workspace, session, case, dossier, status_code=status_code, **shown
         )
+
+    if entered.errors:
+        return await page_again(422, failed=form_spec, entered=entered)
     try:
         if form_spec.multipart:
             upload = uploads["file"]
@@ -604,24 +602,15 @@ async def act(
                 token, code, form_spec.path, entered.body, idempotency_key=key[:200]
             )
     except Conflict:
-        case, dossier = await _case_and_dossier(workspace, token, code)
-        return await _dossier_page(
-            request, workspace, session, case, dossier, refusal=CONFLICT, status_code=409
-        )
+        return await page_again(409, refusal=CONFLICT)
     except (CaseNotFound, Forbidden, NotSignedIn, ProcessingUnavailable):
         raise
     except ProcessingRefused as refused:  # 400, 413, 415, 422: a rule of the workflow
-        case, dossier = await _case_and_dossier(workspace, token, code)
-        return await _dossier_page(
-            request,
-            workspace,
-            session,
-            case,
-            dossier,
+        return await page_again(
+            422,
             refusal=f"Không thực hiện được: {refused.detail}",
             failed=form_spec,
             entered=entered,
-            status_code=422,
         )
     return RedirectResponse(f"{HOME}/ho-so/{code}?xong={form_spec.path}", status_code=303)
 
