@@ -540,6 +540,7 @@ async def _dossier_page(
         ),
         "channel_labels": views.CHANNEL_LABELS,
         "step_label": views.step_label,
+        "due_reason_label": views.due_reason_label,
         "state_label": views.state_label,
         "field_kinds": views.FieldKind,
         "success": success,

@@ -494,6 +494,19 @@ def step_label(action: str) -> str:
     return STEP_LABELS.get(action, action)
 
 
+# Why processing set a due date (`due_history[].reason`).
+DUE_REASONS = {
+    "receipt": "Tiếp nhận hồ sơ",
+    "payment": "Đã nộp phí, lệ phí",
+    "supplement": "Đã bổ sung hồ sơ",
+    "extension": "Gia hạn (Mẫu 04)",
+}
+
+
+def due_reason_label(reason: str) -> str:
+    return DUE_REASONS.get(reason, reason)
+
+
 def processing_time(case: Mapping[str, Any]) -> ProcessingTime | None:
     """The legal processing time the case's deadline is computed from (as the catalogue had it
     when the case opened)."""

@@ -11,6 +11,7 @@ from services.portal.workspace.views import (
     Deadline,
     WorklistFilters,
     deadline_badge,
+    due_reason_label,
     offered_actions,
     read_action,
     state_counts,
@@ -179,3 +180,11 @@ def test_the_report_chart_and_quarters() -> None:
     report = {"ministry": {"unit_code": None}, "units": [{"unit_code": "A"}, {"unit_code": "B"}]}
     assert unit_section(report, "B") == {"unit_code": "B"}
     assert unit_section({"ministry": {"x": 1}, "units": []}, "B") == {"x": 1}
+
+
+def test_why_a_due_date_was_set_is_said_in_vietnamese() -> None:
+    # The reasons processing's workflow writes in `due_history` (domain/workflow.py).
+    for reason in ("receipt", "payment", "supplement", "extension"):
+        assert due_reason_label(reason) != reason
+    assert due_reason_label("receipt") == "Tiếp nhận hồ sơ"
+    assert due_reason_label("something new") == "something new"
