@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from bson import Binary, Int64, ObjectId, Regex, Timestamp
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
 
 from devstack import postgres_server
 from devstack.config import load_config
@@ -419,3 +420,20 @@ async def test_the_services_gauges_and_state_counts_are_pushed_down_exactly(mong
         },
     )
     assert explained["limitPushdown"], explained
+
+
+async def test_single_document_writes_keep_their_errors_and_effects(mongo_db) -> None:
+    """Patch 0003 writes one document without BEGIN/COMMIT: a duplicate `_id` is still error
+    11000 with nothing written, an update still changes exactly its document, and a write of
+    several batches (FerretDB's batch is 100 documents) still goes in whole."""
+    docs = mongo_db["single_writes"]
+    await docs.insert_one({"_id": "a", "n": 1})
+    with pytest.raises(DuplicateKeyError):
+        await docs.insert_one({"_id": "a", "n": 2})
+    assert await docs.find_one({"_id": "a"}) == {"_id": "a", "n": 1}
+    await docs.insert_one({"_id": "b", "n": 1})
+    result = await docs.update_one({"_id": "a"}, {"$inc": {"n": 5}})
+    assert (result.matched_count, result.modified_count) == (1, 1)
+    assert [d["n"] async for d in docs.find({}).sort("_id", ASCENDING)] == [6, 1]
+    await docs.insert_many([{"_id": f"many-{i:03}"} for i in range(250)])
+    assert await docs.count_documents({"_id": {"$gte": "many-"}}) == 250
