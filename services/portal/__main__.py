@@ -25,5 +25,7 @@ config = uvicorn.Config(
     access_log=False,  # an access log would record the QR link's secret
     proxy_headers=False,
     timeout_graceful_shutdown=20,
+    loop="uvloop",  # as the services (shared.runtime.service.server_config)
+    http="httptools",
 )
 QuietServer(config).run()
