@@ -186,12 +186,6 @@ def notification_documents(d: Seeded) -> dict[str, list[dict[str, Any]]]:
                 "submission": {"unit_code": d.unit, "procedure_code": d.procedure},
                 "steps": [],
                 "applied_event_ids": [event_id],
-                **SEED_MARK,
-            }
-        ],
-        "portal_sync": [
-            {
-                "_id": d.code,
                 "status": "synced",
                 "next_attempt_at": sent,
                 "attempts": 0,

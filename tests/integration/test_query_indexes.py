@@ -101,6 +101,7 @@ ONE_OFF = {
     "NotificationStore.ensure_indexes": "start-up",
     "WebhookStore.ensure_indexes": "start-up",
     "PortalStore.ensure_indexes": "start-up",
+    "PortalStore.migrate_sync_collection": "start-up, once: merges the former portal_sync",
     "ReportingStore.ensure_indexes": "start-up and rebuild",
     "StaffStore.ensure_indexes": "start-up",
 }
@@ -626,12 +627,16 @@ async def exercise_portal(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     store = recorder.instrument(PortalStore(db))
     await store.ensure_indexes()
     code, now = dossier_code(31), datetime.now(UTC)
-    assert await store.record(code, "event-1", {"$set": {"procedure_code": PROCEDURE.code}})
-    assert await store.facts(code) is not None
-    assert await store.seq(code) == 1
-    await store.mark_pending(code, now)
+    await db["portal_sync"].insert_one({"_id": dossier_code(32), "status": "synced"})
+    assert await store.migrate_sync_collection(now) == 1
+    update = {"$set": {"procedure_code": PROCEDURE.code}}
+    assert await store.record(code, "event-1", update, now)
+    assert not await store.record(code, "event-1", update, now)  # redelivered
     assert await store.due_codes(now, 10) == [code]
-    assert await store.claim(code, now, timedelta(seconds=60), "claim-1") is not None
+    document = await store.claim(code, now, timedelta(seconds=60), "claim-1")
+    assert document is not None and document["seq"] == 1
+    assert not await store.update_owned(code, "claim-1", {"$set": {"status": "failed"}}, seq=2)
+    assert await store.update_owned(code, "claim-1", {"$set": {"status": "failed"}}, seq=1)
     assert await store.update_owned(code, "claim-1", {"$set": {"status": "failed"}})
     assert await store.sync_state(code) is not None
     assert await store.codes_with_status("failed") == [code]

@@ -2,8 +2,8 @@
 the metrics refresher, resync and the operators' view.
 
 Each event (`handlers`, in their own consumer group) writes its facts once (by event id) and
-marks the dossier pending: two single-document writes, no call to the portal, so a portal outage
-never slows or blocks the consumer. The `PortalWorker` sends what is pending.
+marks the dossier pending in the same single-document write; no call to the portal, so a portal
+outage never slows or blocks the consumer. The `PortalWorker` sends what is pending.
 """
 
 from __future__ import annotations
@@ -90,10 +90,10 @@ class PortalSync:
         )
 
     async def _record(self, code: str, event_id: str, update: dict[str, Any]) -> None:
-        await self.store.record(code, event_id, update)
-        # Also on a redelivery: the first delivery may have died between the two writes.
-        await self.store.mark_pending(code, self._clock())
-        self.worker.submit(code)
+        if await self.store.record(code, event_id, update, self._clock()):
+            self.worker.submit(code)
+        # (A redelivery changes nothing: the first delivery's one write made the dossier pending,
+        # and the poller finds it if that process died before submitting it.)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -103,6 +103,8 @@ class PortalSync:
         every `portal_metrics_seconds`), inside a service's lifespan (a lifecycle hook: entered
         after the broker started, exited before it stops)."""
         await self.store.ensure_indexes()
+        if merged := await self.store.migrate_sync_collection(self._clock()):
+            log.info("portal sync: %d states of the former portal_sync collection merged", merged)
         self.worker.start()
         try:
             async with AsyncExitStack() as stack:

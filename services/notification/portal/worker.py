@@ -1,20 +1,27 @@
 """Sending each dossier's pending messages to the portal: in order, once, with bounded retries.
 
-One dossier at a time per worker (claimed with a lease, like the notifier's deliveries):
+One dossier at a time per worker, three database commands per pass (`PortalStore`: the dossier's
+facts and sync state are one document):
 
-1. read the record; without its submission nothing can be sent yet → `waiting`;
-2. if the record changed since the portal last accepted its dossier message (`seq` >
-   `synced_seq`), send the dossier message (always before the steps: the portal must know the
-   dossier first), then every step the portal has not accepted yet, in time order; each accepted
-   message is written down at once, so a crash resends only what was not acknowledged (the portal
-   upserts, so a resend changes nothing there);
-3. settle: `synced`; or, on a retryable failure, stay `pending` with `next_attempt_at` pushed back
-   (exponential backoff, equal jitter) until `max_attempts`, then `failed`; a permanent failure
-   (the portal refused the payload) is `failed` at once. Failed dossiers keep everything: a new
-   event for them, or `resync`, sends again.
-
-After settling, the worker re-reads the record's `seq`: if an event arrived meanwhile (whose own
-`pending` mark FerretDB may have lost under our write), the dossier is made pending again.
+1. claim: one `findAndModify` takes the due dossier with a lease and returns its facts and sync
+   state; without its submission nothing can be sent yet → `waiting`;
+2. send: if the record changed since the portal last accepted its dossier message (`seq` >
+   `synced_seq`), the dossier message (always before the steps: the portal must know the dossier
+   first), then every step the portal has not accepted yet, in time order. What the portal
+   accepts is written down with the update that ends the pass, not after each message: a crash
+   (or a lost claim) mid-pass resends what was accepted since the claim, which changes nothing
+   there (the portal upserts by dossier code and step id). No message is sent once the lease is
+   over (another worker may hold the dossier by then): the pass writes what was accepted and
+   leaves the rest to a fresh claim. On a portal failure the accepted messages are written with
+   the failure;
+3. settle: one update conditioned on the claim and on the `seq` read at claim: `synced`; or, on
+   a retryable failure, stay `pending` with `next_attempt_at` pushed back (exponential backoff,
+   equal jitter) until `max_attempts`, then `failed`; a permanent failure (the portal refused the
+   payload) is `failed` at once. Failed dossiers keep everything: a new event for them, or
+   `resync`, sends again. If an event came in during the pass (`seq` moved), the settle matches
+   nothing and a second update (on the claim alone) writes what was accepted and leaves the
+   dossier pending, due now: the next pass sends the event. If that matches nothing too, another
+   worker took the dossier over (`LostClaim`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +41,9 @@ from services.notification.domain.retry import RetryConfig, backoff
 from services.notification.portal.adapters.client import PortalClient, PortalError
 from services.notification.portal.adapters.store import Document, PortalStore
 from services.notification.portal.domain.messages import (
+    DossierMessage,
     DossierRecord,
+    StepMessage,
     dossier_message,
     step_message,
 )
@@ -51,6 +61,25 @@ def _now() -> datetime:
 
 class LostClaim(Exception):
     """Another worker took the dossier over (our lease expired): stop touching it."""
+
+
+@dataclass
+class Accepted:
+    """What the portal accepted during one pass, written with the update that ends it."""
+
+    synced_seq: int | None = None
+    steps: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.synced_seq is not None or bool(self.steps)
+
+    def update(self) -> Document:
+        update: Document = {}
+        if self.synced_seq is not None:
+            update["$set"] = {"synced_seq": self.synced_seq}
+        if self.steps:
+            update["$addToSet"] = {"steps_sent": {"$each": self.steps}}
+        return update
 
 
 class PortalWorker:
@@ -83,43 +112,34 @@ class PortalWorker:
         was not due or another worker holds it."""
         claim = uuid.uuid4().hex
         now = self._clock()
-        state = await self.store.claim(code, now, timedelta(seconds=self.schedule.lease), claim)
-        if state is None:
+        lease = timedelta(seconds=self.schedule.lease)
+        document = await self.store.claim(code, now, lease, claim)
+        if document is None:
             return None
         with log_context(dossier_code=code):
             try:
-                return await self._sync(code, state, claim)
+                return await self._sync(code, document, claim, now + lease)
             except LostClaim:
                 log.warning("portal sync of %s taken over by another worker", code)
                 return None
 
-    async def _sync(self, code: str, state: Document, claim: str) -> str:
-        facts = await self.store.facts(code)
-        record = DossierRecord.model_validate(facts or {"_id": code})
+    async def _sync(self, code: str, document: Document, claim: str, lease_end: datetime) -> str:
+        record = DossierRecord.model_validate(document)
         if record.submission is None:
             return await self._settle(code, claim, record.seq, WAITING, {})
-        progressed = False
-        # The last accepted message, written down with the next write: before the next send, or
-        # in the update that ends the pass (no I/O in between, so a crash resends just as much).
-        accepted: Document = {}
+        accepted = Accepted()
         try:
-            if int(state.get("synced_seq") or 0) < record.seq:
-                await self._send("dossier", self.client.send_dossier, dossier_message(record))
-                accepted = {"$set": {"synced_seq": record.seq}}
-                progressed = True
-            sent = set(state.get("steps_sent") or ())
-            for step in record.ordered_steps():
-                if step.id in sent:
-                    continue
-                message = step_message(code, step, record.submission.unit_code)
-                if accepted:
-                    await self._owned(code, claim, accepted)
-                    accepted = {}
-                await self._send("step", self.client.send_step, message)
-                accepted = {"$addToSet": {"steps_sent": step.id}}
-                progressed = True
+            for message in self._unsent(record, document, record.submission.unit_code):
+                if self._clock() >= lease_end:  # the dossier may be someone else's by now
+                    return await self._again(code, claim, accepted)
+                if isinstance(message, DossierMessage):
+                    await self._send("dossier", self.client.send_dossier, message)
+                    accepted.synced_seq = record.seq
+                else:
+                    await self._send("step", self.client.send_step, message)
+                    accepted.steps.append(message.step_id)
         except PortalError as exc:
-            attempts = 1 if progressed else int(state.get("attempts") or 1)
+            attempts = 1 if accepted else int(document.get("attempts") or 1)
             return await self._attempt_failed(code, claim, record.seq, attempts, exc, accepted)
         except ValidationError as exc:  # our own mapping produced an invalid message: a bug
             error = PortalError(f"invalid message built: {exc}", retryable=False)
@@ -127,6 +147,18 @@ class PortalWorker:
         now = self._clock()
         extra = {"synced_at": now, "attempts": 0, "last_error": None}
         return await self._settle(code, claim, record.seq, SYNCED, extra, accepted)
+
+    @staticmethod
+    def _unsent(
+        record: DossierRecord, document: Document, unit_code: str
+    ) -> Iterator[DossierMessage | StepMessage]:
+        """The messages the portal has not accepted yet, in order (built as they are sent)."""
+        if int(document.get("synced_seq") or 0) < record.seq:
+            yield dossier_message(record)
+        sent = set(document.get("steps_sent") or ())
+        for step in record.ordered_steps():
+            if step.id not in sent:
+                yield step_message(record.dossier_code, step, unit_code)
 
     async def _send(self, kind: str, send: Callable[[Any], Awaitable[None]], message: Any) -> None:
         started = time.perf_counter()
@@ -151,7 +183,7 @@ class PortalWorker:
         seq: int,
         attempts: int,
         error: PortalError,
-        accepted: Document | None = None,
+        accepted: Accepted,
     ) -> str:
         text = str(error)[:1000]
         if error.retryable and attempts < self.schedule.max_attempts:
@@ -167,14 +199,14 @@ class PortalWorker:
                     "updated_at": now,
                 }
             }
-            await self._owned(code, claim, merge_updates(update, accepted or {}))
+            # (An event that came in meanwhile is sent by the retry.)
+            await self._owned(code, claim, merge_updates(update, accepted.update()))
             self.pool.due_at(now + timedelta(seconds=delay))  # the poller re-queues it then
             log.info("portal sync attempt %d failed (%s); retry in %.2fs", attempts, text, delay)
             return PENDING
         log.error("portal sync of %s failed after %d attempt(s): %s", code, attempts, text)
-        return await self._settle(
-            code, claim, seq, FAILED, {"last_error": text, "failed_at": self._clock()}, accepted
-        )
+        failure = {"last_error": text, "failed_at": self._clock()}
+        return await self._settle(code, claim, seq, FAILED, failure, accepted)
 
     async def _settle(
         self,
@@ -183,25 +215,49 @@ class PortalWorker:
         seq: int,
         status: str,
         extra: Document,
-        accepted: Document | None = None,
+        accepted: Accepted | None = None,
     ) -> str:
-        """End the pass with `status` (and `accepted`, the last message's acknowledgement)."""
-        now = self._clock()
+        """End the pass with `status` and what the portal accepted, unless an event came in
+        since the claim read the record at `seq`: then go again."""
+        accepted = accepted if accepted is not None else Accepted()
         update = {
             "$set": {
                 "status": status,
                 "claim": None,
                 "lease_until": None,
-                "updated_at": now,
+                "updated_at": self._clock(),
                 **extra,
             }
         }
-        await self._owned(code, claim, merge_updates(update, accepted or {}))
-        if await self.store.seq(code) > seq:  # an event came in meanwhile: go again
-            await self.store.mark_pending(code, now)
-            self.submit(code)
-            return PENDING
-        return status
+        if await self.store.update_owned(
+            code, claim, merge_updates(update, accepted.update()), seq=seq
+        ):
+            return status
+        kept = {"last_error": extra["last_error"]} if "last_error" in extra else {}
+        return await self._again(code, claim, accepted, kept)
+
+    async def _again(
+        self, code: str, claim: str, accepted: Accepted, extra: Document | None = None
+    ) -> str:
+        """End the pass with the dossier pending and due now (what the portal accepted written
+        down): an event came in during the pass, or the lease ran out."""
+        now = self._clock()
+        fields: Document = {
+            "status": PENDING,
+            "next_attempt_at": now,
+            "claim": None,
+            "lease_until": None,
+            "updated_at": now,
+            **(extra or {}),
+        }
+        if accepted:
+            fields["attempts"] = 0  # progress: a fresh retry budget
+        await self._owned(code, claim, merge_updates({"$set": fields}, accepted.update()))
+        # While this pass is in flight the pool ignores `submit`: the poller, told it is due,
+        # re-queues it (at the latest one `poll_interval` after this pass).
+        self.submit(code)
+        self.pool.due_at(now)
+        return PENDING
 
     # ------------------------------------------------------------------ the pool
 

@@ -3,6 +3,7 @@ FerretDB, and the portal simulator served by uvicorn on a real local port (with 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import threading
@@ -23,6 +24,9 @@ from prometheus_client import REGISTRY
 from devstack.simulators.portal import PortalState, create_app
 from services.notification.main import build_portal_sync
 from services.notification.portal.__main__ import run as portal_command
+from services.notification.portal.adapters.client import PortalClient
+from services.notification.portal.adapters.store import SYNC_FIELDS
+from services.notification.portal.domain.messages import DossierMessage
 from services.notification.portal.domain.sync_status import FAILED, PENDING, SYNCED
 from services.notification.portal.handlers import portal_handlers
 from services.notification.portal.service import PortalSync
@@ -43,6 +47,7 @@ from shared.contracts.events import (
 )
 from shared.runtime.consumer import RetryPolicy, Route, subscribe
 from shared.runtime.kafka import create_broker
+from shared.runtime.mongo import create_mongo_client
 from tests.integration.notification.conftest import eventually, publish
 from tests.integration.notification.servers import free_port
 
@@ -499,3 +504,186 @@ async def test_a_refused_dossier_fails_and_resync_sends_it_again_idempotently(
         assert await portal_command(["status"], settings) == 0
         status = json.loads(capsys.readouterr().out)
         assert status["dossiers"][SYNCED] == 2 and status["synced_share"] == 1.0
+
+
+class GatedPortalClient(PortalClient):
+    """A real client whose first dossier message waits, sent, until the test opens the gate."""
+
+    def __init__(self, settings: PortalCommandSettings) -> None:
+        super().__init__(
+            base_url=settings.portal_url,
+            username=settings.portal_username,
+            password=settings.portal_password.get_secret_value(),
+            timeout=settings.portal_timeout_seconds,
+        )
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def send_dossier(self, message: DossierMessage) -> None:
+        if not self.gate.is_set():
+            self.entered.set()
+            await self.gate.wait()
+        await super().send_dossier(message)
+
+
+def receive(code: str, at: datetime) -> DossierProcessed:
+    return processed(code, "receive", DossierState.RECEIVED, DossierState.SUBMITTED, at)
+
+
+async def test_an_event_that_comes_in_during_a_pass_is_sent_by_the_next_one(
+    settings: PortalCommandSettings, mongo_db: Any, portal: PortalServer
+) -> None:
+    code, t0 = code_of(8), base_time()
+    client = GatedPortalClient(settings)
+    sync = build_portal_sync(mongo_db, settings, client=client)
+    try:
+        await sync.dossier_submitted(submitted(code, t0), "submit-8")
+        first_pass = asyncio.create_task(sync.worker.process(code))
+        await asyncio.wait_for(client.entered.wait(), 10)
+        await sync.dossier_processed(receive(code, t0 + timedelta(minutes=1)), "receive-8")
+        client.gate.set()
+        # The pass read the record before the step: its settle finds `seq` moved and goes again.
+        assert await first_pass == PENDING
+        state = await sync.store.sync_state(code)
+        assert state is not None
+        assert state["synced_seq"] == 1 and state["steps_sent"] == ["submit-8"]
+        assert state["claim"] is None and state["seq"] == 2
+        assert await sync.worker.process(code) == SYNCED
+        assert list(portal.state.steps[code]) == ["submit-8", "receive-8"]
+        assert portal.state.dossiers[code]["TrangThaiHoSo"] == 2
+        assert portal.requests("step") == [("step", 200)] * 2  # each step once
+    finally:
+        await sync.close()
+
+
+async def test_a_dossier_is_taken_over_when_its_workers_lease_runs_out(
+    settings: PortalCommandSettings, mongo_db: Any, portal: PortalServer
+) -> None:
+    settings = settings.model_copy(update={"portal_lease_seconds": 0.5})
+    code = code_of(9)
+    stuck_client = GatedPortalClient(settings)
+    stuck = build_portal_sync(mongo_db, settings, client=stuck_client)
+    other = build_portal_sync(mongo_db, settings)
+    try:
+        await stuck.dossier_submitted(submitted(code, base_time()), "submit-9")
+        stuck_pass = asyncio.create_task(stuck.worker.process(code))
+        await asyncio.wait_for(stuck_client.entered.wait(), 10)
+        assert await other.worker.process(code) is None  # leased
+        await asyncio.sleep(0.6)
+        assert await other.worker.process(code) == SYNCED  # the lease ran out: taken over
+        stuck_client.gate.set()
+        # The stuck worker's message lands late (the same content); it sends nothing more and
+        # writes nothing: the dossier is someone else's.
+        assert await stuck_pass is None
+        assert portal.requests("dossier") == [("dossier", 200)] * 2
+        assert portal.requests("step") == [("step", 200)]
+        state = await other.store.sync_state(code)
+        assert state is not None and state["status"] == SYNCED and state["claim"] is None
+    finally:
+        await stuck.close()
+        await other.close()
+
+
+async def test_the_former_sync_collection_is_merged_into_the_dossiers_at_start(
+    settings: PortalCommandSettings, mongo_db: Any, portal: PortalServer
+) -> None:
+    synced, failed, unmarked, touched = (code_of(n) for n in (11, 12, 13, 14))
+    t0 = base_time()
+    sync = build_portal_sync(mongo_db, settings)
+    try:
+        for code in (synced, failed, unmarked, touched):
+            await sync.dossier_submitted(submitted(code, t0), f"submit-{code}")
+        # The former layout: the sync state in `portal_sync`, none in the dossiers' documents
+        # (and none at all for `unmarked`: its handler died between the two writes).
+        dossiers = mongo_db["portal_dossiers"]
+        await dossiers.update_many({}, {"$unset": {field: "" for field in SYNC_FIELDS}})
+        legacy = {"attempts": 0, "lease_until": None, "claim": None, "created_at": t0}
+        await mongo_db["portal_sync"].insert_many(
+            [
+                {
+                    **legacy,
+                    "_id": code,
+                    "status": SYNCED,
+                    "synced_seq": 1,
+                    "steps_sent": [f"submit-{code}"],
+                    "synced_at": t0,
+                }
+                for code in (synced, touched)
+            ]
+            + [
+                {
+                    **legacy,
+                    "_id": failed,
+                    "status": FAILED,
+                    "synced_seq": 0,
+                    "steps_sent": [],
+                    "attempts": 1,
+                    "last_error": "HTTP 400",
+                }
+            ]
+        )
+        # A new replica's handler reached `touched` before the migration: it stays pending.
+        await sync.dossier_processed(receive(touched, t0 + timedelta(minutes=1)), "receive-14")
+
+        async with sync.lifecycle():
+            assert "portal_sync" not in await mongo_db.list_collection_names()
+            state = await sync.store.sync_state(synced)
+            assert state is not None and state["status"] == SYNCED
+            assert state["synced_seq"] == 1 and state["steps_sent"] == [f"submit-{synced}"]
+            state = await sync.store.sync_state(failed)
+            assert state is not None and state["status"] == FAILED
+            assert state["last_error"] == "HTTP 400" and state["attempts"] == 1
+            for code in (unmarked, touched):
+                await eventually(lambda code=code: status_is(sync, code, SYNCED))
+        assert set(portal.state.dossiers) == {unmarked, touched}
+        assert list(portal.state.steps[touched]) == [f"submit-{touched}", "receive-14"]
+        record = await dossiers.find_one({"_id": synced})
+        assert record is not None and record["submission"]["unit_code"] == "G12"
+        assert record["seq"] == 1 and record["applied_event_ids"] == [f"submit-{synced}"]
+        assert (await sync.counts())[SYNCED] == 3
+        # Once done, nothing to do.
+        assert await sync.store.migrate_sync_collection(datetime.now(UTC)) == 0
+    finally:
+        await sync.close()
+
+
+async def status_is(sync: PortalSync, code: str, status: str) -> bool:
+    state = await sync.store.sync_state(code)
+    return state is not None and state["status"] == status
+
+
+def portal_commands(service: str) -> dict[str, float]:
+    """`dvc_mongo_commands_total` of one client (by its `appname`) on the portal's collections."""
+    counts: dict[str, float] = {}
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "dvc_mongo_commands_total"
+                and labels.get("service") == service
+                and labels.get("collection", "").startswith("portal_")
+            ):
+                key = f"{labels['command']} {labels['collection']}"
+                counts[key] = counts.get(key, 0) + sample.value
+    return counts
+
+
+async def test_one_event_costs_three_database_commands(
+    settings: PortalCommandSettings, mongo_url: str, mongo_db: Any, unique: str
+) -> None:
+    """The handler's write, the worker's claim (which reads the facts) and its settle."""
+    service = f"portal-count-{unique}"
+    client = create_mongo_client(mongo_url, appname=service)
+    sync = build_portal_sync(client[mongo_db.name], settings)
+    try:
+        await sync.store.ensure_indexes()
+        code = code_of(7)
+        before = portal_commands(service)
+        await sync.dossier_submitted(submitted(code, base_time()), "submit-7")
+        assert await sync.worker.process(code) == SYNCED
+        spent = {k: v - before.get(k, 0) for k, v in portal_commands(service).items()}
+        spent = {k: v for k, v in spent.items() if v}
+        assert spent == {"update portal_dossiers": 2, "findAndModify portal_dossiers": 1}
+    finally:
+        await sync.close()
+        await client.close()
