@@ -201,15 +201,6 @@ def build_webhooks(settings: NotificationSettings, context: ServiceContext) -> W
     )
 
 
-@asynccontextmanager
-async def consuming(consumer: BatchConsumer) -> AsyncIterator[None]:
-    await consumer.start()
-    try:
-        yield
-    finally:
-        await consumer.stop()
-
-
 # ---------------------------------------------------------------------------------- portal
 
 
@@ -275,7 +266,7 @@ async def running(notification: Notification, context: ServiceContext) -> AsyncI
     `shared.runtime.service`)."""
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(citizens_running(notification.citizens))
-        await stack.enter_async_context(consuming(notification.public_stream))
+        await stack.enter_async_context(notification.public_stream.running())
         if notification.webhooks:
             await stack.enter_async_context(notification.webhooks.lifecycle())
         if notification.portal:

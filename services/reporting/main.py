@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.reporting import api, handlers
 from services.reporting.adapters.lag import LagReader
@@ -18,6 +16,7 @@ from services.reporting.metrics import BUSINESS, CONSUMER_COMMITTED, CONSUMER_LA
 from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
 from shared.contracts.topics import SUBSCRIPTIONS
+from shared.runtime.batch_consumer import BatchConsumer
 from shared.runtime.service import ServiceContext, build_service_app
 
 
@@ -30,13 +29,14 @@ class ReportingParts:
     store: ActiveStore
     service: ReportingService
     lag: LagReader
+    consumer: BatchConsumer
 
     @classmethod
-    def build(
-        cls, settings: ReportingSettings, db: AsyncDatabase[dict[str, Any]]
-    ) -> ReportingParts:
-        store = ActiveStore(db)
-        return cls(settings, store, ReportingService(store), LagReader(settings))
+    def build(cls, settings: ReportingSettings, context: ServiceContext) -> ReportingParts:
+        store = ActiveStore(context.db)
+        service = ReportingService(store)
+        consumer = handlers.consumer(context, service)
+        return cls(settings, store, service, LagReader(settings), consumer)
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -45,8 +45,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
     def register(context: ServiceContext) -> None:
         nonlocal built
-        built = ReportingParts.build(settings, context.db)
-        handlers.register(context, built.service)
+        built = ReportingParts.build(settings, context)
 
     def parts() -> ReportingParts:
         assert built is not None, "build_service_app registers before anything else runs"
@@ -58,12 +57,15 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     def metrics_hook(context: ServiceContext) -> AbstractAsyncContextManager[None]:
         return refresh_metrics(parts(), context)
 
+    def consumer_hook(context: ServiceContext) -> AbstractAsyncContextManager[None]:
+        return parts().consumer.running()  # after the store's indexes exist
+
     app = build_service_app(
         settings,
         title="Reporting (báo cáo thống kê)",
         register=register,
         routers=[api.router, api.public_router],
-        hooks=[store_hook, metrics_hook],
+        hooks=[store_hook, metrics_hook, consumer_hook],
     )
     app.state.reporting_service = parts().service
     return app

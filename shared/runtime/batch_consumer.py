@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import ExitStack
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,15 @@ class BatchConsumer:
         await self._consumer.start()
         self._consumer.subscribe(list(self.routes), listener=_Listener(self))
         self._task = asyncio.create_task(self._run(), name=f"batch-consumer-{self.group}")
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Consuming while inside (a service's lifecycle hook)."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
     async def stop(self, grace: float = 15.0) -> None:
         """Let the batch in hand finish (up to `grace` seconds), then leave the group."""
@@ -228,6 +238,34 @@ class BatchConsumer:
         self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
     ) -> None:
         await self.broker.publish(value, topic, key=key, headers=headers)
+
+
+def per_key_in_order(
+    handle_one: Callable[[Parsed], Awaitable[None]], concurrency: int = 16
+) -> BatchHandler:
+    """A batch handler for handlers that are one event at a time and wait on round trips: the
+    records of one key (one dossier: events are keyed by their subject) in the order read, one
+    after the other; different keys concurrently, up to `concurrency` at once. Every chain runs
+    to its end; then the first failure is raised (the batch is retried, its handlers are
+    idempotent)."""
+
+    async def handle(batch: list[Parsed]) -> None:
+        chains: dict[bytes | None, list[Parsed]] = defaultdict(list)
+        for item in batch:
+            chains[item.record.key].append(item)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def chain(items: list[Parsed]) -> None:
+            async with slots:
+                for item in items:
+                    await handle_one(item)
+
+        results = await asyncio.gather(*map(chain, chains.values()), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    return handle
 
 
 def routes_for(
