@@ -1,5 +1,5 @@
 """FerretDB 1.24 (the MongoDB wire protocol over PostgreSQL, or SQLite), built from our small Go
-program with its per-collection write serialisation (devstack/ferretdb/serialize.go)."""
+program; devstack/ferretdb/patches/ serialise the writes to each collection (0004), among others."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,7 +22,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
-	dataDir := flag.String("data", "", "directory for FerretDB's socket (and SQLite databases); created if missing")
+	dataDir := flag.String("data", "", "directory for FerretDB's state (and SQLite databases); created if missing")
 	handler := flag.String("handler", "postgresql", "storage backend: postgresql or sqlite")
 	postgresURL := flag.String("postgresql-url", "", "PostgreSQL URL for the postgresql handler")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn, error")
@@ -46,13 +45,10 @@ func main() {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	// FerretDB itself listens on a Unix socket in the data folder; clients reach it through the
-	// serialising proxy on the TCP address (see serialize.go).
-	socket := filepath.Join(abs, "ferretdb.sock")
-	_ = os.Remove(socket)
-
+	// Writes to one collection run one at a time inside FerretDB (devstack's patch 0004), so that
+	// single-document updates are atomic as on MongoDB.
 	config := &ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{Unix: socket},
+		Listener: ferretdb.ListenerConfig{TCP: *listen},
 		Logger:   logger,
 		Handler:  *handler,
 	}
@@ -75,21 +71,6 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	listener, err := net.Listen("tcp", *listen)
-	if err != nil {
-		log.Fatal(err)
-	}
-	proxy := newSerializingProxy("unix", socket)
-	go func() {
-		if err := proxy.serve(listener); err != nil {
-			log.Fatal(err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		listener.Close()
-	}()
 
 	fmt.Fprintf(os.Stderr, "ferretdb (%s) listening on %s (writes serialised per collection), data in %s\n", *handler, *listen, abs)
 	f.Run(ctx)
