@@ -8,7 +8,10 @@ deduplicate); nothing is lost.
 
 Several replicas may run a relay: a document is claimed with a short lease before its events are
 published, so replicas rarely publish the same events twice (and when a lease expires mid-publish,
-duplicates carry the same ids).
+duplicates carry the same ids). The write that adds the events can claim the document itself
+(`handover_claim`) and hand it, as written, to this process's relay (`hand_over`): published
+without a claim and a read, one round trip fewer; if the process dies first, the claim lapses
+after `HANDOVER_LEASE` and any relay publishes the events.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ LEASE_FIELD = "outbox_lease_until"
 LEASE_OWNER_FIELD = "outbox_lease_owner"
 # A bound on one pass, so that a document that cannot be cleared never spins the relay.
 MAX_BATCHES_PER_PASS = 1000
+# How long a document handed over by its writer stays this relay's (a crash delays its events
+# by at most this much; a relay still busy after it may see another publish them too).
+HANDOVER_LEASE = timedelta(seconds=5)
 
 
 def outbox_entry(topic: str, event: CloudEvent) -> dict[str, Any]:
@@ -108,6 +114,7 @@ class OutboxRelay:
         self._owner = uuid.uuid4().hex
         self.pacer = Pacer(poll_interval, max_poll_interval)
         self._poked: set[Any] = set()
+        self._handed: list[dict[str, Any]] = []
         self._scan_requested = False
         self._task: asyncio.Task[None] | None = None
 
@@ -119,6 +126,23 @@ class OutboxRelay:
             self._scan_requested = True
         else:
             self._poked.add(document_id)
+        self.pacer.wake()
+
+    def handover_claim(self) -> dict[str, Any]:
+        """Fields to set in the write that adds events: the document is this relay's for
+        `HANDOVER_LEASE`. Then `hand_over` the document as written."""
+        # Its own owner name: this relay's scans, which take its interrupted claims back, must
+        # leave a handed document to `hand_over` (or publish it twice).
+        return {
+            LEASE_FIELD: datetime.now(UTC) + HANDOVER_LEASE,
+            LEASE_OWNER_FIELD: f"{self._owner}:handover",
+        }
+
+    def hand_over(self, document: dict[str, Any]) -> None:
+        """Publish the events of `document`, written with `handover_claim` and holding its whole
+        outbox (an insert, or the document an update returned), without claiming or reading it
+        again."""
+        self._handed.append(document)
         self.pacer.wake()
 
     async def publish_pending(self) -> int:
@@ -234,6 +258,9 @@ class OutboxRelay:
         scan = True
         while True:
             try:
+                handed, self._handed = self._handed, []
+                if handed:
+                    await self._publish_claimed(_once(handed))
                 poked, self._poked = self._poked, set()
                 if poked:
                     await self.publish_documents(poked)
@@ -257,10 +284,25 @@ class OutboxRelay:
             self._task = None
         # Flush what is pending before the broker closes; what does not make it in time stays
         # pending in the database and goes out after the next start.
+        handed, self._handed = self._handed, []
         try:
-            await asyncio.wait_for(self.publish_pending(), flush_timeout)
+            await asyncio.wait_for(self._flush(handed), flush_timeout)
         except TimeoutError:
             log.warning("outbox flush of %s timed out; events stay pending", self.collection.name)
+
+    async def _flush(self, handed: list[dict[str, Any]]) -> None:
+        await self._publish_claimed(_once(handed))
+        await self.publish_pending()
+
+
+def _once(documents: list[dict[str, Any]]) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+    """A claim that yields `documents` (already claimed) once."""
+    remaining = [documents]
+
+    async def claim() -> list[dict[str, Any]]:
+        return remaining.pop() if remaining else []
+
+    return claim
 
 
 def _aware(value: datetime) -> datetime:

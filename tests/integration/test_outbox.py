@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
 from shared.contracts.events import DossierState
@@ -114,3 +115,55 @@ async def test_an_idle_relay_backs_off_yet_publishes_a_poked_document_at_once(
             assert CloudEvent.from_kafka(records[1].value, records[1].headers).id == left.id
         finally:
             await relay.stop()
+
+
+async def test_a_handed_over_document_is_published_without_being_read_again(
+    kafka_bootstrap: str, make_topic, mongo_db
+) -> None:
+    """The writer claims the document in its own write and hands it over: the relay publishes
+    and clears it with one write of its own. If the writer's process dies before its relay
+    published, another relay takes the events over once the short claim has lapsed."""
+    topic = await make_topic("outbox-handover", partitions=1)  # one order for all events
+    cases = mongo_db["cases"]
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    handed = wrap(processed(dossier_code(11), DossierState.RECEIVED, "receive"), "/t")
+    orphan = wrap(processed(dossier_code(12), DossierState.RECEIVED, "receive"), "/t")
+    async with broker:
+        await broker.connect()
+        relay = OutboxRelay(cases, broker, poll_interval=60)
+        document = {"_id": dossier_code(11), **_pending(topic, handed), **relay.handover_claim()}
+        await cases.insert_one(document)
+        writes: list[str] = []
+        find_one_and_update = cases.find_one_and_update
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            writes.append("findAndModify")
+            return await find_one_and_update(*args, **kwargs)  # type: ignore[arg-type]
+
+        relay.collection.find_one_and_update = counted  # type: ignore[method-assign]
+        relay.start()
+        try:
+            relay.hand_over(document)
+            records = await read_records(kafka_bootstrap, topic, 1)
+            assert CloudEvent.from_kafka(records[0].value, records[0].headers).id == handed.id
+        finally:
+            await relay.stop()
+        assert writes == []  # no claim: the writer's own write claimed it
+        stored = await cases.find_one({"_id": dossier_code(11)})
+        assert stored[OUTBOX_FIELD] == [] and stored[PENDING_FIELD] is False
+
+        # A writer whose process died after its write: its claim holds other relays off...
+        dead_writer = OutboxRelay(cases, broker)
+        await cases.insert_one(
+            {"_id": dossier_code(12), **_pending(topic, orphan), **dead_writer.handover_claim()}
+        )
+        survivor = OutboxRelay(cases, broker)
+        assert await survivor.publish_pending() == 0
+        # ...until it lapses (HANDOVER_LEASE; moved into the past here rather than waited for).
+        await cases.update_one(
+            {"_id": dossier_code(12)},
+            {"$set": {"outbox_lease_until": datetime.now(UTC) - timedelta(seconds=1)}},
+        )
+        assert await survivor.publish_pending() == 1
+    records = await read_records(kafka_bootstrap, topic, 2)
+    assert CloudEvent.from_kafka(records[1].value, records[1].headers).id == orphan.id

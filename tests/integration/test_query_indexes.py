@@ -562,6 +562,7 @@ async def exercise_notification(db: AsyncDatabase[Any], recorder: Recorder) -> N
     assert await store.claim("n-1", now, timedelta(seconds=60), "claim-1") is not None
     # The notifier's compare-and-set filters (`Notifier._attempt`, `apply_receipt`, `poll_once`).
     owned = {"_id": "n-1", "status": "sending", "claim": "claim-1"}
+    assert await store.update_and_read(owned, {"$set": {"status": "sending"}})
     assert await store.update_where(owned, {"$set": {"status": "sent"}})
     awaiting = {"_id": "n-1", "status": {"$in": ["sending", "sent"]}}
     await store.update_where(awaiting, {"$set": {"fallback_pending": True}, **outbox_update([])})

@@ -43,7 +43,7 @@ from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import DocumentRef, DossierState
 from shared.runtime.idempotency import apply_once
 from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes, gridfs_indexes
-from shared.runtime.outbox import OUTBOX_INDEX, merge_updates, outbox_update
+from shared.runtime.outbox import OUTBOX_INDEX, OutboxRelay, merge_updates, outbox_update
 
 Document = dict[str, Any]
 # An event to publish: (topic, event), queued in the dossier's outbox.
@@ -281,10 +281,18 @@ class IntakeStore:
         assert counter is not None  # upserted
         return int(counter["value"])
 
-    async def insert_dossier(self, dossier: Dossier, events: Sequence[Outgoing]) -> None:
+    async def insert_dossier(
+        self, dossier: Dossier, events: Sequence[Outgoing], handover: OutboxRelay | None = None
+    ) -> None:
         """The dossier and the events announcing it, in one write. Raises `DuplicateKeyError`
-        if the code is taken."""
-        await self.dossiers.insert_one(_with_outbox(dossier_document(dossier), events))
+        if the code is taken. With `handover`, the document is written claimed by that relay
+        and handed to it (published without being read back)."""
+        document = _with_outbox(dossier_document(dossier), events)
+        if handover is not None:
+            document.update(handover.handover_claim())
+        await self.dossiers.insert_one(document)
+        if handover is not None:
+            handover.hand_over(document)
 
     @staticmethod
     def check_storable(dossier: Dossier, events: Sequence[Outgoing]) -> None:
@@ -300,6 +308,7 @@ class IntakeStore:
         sequence: str,
         build: Callable[[int], tuple[Dossier, Sequence[Outgoing]]],
         attempts: int = 20,
+        handover: OutboxRelay | None = None,
     ) -> Dossier:
         """Draw the next number of a daily sequence and insert the dossier `build(number)` makes.
 
@@ -312,7 +321,7 @@ class IntakeStore:
             number = await self.next_sequence(sequence)
             dossier, events = build(number)
             try:
-                await self.insert_dossier(dossier, events)
+                await self.insert_dossier(dossier, events, handover)
                 return dossier
             except DuplicateKeyError:
                 continue

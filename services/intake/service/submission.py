@@ -176,12 +176,11 @@ class Submissions:
             except ValueError as error:  # `Unstorable`, or an event the contract refuses
                 raise InvalidDossier(f"The dossier cannot be stored: {error}") from None
             dossier = await store.insert_with_next_code(
-                sequence_key(settings.agency_id, received_at), build
+                sequence_key(settings.agency_id, received_at), build, handover=self.relay
             )
         except BaseException:
             await store.delete_attachments(r.storage_id for r in refs)
             raise
-        self.relay.poke(dossier.code)
         SUBMISSIONS.labels(procedure.unit_code, str(procedure.level), str(int(channel))).inc()
         receipt = self._receipt(dossier, secret, documents)
         return 201, receipt.model_dump(mode="json")

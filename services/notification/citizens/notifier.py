@@ -206,11 +206,19 @@ class Notifier:
         final = delivery.is_final(status, document["channel"])
         if final:
             update = merge_updates(update, self._notified(document, status, now))
-        if not await self.store.update_where(owned, update):
-            return  # a receipt overtook us, or we lost the claim: the newer state stands
+        if not (final and self.relay):
+            if not await self.store.update_where(owned, update):
+                return  # a receipt overtook us, or we lost the claim: the newer state stands
+            metrics.MESSAGES.labels(document["channel"], status).inc()
+            return
+        # The outcome with its event, claimed for this process's relay and read back in the
+        # same round trip: the relay publishes it without claiming and reading it again.
+        update = merge_updates(update, {"$set": self.relay.handover_claim()})
+        written = await self.store.update_and_read(owned, update)
+        if written is None:
+            return
         metrics.MESSAGES.labels(document["channel"], status).inc()
-        if final and self.relay:
-            self.relay.poke(document["_id"])  # by `_id`: no scan for pending documents
+        self.relay.hand_over(written)
 
     async def _transient(self, document: Document, owned: Document, error: Exception) -> None:
         attempts = document["attempts"]

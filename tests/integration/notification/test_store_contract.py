@@ -162,6 +162,19 @@ async def test_update_where_is_a_compare_and_set(subject: Subject) -> None:
     assert found is not None and found["attempts"] == 3
 
 
+async def test_update_and_read_returns_the_delivery_as_updated_or_none(subject: Subject) -> None:
+    store = subject.store
+    await store.create_delivery(delivery("n-1"))
+    await store.claim("n-1", NOW, LEASE, "mine")
+    owned = {"_id": "n-1", "status": "sending", "claim": "mine"}
+    update = {"$set": {"status": "sent"}, "$inc": {"attempts": 1}}
+    assert await store.update_and_read({**owned, "claim": "theirs"}, update) is None
+    written = await store.update_and_read(owned, update)
+    assert written is not None and written["status"] == "sent" and written["attempts"] == 2
+    assert written == await store.delivery("n-1")
+    assert await store.update_and_read(owned, update) is None  # no longer "sending"
+
+
 async def test_pending_fallbacks_wait_for_their_grace(subject: Subject) -> None:
     store = subject.store
     await store.create_delivery(delivery("old", event="e1", fallback_pending=True))

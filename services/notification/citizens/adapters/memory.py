@@ -80,11 +80,14 @@ class InMemoryMessageStore:
         return ids
 
     async def update_where(self, document_filter: Document, update: Document) -> bool:
+        return await self.update_and_read(document_filter, update) is not None
+
+    async def update_and_read(self, document_filter: Document, update: Document) -> Document | None:
         found = self._where(document_filter)
         if not found:
-            return False
+            return None
         apply_update(found[0], update)
-        return True
+        return _copy(found[0])
 
     async def pending_fallbacks(self, before: datetime, limit: int = 100) -> list[Document]:
         found = self._where({"fallback_pending": True, "updated_at": {"$lte": before}})

@@ -126,6 +126,12 @@ class NotificationStore:
         result = await self.deliveries.update_one(document_filter, update)
         return result.matched_count == 1
 
+    async def update_and_read(self, document_filter: Document, update: Document) -> Document | None:
+        """A compare-and-set update returning the delivery as updated (one round trip)."""
+        return await self.deliveries.find_one_and_update(
+            document_filter, update, return_document=ReturnDocument.AFTER
+        )
+
     async def pending_fallbacks(self, before: datetime, limit: int = 100) -> list[Document]:
         cursor = self.deliveries.find(
             {"fallback_pending": True, "updated_at": {"$lte": before}}

@@ -80,6 +80,11 @@ class MessageStore(Protocol):
         """A compare-and-set update of one delivery; True when it matched."""
         ...
 
+    async def update_and_read(self, document_filter: Document, update: Document) -> Document | None:
+        """`update_where` in the same round trip as reading the delivery back as updated; None
+        when it did not match."""
+        ...
+
     async def pending_fallbacks(self, before: datetime, limit: int = 100) -> list[Document]:
         """Deliveries whose fallback is pending and that were last updated at `before` or
         earlier."""
