@@ -120,12 +120,17 @@ def rate_windows(samples: list[tuple[float, int]], total: int) -> str:
     return "n/a"
 
 
-def _proc_cpu_seconds(pid: int) -> float | None:
+def _proc_cpu_seconds(pid: int, reaped_children: bool = False) -> float | None:
+    """User + system CPU seconds of a process; with `reaped_children`, also those of its children
+    that have exited (PostgreSQL's backends: a closed connection's time moves to the postmaster)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_seconds() -> float:

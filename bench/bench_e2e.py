@@ -192,8 +192,12 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
         ("kafka", _pid_in(data / "kafka" / "kafka.pid")),
     ):
         if pid is not None:
-            family = [pid, *(_children(pid) if server == "postgresql" else ())]
-            values = [v for p in family if (v := _proc_cpu_seconds(p)) is not None]
+            postgres = server == "postgresql"
+            values = [
+                v
+                for p in [pid, *(_children(pid) if postgres else ())]
+                if (v := _proc_cpu_seconds(p, reaped_children=postgres and p == pid)) is not None
+            ]
             readings[server] = sum(values) if values else None
     simulators = [
         v
