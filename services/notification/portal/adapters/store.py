@@ -10,9 +10,9 @@ dossier in `portal_dossiers` (`_id` = dossier code) holding
 
 One document, so an event's facts and its `pending` mark are one write, and the worker claims a
 dossier and reads its facts in one `findAndModify`. This relies on single-document updates being
-atomic: true on MongoDB, and on devstack's FerretDB behind its write-serialising proxy
-(`devstack/ferretdb/serialize.go`). The sync state used to live in a second collection,
-`portal_sync`; `migrate_sync_collection` merges it in once.
+atomic: true on MongoDB, and on devstack's FerretDB, which runs the writes to each collection
+one at a time (devstack/ferretdb/patches/0004). The sync state used to live in a second
+collection, `portal_sync`; `migrate_sync_collection` merges it in once.
 
 Hot paths touch one document by `_id`; the worker finds due dossiers with
 `{status: pending, next_attempt_at <= now}` on a (status, next_attempt_at) index (MongoDB serves
