@@ -23,7 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,6 @@ class CoalescedCommits:
     def handled(self, record: ConsumerRecord) -> None:
         partition = TopicPartition(record.topic, record.partition)
         self._pending[partition] = max(self._pending.get(partition, 0), record.offset + 1)
-        self._flush_soon()
-
-    def _flush_soon(self) -> None:
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.interval, self._flush_later)
 
@@ -83,12 +80,10 @@ class CoalescedCommits:
                 await consumer.commit(offsets)
             except (CommitFailedError, IllegalStateError) as exc:
                 log.warning("offsets not committed after a rebalance (read again): %s", exc)
-            except Exception as exc:  # the broker away, a connection lost: try again, even if no
-                # other event comes (else the group would look stalled, its lag never cleared)
-                log.warning("offset commit failed (%s); retried in %.1f s", exc, self.interval)
+            except KafkaError as exc:  # e.g. the coordinator is away: keep them for the next
+                log.warning("offset commit failed, retried with the next: %s", exc)
                 for tp, offset in offsets.items():
                     self._pending[tp] = max(self._pending.get(tp, 0), offset)
-                self._flush_soon()
 
     def listener(self) -> ConsumerRebalanceListener:
         """Commits what is pending before partitions are taken away."""
