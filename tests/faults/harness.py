@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack import services
@@ -268,6 +268,48 @@ async def outcome(platform: Platform, client: httpx.AsyncClient, codes: list[str
         dead_letters=await dead_letter_count(platform),
         unanswered_but_stored=len(cases - set(codes)),
     )
+
+
+async def redeliver(platform: Platform, topic: str, count: int) -> int:
+    """Put up to `count` of the last records of `topic` (this run's) back on it, as they were:
+    the at-least-once redelivery every consumer must recognise as a duplicate. The number put
+    back."""
+    name = topic + platform.suffix
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.config.kafka_bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([name])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(name, p["partition"]) for p in described["partitions"]]
+    reader = AIOKafkaConsumer(bootstrap_servers=platform.config.kafka_bootstrap)
+    writer = AIOKafkaProducer(bootstrap_servers=platform.config.kafka_bootstrap, acks="all")
+    await reader.start()
+    await writer.start()
+    try:
+        reader.assign(partitions)
+        ends = await reader.end_offsets(partitions)
+        each = -(-count // max(len(partitions), 1))  # the last few of every partition
+        records = []
+        for partition in partitions:
+            wanted = range(max(ends[partition] - each, 0), ends[partition])
+            if not wanted:
+                continue
+            reader.seek(partition, wanted.start)
+            read: list[Any] = []
+            while len(read) < len(wanted):
+                batch = await reader.getmany(partition, timeout_ms=5000)
+                assert batch.get(partition), f"{partition} could not be read back"
+                read.extend(r for r in batch[partition] if r.offset in wanted)
+            records.extend(read)
+        for record in records[:count]:
+            await writer.send_and_wait(
+                name, record.value, key=record.key, headers=list(record.headers)
+            )
+        return min(len(records), count)
+    finally:
+        await writer.stop()
+        await reader.stop()
 
 
 async def dead_letter_count(platform: Platform) -> int:

@@ -13,8 +13,9 @@ accept); what was answered 201 must go all the way, once.
 Monitoring sees the database stop (issue 17, item 4): with `DVC_FAULTS=full` a private Prometheus
 with the project's rules scrapes the services every second (tests/faults/monitoring.py), the
 database stays stopped until `ConsumerStalled` fires (lag and no commit for two minutes: the
-consumers hold the events they had in hand; at most `ALERT_LIMIT`), and the alert must be gone
-once the services are ready again.
+consumers hold the events they had in hand, and a few submitted events put back on their topic
+once it is down, redeliveries they must recognise as duplicates; at most `ALERT_LIMIT`), and the
+alert must be gone once the services are ready again.
 
 Each fault prints a line (`-s` shows them): dossiers submitted, refused, lost, duplicated, and the
 seconds from the server being back until every service was ready and until every dossier had gone
@@ -34,12 +35,14 @@ import httpx
 import pytest
 
 from devstack import services
+from shared.contracts.events import DossierSubmitted
 from tests.faults.harness import (
     SERVICES,
     Load,
     Outcome,
     Platform,
     environment_restored,
+    redeliver,
     settle,
 )
 from tests.faults.infrastructure import Infrastructure, private_config, remote_ports
@@ -69,6 +72,10 @@ class Fault:
     # An alert of deploy/prometheus/rules/ that must fire while the fault lasts (the fault is
     # then kept past `down` until it fires, at most `ALERT_LIMIT`) and be gone once it is healed.
     alert: str | None = None
+    # Submitted events put back on their topic once the fault is in: redeliveries that every
+    # consumer must recognise as duplicates, so that all of them have work in hand while it lasts
+    # whatever the timing (the burst's own events may all be through before it strikes).
+    redelivered: int = 0
 
 
 KAFKA = Fault(
@@ -80,7 +87,8 @@ KAFKA = Fault(
     burst=60,
 )
 # Kept down until Prometheus fires ConsumerStalled (deploy/prometheus/rules/backlog.yml: lag and
-# no commit for two minutes): the consumers hold the events they had in hand when it stopped.
+# no commit for two minutes): the consumers hold the events they had in hand when it stopped, and
+# the redelivered ones (intake stores nothing new meanwhile).
 DATABASE = Fault(
     "stop database",
     Infrastructure.stop_database,
@@ -89,6 +97,7 @@ DATABASE = Fault(
     refusals_allowed=True,
     burst=60,
     alert="ConsumerStalled",
+    redelivered=8,
 )
 # Through Toxiproxy, between the services and both Kafka and the database (the servers keep
 # running): every answer 2 s late for 20 s, then every connection reset for 10 s.
@@ -272,6 +281,8 @@ async def test_an_infrastructure_fault_under_load_loses_and_duplicates_nothing(
         await half_answered(load, fault.burst)
         await asyncio.to_thread(fault.inject, infrastructure)
         injected = time.monotonic()
+        if fault.redelivered:
+            assert await redeliver(platform, DossierSubmitted.topic, fault.redelivered)
         await asyncio.sleep(fault.down)
         await burst
         if monitoring is not None and fault.alert is not None:
