@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from shared.contracts.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
 from shared.runtime.background import wait_for_event
+from shared.runtime.commits import CoalescedCommits
 from shared.runtime.failures import (
     AwaitingEarlierEvent,
     OutageWatch,
@@ -331,6 +332,7 @@ def subscribe(
     policy: RetryPolicy,
     dead_letter_topic: Callable[[str], str],
     watch: OutageWatch | None = None,
+    commit_interval: float = 0.0,
     **subscriber_options: Any,
 ) -> Any:
     """Subscribe `group` to every topic of `routes`, one typed FastStream handler per route.
@@ -338,7 +340,8 @@ def subscribe(
     FastStream does the consuming: one subscriber (so one group membership and one rebalance at
     start) for all the topics, the CloudEvents binary-mode parser and the contract decoder below,
     a filter per (topic, event type) choosing the handler, and `ReliableConsumption` as the
-    router's middleware for retries, outages and dead letters.
+    router's middleware for retries, outages and dead letters. Offsets of handled events are
+    committed together every `commit_interval` seconds (`shared.runtime.commits`; 0: each one).
     """
 
     async def write_dead_letter(
@@ -349,11 +352,21 @@ def subscribe(
     settings = _Reliability(group, policy, dead_letter_topic, write_dead_letter, watch)
     router = KafkaRouter(middlewares=[partial(ReliableConsumption, reliability=settings)])
     subscriber_options.setdefault("auto_offset_reset", "earliest")
+    commits = CoalescedCommits(commit_interval)
+
+    async def parse(
+        record: ConsumerRecord, parse: Callable[[ConsumerRecord], Awaitable[StreamMessage[Any]]]
+    ) -> StreamMessage[Any]:
+        message = await parse_cloud_event(record, parse)
+        commits.attach(message, record)
+        return message
+
     subscriber = router.subscriber(
         *routes,
         group_id=group,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        parser=parse_cloud_event,
+        listener=commits.listener(),
+        parser=parse,
         decoder=decode_contract,
         **subscriber_options,
     )

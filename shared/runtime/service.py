@@ -207,5 +207,6 @@ def subscribe_dossier_events(
         policy=context.retry_policy,
         dead_letter_topic=lambda topic: dead_letter_topic(topic, group),
         watch=context.outages,
+        commit_interval=context.settings.consumer_commit_interval_seconds,
         **idle_consumer_options(context.settings),
     )

@@ -55,6 +55,10 @@ class ServiceSettings(BaseSettings):
     # waits up to this plus `consumer_fetch_max_wait_ms` (tests that start services shorten
     # both; kept at Kafka's default of 3 s otherwise).
     consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100, le=3000)
+    # Handled events' offsets are committed together at most this long after the first of them
+    # (`shared.runtime.commits`): a crash delivers the last ones again (handlers are idempotent).
+    # 0: one commit per event.
+    consumer_commit_interval_seconds: float = Field(default=0.5, ge=0, le=10)
 
     # Idle behaviour of the background loops (docs/architecture.md, "Idle behaviour"). A poll for
     # work (outbox scans, delivery and sync retries, the deadline scanner...) backs off from its

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
@@ -12,7 +13,7 @@ from shared.contracts.events import DossierSubmitted
 from shared.runtime.consumer import RetryPolicy, Route, subscribe
 from shared.runtime.failures import OutageWatch
 from shared.runtime.idempotency import apply_once
-from shared.runtime.kafka import create_broker, publish_cloud_event
+from shared.runtime.kafka import create_broker, publish_cloud_event, publish_cloud_events
 from tests.factories import dossier_code, submitted
 from tests.kafka_helpers import read_records
 
@@ -107,10 +108,12 @@ async def test_a_poison_message_is_dead_lettered_and_valid_ones_keep_flowing(
     }
 
 
+@pytest.mark.parametrize("commit_interval", [0.0, 30.0], ids=["each", "coalesced"])
 async def test_offsets_are_committed_only_after_the_handler_succeeded(
-    kafka_bootstrap: str, make_topic, unique: str
+    kafka_bootstrap: str, make_topic, unique: str, commit_interval: float
 ) -> None:
-    """A consumer that stops mid-way resumes from the first unfinished message."""
+    """A consumer that stops mid-way resumes from the first unfinished message: also when its
+    commits are coalesced (the pending one is committed as the consumer stops)."""
     topic = await make_topic("resume", partitions=1)
     group = f"group-{unique}"
     seen: list[str] = []
@@ -136,6 +139,7 @@ async def test_offsets_are_committed_only_after_the_handler_succeeded(
         routes={topic: Route(DossierSubmitted, handle)},
         policy=RetryPolicy(),
         dead_letter_topic=lambda t: t + ".dlq",
+        commit_interval=commit_interval,
     )
     await broker.start()
     await asyncio.wait_for(gate.wait(), timeout=30)
@@ -156,6 +160,64 @@ async def test_offsets_are_committed_only_after_the_handler_succeeded(
         await consumer.stop()
     assert first.key == dossier_code(2).encode()
     assert seen[:2] == [dossier_code(1), dossier_code(2)]
+
+
+async def test_handled_events_are_committed_together_not_one_by_one(
+    kafka_bootstrap: str, make_topic, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """60 events cost a handful of commits, and every handled one ends up committed."""
+    topic = await make_topic("coalesced", partitions=2)
+    group = f"group-{unique}"
+    commits: list[dict[TopicPartition, int]] = []
+    commit = AIOKafkaConsumer.commit
+
+    async def counted_commit(consumer: AIOKafkaConsumer, offsets: object = None) -> None:
+        commits.append(dict(offsets or {}))  # type: ignore[call-overload]
+        await commit(consumer, offsets)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "commit", counted_commit)
+    handled: list[str] = []
+    all_handled = asyncio.Event()
+
+    async def handle(event: DossierSubmitted, cloud_event: CloudEvent) -> None:
+        handled.append(event.dossier_code)
+        if len(handled) == 60:
+            all_handled.set()
+
+    broker = create_broker(kafka_bootstrap, "test-consumer")
+    subscribe(
+        broker,
+        group=group,
+        routes={topic: Route(DossierSubmitted, handle)},
+        policy=RetryPolicy(),
+        dead_letter_topic=lambda t: t + ".dlq",
+        commit_interval=0.2,
+    )
+    async with broker:
+        await broker.start()
+        await publish_cloud_events(
+            broker, topic, [wrap(submitted(dossier_code(n)), "/t") for n in range(60)]
+        )
+        await asyncio.wait_for(all_handled.wait(), timeout=30)
+        committed = await _committed(kafka_bootstrap, topic, group, partitions=2)
+        while sum(committed.values()) < 60:  # the last commit is at most 0.2 s behind
+            await asyncio.sleep(0.05)
+            committed = await _committed(kafka_bootstrap, topic, group, partitions=2)
+    assert sorted(handled) == sorted(dossier_code(n) for n in range(60))
+    assert len(commits) <= 10, commits
+    assert all(offsets for offsets in commits)  # explicit offsets, never the bare position
+
+
+async def _committed(
+    bootstrap: str, topic: str, group: str, partitions: int
+) -> dict[TopicPartition, int]:
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await reader.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp: await reader.committed(tp) or 0 for tp in tps}
+    finally:
+        await reader.stop()
 
 
 async def test_a_database_outage_longer_than_the_retries_is_waited_out_in_order(
