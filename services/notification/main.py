@@ -78,9 +78,11 @@ class Notification:
 
     settings: NotificationSettings
     citizens: Citizens
+    citizens_consumer: BatchConsumer
     public_stream: BatchConsumer
     webhooks: WebhookService | None  # None when disabled
     portal: PortalSync | None  # None when disabled
+    portal_consumer: BatchConsumer | None
 
 
 # ---------------------------------------------------------------------------------- citizens
@@ -249,15 +251,18 @@ def build_portal_sync(
 def compose(settings: NotificationSettings, context: ServiceContext) -> Notification:
     """Build every part and subscribe its handlers (before the broker starts)."""
     citizens = build_citizens(settings, context)
-    citizens_handlers.subscribe(context, citizens.messages)
+    citizens_consumer = citizens_handlers.consumer(context, citizens.messages)
     stream = PublicStream(context.broker, settings.topic(PUBLIC_DOSSIER_STATUS_TOPIC))
     public_stream = public_stream_consumer(context, settings, stream)
     webhooks = build_webhooks(settings, context) if settings.webhook_enabled else None
     portal: PortalSync | None = None
+    portal_consumer: BatchConsumer | None = None
     if settings.portal_enabled:
         portal = build_portal_sync(context.db, settings)
-        portal_handlers.subscribe(context, portal)
-    return Notification(settings, citizens, public_stream, webhooks, portal)
+        portal_consumer = portal_handlers.consumer(context, portal)
+    return Notification(
+        settings, citizens, citizens_consumer, public_stream, webhooks, portal, portal_consumer
+    )
 
 
 @asynccontextmanager
@@ -266,11 +271,13 @@ async def running(notification: Notification, context: ServiceContext) -> AsyncI
     `shared.runtime.service`)."""
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(citizens_running(notification.citizens))
+        await stack.enter_async_context(notification.citizens_consumer.running())
         await stack.enter_async_context(notification.public_stream.running())
         if notification.webhooks:
             await stack.enter_async_context(notification.webhooks.lifecycle())
-        if notification.portal:
+        if notification.portal and notification.portal_consumer:
             await stack.enter_async_context(notification.portal.lifecycle(context))
+            await stack.enter_async_context(notification.portal_consumer.running())
         yield
 
 

@@ -5,8 +5,8 @@ a dossier event adds facts to its dossier (`domain.facts`), and the counters fol
 facts, so events may arrive in any order across topics. The rebuild replays the topics through the
 same subscribers.
 
-The live consumer reads in batches (`shared.runtime.batch_consumer`): each dossier's events in
-order, different dossiers concurrently, since each event waits on three database round trips and
+The live consumer reads in batches (`consume_dossier_events_in_batches`): each dossier's events
+in order, different dossiers concurrently, since each event waits on three database round trips and
 the counters are sums that do not depend on the order between dossiers.
 """
 
@@ -25,9 +25,9 @@ from shared.contracts.events import (
     DossierWithdrawn,
 )
 from shared.contracts.topics import REPORTING_GROUP
-from shared.runtime.batch_consumer import BatchConsumer, Parsed, per_key_in_order, routes_for
+from shared.runtime.batch_consumer import BatchConsumer
 from shared.runtime.consumer import EventHandler
-from shared.runtime.service import ServiceContext
+from shared.runtime.service import ServiceContext, consume_dossier_events_in_batches
 
 
 def handlers_for(reporting: ReportingService) -> dict[type[Contract], EventHandler]:
@@ -71,17 +71,6 @@ def handlers_for(reporting: ReportingService) -> dict[type[Contract], EventHandl
 
 def consumer(context: ServiceContext, reporting: ReportingService) -> BatchConsumer:
     """The reporting group's consumer (started by the service's lifecycle)."""
-    handlers = handlers_for(reporting)
-
-    async def handle(item: Parsed) -> None:
-        await handlers[type(item.event)](item.event, item.cloud_event)
-
-    return BatchConsumer(
-        context.settings,
-        context.broker,
-        group=REPORTING_GROUP,
-        routes=routes_for(context.settings, list(handlers)),
-        handle=per_key_in_order(handle),
-        policy=context.retry_policy,
-        watch=context.outages,
+    return consume_dossier_events_in_batches(
+        context, group=REPORTING_GROUP, handlers=handlers_for(reporting)
     )

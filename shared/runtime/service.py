@@ -24,6 +24,7 @@ from shared.contracts.cloudevents import Contract
 from shared.contracts.topics import dead_letter_topic
 from shared.runtime.auth import verifier_from_settings
 from shared.runtime.background import Job, OnRead, wait_for_event
+from shared.runtime.batch_consumer import BatchConsumer, Parsed, per_key_in_order, routes_for
 from shared.runtime.consumer import EventHandler, RetryPolicy, Route, subscribe
 from shared.runtime.failures import OutageWatch
 from shared.runtime.http import (
@@ -33,7 +34,7 @@ from shared.runtime.http import (
     install_problem_handlers,
 )
 from shared.runtime.kafka import create_broker, idle_consumer_options, kafka_security
-from shared.runtime.logging import configure_logging
+from shared.runtime.logging import configure_logging, log_context
 from shared.runtime.mongo import create_mongo_client, ping
 from shared.runtime.settings import ServiceSettings
 
@@ -209,4 +210,28 @@ def subscribe_dossier_events(
         watch=context.outages,
         commit_interval=context.settings.consumer_commit_interval_seconds,
         **idle_consumer_options(context.settings),
+    )
+
+
+def consume_dossier_events_in_batches(
+    context: ServiceContext, *, group: str, handlers: Mapping[type[Contract], EventHandler]
+) -> BatchConsumer:
+    """What `subscribe_dossier_events` does, reading in batches: each dossier's events in order
+    (events are keyed by dossier), different dossiers concurrently, one commit per batch. For
+    handlers that wait on round trips per event; they must be idempotent, as everywhere (a
+    failed batch is handled again). The consumer is started and stopped by the caller's
+    lifecycle (`BatchConsumer.running`)."""
+
+    async def handle(item: Parsed) -> None:
+        with log_context(dossier_code=item.cloud_event.subject, event_id=item.cloud_event.id):
+            await handlers[type(item.event)](item.event, item.cloud_event)
+
+    return BatchConsumer(
+        context.settings,
+        context.broker,
+        group=group,
+        routes=routes_for(context.settings, list(handlers)),
+        handle=per_key_in_order(handle),
+        policy=context.retry_policy,
+        watch=context.outages,
     )

@@ -1,5 +1,6 @@
 """Subscriptions of the national-portal sync (their own consumer group): every dossier event's
-facts are recorded for the portal."""
+facts are recorded for the portal, read in batches (`consume_dossier_events_in_batches`: each
+dossier's events in order, different dossiers concurrently)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from shared.contracts.events import (
     DossierWithdrawn,
 )
 from shared.contracts.topics import PORTAL_GROUP
+from shared.runtime.batch_consumer import BatchConsumer
 from shared.runtime.consumer import EventHandler
-from shared.runtime.service import ServiceContext, subscribe_dossier_events
+from shared.runtime.service import ServiceContext, consume_dossier_events_in_batches
 
 
 def portal_handlers(sync: PortalSync) -> dict[type[DossierEvent], EventHandler]:
@@ -45,6 +47,9 @@ def portal_handlers(sync: PortalSync) -> dict[type[DossierEvent], EventHandler]:
     }
 
 
-def subscribe(context: ServiceContext, sync: PortalSync) -> None:
-    """Subscribe the portal group to the five dossier topics."""
-    subscribe_dossier_events(context, group=PORTAL_GROUP, handlers=portal_handlers(sync))
+def consumer(context: ServiceContext, sync: PortalSync) -> BatchConsumer:
+    """The portal group's consumer of the five dossier topics (started by the sync's
+    lifecycle)."""
+    return consume_dossier_events_in_batches(
+        context, group=PORTAL_GROUP, handlers=portal_handlers(sync)
+    )
