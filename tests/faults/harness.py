@@ -33,6 +33,7 @@ from shared.contracts.topics import platform_topics
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.mongo import create_mongo_client
 from tests.intake_samples import dossier_json, multipart, trademark_files
+from tests.kafka_helpers import read_records
 
 SERVICES = services.SERVICES
 
@@ -271,45 +272,21 @@ async def outcome(platform: Platform, client: httpx.AsyncClient, codes: list[str
 
 
 async def redeliver(platform: Platform, topic: str, count: int) -> int:
-    """Put up to `count` of the last records of `topic` (this run's) back on it, as they were:
-    the at-least-once redelivery every consumer must recognise as a duplicate. The number put
-    back."""
+    """Put `count` records of `topic` (this run's, from its beginning: handled long ago) back on
+    it as they were: the at-least-once redelivery every consumer must recognise as a duplicate.
+    The number put back."""
     name = topic + platform.suffix
-    admin = AIOKafkaAdminClient(bootstrap_servers=platform.config.kafka_bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([name])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(name, p["partition"]) for p in described["partitions"]]
-    reader = AIOKafkaConsumer(bootstrap_servers=platform.config.kafka_bootstrap)
+    records = (await read_records(platform.config.kafka_bootstrap, name, count))[:count]
     writer = AIOKafkaProducer(bootstrap_servers=platform.config.kafka_bootstrap, acks="all")
-    await reader.start()
     await writer.start()
     try:
-        reader.assign(partitions)
-        ends = await reader.end_offsets(partitions)
-        each = -(-count // max(len(partitions), 1))  # the last few of every partition
-        records = []
-        for partition in partitions:
-            wanted = range(max(ends[partition] - each, 0), ends[partition])
-            if not wanted:
-                continue
-            reader.seek(partition, wanted.start)
-            read: list[Any] = []
-            while len(read) < len(wanted):
-                batch = await reader.getmany(partition, timeout_ms=5000)
-                assert batch.get(partition), f"{partition} could not be read back"
-                read.extend(r for r in batch[partition] if r.offset in wanted)
-            records.extend(read)
-        for record in records[:count]:
+        for record in records:
             await writer.send_and_wait(
                 name, record.value, key=record.key, headers=list(record.headers)
             )
-        return min(len(records), count)
     finally:
         await writer.stop()
-        await reader.stop()
+    return len(records)
 
 
 async def dead_letter_count(platform: Platform) -> int:
