@@ -89,7 +89,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
 
 def build_components(settings: IntakeSettings, context: ServiceContext) -> IntakeComponents:
-    store = IntakeStore(context.db)
+    store = IntakeStore(context.db, settings.procedure_cache_seconds)
     http = httpx.AsyncClient(timeout=10)
     dossier_relay = OutboxRelay(
         store.dossiers,

@@ -53,6 +53,13 @@ class IntakeSettings(ServiceSettings):
         default=True, description="Load the shipped catalogue at start-up (idempotent)"
     )
     relay_poll_seconds: float = Field(default=5.0, description="Scan for unpublished events")
+    procedure_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a submission may use a procedure read from the catalogue before "
+        "reading it again (one read per dossier otherwise). A change made through another replica "
+        "reaches this one's submissions within this time; 0 reads every time",
+    )
 
     payment_base_url: str = "http://127.0.0.1:8010"
     payment_merchant_code: str = "BKHCN"

@@ -385,6 +385,7 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     pending = await store.unpublished_procedures()
     await store.mark_published([(p.code, sha) for p, sha in pending])
     assert await store.get_procedure(first.code) is not None
+    assert await store.cached_procedure(first.code) is not None
     # An administrator's change: compare-and-set on `_id` and the content's version.
     _, version = await store.procedure_version(first.code) or (None, "")
     changed = first.model_copy(update={"name": first.name + " (sửa)"})

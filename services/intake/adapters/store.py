@@ -18,6 +18,7 @@ from typing import Any
 import bson
 from bson import ObjectId
 from bson.errors import InvalidDocument
+from cachetools import TTLCache
 from gridfs import AsyncGridFSBucket
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -115,8 +116,14 @@ class NewAttachment:
 
 
 class IntakeStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], procedure_cache_seconds: float = 0.0) -> None:
+        """`procedure_cache_seconds`: how long `cached_procedure` may answer from memory."""
         self.db = db
+        # Procedures as the submissions read them (one read per dossier otherwise). Changes made
+        # through this store drop their entry; another replica's reach this one within the TTL.
+        self._procedure_cache: TTLCache[str, Procedure] = TTLCache(
+            maxsize=10_000, ttl=procedure_cache_seconds
+        )
         self.units = db["units"]
         self.procedures = db["procedures"]
         self.catalogue_publications = db["catalogue_publications"]
@@ -157,6 +164,7 @@ class IntakeStore:
         if new:
             await self.procedures.insert_many(new, ordered=False)
         for document in changed:
+            self._procedure_cache.pop(document["_id"], None)
             if document["_id"] in stored:
                 await self.procedures.replace_one({"_id": document["_id"]}, document)
         return len(changed)
@@ -212,6 +220,16 @@ class IntakeStore:
         document = await self.procedures.find_one({"_id": code})
         return Procedure.model_validate(document) if document else None
 
+    async def cached_procedure(self, code: str) -> Procedure | None:
+        """`get_procedure`, answered from memory for `procedure_cache_seconds` (unknown codes
+        are not remembered)."""
+        procedure = self._procedure_cache.get(code)
+        if procedure is None:
+            procedure = await self.get_procedure(code)
+            if procedure is not None and self._procedure_cache.ttl > 0:
+                self._procedure_cache[code] = procedure
+        return procedure
+
     async def procedure_version(self, code: str) -> tuple[Procedure, str] | None:
         """The procedure and its version: the stored content's sha-256 (the admin API's
         `ETag`), which changes with every change of the content."""
@@ -227,6 +245,7 @@ class IntakeStore:
         None when another change came first (or the procedure exists already)."""
         document = {"_id": procedure.code, **_procedure_fields(procedure), PUBLISH_PENDING: True}
         version = str(document["content_sha256"])
+        self._procedure_cache.pop(procedure.code, None)
         if expected is None:
             try:
                 await self.procedures.insert_one(document)

@@ -82,7 +82,7 @@ class Submissions:
     ) -> tuple[int, dict[str, Any]]:
         """Returns (status code, receipt body). `idempotency` is (key, request fingerprint);
         `officer`: who records a counter dossier (only for their own unit)."""
-        procedure = await self.store.get_procedure(form.procedure_code)
+        procedure = await self.store.cached_procedure(form.procedure_code)
         if procedure is None:
             raise UnknownProcedure(f"No procedure {form.procedure_code!r} in the catalogue.")
         if officer is not None:

@@ -16,7 +16,7 @@ from services.reporting.domain.contributions import (
     parse_key,
     to_triples,
 )
-from services.reporting.domain.facts import FactsUpdate
+from services.reporting.domain.facts import FactsUpdate, with_fact
 from shared.contracts.catalogue import Procedure
 
 
@@ -44,12 +44,8 @@ class MemoryStore:
         if event_id in applied:
             return False
         applied.add(event_id)
-        facts = self.dossiers.setdefault(dossier_code, {"_id": dossier_code, "counted": []})
-        value = copy.deepcopy(update.value)
-        if update.appended:
-            facts.setdefault(update.name, []).append(value)
-        else:
-            facts[update.name] = value
+        known = self.dossiers.get(dossier_code, {"_id": dossier_code, "counted": []})
+        facts = self.dossiers[dossier_code] = with_fact(known, update, copy.deepcopy(update.value))
         wanted = contributions(facts)
         for key, fields in difference(facts["counted"], wanted).items():
             row = self.counters.setdefault(key, {"_id": key, **parse_key(key)})

@@ -13,6 +13,14 @@ the two leaves the counters short by that difference, never doubled;
 `python -m services.reporting.rebuild` recomputes everything from the topics. Queries by quarter
 are an equality on the counters' indexed `quarter` field.
 
+Every write to a dossier's document adds 1 to its version `v`. The store remembers the documents
+it wrote last (an LRU of `CACHED_DOSSIERS`): the next event of such a dossier is applied with its
+new `counted` in one compare-and-set write on `v`, without reading the document first, and a
+submission (`FactsUpdate.opens_dossier`) creates its document with one insert. When the document
+moved on elsewhere (another replica after a rebalance, a rebuild) or exists already, the write
+matches nothing and the event takes the general path: apply once and read, then reconcile. Round
+trips per event: 2 instead of 3 (the `$inc` of each counter changed is the other).
+
 A rebuild (`services.reporting.rebuild`) fills a fresh set of these collections under its own
 prefix and swaps it in by rewriting the pointer document (`read_model_pointer`); the service's
 `ActiveStore` follows the pointer.
@@ -25,8 +33,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
+from cachetools import LRUCache
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.reporting.domain.contributions import (
     contributions,
@@ -34,12 +45,17 @@ from services.reporting.domain.contributions import (
     parse_key,
     to_triples,
 )
-from services.reporting.domain.facts import FactsUpdate
+from services.reporting.domain.facts import FactsUpdate, with_fact
 from shared.contracts.catalogue import Procedure
-from shared.runtime.idempotency import apply_once_and_read
+from shared.runtime.idempotency import APPLIED_EVENTS_FIELD, apply_once_and_read
 from shared.runtime.mongo import ensure_indexes
+from shared.runtime.outbox import merge_updates
 
 MAX_CAS_ATTEMPTS = 20
+# Dossiers whose document as last written is remembered (a few KB each).
+CACHED_DOSSIERS = 5_000
+# How the driver hands documents back (`shared.runtime.mongo.create_mongo_client`).
+_AS_READ: bson.CodecOptions[dict[str, Any]] = bson.CodecOptions(tz_aware=True)
 
 # Every index of one read-model set (collection names without the set's prefix;
 # `shared.runtime.mongo.ensure_indexes`); repeated queries start with an equality on `_id` or on
@@ -56,6 +72,12 @@ def mongo_update(update: FactsUpdate) -> dict[str, Any]:
     return {"$push" if update.appended else "$set": {update.name: update.value}}
 
 
+def as_stored(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` as it reads back from the database (datetimes in UTC to the millisecond...), so
+    that what is derived from a remembered document is what a read would derive."""
+    return bson.decode(bson.encode(value), codec_options=_AS_READ)
+
+
 class ReportingStore:
     """The read models of one set (`prefix`): implements `domain.ports.ReadModelStore`."""
 
@@ -65,6 +87,8 @@ class ReportingStore:
         self.dossiers = db[f"{prefix}dossiers"]
         self.counters = db[f"{prefix}counters"]
         self.procedures = db[f"{prefix}procedures"]
+        # Each dossier's document as this store last wrote it (see the module's docstring).
+        self._written: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=CACHED_DOSSIERS)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES, prefix=self.prefix)
@@ -81,12 +105,52 @@ class ReportingStore:
 
     async def record(self, dossier_code: str, event_id: str, update: FactsUpdate) -> bool:
         """Apply one event's facts once, then bring the counters in line. True if new."""
-        write = {**mongo_update(update), "$setOnInsert": {"v": 0, "counted": []}}
+        known = self._written.pop(dossier_code, None)
+        if known is not None and event_id in known[APPLIED_EVENTS_FIELD]:
+            self._written[dossier_code] = known
+            return False  # a redelivery of an event this store applied and counted
+        if known is not None or update.opens_dossier:
+            if await self._write_known(dossier_code, known, event_id, update):
+                return True
+        write = {**mongo_update(update), "$inc": {"v": 1}, "$setOnInsert": {"counted": []}}
         # The facts as this write left them come back with it: no read before reconciling.
         facts = await apply_once_and_read(self.dossiers, {"_id": dossier_code}, event_id, write)
         # Reconciled even for a redelivery: it is a no-op unless an earlier attempt stopped early.
         await self.reconcile(dossier_code, facts)
         return facts is not None
+
+    async def _write_known(
+        self, dossier_code: str, known: dict[str, Any] | None, event_id: str, update: FactsUpdate
+    ) -> bool:
+        """Apply the event to the dossier as remembered (`known`, else a new dossier) together
+        with its new `counted`, in one write that matches only that version; then add the
+        difference to the counters. False when the stored document is not that version."""
+        base = known or {"_id": dossier_code, APPLIED_EVENTS_FIELD: [], "counted": [], "v": 0}
+        facts = with_fact(base, update, as_stored(update.value))
+        wanted = contributions(facts)
+        delta = difference(base.get("counted", []), wanted)
+        facts["counted"] = to_triples(wanted)
+        facts[APPLIED_EVENTS_FIELD] = [*base[APPLIED_EVENTS_FIELD], event_id]
+        facts["v"] = base["v"] + 1
+        if known is None:
+            try:
+                await self.dossiers.insert_one(facts)
+            except DuplicateKeyError:
+                return False  # the dossier has a document already
+        else:
+            written = await self.dossiers.update_one(
+                {"_id": dossier_code, "v": known["v"]},
+                merge_updates(
+                    mongo_update(update),
+                    {"$push": {APPLIED_EVENTS_FIELD: event_id}},
+                    {"$set": {"counted": facts["counted"]}, "$inc": {"v": 1}},
+                ),
+            )
+            if written.modified_count != 1:
+                return False
+        self._written[dossier_code] = facts
+        await self._add(delta)
+        return True
 
     async def reconcile(self, dossier_code: str, facts: dict[str, Any] | None = None) -> None:
         """Bring the counters in line with the dossier's facts (`facts`: as just written, else
@@ -99,20 +163,27 @@ class ReportingStore:
             wanted = contributions(facts)
             delta = difference(facts.get("counted", []), wanted)
             if not delta:
+                self._written[dossier_code] = facts
                 return
+            counted = to_triples(wanted)
             saved = await self.dossiers.update_one(
                 {"_id": dossier_code, "v": facts["v"]},
-                {"$set": {"counted": to_triples(wanted)}, "$inc": {"v": 1}},
+                {"$set": {"counted": counted}, "$inc": {"v": 1}},
             )
             if saved.modified_count != 1:
                 facts = None  # another consumer moved the dossier on: read and derive again
                 continue
-            for key, fields in delta.items():
-                await self.counters.update_one(
-                    {"_id": key}, {"$inc": fields, "$setOnInsert": parse_key(key)}, upsert=True
-                )
+            self._written[dossier_code] = {**facts, "counted": counted, "v": facts["v"] + 1}
+            await self._add(delta)
             return
         raise RuntimeError(f"could not reconcile {dossier_code}: too much contention")
+
+    async def _add(self, delta: dict[str, dict[str, int]]) -> None:
+        """Add a dossier's change of contributions to the counters."""
+        for key, fields in delta.items():
+            await self.counters.update_one(
+                {"_id": key}, {"$inc": fields, "$setOnInsert": parse_key(key)}, upsert=True
+            )
 
     async def counters_for(self, quarters: Iterable[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -32,6 +32,20 @@ class FactsUpdate:
     name: str
     value: dict[str, Any]
     appended: bool = True
+    # Usually its dossier's first event (the submission): the store may try to create the
+    # dossier's document outright instead of updating one.
+    opens_dossier: bool = False
+
+
+def with_fact(facts: dict[str, Any], update: FactsUpdate, value: Any) -> dict[str, Any]:
+    """A copy of a dossier's `facts` with `value` (the update's value, as the store keeps it)
+    added as the fact `update.name`."""
+    added = dict(facts)
+    if update.appended:
+        added[update.name] = [*facts.get(update.name, []), value]
+    else:
+        added[update.name] = value
+    return added
 
 
 def facts_update(event: DossierEvent) -> FactsUpdate:
@@ -47,7 +61,7 @@ def facts_update(event: DossierEvent) -> FactsUpdate:
                 "fee_vnd": event.fee_vnd,
                 "documents": len(event.documents),
             }
-            return FactsUpdate("submitted", submitted, appended=False)
+            return FactsUpdate("submitted", submitted, appended=False, opens_dossier=True)
         case DossierProcessed():
             step = {
                 "action": event.action,

@@ -8,24 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 from bson import ObjectId
 from gridfs.errors import NoFile
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.intake.adapters.store import CHUNK_SIZE, IntakeStore, NewAttachment
 from shared.runtime.mongo import create_mongo_client
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append((event.command_name, str(event.command.get(event.command_name))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+from tests.mongo_helpers import Commands
 
 
 @pytest.fixture
