@@ -160,6 +160,33 @@ async def test_mail_is_stored_as_eml_with_an_index_and_listed(
     assert [m["id"] for m in await again.messages()] == [m["id"] for m in listed]
 
 
+async def test_mail_headers_in_vietnamese_and_an_international_address_read_back(
+    simulator: Callable[..., Simulator],
+) -> None:
+    mail = simulator("mail")
+    sender = "Cổng Dịch vụ công Bộ KH&CN <no-reply@dichvucong.most.gov.vn>"
+    channel = SmtpEmailChannel(host="127.0.0.1", port=mail.smtp_port, sender=sender)
+    body = "Kính gửi Ông/Bà,\nHồ sơ đã được tiếp nhận.\n" + "Tra cứu: https://dvc.example/t\n" * 20
+    try:
+        await channel.send(message("lan@example.vn", "n-1", body))  # composed as compat32 bytes
+        await channel.send(message("nguyễn@example.vn", "n-2", body))  # EmailMessage, SMTPUTF8
+    finally:
+        await channel.close()
+
+    listed = await mail.messages()
+    assert [m["to"] for m in listed] == [["lan@example.vn"], ["nguyễn@example.vn"]]
+    for entry, nid in zip(listed, ("n-1", "n-2"), strict=True):
+        assert entry["subject"] == "Hồ sơ đã được tiếp nhận"
+        assert entry["text"] == body.replace("\n", "\r\n")  # canonical line breaks
+        assert entry["mail_from"] == "no-reply@dichvucong.most.gov.vn"
+        assert (entry["dossier"], entry["notification_id"]) == (CODE, nid)
+        # RFC 6532 allows raw UTF-8 in the headers of the SMTPUTF8 message.
+        raw = (mail.data / entry["file"]).read_bytes().decode()
+        parsed = email.message_from_string(raw, policy=email.policy.default)
+        assert parsed["From"].addresses[0].display_name == "Cổng Dịch vụ công Bộ KH&CN"
+        assert parsed["Message-ID"].endswith("@dichvucong.most.gov.vn>")
+
+
 async def test_sms_through_the_notification_channel_is_stored_once_per_key_and_listed(
     simulator: Callable[..., Simulator],
 ) -> None:
