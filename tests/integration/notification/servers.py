@@ -14,7 +14,11 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+import uvicorn
 from aiosmtpd.controller import Controller
+
+from devstack.simulators.portal import PortalState, create_app
 
 
 def free_port() -> int:
@@ -222,3 +226,54 @@ class WebhookReceiver:
 
     def delivered(self) -> list[WebhookCall]:
         return [c for c in self.calls if 200 <= c.answered < 300]
+
+
+USER, PASSWORD = "dvc-most", "portal-test-password"
+
+
+class PortalServer:
+    """The portal simulator app under uvicorn, in a thread, on a free port."""
+
+    def __init__(
+        self, session_ttl: float = 900, username: str = USER, password: str = PASSWORD
+    ) -> None:
+        self.app = create_app(username=username, password=password, session_ttl=session_ttl)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = int(self.url.rsplit(":", 1)[1])
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def state(self) -> PortalState:
+        return self.app.state.portal
+
+    def start(self) -> PortalServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the portal simulator did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return httpx.post(self.url + path, json=body or {}, timeout=5).json()
+
+    def requests(self, kind: str | None = None) -> list[tuple[str, int]]:
+        return [
+            (r["kind"], r["status"])
+            for r in list(self.state.requests)
+            if kind is None or r["kind"] == kind
+        ]

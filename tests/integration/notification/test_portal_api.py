@@ -14,7 +14,7 @@ from shared.contracts.cloudevents import wrap
 from shared.runtime.auth import DevIssuer
 from tests.factories import dossier_code, submitted
 from tests.integration.notification.conftest import eventually, publish, running
-from tests.integration.notification.test_portal_sync import PASSWORD, USER, PortalServer
+from tests.integration.notification.servers import PASSWORD, USER, PortalServer
 
 
 @pytest.fixture

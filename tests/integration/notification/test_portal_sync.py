@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,13 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from devstack.simulators.portal import PortalState, create_app
 from services.notification.main import build_portal_sync
 from services.notification.portal.__main__ import run as portal_command
 from services.notification.portal.adapters.client import PortalClient
@@ -49,56 +44,10 @@ from shared.runtime.consumer import RetryPolicy, Route, subscribe
 from shared.runtime.kafka import create_broker
 from shared.runtime.mongo import create_mongo_client
 from tests.integration.notification.conftest import eventually, publish
-from tests.integration.notification.servers import free_port
+from tests.integration.notification.servers import PASSWORD, USER, PortalServer
 
-USER, PASSWORD = "dvc-most", "portal-test-password"
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 MODELS = (DossierSubmitted, DossierSupplemented, DossierWithdrawn, DossierPaid, DossierProcessed)
-
-
-class PortalServer:
-    """The simulator app under uvicorn, in a thread, on a free port."""
-
-    def __init__(self, session_ttl: float = 900) -> None:
-        self.app = create_app(username=USER, password=PASSWORD, session_ttl=session_ttl)
-        self.url = f"http://127.0.0.1:{free_port()}"
-        port = int(self.url.rsplit(":", 1)[1])
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def state(self) -> PortalState:
-        return self.app.state.portal
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the portal simulator did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-
-    def admin(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        return httpx.post(self.url + path, json=body or {}, timeout=5).json()
-
-    def requests(self, kind: str | None = None) -> list[tuple[str, int]]:
-        return [
-            (r["kind"], r["status"])
-            for r in list(self.state.requests)
-            if kind is None or r["kind"] == kind
-        ]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""SMS through an HTTP gateway (httpx), with an idempotency key per message.
+"""SMS through an HTTP gateway (aiohttp), with an idempotency key per message.
 
 Request: `POST <url>` with `Authorization: Bearer <token>`, `Idempotency-Key: <notification id>`
 and `{"to", "text", "reference", "encoding", "segments"}`; a 2xx answer with `{"id": ...}` means
@@ -8,7 +8,8 @@ accepted. The gateway calls back later with a signed delivery receipt (see `api.
 
 from __future__ import annotations
 
-import httpx
+import json
+from urllib.parse import urlsplit
 
 from services.notification.citizens.domain import sms_text
 from services.notification.citizens.domain.ports import (
@@ -17,34 +18,24 @@ from services.notification.citizens.domain.ports import (
     SendResult,
     TransientSendError,
 )
+from shared.runtime.http_client import CALL_FAILURES, LazySession
 
 
 class HttpSmsChannel:
     name = "sms"
 
     def __init__(
-        self,
-        *,
-        url: str,
-        token: str,
-        timeout: float = 5.0,
-        max_connections: int = 20,
-        client: httpx.AsyncClient | None = None,
+        self, *, url: str, token: str, timeout: float = 5.0, max_connections: int = 20
     ) -> None:
-        self.provider = f"sms:{httpx.URL(url).host}"
+        self.provider = f"sms:{urlsplit(url).hostname}"
         self._url = url
         self._token = token
-        self._client = client or httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
+        self._http = LazySession(timeout=timeout, max_connections=max_connections)
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         measured = sms_text.measure(message.text)
         try:
-            response = await self._client.post(
+            async with self._http().post(
                 self._url,
                 json={
                     "to": message.address,
@@ -57,19 +48,20 @@ class HttpSmsChannel:
                     "Authorization": f"Bearer {self._token}",
                     "Idempotency-Key": message.notification_id,
                 },
-            )
-        except httpx.HTTPError as exc:
+            ) as response:
+                status, body = response.status, await response.read()
+        except CALL_FAILURES as exc:
             raise TransientSendError(type(exc).__name__) from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientSendError(f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentSendError(f"HTTP {response.status_code}")
-        reference = None
+        if status == 429 or status >= 500:
+            raise TransientSendError(f"HTTP {status}")
+        if status >= 400:
+            raise PermanentSendError(f"HTTP {status}")
         try:
-            reference = str(response.json().get("id") or "") or None
+            answer = json.loads(body)
         except ValueError:
-            pass
-        return SendResult("sent", reference)
+            answer = None
+        reference = answer.get("id") if isinstance(answer, dict) else None
+        return SendResult("sent", str(reference) if reference else None)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._http.close()

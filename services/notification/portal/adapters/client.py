@@ -1,4 +1,4 @@
-"""The HTTP client of the National Public Service Portal's sync API (httpx, async).
+"""The HTTP client of the National Public Service Portal's sync API (aiohttp).
 
 Protocol (the one `devstack/simulators/portal.py` implements; the real portal's paths are
 [check], kept here):
@@ -16,13 +16,13 @@ connection errors, time-outs, 5xx, 401 (refused login), 408 and 429; permanent f
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from services.notification.portal.domain.messages import DossierMessage, StepMessage
+from shared.runtime.http_client import CALL_FAILURES, LazySession
 
 LOGIN_PATH = "/api/auth/login"
 DOSSIER_PATH = "/api/dossiers"
@@ -48,10 +48,10 @@ class PortalClient:
         password: str,
         timeout: float = 10.0,
         session_margin: float = 30.0,
-        client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._base_url = base_url.rstrip("/")
+        self._http = LazySession(timeout=timeout)
         self._username = username
         self._password = password
         self._margin = session_margin
@@ -68,26 +68,29 @@ class PortalClient:
         await self._send(STEP_PATH, message.payload())
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._http.close()
 
     async def _send(self, path: str, payload: dict[str, Any]) -> None:
         token = await self._session()
-        response = await self._post(path, payload, token)
-        if response.status_code == 401:
+        status, body = await self._post(path, payload, token)
+        if status == 401:
             # The portal dropped the session (restart, revocation): one fresh login, once.
             token = await self._session(stale=token)
-            response = await self._post(path, payload, token)
-        _raise_for(response, path)
+            status, body = await self._post(path, payload, token)
+        _raise_for(status, body, path)
 
-    async def _post(self, path: str, payload: dict[str, Any], token: str) -> httpx.Response:
+    async def _post(
+        self, path: str, payload: dict[str, Any], token: str | None = None
+    ) -> tuple[int, bytes]:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            return await self._client.post(
-                path, json=payload, headers={"Authorization": f"Bearer {token}"}
-            )
-        except httpx.HTTPError as exc:
-            raise PortalError(
-                f"{path}: {type(exc).__name__} {exc}".strip(), retryable=True
-            ) from exc
+            async with self._http().post(
+                self._base_url + path, json=payload, headers=headers
+            ) as response:
+                return response.status, await response.read()
+        except CALL_FAILURES as exc:
+            what = f"{'login' if token is None else path}: {type(exc).__name__} {exc}"
+            raise PortalError(what.strip(), retryable=True) from exc
 
     async def _session(self, stale: str | None = None) -> str:
         """A valid session token: the cached one, or a new login when it is missing, about to
@@ -97,16 +100,13 @@ class PortalClient:
             if fresh and self._clock() < self._expires_at - self._margin:
                 return self._token  # type: ignore[return-value]
             self._token = None
+            status, body = await self._post(
+                LOGIN_PATH, {"username": self._username, "password": self._password}
+            )
+            _raise_for(status, body, "login")
             try:
-                response = await self._client.post(
-                    LOGIN_PATH, json={"username": self._username, "password": self._password}
-                )
-            except httpx.HTTPError as exc:
-                raise PortalError(f"login: {type(exc).__name__}", retryable=True) from exc
-            _raise_for(response, "login")
-            try:
-                body = response.json()
-                token, lifetime = str(body["session_token"]), float(body["expires_in"])
+                answer = json.loads(body)
+                token, lifetime = str(answer["session_token"]), float(answer["expires_in"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise PortalError("login: unreadable answer", retryable=True) from exc
             self._token, self._expires_at = token, self._clock() + lifetime
@@ -114,21 +114,21 @@ class PortalClient:
             return token
 
 
-def _raise_for(response: httpx.Response, what: str) -> None:
-    status = response.status_code
+def _raise_for(status: int, body: bytes, what: str) -> None:
     if status < 400:
         return
-    detail = _errors(response)
+    detail = _errors(body)
     message = f"{what}: HTTP {status}" + (f" {detail}" if detail else "")
     retryable = status >= 500 or status in _RETRYABLE_STATUS
     raise PortalError(message, retryable=retryable, status=status)
 
 
-def _errors(response: httpx.Response) -> str:
+def _errors(body: bytes) -> str:
+    text = body.decode(errors="replace")
     try:
-        body = response.json()
+        answer = json.loads(text)
     except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and "errors" in body:
-        return "; ".join(str(e) for e in body["errors"])[:1000]
-    return str(body)[:300]
+        return text[:300]
+    if isinstance(answer, dict) and "errors" in answer:
+        return "; ".join(str(e) for e in answer["errors"])[:1000]
+    return str(answer)[:300]

@@ -1,17 +1,17 @@
-"""The portal client against the simulator app (in process), and the simulator's own rules."""
+"""The portal client against the simulator served on a local port, and the simulator's own
+rules."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from devstack.simulators.portal import create_app, dossier_errors
+from devstack.simulators.portal import dossier_errors
 from services.notification.portal.adapters.client import PortalClient, PortalError
 from services.notification.portal.domain.messages import StepMessage
+from tests.integration.notification.servers import PortalServer
 
 CODE = "000.00.21.G12-261129-0001"
 DOSSIER = {
@@ -35,27 +35,34 @@ class Clock:
 
 
 @pytest.fixture
-def portal() -> FastAPI:
-    return create_app(username="u", password="p", session_ttl=600)
+def portal() -> Iterator[PortalServer]:
+    server = PortalServer(session_ttl=600, username="u", password="p").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-async def admin(portal: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=portal)
-    async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
-        yield client
+async def clients() -> AsyncIterator[list[PortalClient]]:
+    made: list[PortalClient] = []
+    yield made
+    for client in made:
+        await client.close()
 
 
-def client_for(portal: FastAPI, clock: Clock | None = None, password: str = "p") -> PortalClient:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=portal), base_url="http://portal")
-    return PortalClient(
-        base_url="http://portal",
-        username="u",
-        password=password,
-        session_margin=30,
-        client=http,
-        clock=clock or Clock(),
-    )
+@pytest.fixture
+def client_for(clients: list[PortalClient]) -> Callable[..., PortalClient]:
+    def make(portal: PortalServer, clock: Clock | None = None, password: str = "p") -> PortalClient:
+        client = PortalClient(
+            base_url=portal.url,
+            username="u",
+            password=password,
+            session_margin=30,
+            clock=clock or Clock(),
+        )
+        clients.append(client)
+        return client
+
+    return make
 
 
 def a_step(step_id: str = "ev-1") -> StepMessage:
@@ -75,7 +82,7 @@ async def post_dossier(client: PortalClient, payload: dict) -> None:
 
 
 async def test_one_login_serves_many_calls_until_the_session_nears_its_expiry(
-    portal: FastAPI,
+    portal: PortalServer, client_for: Callable[..., PortalClient]
 ) -> None:
     clock = Clock()
     client = client_for(portal, clock)
@@ -88,19 +95,18 @@ async def test_one_login_serves_many_calls_until_the_session_nears_its_expiry(
     clock.now += 2  # inside the margin: renewed before the portal would refuse it
     await client.send_step(a_step("ev-3"))
     assert client.logins == 2
-    assert list(portal.state.portal.steps[CODE]) == ["ev-1", "ev-2", "ev-3"]
+    assert list(portal.state.steps[CODE]) == ["ev-1", "ev-2", "ev-3"]
 
 
 async def test_a_session_dropped_by_the_portal_is_renewed_and_the_call_repeated(
-    portal: FastAPI, admin: httpx.AsyncClient
+    portal: PortalServer, client_for: Callable[..., PortalClient]
 ) -> None:
     client = client_for(portal)
     await post_dossier(client, DOSSIER)
-    await admin.post("/_admin/sessions/expire")
+    portal.admin("/_admin/sessions/expire")
     await client.send_step(a_step())
     assert client.logins == 2
-    statuses = [(r["kind"], r["status"]) for r in portal.state.portal.requests]
-    assert statuses == [
+    assert portal.requests() == [
         ("login", 200),
         ("dossier", 200),
         ("step", 401),
@@ -110,15 +116,15 @@ async def test_a_session_dropped_by_the_portal_is_renewed_and_the_call_repeated(
 
 
 async def test_failures_are_classified_retryable_or_permanent(
-    portal: FastAPI, admin: httpx.AsyncClient
+    portal: PortalServer, client_for: Callable[..., PortalClient]
 ) -> None:
     client = client_for(portal)
-    await admin.post("/_admin/faults", json={"fail_next": 1, "status": 503})
+    portal.admin("/_admin/faults", {"fail_next": 1, "status": 503})
     with pytest.raises(PortalError) as down:
         await post_dossier(client, DOSSIER)
     assert down.value.retryable and down.value.status == 503
 
-    await admin.post("/_admin/faults", json={"fail_next": 1, "status": 429})
+    portal.admin("/_admin/faults", {"fail_next": 1, "status": 429})
     with pytest.raises(PortalError) as throttled:
         await post_dossier(client, DOSSIER)
     assert throttled.value.retryable
@@ -133,8 +139,10 @@ async def test_failures_are_classified_retryable_or_permanent(
     assert not orphan.value.retryable and orphan.value.status == 409
 
 
-async def test_wrong_credentials_are_reported_and_retried_later() -> None:
-    client = client_for(create_app(username="u", password="p"), password="wrong")
+async def test_wrong_credentials_are_reported_and_retried_later(
+    portal: PortalServer, client_for: Callable[..., PortalClient]
+) -> None:
+    client = client_for(portal, password="wrong")
     with pytest.raises(PortalError) as refused:
         await post_dossier(client, DOSSIER)
     assert refused.value.status == 401 and refused.value.retryable
