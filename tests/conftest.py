@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.contracts.topics import TopicSpec
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.mongo import create_mongo_client
+from tests.mongo_helpers import Commands
 
 KAFKA_BOOTSTRAP = os.environ.get("DVC_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 MONGO_URL = os.environ.get("DVC_TEST_MONGO_URL", "mongodb://127.0.0.1:37017/")
@@ -146,6 +147,17 @@ async def mongo_db(mongo_client: AsyncMongoClient, unique: str) -> AsyncIterator
     name = f"test_{unique}"
     yield mongo_client[name]
     await mongo_client.drop_database(name)
+
+
+@pytest.fixture
+async def watched_db(mongo_url: str, unique: str) -> AsyncIterator[tuple[AsyncDatabase, Commands]]:
+    """A fresh database through a client that records every command it sends."""
+    commands = Commands()
+    client: AsyncMongoClient = create_mongo_client(mongo_url, event_listeners=[commands])
+    name = f"test_{unique}"
+    yield client[name], commands
+    await client.drop_database(name)
+    await client.close()
 
 
 TopicFactory = Callable[..., Awaitable[str]]

@@ -3,26 +3,18 @@ byte for byte, and deletes them, as if it had written them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from bson import ObjectId
 from gridfs.errors import NoFile
-from pymongo import AsyncMongoClient
 
 from services.intake.adapters.store import CHUNK_SIZE, IntakeStore, NewAttachment
-from shared.runtime.mongo import create_mongo_client
 from tests.mongo_helpers import Commands
 
 
 @pytest.fixture
-async def watched(mongo_url: str, unique: str) -> AsyncIterator[tuple[IntakeStore, Commands]]:
-    commands = Commands()
-    client: AsyncMongoClient = create_mongo_client(mongo_url, event_listeners=[commands])
-    name = f"test_{unique}"
-    yield IntakeStore(client[name]), commands
-    await client.drop_database(name)
-    await client.close()
+def watched(watched_db) -> tuple[IntakeStore, Commands]:
+    db, commands = watched_db
+    return IntakeStore(db), commands
 
 
 async def test_files_stored_together_are_read_back_and_deleted_by_gridfs(watched) -> None:

@@ -3,29 +3,13 @@ change made through the same store is seen at once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from pymongo import AsyncMongoClient
-
 from services.intake.adapters.shipped_catalogue import load_catalogue
 from services.intake.adapters.store import IntakeStore
-from shared.runtime.mongo import create_mongo_client
-from tests.mongo_helpers import Commands
 
 
-@pytest.fixture
-async def watched(mongo_url: str, unique: str) -> AsyncIterator[tuple[AsyncMongoClient, Commands]]:
-    commands = Commands()
-    client: AsyncMongoClient = create_mongo_client(mongo_url, event_listeners=[commands])
-    yield client, commands
-    await client.drop_database(f"test_{unique}")
-    await client.close()
-
-
-async def test_a_procedure_is_read_once_within_the_cache_time(watched, unique: str) -> None:
-    client, commands = watched
-    store = IntakeStore(client[f"test_{unique}"], procedure_cache_seconds=60)
+async def test_a_procedure_is_read_once_within_the_cache_time(watched_db) -> None:
+    db, commands = watched_db
+    store = IntakeStore(db, procedure_cache_seconds=60)
     procedure = load_catalogue()[1][0]
     await store.save_procedures([procedure])
 
@@ -38,9 +22,9 @@ async def test_a_procedure_is_read_once_within_the_cache_time(watched, unique: s
     assert commands.sent == [("find", "procedures")] * 3  # unknown codes are read every time
 
 
-async def test_a_change_through_the_store_is_seen_at_once(watched, unique: str) -> None:
-    client, _ = watched
-    store = IntakeStore(client[f"test_{unique}"], procedure_cache_seconds=60)
+async def test_a_change_through_the_store_is_seen_at_once(watched_db) -> None:
+    db, _ = watched_db
+    store = IntakeStore(db, procedure_cache_seconds=60)
     procedure = load_catalogue()[1][0]
     await store.save_procedures([procedure])
     assert await store.cached_procedure(procedure.code) == procedure
@@ -55,9 +39,9 @@ async def test_a_change_through_the_store_is_seen_at_once(watched, unique: str) 
     assert await store.cached_procedure(procedure.code) == again
 
 
-async def test_without_a_cache_time_every_submission_reads_the_catalogue(watched, unique) -> None:
-    client, commands = watched
-    store = IntakeStore(client[f"test_{unique}"])
+async def test_without_a_cache_time_every_submission_reads_the_catalogue(watched_db) -> None:
+    db, commands = watched_db
+    store = IntakeStore(db)
     procedure = load_catalogue()[1][0]
     await store.save_procedures([procedure])
     commands.sent.clear()

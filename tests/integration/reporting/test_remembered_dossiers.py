@@ -4,29 +4,14 @@ document is out of date (another replica wrote the dossier meanwhile) or gone (a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-
-import pytest
-from pymongo import AsyncMongoClient
 
 from services.reporting.adapters.memory import MemoryStore
 from services.reporting.adapters.store import ReportingStore
 from services.reporting.domain.facts import facts_update
 from shared.contracts.events import Channel
-from shared.runtime.mongo import create_mongo_client
-from tests.mongo_helpers import Commands
 from tests.unit.reporting.scenario import T0, notified, script, step, submitted
-
-
-@pytest.fixture
-async def watched(mongo_url: str, unique: str) -> AsyncIterator[tuple[AsyncMongoClient, Commands]]:
-    commands = Commands()
-    client: AsyncMongoClient = create_mongo_client(mongo_url, event_listeners=[commands])
-    yield client, commands
-    await client.drop_database(f"test_{unique}")
-    await client.close()
 
 
 async def record(store: Any, event: Any, event_id: str) -> bool:
@@ -37,9 +22,9 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {row["_id"]: {k: v for k, v in row.items() if isinstance(v, int) and v} for row in rows}
 
 
-async def test_a_dossier_costs_one_write_per_event_and_one_per_counter(watched, unique) -> None:
-    client, commands = watched
-    store = ReportingStore(client[f"test_{unique}"])
+async def test_a_dossier_costs_one_write_per_event_and_one_per_counter(watched_db) -> None:
+    db, commands = watched_db
+    store = ReportingStore(db)
     await store.ensure_indexes()
     commands.sent.clear()
 
@@ -57,12 +42,10 @@ async def test_a_dossier_costs_one_write_per_event_and_one_per_counter(watched, 
     ]
 
 
-async def test_two_replicas_writing_one_dossier_count_it_exactly(watched, unique) -> None:
+async def test_two_replicas_writing_one_dossier_count_it_exactly(mongo_db) -> None:
     """Each event of the script goes to one of two stores in turn (as after rebalances), some
     twice: each store's remembered documents are often out of date."""
-    client, _ = watched
-    db = client[f"test_{unique}"]
-    replicas = [ReportingStore(db), ReportingStore(db)]
+    replicas = [ReportingStore(mongo_db), ReportingStore(mongo_db)]
     expected = MemoryStore()
     for n, event in enumerate(script()):
         if not hasattr(event, "dossier_code"):
@@ -76,9 +59,8 @@ async def test_two_replicas_writing_one_dossier_count_it_exactly(watched, unique
     assert figures(await replicas[0].all_counters()) == figures(await expected.all_counters())
 
 
-async def test_after_a_restart_redelivered_events_count_once(watched, unique) -> None:
-    client, _ = watched
-    db = client[f"test_{unique}"]
+async def test_after_a_restart_redelivered_events_count_once(mongo_db) -> None:
+    db = mongo_db
     events = [submitted(2, "P2", 3, Channel.COUNTER), notified(2, "delivered")]
     before = ReportingStore(db)
     for n, event in enumerate(events):
