@@ -74,7 +74,7 @@ def dossier_events(n: int) -> list[Any]:
         DossierProcessed(
             **common,
             occurred_at=at + timedelta(days=2 + n % 6),
-            action="result",
+            action="issue_result",
             state=9,
             previous_state=2,
             actor="o",
