@@ -143,7 +143,11 @@ def start(config: StackConfig) -> bool:
             ),
             "-log-level",
             "warn",
-        ]
+        ],
+        # Go's collector at its default (GOGC=100) ran after every few hundred commands and took
+        # about a quarter of FerretDB's CPU under load (perf, during bench/bench_e2e.py); the
+        # heap stays small (tens of MB), so letting it grow 4x between collections is cheap.
+        env={"GOGC": os.environ.get("GOGC", "400")},
     )
     return True
 
