@@ -125,9 +125,13 @@ async def bulk_write_in_chunks(
     *,
     ordered: bool = False,
     chunk: int = BULK_CHUNK,
-) -> None:
-    """`bulk_write` in chunks of at most `chunk` (≤ `BULK_CHUNK`) operations (see above). Not
-    atomic as a whole — neither is one unordered bulk write."""
+) -> int:
+    """`bulk_write` in chunks of at most `chunk` (≤ `BULK_CHUNK`) operations (see above); returns
+    how many documents were modified. Not atomic as a whole — neither is one unordered bulk
+    write."""
     size = min(chunk, BULK_CHUNK)
+    modified = 0
     for start in range(0, len(operations), size):
-        await collection.bulk_write(list(operations[start : start + size]), ordered=ordered)
+        batch = list(operations[start : start + size])
+        modified += (await collection.bulk_write(batch, ordered=ordered)).modified_count
+    return modified

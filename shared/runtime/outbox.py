@@ -24,12 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contracts.cloudevents import CloudEvent
 from shared.runtime.background import Pacer, cancel_and_wait
 from shared.runtime.kafka import publish_cloud_event
+from shared.runtime.mongo import bulk_write_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +189,18 @@ class OutboxRelay:
             claimed = await claim()
             if not claimed:
                 break
-            # Documents in parallel (their events in order within each), so that broker and
-            # database round trips overlap.
+            # Documents in parallel (their events in order within each), so that broker round
+            # trips overlap; then every published outbox emptied in one bulk write.
             results = await asyncio.gather(
-                *(self._publish_document(d) for d in claimed), return_exceptions=True
+                *(self._publish_events(d) for d in claimed), return_exceptions=True
             )
             failures = [r for r in results if isinstance(r, BaseException)]
-            published += sum(r for r in results if isinstance(r, int))
+            sent = [d for d, r in zip(claimed, results, strict=True) if r is None]
+            try:
+                await self._empty_outboxes(sent)
+                published += sum(len(d.get(OUTBOX_FIELD) or []) for d in sent)
+            except Exception as exc:
+                failures += [exc] * len(sent)
             if failures:
                 # Those documents keep their lease and are retried when it expires.
                 log.warning("outbox: %d documents not published: %r", len(failures), failures[0])
@@ -229,26 +235,48 @@ class OutboxRelay:
             )
         ]
 
-    async def _publish_document(self, document: dict[str, Any]) -> int:
-        entries = document.get(OUTBOX_FIELD) or []
-        for entry in entries:  # in order: one dossier's events keep their order
+    async def _publish_events(self, document: dict[str, Any]) -> None:
+        for entry in document.get(OUTBOX_FIELD) or []:  # in order: a dossier's events keep it
             await publish_cloud_event(self.broker, entry["topic"], _cloud_event(entry))
+
+    async def _empty_outboxes(self, documents: list[dict[str, Any]]) -> None:
+        """Remove the published events from their documents and release them. Usually nothing
+        was appended meanwhile: each outbox is emptied by a compare-and-set on its content, all
+        in one bulk write."""
+        if not documents:
+            return
         released = {LEASE_FIELD: None, LEASE_OWNER_FIELD: None}
-        # Usually nothing was appended meanwhile: empty the outbox in one write.
-        done = await self.collection.update_one(
-            {"_id": document["_id"], OUTBOX_FIELD: entries},
-            {"$set": {OUTBOX_FIELD: [], PENDING_FIELD: False, **released}},
+        emptied = await bulk_write_in_chunks(
+            self.collection,
+            [
+                UpdateOne(
+                    {"_id": d["_id"], OUTBOX_FIELD: d.get(OUTBOX_FIELD) or []},
+                    {"$set": {OUTBOX_FIELD: [], PENDING_FIELD: False, **released}},
+                )
+                for d in documents
+            ],
         )
-        if done.modified_count == 1:
-            return len(entries)
-        # Events were appended while publishing: remove just ours. `$pull` of each whole entry
-        # as read: FerretDB matches `$pull` values as exact documents (no conditions).
-        for entry in entries:
-            await self.collection.update_one(
-                {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: entry}}
+        if emptied == len(documents):
+            return
+        # Events were appended to some while publishing (they are pending again): remove just
+        # ours from those still holding them. `$pull` of each whole entry as read: FerretDB
+        # matches `$pull` values as exact documents (no conditions).
+        ids = [d["_id"] for d in documents]
+        holding = {
+            d["_id"]: [e["id"] for e in d.get(OUTBOX_FIELD) or []]
+            async for d in self.collection.find(
+                {PENDING_FIELD: True, "_id": {"$in": ids}}, {OUTBOX_FIELD: 1}
             )
-        await self.collection.update_one({"_id": document["_id"]}, {"$set": released})
-        return len(entries)
+        }
+        for document in documents:
+            entries = document.get(OUTBOX_FIELD) or []
+            if holding.get(document["_id"], [])[: len(entries)] != [e["id"] for e in entries]:
+                continue  # emptied above
+            for entry in entries:
+                await self.collection.update_one(
+                    {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: entry}}
+                )
+            await self.collection.update_one({"_id": document["_id"]}, {"$set": released})
 
     async def run(self) -> None:
         """Named documents as soon as they are poked; a scan for any pending one (left by a

@@ -63,19 +63,11 @@ async def test_a_crash_after_publishing_republishes_with_the_same_ids(
         await broker.connect()
         relay = OutboxRelay(cases, broker)
 
-        async def crash(document: dict, *_: object) -> int:
-            for entry in document[OUTBOX_FIELD]:
-                from shared.runtime.kafka import publish_cloud_event
-                from shared.runtime.outbox import _cloud_event
-
-                await publish_cloud_event(broker, entry["topic"], _cloud_event(entry))
+        async def crash(documents: list[dict]) -> None:
             raise ConnectionError("relay killed before it could clear the outbox")
 
-        relay._publish_document = crash  # type: ignore[method-assign]
-        try:
-            await relay.publish_pending()
-        except ConnectionError:
-            pass
+        relay._empty_outboxes = crash  # type: ignore[method-assign]
+        assert await relay.publish_pending() == 0  # published, but not cleared
         # The lease of the dead relay expires; a new relay takes over.
         await cases.update_one({"_id": dossier_code(8)}, {"$set": {"outbox_lease_until": None}})
         assert await OutboxRelay(cases, broker).publish_pending() == 1
@@ -167,3 +159,58 @@ async def test_a_handed_over_document_is_published_without_being_read_again(
         assert await survivor.publish_pending() == 1
     records = await read_records(kafka_bootstrap, topic, 2)
     assert CloudEvent.from_kafka(records[1].value, records[1].headers).id == orphan.id
+
+
+async def test_outboxes_are_emptied_together_and_events_appended_meanwhile_stay(
+    kafka_bootstrap: str, make_topic, mongo_db
+) -> None:
+    """The published outboxes of a pass are emptied in one bulk write; a document that got a new
+    event while its first ones were being published is left out of the bulk write: only what was
+    published is pulled from it, and the new event, pending, goes out with the pass's next claim."""
+    topic = await make_topic("outbox-bulk", partitions=1)
+    cases = mongo_db["cases"]
+    codes = [dossier_code(n) for n in range(20, 24)]
+    first = {c: wrap(processed(c, DossierState.RECEIVED, "receive"), "/t") for c in codes}
+    late = wrap(processed(codes[1], DossierState.IN_PROCESSING, "start_processing"), "/t")
+    for code in codes:
+        await cases.insert_one({"_id": code, **_pending(topic, first[code])})
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    async with broker:
+        await broker.connect()
+        relay = OutboxRelay(cases, broker)
+        publish = relay._publish_events
+        updates: list[str] = []
+        appended: list[CloudEvent] = []
+        bulk_write = cases.bulk_write
+
+        async def append_while_publishing(document: dict) -> None:
+            await publish(document)
+            if document["_id"] == codes[1] and not appended:  # the writer adds an event
+                appended.append(late)
+                await cases.update_one({"_id": codes[1]}, outbox_update([(topic, late)]))
+
+        async def counted(operations: list, **kwargs: object) -> object:
+            updates.append(f"bulk of {len(operations)}")
+            return await bulk_write(operations, **kwargs)  # type: ignore[arg-type]
+
+        relay._publish_events = append_while_publishing  # type: ignore[method-assign]
+        relay.collection.bulk_write = counted  # type: ignore[method-assign]
+        seen_before_pull: list[dict] = []
+        pull = relay.collection.update_one
+
+        async def watched_pull(query: dict, update: dict, **kwargs: object) -> object:
+            if "$pull" in update and not seen_before_pull:
+                seen_before_pull.append(await cases.find_one({"_id": codes[1]}))
+            return await pull(query, update, **kwargs)  # type: ignore[arg-type]
+
+        relay.collection.update_one = watched_pull  # type: ignore[method-assign]
+        # One pass: the four first events, then (the document pending again) the late one.
+        assert await relay.publish_pending() == 5
+        assert updates == ["bulk of 4", "bulk of 1"]
+        assert [e["id"] for e in seen_before_pull[0][OUTBOX_FIELD]] == [first[codes[1]].id, late.id]
+        for code in codes:
+            emptied = await cases.find_one({"_id": code})
+            assert emptied[OUTBOX_FIELD] == [] and emptied[PENDING_FIELD] is False
+    records = await read_records(kafka_bootstrap, topic, 5)
+    ids = [CloudEvent.from_kafka(r.value, r.headers).id for r in records]
+    assert sorted(ids) == sorted([*(e.id for e in first.values()), late.id])

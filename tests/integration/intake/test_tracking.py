@@ -259,15 +259,15 @@ async def test_a_dossier_written_while_the_broker_is_unreachable_is_published_la
     async def broker_down(document):
         raise ConnectionError("broker unreachable")
 
-    original = relay._publish_document
-    relay._publish_document = broker_down  # type: ignore[method-assign]
+    original = relay._publish_events
+    relay._publish_events = broker_down  # type: ignore[method-assign]
     try:
         code, _ = await new_dossier(intake)
         await asyncio.sleep(0)
         stored = await intake.components.store.dossiers.find_one({"_id": code})
         assert stored["outbox_pending"] is True
     finally:
-        relay._publish_document = original  # type: ignore[method-assign]
+        relay._publish_events = original  # type: ignore[method-assign]
     await intake.components.store.dossiers.update_one(
         {"_id": code}, {"$set": {"outbox_lease_until": None}}
     )
