@@ -6,13 +6,15 @@ change streams, no TTL or partial indexes, and only the aggregation stages both 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, WriteError
 
 from shared.runtime.metrics import MONGO_COMMANDS
 
@@ -135,3 +137,68 @@ async def bulk_write_in_chunks(
         batch = list(operations[start : start + size])
         modified += (await collection.bulk_write(batch, ordered=ordered)).modified_count
     return modified
+
+
+class UpsertBatcher:
+    """Upserts to one collection whose callers need no result, sent together: an upsert asked
+    for while a bulk write is in flight goes in the next one (at most `BULK_CHUNK` per write),
+    so concurrent handlers (a batch consumer's dossiers) share round trips and the collection's
+    write lock. Each caller waits until the write carrying its upsert is done and gets its own
+    error, if any (or the write's, when the server's answer does not say which). Two upserts
+    of one document keep their order (an unordered bulk write is applied one operation at a time
+    by MongoDB and FerretDB alike)."""
+
+    def __init__(self, collection: AsyncCollection[Any]) -> None:
+        self.collection = collection
+        self._queued: list[_Upsert] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def upsert(self, document_filter: Mapping[str, Any], update: Mapping[str, Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((document_filter, update, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued())
+        await done
+
+    async def _write_queued(self) -> None:
+        batch: list[_Upsert] = []
+        try:
+            await asyncio.sleep(0)  # the handlers running in this turn of the loop join in
+            while self._queued:
+                batch, self._queued = self._queued[:BULK_CHUNK], self._queued[BULK_CHUNK:]
+                await self._write(batch)
+                batch = []
+        except BaseException:  # cancelled (the service stops): nobody waits forever
+            for *_, done in [*batch, *self._queued]:
+                done.cancel()
+            self._queued = []
+            raise
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[_Upsert]) -> None:
+        outcomes: list[BaseException | None] = [None] * len(batch)
+        try:
+            await self.collection.bulk_write(
+                [UpdateOne(query, update, upsert=True) for query, update, _ in batch],
+                ordered=False,
+            )
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                outcomes[error["index"]] = WriteError(error.get("errmsg"), error.get("code"), error)
+        except Exception as exc:
+            # An outage, or an answer PyMongo cannot read (FerretDB's to a bulk write with a
+            # refused operation: the others are applied). Which operations were applied is
+            # unknown, so none is sent again: every caller gets the error.
+            outcomes = [exc] * len(batch)
+        for outcome, (*_, done) in zip(outcomes, batch, strict=True):
+            if done.done():
+                continue  # its caller was cancelled
+            if outcome is None:
+                done.set_result(None)
+            else:
+                done.set_exception(outcome)
+
+
+# One queued upsert: its filter, its update, and its caller's wait.
+_Upsert = tuple[Mapping[str, Any], Mapping[str, Any], "asyncio.Future[None]"]

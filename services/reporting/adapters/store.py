@@ -19,7 +19,8 @@ new `counted` in one compare-and-set write on `v`, without reading the document 
 submission (`FactsUpdate.opens_dossier`) creates its document with one insert. When the document
 moved on elsewhere (another replica after a rebalance, a rebuild) or exists already, the write
 matches nothing and the event takes the general path: apply once and read, then reconcile. Round
-trips per event: 2 instead of 3 (the `$inc` of each counter changed is the other).
+trips per event: 2 instead of 3 (the `$inc` of each counter changed is the other, and the
+dossiers a batch handles at the same time share those bulk writes: `UpsertBatcher`).
 
 A rebuild (`services.reporting.rebuild`) fills a fresh set of these collections under its own
 prefix and swaps it in by rewriting the pointer document (`read_model_pointer`); the service's
@@ -28,6 +29,7 @@ prefix and swaps it in by rewriting the pointer document (`read_model_pointer`);
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -48,7 +50,7 @@ from services.reporting.domain.contributions import (
 from services.reporting.domain.facts import FactsUpdate, with_fact
 from shared.contracts.catalogue import Procedure
 from shared.runtime.idempotency import APPLIED_EVENTS_FIELD, apply_once_and_read
-from shared.runtime.mongo import ensure_indexes
+from shared.runtime.mongo import UpsertBatcher, ensure_indexes
 from shared.runtime.outbox import merge_updates
 
 MAX_CAS_ATTEMPTS = 20
@@ -87,6 +89,7 @@ class ReportingStore:
         self.dossiers = db[f"{prefix}dossiers"]
         self.counters = db[f"{prefix}counters"]
         self.procedures = db[f"{prefix}procedures"]
+        self._counter_upserts = UpsertBatcher(self.counters)
         # Each dossier's document as this store last wrote it (see the module's docstring).
         self._written: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=CACHED_DOSSIERS)
 
@@ -179,11 +182,16 @@ class ReportingStore:
         raise RuntimeError(f"could not reconcile {dossier_code}: too much contention")
 
     async def _add(self, delta: dict[str, dict[str, int]]) -> None:
-        """Add a dossier's change of contributions to the counters."""
-        for key, fields in delta.items():
-            await self.counters.update_one(
-                {"_id": key}, {"$inc": fields, "$setOnInsert": parse_key(key)}, upsert=True
+        """Add a dossier's change of contributions to the counters (in the bulk writes the
+        dossiers handled at the same time share)."""
+        await asyncio.gather(
+            *(
+                self._counter_upserts.upsert(
+                    {"_id": key}, {"$inc": fields, "$setOnInsert": parse_key(key)}
+                )
+                for key, fields in delta.items()
             )
+        )
 
     async def counters_for(self, quarters: Iterable[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
