@@ -139,29 +139,31 @@ async def bulk_write_in_chunks(
     return modified
 
 
-class UpsertBatcher:
-    """Upserts to one collection whose callers need no result, sent together: an upsert asked
+class UpdateBatcher:
+    """Updates to one collection whose callers need no result, sent together: an update asked
     for while a bulk write is in flight goes in the next one (at most `BULK_CHUNK` per write),
-    so concurrent handlers (a batch consumer's dossiers) share round trips and the collection's
-    write lock. Each caller waits until the write carrying its upsert is done and gets its own
-    error, if any (or the write's, when the server's answer does not say which). Two upserts
-    of one document keep their order (an unordered bulk write is applied one operation at a time
-    by MongoDB and FerretDB alike)."""
+    so concurrent handlers (a batch consumer's dossiers, simultaneous requests) share round
+    trips and the collection's write lock. Each caller waits until the write carrying its update
+    is done and gets its own error, if any (or the write's, when the server's answer does not say
+    which). Two updates of one document keep their order (an unordered bulk write is applied one
+    operation at a time by MongoDB and FerretDB alike)."""
 
     def __init__(self, collection: AsyncCollection[Any]) -> None:
         self.collection = collection
-        self._queued: list[_Upsert] = []
+        self._queued: list[_Queued] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def upsert(self, document_filter: Mapping[str, Any], update: Mapping[str, Any]) -> None:
+    async def update(
+        self, document_filter: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool
+    ) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queued.append((document_filter, update, done))
+        self._queued.append((UpdateOne(document_filter, update, upsert=upsert), done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_queued())
         await done
 
     async def _write_queued(self) -> None:
-        batch: list[_Upsert] = []
+        batch: list[_Queued] = []
         try:
             await asyncio.sleep(0)  # the handlers running in this turn of the loop join in
             while self._queued:
@@ -169,20 +171,17 @@ class UpsertBatcher:
                 await self._write(batch)
                 batch = []
         except BaseException:  # cancelled (the service stops): nobody waits forever
-            for *_, done in [*batch, *self._queued]:
+            for _, done in [*batch, *self._queued]:
                 done.cancel()
             self._queued = []
             raise
         finally:
             self._writer = None
 
-    async def _write(self, batch: list[_Upsert]) -> None:
+    async def _write(self, batch: list[_Queued]) -> None:
         outcomes: list[BaseException | None] = [None] * len(batch)
         try:
-            await self.collection.bulk_write(
-                [UpdateOne(query, update, upsert=True) for query, update, _ in batch],
-                ordered=False,
-            )
+            await self.collection.bulk_write([operation for operation, _ in batch], ordered=False)
         except BulkWriteError as exc:
             for error in exc.details.get("writeErrors", []):
                 outcomes[error["index"]] = WriteError(error.get("errmsg"), error.get("code"), error)
@@ -191,7 +190,7 @@ class UpsertBatcher:
             # refused operation: the others are applied). Which operations were applied is
             # unknown, so none is sent again: every caller gets the error.
             outcomes = [exc] * len(batch)
-        for outcome, (*_, done) in zip(outcomes, batch, strict=True):
+        for outcome, (_, done) in zip(outcomes, batch, strict=True):
             if done.done():
                 continue  # its caller was cancelled
             if outcome is None:
@@ -200,5 +199,5 @@ class UpsertBatcher:
                 done.set_exception(outcome)
 
 
-# One queued upsert: its filter, its update, and its caller's wait.
-_Upsert = tuple[Mapping[str, Any], Mapping[str, Any], "asyncio.Future[None]"]
+# One queued update and its caller's wait.
+_Queued = tuple[UpdateOne, "asyncio.Future[None]"]

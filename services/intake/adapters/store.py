@@ -43,7 +43,12 @@ from shared.contracts.catalogue import Procedure
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import DocumentRef, DossierState
 from shared.runtime.idempotency import apply_once
-from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes, gridfs_indexes
+from shared.runtime.mongo import (
+    UpdateBatcher,
+    bulk_write_in_chunks,
+    ensure_indexes,
+    gridfs_indexes,
+)
 from shared.runtime.outbox import OUTBOX_INDEX, OutboxRelay, merge_updates, outbox_update
 
 Document = dict[str, Any]
@@ -130,6 +135,7 @@ class IntakeStore:
         self.dossiers = db["dossiers"]
         self.sequences = db["sequences"]
         self.idempotency = db["idempotency_keys"]
+        self._idempotency_updates = UpdateBatcher(self.idempotency)
         self.payments = db["payments"]
         self.attachments = AsyncGridFSBucket(db, bucket_name=ATTACHMENTS_BUCKET)
         self.attachments_files = db[f"{ATTACHMENTS_BUCKET}.files"]
@@ -509,7 +515,8 @@ class IntakeStore:
         return IdempotentResult(existing["status_code"], body)
 
     async def complete_idempotency_key(self, key: str, status_code: int, body: Any) -> None:
-        await self.idempotency.update_one(
+        """Record the answer to replay (simultaneous requests share one bulk write)."""
+        await self._idempotency_updates.update(
             {"_id": idempotency_record_id(key)},
             {
                 "$set": {
@@ -518,6 +525,7 @@ class IntakeStore:
                     "sealed_body": SealedResponse.seal(key, body),
                 }
             },
+            upsert=False,
         )
 
     async def release_idempotency_key(self, key: str) -> None:

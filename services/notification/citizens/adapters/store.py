@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.notification.citizens.domain.delivery import CREATED, SENDING
 from services.notification.citizens.domain.erasure import ERASABLE, FINISHED_AT
-from shared.runtime.mongo import UpsertBatcher, ensure_indexes
+from shared.runtime.mongo import UpdateBatcher, ensure_indexes
 from shared.runtime.outbox import OUTBOX_INDEX
 
 Document = dict[str, Any]
@@ -52,7 +52,7 @@ class NotificationStore:
         self.recipients: AsyncCollection[Document] = db["recipients"]
         self.deliveries: AsyncCollection[Document] = db["deliveries"]
         self.inbox: AsyncCollection[Document] = db["inbox"]
-        self._recipient_upserts = UpsertBatcher(self.recipients)
+        self._recipient_updates = UpdateBatcher(self.recipients)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -62,7 +62,7 @@ class NotificationStore:
     async def save_recipient(self, dossier_code: str, fields: Document) -> None:
         """Upsert the contact details of a dossier (a redelivered event writes the same); the
         dossiers a batch handles at the same time share one bulk write."""
-        await self._recipient_upserts.upsert({"_id": dossier_code}, {"$set": fields})
+        await self._recipient_updates.update({"_id": dossier_code}, {"$set": fields}, upsert=True)
 
     async def recipient(self, dossier_code: str) -> Document | None:
         return await self.recipients.find_one({"_id": dossier_code})

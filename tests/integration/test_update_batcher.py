@@ -1,4 +1,4 @@
-"""`UpsertBatcher`: concurrent upserts to one collection share bulk writes, and each caller gets
+"""`UpdateBatcher`: concurrent updates to one collection share bulk writes, and each caller gets
 its own outcome."""
 
 from __future__ import annotations
@@ -7,16 +7,19 @@ import asyncio
 
 import pytest
 
-from shared.runtime.mongo import BULK_CHUNK, UpsertBatcher
+from shared.runtime.mongo import BULK_CHUNK, UpdateBatcher
 
 
 async def test_concurrent_upserts_share_bulk_writes_of_at_most_a_chunk(watched_db) -> None:
     db, commands = watched_db
-    counters = UpsertBatcher(db["counters"])
+    counters = UpdateBatcher(db["counters"])
     commands.sent.clear()
 
     await asyncio.gather(
-        *(counters.upsert({"_id": f"k{n % 5}"}, {"$inc": {"n": 1}}) for n in range(BULK_CHUNK + 5))
+        *(
+            counters.update({"_id": f"k{n % 5}"}, {"$inc": {"n": 1}}, upsert=True)
+            for n in range(BULK_CHUNK + 5)
+        )
     )
 
     assert commands.sent == [("update", "counters"), ("update", "counters")]
@@ -26,14 +29,14 @@ async def test_concurrent_upserts_share_bulk_writes_of_at_most_a_chunk(watched_d
 
 async def test_an_upsert_asked_for_during_a_write_goes_in_the_next_one(watched_db) -> None:
     db, commands = watched_db
-    counters = UpsertBatcher(db["counters"])
+    counters = UpdateBatcher(db["counters"])
     commands.sent.clear()
 
-    first = asyncio.create_task(counters.upsert({"_id": "a"}, {"$set": {"v": 1}}))
+    first = asyncio.create_task(counters.update({"_id": "a"}, {"$set": {"v": 1}}, upsert=True))
     await asyncio.sleep(0.001)  # the first write is on its way
     await asyncio.gather(
-        counters.upsert({"_id": "a"}, {"$set": {"v": 2}}),
-        counters.upsert({"_id": "b"}, {"$set": {"v": 3}}),
+        counters.update({"_id": "a"}, {"$set": {"v": 2}}, upsert=True),
+        counters.update({"_id": "b"}, {"$set": {"v": 3}}, upsert=True),
     )
     await first
 
@@ -44,12 +47,12 @@ async def test_an_upsert_asked_for_during_a_write_goes_in_the_next_one(watched_d
 async def test_a_refused_upsert_fails_its_caller_and_nothing_is_written_twice(watched_db) -> None:
     db, _ = watched_db
     await db["counters"].insert_one({"_id": "text", "n": "not a number"})
-    counters = UpsertBatcher(db["counters"])
+    counters = UpdateBatcher(db["counters"])
 
     results = await asyncio.gather(
-        counters.upsert({"_id": "one"}, {"$inc": {"n": 1}}),
-        counters.upsert({"_id": "text"}, {"$inc": {"n": 1}}),
-        counters.upsert({"_id": "two"}, {"$inc": {"n": 2}}),
+        counters.update({"_id": "one"}, {"$inc": {"n": 1}}, upsert=True),
+        counters.update({"_id": "text"}, {"$inc": {"n": 1}}, upsert=True),
+        counters.update({"_id": "two"}, {"$inc": {"n": 2}}, upsert=True),
         return_exceptions=True,
     )
 
@@ -67,17 +70,17 @@ async def test_a_refused_upsert_fails_its_caller_and_nothing_is_written_twice(wa
 
 async def test_an_outage_fails_every_caller_of_the_write(watched_db) -> None:
     db, _ = watched_db
-    counters = UpsertBatcher(db["counters"])
+    counters = UpdateBatcher(db["counters"])
 
     async def unreachable(*_: object, **__: object) -> None:
         raise ConnectionError("database unreachable")
 
     counters.collection.bulk_write = unreachable  # type: ignore[method-assign]
     results = await asyncio.gather(
-        counters.upsert({"_id": "a"}, {"$inc": {"n": 1}}),
-        counters.upsert({"_id": "b"}, {"$inc": {"n": 1}}),
+        counters.update({"_id": "a"}, {"$inc": {"n": 1}}, upsert=True),
+        counters.update({"_id": "b"}, {"$inc": {"n": 1}}, upsert=True),
         return_exceptions=True,
     )
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
     with pytest.raises(ConnectionError):
-        await counters.upsert({"_id": "c"}, {"$inc": {"n": 1}})  # and the next one tries again
+        await counters.update({"_id": "c"}, {"$inc": {"n": 1}}, upsert=True)  # the next one tries
