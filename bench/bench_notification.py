@@ -160,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--smtp-connections", type=int, default=4)
+    parser.add_argument("--smtp-connections", type=int, default=16)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument(

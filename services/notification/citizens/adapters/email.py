@@ -41,7 +41,7 @@ class SmtpEmailChannel:
         password: str | None = None,
         validate_certs: bool = True,
         timeout: float = 10.0,
-        pool_size: int = 4,
+        pool_size: int = 16,
     ) -> None:
         self.provider = f"smtp:{host}:{port}"
         self._sender = sender
