@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
@@ -16,6 +18,31 @@ from shared.runtime.idempotency import apply_once
 from shared.runtime.kafka import create_broker, publish_cloud_event, publish_cloud_events
 from tests.factories import dossier_code, submitted
 from tests.kafka_helpers import read_records
+
+
+def subscribed_broker(
+    kafka_bootstrap: str,
+    topic: str,
+    handle: Any,
+    *,
+    group: str,
+    dead_letters: str | None = None,
+    policy: RetryPolicy | None = None,
+    graceful_timeout: float = 15.0,
+    **options: Any,
+) -> KafkaBroker:
+    """A broker whose `group` reads `topic` (submitted events) with `handle`; failed events go to
+    `dead_letters` (default: the topic's name + ".dlq"). `options`: `subscribe`'s others."""
+    broker = create_broker(kafka_bootstrap, "test-consumer", graceful_timeout=graceful_timeout)
+    subscribe(
+        broker,
+        group=group,
+        routes={topic: Route(DossierSubmitted, handle)},
+        dead_letter_topic=lambda t: dead_letters or t + ".dlq",
+        policy=policy or RetryPolicy(),
+        **options,
+    )
+    return broker
 
 
 async def test_the_same_event_applied_twice_has_one_effect(mongo_db) -> None:
@@ -73,13 +100,13 @@ async def test_a_poison_message_is_dead_lettered_and_valid_ones_keep_flowing(
         if applied and await handled.count_documents({}) == 2:
             done.set()
 
-    broker = create_broker(kafka_bootstrap, "test-consumer")
-    subscribe(
-        broker,
+    broker = subscribed_broker(
+        kafka_bootstrap,
+        topic,
+        handle,
         group=group,
-        routes={topic: Route(DossierSubmitted, handle)},
+        dead_letters=dead_letters,
         policy=RetryPolicy(max_attempts=3, base_delay=0.01),
-        dead_letter_topic=lambda _: dead_letters,
     )
     valid_1, failing, valid_3 = (wrap(submitted(dossier_code(n)), "/t") for n in (1, 2, 3))
     async with broker:
@@ -132,13 +159,12 @@ async def test_offsets_are_committed_only_after_the_handler_succeeded(
         await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
     await producer.stop()
 
-    broker = create_broker(kafka_bootstrap, "test-consumer", graceful_timeout=0.5)
-    subscribe(
-        broker,
+    broker = subscribed_broker(
+        kafka_bootstrap,
+        topic,
+        handle,
         group=group,
-        routes={topic: Route(DossierSubmitted, handle)},
-        policy=RetryPolicy(),
-        dead_letter_topic=lambda t: t + ".dlq",
+        graceful_timeout=0.5,
         commit_interval=commit_interval,
     )
     await broker.start()
@@ -184,15 +210,7 @@ async def test_handled_events_are_committed_together_not_one_by_one(
         if len(handled) == 60:
             all_handled.set()
 
-    broker = create_broker(kafka_bootstrap, "test-consumer")
-    subscribe(
-        broker,
-        group=group,
-        routes={topic: Route(DossierSubmitted, handle)},
-        policy=RetryPolicy(),
-        dead_letter_topic=lambda t: t + ".dlq",
-        commit_interval=0.2,
-    )
+    broker = subscribed_broker(kafka_bootstrap, topic, handle, group=group, commit_interval=0.2)
     async with broker:
         await broker.start()
         await publish_cloud_events(
@@ -245,13 +263,13 @@ async def test_a_database_outage_longer_than_the_retries_is_waited_out_in_order(
         if len(applied) == 3:
             all_applied.set()
 
-    broker = create_broker(kafka_bootstrap, "test-consumer")
-    subscribe(
-        broker,
+    broker = subscribed_broker(
+        kafka_bootstrap,
+        topic,
+        handle,
         group=f"group-{unique}",
-        routes={topic: Route(DossierSubmitted, handle)},
+        dead_letters=dead_letters,
         policy=RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.1, outage_max_delay=0.5),
-        dead_letter_topic=lambda _: dead_letters,
         watch=watch,
     )
     events = [wrap(submitted(dossier_code(n)), "/t") for n in (1, 1, 2)]
