@@ -57,7 +57,7 @@ Indicators:
 """
 
 
-def reporting_service(request: Request) -> ReportingService:
+async def reporting_service(request: Request) -> ReportingService:
     """The service layer `main.create_app` put on the app."""
     reporting: ReportingService = request.app.state.reporting_service
     return reporting

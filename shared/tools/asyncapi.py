@@ -443,7 +443,7 @@ asyncapi_router = APIRouter(tags=["contracts"])
     responses={200: {"content": {"application/yaml": {}}}},
     summary="The AsyncAPI 3.0.0 contract of the public event streams (YAML)",
 )
-def asyncapi_yaml() -> Response:
+async def asyncapi_yaml() -> Response:
     return Response(_cached_yaml(), media_type="application/yaml")
 
 
@@ -451,7 +451,7 @@ def asyncapi_yaml() -> Response:
     "/asyncapi.json",
     summary="The AsyncAPI 3.0.0 contract of the public event streams (JSON)",
 )
-def asyncapi_json() -> JSONResponse:
+async def asyncapi_json() -> JSONResponse:
     return JSONResponse(_cached_document())
 
 

@@ -15,12 +15,12 @@ from shared.runtime.auth import Role, Staff, require_roles
 from shared.runtime.http import problems
 
 
-def intake_service(request: Request) -> IntakeService:
+async def intake_service(request: Request) -> IntakeService:
     service: IntakeService = request.app.state.intake.service
     return service
 
 
-def rate_limits(request: Request) -> RateLimits:
+async def rate_limits(request: Request) -> RateLimits:
     limits: RateLimits = request.app.state.intake.limits
     return limits
 

@@ -20,7 +20,7 @@ from shared.runtime.logging import mask
 router = APIRouter(prefix="/notifications", tags=["notifications"], responses=problems(503))
 
 
-def citizen_messages(request: Request) -> CitizenMessages:
+async def citizen_messages(request: Request) -> CitizenMessages:
     """The service layer `services.notification.main` put on the app."""
     messages: CitizenMessages = request.app.state.citizens
     return messages

@@ -23,7 +23,7 @@ router = APIRouter(
 Admin = Annotated[Staff, Depends(require_roles(Role.admin))]
 
 
-def portal_sync(request: Request) -> PortalSync:
+async def portal_sync(request: Request) -> PortalSync:
     """The service layer `services.notification.main` put on the app (None when disabled)."""
     sync: PortalSync | None = getattr(request.app.state, "portal", None)
     if sync is None:

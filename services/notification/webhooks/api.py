@@ -55,7 +55,7 @@ _header_key = APIKeyHeader(
 )
 
 
-def webhooks(request: Request) -> WebhookService:
+async def webhooks(request: Request) -> WebhookService:
     """The service layer `services.notification.main` put on the app (None when disabled)."""
     service: WebhookService | None = getattr(request.app.state, "webhooks", None)
     if service is None:

@@ -52,7 +52,7 @@ class PortalWeb:
         )
 
 
-def portal_web(request: Request) -> PortalWeb:
+async def portal_web(request: Request) -> PortalWeb:
     portal: PortalWeb = request.app.state.portal
     return portal
 
@@ -60,7 +60,7 @@ def portal_web(request: Request) -> PortalWeb:
 Portal = Annotated[PortalWeb, Depends(portal_web)]
 
 
-def citizen_address(request: Request, portal: Portal) -> str:
+async def citizen_address(request: Request, portal: Portal) -> str:
     return client_address(request, portal.trusted_proxies)
 
 

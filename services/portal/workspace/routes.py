@@ -227,7 +227,7 @@ def _roles_text(profile: StaffProfile) -> str:
     return ", ".join(names[r] for r in sorted(profile.roles) if r in names)
 
 
-def workspace_of(request: Request) -> Workspace:
+async def workspace_of(request: Request) -> Workspace:
     workspace: Workspace = request.app.state.workspace
     return workspace
 
@@ -235,7 +235,7 @@ def workspace_of(request: Request) -> Workspace:
 WorkspaceDep = Annotated[Workspace, Depends(workspace_of)]
 
 
-def signed_in(request: Request, workspace: WorkspaceDep) -> StaffSession:
+async def signed_in(request: Request, workspace: WorkspaceDep) -> StaffSession:
     """The signed-in session, or `SessionEnded` (sign in, then come back to this page)."""
     if workspace.signin is None:
         raise WorkspaceOff()

@@ -35,15 +35,15 @@ def _processing(request: Request) -> "Processing":
     return request.app.state.processing  # type: ignore[no-any-return]
 
 
-def case_service(request: Request) -> ProcessingService:
+async def case_service(request: Request) -> ProcessingService:
     return _processing(request).service
 
 
-def result_documents(request: Request) -> ResultDocuments:
+async def result_documents(request: Request) -> ResultDocuments:
     return _processing(request).results
 
 
-def staff_directory(request: Request) -> StaffDirectory:
+async def staff_directory(request: Request) -> StaffDirectory:
     return _processing(request).staff
 
 
@@ -67,7 +67,7 @@ def recorded(*roles: Role, action: str) -> Callable[..., Awaitable[Staff]]:
     allowed = require_roles(*roles, action=action)
 
     async def recorded_staff(request: Request, staff: Annotated[Staff, Depends(allowed)]) -> Staff:
-        await staff_directory(request).seen(staff, lambda: _token_username(request))
+        await _processing(request).staff.seen(staff, lambda: _token_username(request))
         return staff
 
     return recorded_staff
