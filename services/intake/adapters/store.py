@@ -44,7 +44,7 @@ from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import DocumentRef, DossierState
 from shared.runtime.idempotency import apply_once
 from shared.runtime.mongo import (
-    UpdateBatcher,
+    WriteBatcher,
     bulk_write_in_chunks,
     ensure_indexes,
     gridfs_indexes,
@@ -133,13 +133,17 @@ class IntakeStore:
         self.procedures = db["procedures"]
         self.catalogue_publications = db["catalogue_publications"]
         self.dossiers = db["dossiers"]
+        self._dossier_inserts = WriteBatcher(self.dossiers)
         self.sequences = db["sequences"]
         self.idempotency = db["idempotency_keys"]
-        self._idempotency_updates = UpdateBatcher(self.idempotency)
+        self._idempotency_writes = WriteBatcher(self.idempotency)
         self.payments = db["payments"]
         self.attachments = AsyncGridFSBucket(db, bucket_name=ATTACHMENTS_BUCKET)
         self.attachments_files = db[f"{ATTACHMENTS_BUCKET}.files"]
         self.attachments_chunks = db[f"{ATTACHMENTS_BUCKET}.chunks"]
+        # Simultaneous submissions share their inserts (`WriteBatcher`).
+        self._file_inserts = WriteBatcher(self.attachments_files)
+        self._chunk_inserts = WriteBatcher(self.attachments_chunks)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -315,7 +319,7 @@ class IntakeStore:
         document = _with_outbox(dossier_document(dossier), events)
         if handover is not None:
             document.update(handover.handover_claim())
-        await self.dossiers.insert_one(document)
+        await self._dossier_inserts.insert(document)
         if handover is not None:
             handover.hand_over(document)
 
@@ -431,10 +435,11 @@ class IntakeStore:
 
     async def store_attachments(self, files: Sequence[NewAttachment]) -> list[str]:
         """Store a request's files in the `attachments` GridFS bucket in two writes: every chunk
-        in one `insert_many`, then every files document in another (a file becomes visible only
+        in one insert, then every files document in another (a file becomes visible only
         once its chunks are in). `AsyncGridFSBucket` reads and deletes them as usual; its own
         upload costs four commands per file (an index check on each collection, the chunks, the
-        files document), which made attachments half of a submission's database commands."""
+        files document), which made attachments half of a submission's database commands.
+        Simultaneous submissions share those two writes."""
         if not files:
             return []
         now = datetime.now(UTC)
@@ -457,8 +462,8 @@ class IntakeStore:
                 }
             )
         if chunks:
-            await self.attachments_chunks.insert_many(chunks)
-        await self.attachments_files.insert_many(file_documents)
+            await self._chunk_inserts.insert(*chunks)
+        await self._file_inserts.insert(*file_documents)
         return [str(document["_id"]) for document in file_documents]
 
     async def delete_attachments(self, storage_ids: Iterable[str]) -> None:
@@ -493,7 +498,7 @@ class IntakeStore:
             "expires_on": expiry_day(now),
         }
         try:
-            await self.idempotency.insert_one(fresh)
+            await self._idempotency_writes.insert(fresh)
             return None
         except DuplicateKeyError:
             existing = await self.idempotency.find_one({"_id": record_id})
@@ -516,7 +521,7 @@ class IntakeStore:
 
     async def complete_idempotency_key(self, key: str, status_code: int, body: Any) -> None:
         """Record the answer to replay (simultaneous requests share one bulk write)."""
-        await self._idempotency_updates.update(
+        await self._idempotency_writes.update(
             {"_id": idempotency_record_id(key)},
             {
                 "$set": {

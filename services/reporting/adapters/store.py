@@ -20,7 +20,8 @@ submission (`FactsUpdate.opens_dossier`) creates its document with one insert. W
 moved on elsewhere (another replica after a rebalance, a rebuild) or exists already, the write
 matches nothing and the event takes the general path: apply once and read, then reconcile. Round
 trips per event: 2 instead of 3 (the `$inc` of each counter changed is the other, and the
-dossiers a batch handles at the same time share those bulk writes: `UpdateBatcher`).
+dossiers a batch handles at the same time share those bulk writes, and their first inserts:
+`WriteBatcher`).
 
 A rebuild (`services.reporting.rebuild`) fills a fresh set of these collections under its own
 prefix and swaps it in by rewriting the pointer document (`read_model_pointer`); the service's
@@ -50,7 +51,7 @@ from services.reporting.domain.contributions import (
 from services.reporting.domain.facts import FactsUpdate, with_fact
 from shared.contracts.catalogue import Procedure
 from shared.runtime.idempotency import APPLIED_EVENTS_FIELD, apply_once_and_read
-from shared.runtime.mongo import UpdateBatcher, ensure_indexes
+from shared.runtime.mongo import WriteBatcher, ensure_indexes
 from shared.runtime.outbox import merge_updates
 
 MAX_CAS_ATTEMPTS = 20
@@ -89,7 +90,8 @@ class ReportingStore:
         self.dossiers = db[f"{prefix}dossiers"]
         self.counters = db[f"{prefix}counters"]
         self.procedures = db[f"{prefix}procedures"]
-        self._counter_updates = UpdateBatcher(self.counters)
+        self._counter_updates = WriteBatcher(self.counters)
+        self._dossier_inserts = WriteBatcher(self.dossiers)
         # Each dossier's document as this store last wrote it (see the module's docstring).
         self._written: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=CACHED_DOSSIERS)
 
@@ -137,7 +139,7 @@ class ReportingStore:
         facts["v"] = base["v"] + 1
         if known is None:
             try:
-                await self.dossiers.insert_one(facts)
+                await self._dossier_inserts.insert(facts)
             except DuplicateKeyError:
                 return False  # the dossier has a document already
         else:

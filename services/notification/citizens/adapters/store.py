@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.notification.citizens.domain.delivery import CREATED, SENDING
 from services.notification.citizens.domain.erasure import ERASABLE, FINISHED_AT
-from shared.runtime.mongo import UpdateBatcher, ensure_indexes
+from shared.runtime.mongo import WriteBatcher, ensure_indexes
 from shared.runtime.outbox import OUTBOX_INDEX
 
 Document = dict[str, Any]
@@ -52,7 +52,8 @@ class NotificationStore:
         self.recipients: AsyncCollection[Document] = db["recipients"]
         self.deliveries: AsyncCollection[Document] = db["deliveries"]
         self.inbox: AsyncCollection[Document] = db["inbox"]
-        self._recipient_updates = UpdateBatcher(self.recipients)
+        self._recipient_updates = WriteBatcher(self.recipients)
+        self._delivery_inserts = WriteBatcher(self.deliveries)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -72,7 +73,7 @@ class NotificationStore:
     async def create_delivery(self, document: Document) -> bool:
         """Insert a new delivery record; False when it exists already (redelivered event)."""
         try:
-            await self.deliveries.insert_one(document)
+            await self._delivery_inserts.insert(document)
         except DuplicateKeyError:
             return False
         return True

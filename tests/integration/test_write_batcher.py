@@ -1,18 +1,19 @@
-"""`UpdateBatcher`: concurrent updates to one collection share bulk writes, and each caller gets
-its own outcome."""
+"""`WriteBatcher`: concurrent inserts and updates to one collection share bulk writes, and each
+caller gets its own outcome."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
-from shared.runtime.mongo import BULK_CHUNK, UpdateBatcher
+from shared.runtime.mongo import BULK_CHUNK, WriteBatcher
 
 
 async def test_concurrent_upserts_share_bulk_writes_of_at_most_a_chunk(watched_db) -> None:
     db, commands = watched_db
-    counters = UpdateBatcher(db["counters"])
+    counters = WriteBatcher(db["counters"])
     commands.sent.clear()
 
     await asyncio.gather(
@@ -29,7 +30,7 @@ async def test_concurrent_upserts_share_bulk_writes_of_at_most_a_chunk(watched_d
 
 async def test_an_upsert_asked_for_during_a_write_goes_in_the_next_one(watched_db) -> None:
     db, commands = watched_db
-    counters = UpdateBatcher(db["counters"])
+    counters = WriteBatcher(db["counters"])
     commands.sent.clear()
 
     first = asyncio.create_task(counters.update({"_id": "a"}, {"$set": {"v": 1}}, upsert=True))
@@ -47,7 +48,7 @@ async def test_an_upsert_asked_for_during_a_write_goes_in_the_next_one(watched_d
 async def test_a_refused_upsert_fails_its_caller_and_nothing_is_written_twice(watched_db) -> None:
     db, _ = watched_db
     await db["counters"].insert_one({"_id": "text", "n": "not a number"})
-    counters = UpdateBatcher(db["counters"])
+    counters = WriteBatcher(db["counters"])
 
     results = await asyncio.gather(
         counters.update({"_id": "one"}, {"$inc": {"n": 1}}, upsert=True),
@@ -70,7 +71,7 @@ async def test_a_refused_upsert_fails_its_caller_and_nothing_is_written_twice(wa
 
 async def test_an_outage_fails_every_caller_of_the_write(watched_db) -> None:
     db, _ = watched_db
-    counters = UpdateBatcher(db["counters"])
+    counters = WriteBatcher(db["counters"])
 
     async def unreachable(*_: object, **__: object) -> None:
         raise ConnectionError("database unreachable")
@@ -84,3 +85,50 @@ async def test_an_outage_fails_every_caller_of_the_write(watched_db) -> None:
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
     with pytest.raises(ConnectionError):
         await counters.update({"_id": "c"}, {"$inc": {"n": 1}}, upsert=True)  # the next one tries
+
+
+async def test_concurrent_inserts_share_one_insert_and_a_taken_key_fails_only_its_caller(
+    watched_db,
+) -> None:
+    db, commands = watched_db
+    await db["deliveries"].insert_one({"_id": "taken", "by": "the first delivery"})
+    deliveries = WriteBatcher(db["deliveries"])
+    commands.sent.clear()
+
+    results = await asyncio.gather(
+        deliveries.insert({"_id": "a"}),
+        deliveries.insert({"_id": "taken", "by": "a redelivery"}),
+        deliveries.insert({"_id": "b"}, {"_id": "c"}),
+        return_exceptions=True,
+    )
+
+    assert commands.sent == [("insert", "deliveries")]
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], DuplicateKeyError)
+    rows = {row["_id"]: row.get("by") async for row in db["deliveries"].find({})}
+    assert rows == {"a": None, "b": None, "c": None, "taken": "the first delivery"}
+
+
+async def test_one_callers_documents_go_in_one_write_even_past_a_chunk(watched_db) -> None:
+    db, commands = watched_db
+    chunks = WriteBatcher(db["chunks"])
+    commands.sent.clear()
+
+    many = [{"_id": f"x{n}", "n": n} for n in range(BULK_CHUNK + 3)]
+    await asyncio.gather(chunks.insert(*many), chunks.insert({"_id": "y"}))
+
+    # The second caller does not fit beside the first: it goes in the next write, whole.
+    assert commands.sent == [("insert", "chunks"), ("insert", "chunks")]
+    assert await db["chunks"].count_documents({}) == BULK_CHUNK + 4
+
+
+async def test_an_insert_then_an_update_of_the_same_document_apply_in_that_order(
+    watched_db,
+) -> None:
+    db, _ = watched_db
+    keys = WriteBatcher(db["keys"])
+
+    await keys.insert({"_id": "k", "state": "in-progress"})
+    await keys.update({"_id": "k"}, {"$set": {"state": "completed"}}, upsert=False)
+
+    assert await db["keys"].find_one({"_id": "k"}) == {"_id": "k", "state": "completed"}
