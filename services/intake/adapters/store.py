@@ -20,7 +20,7 @@ from bson import ObjectId
 from bson.errors import InvalidDocument
 from cachetools import TTLCache
 from gridfs import AsyncGridFSBucket
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -43,13 +43,9 @@ from shared.contracts.catalogue import Procedure
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import DocumentRef, DossierState
 from shared.runtime.idempotency import apply_once
-from shared.runtime.mongo import (
-    WriteBatcher,
-    bulk_write_in_chunks,
-    ensure_indexes,
-    gridfs_indexes,
-)
+from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes, gridfs_indexes
 from shared.runtime.outbox import OUTBOX_INDEX, OutboxRelay, merge_updates, outbox_update
+from shared.runtime.write_batching import NumberDrawer, WriteBatcher
 
 Document = dict[str, Any]
 # An event to publish: (topic, event), queued in the dossier's outbox.
@@ -135,6 +131,7 @@ class IntakeStore:
         self.dossiers = db["dossiers"]
         self._dossier_inserts = WriteBatcher(self.dossiers)
         self.sequences = db["sequences"]
+        self._numbers = NumberDrawer(self.sequences)
         self.idempotency = db["idempotency_keys"]
         self._idempotency_writes = WriteBatcher(self.idempotency)
         self.payments = db["payments"]
@@ -303,12 +300,9 @@ class IntakeStore:
     # ------------------------------------------------------------------ dossiers
 
     async def next_sequence(self, key: str) -> int:
-        """The next number of a daily counter; atomic, so concurrent submissions never share one."""
-        counter = await self.sequences.find_one_and_update(
-            {"_id": key}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        assert counter is not None  # upserted
-        return int(counter["value"])
+        """The next number of a daily counter; atomic, so concurrent submissions never share one
+        (simultaneous ones draw theirs in one round trip)."""
+        return await self._numbers.draw(key)
 
     async def insert_dossier(
         self, dossier: Dossier, events: Sequence[Outgoing], handover: OutboxRelay | None = None

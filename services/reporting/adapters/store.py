@@ -51,8 +51,9 @@ from services.reporting.domain.contributions import (
 from services.reporting.domain.facts import FactsUpdate, with_fact
 from shared.contracts.catalogue import Procedure
 from shared.runtime.idempotency import APPLIED_EVENTS_FIELD, apply_once_and_read
-from shared.runtime.mongo import WriteBatcher, ensure_indexes
+from shared.runtime.mongo import ensure_indexes
 from shared.runtime.outbox import merge_updates
+from shared.runtime.write_batching import WriteBatcher
 
 MAX_CAS_ATTEMPTS = 20
 # Dossiers whose document as last written is remembered (a few KB each).

@@ -22,8 +22,9 @@ from pymongo.errors import DuplicateKeyError
 
 from services.notification.citizens.domain.delivery import CREATED, SENDING
 from services.notification.citizens.domain.erasure import ERASABLE, FINISHED_AT
-from shared.runtime.mongo import WriteBatcher, ensure_indexes
+from shared.runtime.mongo import ensure_indexes
 from shared.runtime.outbox import OUTBOX_INDEX
+from shared.runtime.write_batching import WriteBatcher
 
 Document = dict[str, Any]
 

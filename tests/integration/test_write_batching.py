@@ -1,5 +1,5 @@
-"""`WriteBatcher`: concurrent inserts and updates to one collection share bulk writes, and each
-caller gets its own outcome."""
+"""`WriteBatcher` and `NumberDrawer`: concurrent writes to one collection share round trips, and
+each caller gets its own outcome."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import asyncio
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from shared.runtime.mongo import BULK_CHUNK, WriteBatcher
+from shared.runtime.mongo import BULK_CHUNK
+from shared.runtime.write_batching import NumberDrawer, WriteBatcher
 
 
 async def test_concurrent_upserts_share_bulk_writes_of_at_most_a_chunk(watched_db) -> None:
@@ -132,3 +133,50 @@ async def test_an_insert_then_an_update_of_the_same_document_apply_in_that_order
     await keys.update({"_id": "k"}, {"$set": {"state": "completed"}}, upsert=False)
 
     assert await db["keys"].find_one({"_id": "k"}) == {"_id": "k", "state": "completed"}
+
+
+async def test_simultaneous_draws_share_one_round_trip_and_get_consecutive_numbers(
+    watched_db,
+) -> None:
+    db, commands = watched_db
+    await db["sequences"].insert_one({"_id": "day", "value": 41})
+    numbers = NumberDrawer(db["sequences"])
+    commands.sent.clear()
+
+    drawn = await asyncio.gather(*(numbers.draw("day") for _ in range(10)))
+
+    assert drawn == list(range(42, 52))  # in the order asked
+    assert commands.sent == [("findAndModify", "sequences")]
+    assert await db["sequences"].find_one({"_id": "day"}) == {"_id": "day", "value": 51}
+
+
+async def test_a_draw_during_a_round_trip_goes_in_the_next_and_counters_stay_apart(
+    watched_db,
+) -> None:
+    db, commands = watched_db
+    numbers = NumberDrawer(db["sequences"])
+    commands.sent.clear()
+
+    first = asyncio.create_task(numbers.draw("day"))
+    await asyncio.sleep(0.001)  # the first draw is on its way
+    later = await asyncio.gather(numbers.draw("day"), numbers.draw("day"), numbers.draw("other"))
+
+    assert await first == 1
+    assert later == [2, 3, 1]
+    assert sorted(commands.sent) == [("findAndModify", "sequences")] * 3
+
+
+async def test_a_failed_draw_fails_its_callers_and_the_next_draw_tries_again(watched_db) -> None:
+    db, _ = watched_db
+    numbers = NumberDrawer(db["sequences"])
+    reach = numbers.collection.find_one_and_update
+
+    async def unreachable(*_: object, **__: object) -> None:
+        raise ConnectionError("database unreachable")
+
+    numbers.collection.find_one_and_update = unreachable  # type: ignore[method-assign]
+    failed = await asyncio.gather(numbers.draw("day"), numbers.draw("day"), return_exceptions=True)
+    assert [type(r) for r in failed] == [ConnectionError, ConnectionError]
+
+    numbers.collection.find_one_and_update = reach  # type: ignore[method-assign]
+    assert await numbers.draw("day") == 1  # nothing was drawn by the failed round trip
