@@ -177,6 +177,7 @@ async def test_mail_headers_in_vietnamese_and_an_international_address_read_back
     assert [m["to"] for m in listed] == [["lan@example.vn"], ["nguyễn@example.vn"]]
     for entry, nid in zip(listed, ("n-1", "n-2"), strict=True):
         assert entry["subject"] == "Hồ sơ đã được tiếp nhận"
+        assert entry["from"] == sender  # an encoded, folded header; raw UTF-8 in the second
         assert entry["text"] == body.replace("\n", "\r\n")  # canonical line breaks
         assert entry["mail_from"] == "no-reply@dichvucong.most.gov.vn"
         assert (entry["dossier"], entry["notification_id"]) == (CODE, nid)
