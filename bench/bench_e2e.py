@@ -626,6 +626,7 @@ async def batch(
             f"p99 {percentile(latencies, 99):,.0f} ms, max {max(latencies):,.0f} ms "
             f"({len(latencies):,} of {len(codes):,} notified; failures {dict(watcher.failed)})"
         )
+        print("  p99 by submission time: " + latency_timeline(submitted, watcher.notified))
     if not codes:
         return False
     total_ops = 0.0
@@ -673,6 +674,23 @@ async def batch(
     )
     print("rss                 " + ", ".join(f"{s} {rss_mb(stack.pid(s))}" for s in SERVICES))
     return through
+
+
+def latency_timeline(
+    submitted: list[Submitted], notified: dict[str, float], step: float = 5.0
+) -> str:
+    """Submit -> notified p99 of the dossiers submitted in each `step` seconds of the batch: a
+    tail that comes at the start (consumers catching up) or in bursts (pauses) shows here."""
+    through = [s for s in submitted if s.code and s.code in notified]
+    if not through:
+        return "-"
+    start = min(s.began for s in through)
+    windows: dict[int, list[float]] = defaultdict(list)
+    for s in through:
+        windows[int((s.began - start) // step)].append((notified[s.code] - s.began) * 1000)
+    return ", ".join(
+        f"{w * step:.0f}s {percentile(v, 99):,.0f}" for w, v in sorted(windows.items())
+    )
 
 
 async def idle_rates(
