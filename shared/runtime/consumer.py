@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import ExitStack
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,7 +37,6 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy, BaseMiddleware
 from faststream.exceptions import SubscriberNotFound
 from faststream.kafka import KafkaBroker, KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 
@@ -395,8 +395,10 @@ async def decode_contract(message: StreamMessage[Any], decode: Any) -> Contract:
     return unwrap(cloud_event)
 
 
-def _carries(topic: str, model: type[Contract]) -> Callable[[StreamMessage[Any]], bool]:
-    def carries(message: StreamMessage[Any]) -> bool:
+def _carries(topic: str, model: type[Contract]) -> Callable[[StreamMessage[Any]], Awaitable[bool]]:
+    # Asynchronous, as everything FastStream calls per event: it runs a plain function on a
+    # worker thread.
+    async def carries(message: StreamMessage[Any]) -> bool:
         return bool(
             message.raw_message.topic == topic
             and message.headers.get("ce_type") == model.event_type
@@ -405,13 +407,19 @@ def _carries(topic: str, model: type[Contract]) -> Callable[[StreamMessage[Any]]
     return carries
 
 
+# The CloudEvent of the record being handled, set by `ReliableConsumption` for the handler.
+# FastStream would inject the message (`Context("message")`), but fast-depends resolves that
+# synchronous field on a worker thread: two thread switches per event.
+_HANDLED_EVENT: ContextVar[CloudEvent] = ContextVar("handled_cloud_event")
+
+
 def _typed_handler(route: Route) -> Callable[..., Awaitable[None]]:
-    """A FastStream handler whose first argument is typed with the route's contract model."""
+    """A FastStream handler whose only argument is typed with the route's contract model."""
 
-    async def handle(event: Contract, message: StreamMessage[Any]) -> None:
-        await route.handler(event, message.cloud_event)  # type: ignore[attr-defined]
+    async def handle(event: Contract) -> None:
+        await route.handler(event, _HANDLED_EVENT.get())
 
-    handle.__annotations__ = {"event": route.model, "message": KafkaMessage, "return": None}
+    handle.__annotations__ = {"event": route.model, "return": None}
     handle.__name__ = f"on_{route.model.__name__}"
     return handle
 
@@ -442,6 +450,7 @@ class ReliableConsumption(BaseMiddleware[Any, Any]):
 
         async def attempt() -> None:
             msg.clear_cache()  # decode afresh on every try
+            _HANDLED_EVENT.set(msg.cloud_event)  # type: ignore[attr-defined]
             await call_next(msg)
 
         await handle_reliably(
