@@ -472,5 +472,5 @@ class ProcessingService:
                 step.action, "system" if step.actor == "system" else actor_kind
             ).inc()
         if outcome.steps:
-            self.relay.poke()
+            self.relay.poke(outcome.case.code)
         self.deadline_checks.due_at(outcome.case.next_check_at)

@@ -104,7 +104,7 @@ class DeadlineScanner:
                 metrics.DEADLINE_ALERTS.labels(step.action).inc()
             metrics.ACTIONS.labels(step.action, "system").inc()
         if outcome.steps:
-            self.cases.relay.poke()
+            self.cases.relay.poke(outcome.case.code)
         return len(outcome.steps)
 
     async def release(self) -> None:

@@ -22,7 +22,7 @@ from tests.factories import dossier_code, submitted
 
 
 class _Relay:
-    def poke(self) -> None:
+    def poke(self, document_id: object = None) -> None:
         pass
 
 
