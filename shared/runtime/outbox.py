@@ -210,30 +210,33 @@ class OutboxRelay:
         return published
 
     async def _claim_batch(self) -> list[dict[str, Any]]:
-        """Claim up to `batch_size` pending documents whose lease is free, in two round trips."""
+        """Claim up to `batch_size` pending documents whose lease is free: one indexed read of
+        candidates, then each claimed and read by `_id` (concurrently). Every command is pushed
+        down whole on FerretDB, its limit included, so a batch costs the same however many
+        documents are pending. A filter FerretDB cannot push down (the lease's `$or`, an `_id`
+        `$in`) made it read every pending document three times per batch: 10,000 pending took
+        44-85 s to drain instead of 35-39 s (`bench/bench_outbox.py`)."""
         now = datetime.now(UTC)
-        owner = self._owner
-        free = self._free(now)
         candidates = [
-            d["_id"]
-            async for d in self.collection.find({PENDING_FIELD: True, **free}, {"_id": 1}).limit(
-                self.batch_size
-            )
-        ]
-        if not candidates:
-            return []
-        # `_id: {$in}` is no equality FerretDB can push down: the indexed flag leads.
-        await self.collection.update_many(
-            {PENDING_FIELD: True, "_id": {"$in": candidates}, **free},
-            {"$set": {LEASE_FIELD: now + self.lease, LEASE_OWNER_FIELD: owner}},
-        )
-        return [
             d
             async for d in self.collection.find(
-                {PENDING_FIELD: True, "_id": {"$in": candidates}, LEASE_OWNER_FIELD: owner},
-                {OUTBOX_FIELD: 1},
-            )
+                {PENDING_FIELD: True}, {LEASE_FIELD: 1, LEASE_OWNER_FIELD: 1}
+            ).limit(self.batch_size)
         ]
+        free = [d["_id"] for d in candidates if self._is_free(d, now)]
+        if len(candidates) == self.batch_size and len(free) < len(candidates):
+            # Documents leased elsewhere (another replica's pass) may hide free ones behind
+            # them: look past them, with the filter FerretDB reads every pending document for.
+            query = {PENDING_FIELD: True, **self._free(now)}
+            found = self.collection.find(query, {"_id": 1}).limit(self.batch_size)
+            free = [d["_id"] async for d in found]
+        claimed = await asyncio.gather(*(self._claim_one(i) for i in free))
+        return [d for d in claimed if d]
+
+    def _is_free(self, document: dict[str, Any], now: datetime) -> bool:
+        """`_free` in Python (for candidates read without it)."""
+        until = document.get(LEASE_FIELD)
+        return until is None or until < now or document.get(LEASE_OWNER_FIELD) == self._owner
 
     async def _publish_events(self, document: dict[str, Any]) -> None:
         for entry in document.get(OUTBOX_FIELD) or []:  # in order: a dossier's events keep it

@@ -9,6 +9,8 @@ from shared.contracts.cloudevents import CloudEvent, unwrap, wrap
 from shared.contracts.events import DossierState
 from shared.runtime.kafka import create_broker
 from shared.runtime.outbox import (
+    LEASE_FIELD,
+    LEASE_OWNER_FIELD,
     OUTBOX_FIELD,
     PENDING_FIELD,
     OutboxRelay,
@@ -214,3 +216,56 @@ async def test_outboxes_are_emptied_together_and_events_appended_meanwhile_stay(
     records = await read_records(kafka_bootstrap, topic, 5)
     ids = [CloudEvent.from_kafka(r.value, r.headers).id for r in records]
     assert sorted(ids) == sorted([*(e.id for e in first.values()), late.id])
+
+
+async def test_a_scan_looks_past_documents_another_relay_holds(
+    kafka_bootstrap: str, make_topic, mongo_db
+) -> None:
+    topic = await make_topic("outbox-leased")
+    cases = mongo_db["cases"]
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    relay = OutboxRelay(cases, broker, batch_size=10)
+    held = datetime.now(UTC) + timedelta(minutes=5)
+    for n in range(15):  # the first ten (in index order) are another replica's for now
+        event = wrap(processed(dossier_code(n), DossierState.RECEIVED, "receive"), "/t")
+        update = outbox_update([(topic, event)])
+        if n < 10:
+            update = merge_updates(
+                update, {"$set": {LEASE_FIELD: held, LEASE_OWNER_FIELD: "replica-b"}}
+            )
+        await cases.update_one({"_id": dossier_code(n)}, update, upsert=True)
+    async with broker:
+        await broker.connect()
+        assert await relay.publish_pending() == 5
+
+    still = [d["_id"] async for d in cases.find({PENDING_FIELD: True})]
+    assert sorted(still) == sorted(dossier_code(n) for n in range(10))
+
+
+async def test_a_backlog_is_claimed_by_id_after_one_indexed_read_per_batch(
+    kafka_bootstrap: str, make_topic, watched_db
+) -> None:
+    # A filter FerretDB cannot push down whole (an `$or`, an `_id` `$in`) reads every pending
+    # document for each batch: a backlog then drains in quadratic time.
+    db, commands = watched_db
+    topic = await make_topic("outbox-backlog")
+    cases = db["cases"]
+    await cases.create_index(PENDING_FIELD)
+    for n in range(25):
+        event = wrap(processed(dossier_code(n), DossierState.RECEIVED, "receive"), "/t")
+        await cases.update_one(
+            {"_id": dossier_code(n)}, outbox_update([(topic, event)]), upsert=True
+        )
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    commands.sent.clear()
+    commands.filters.clear()
+    async with broker:
+        await broker.connect()
+        assert await OutboxRelay(cases, broker, batch_size=10).publish_pending() == 25
+
+    finds = [
+        f for (name, _), f in zip(commands.sent, commands.filters, strict=True) if name == "find"
+    ]
+    assert finds == [{PENDING_FIELD: True}] * 4  # three batches, and the read that finds none
+    claims = [name for name, _ in commands.sent if name == "findAndModify"]
+    assert len(claims) == 25
