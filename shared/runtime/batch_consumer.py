@@ -29,7 +29,11 @@ from shared.contracts.cloudevents import CloudEvent, Contract, MalformedEvent, u
 from shared.contracts.topics import dead_letter_topic
 from shared.runtime.consumer import RetryPolicy, _dead_letter, handle_record, wait_out
 from shared.runtime.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
-from shared.runtime.kafka import aiokafka_security_options, idle_consumer_options
+from shared.runtime.kafka import (
+    aiokafka_security_options,
+    idle_consumer_options,
+    wait_for_partitions,
+)
 from shared.runtime.metrics import CONSUMER_RETRIES
 from shared.runtime.settings import ServiceSettings
 
@@ -106,7 +110,6 @@ class BatchConsumer:
             **aiokafka_security_options(self.settings),
         )
         await self._consumer.start()
-        self._consumer.subscribe(list(self.routes), listener=_Listener(self))
         self._task = asyncio.create_task(self._run(), name=f"batch-consumer-{self.group}")
 
     @asynccontextmanager
@@ -139,6 +142,8 @@ class BatchConsumer:
 
     async def _run(self) -> None:
         assert self._consumer is not None
+        await wait_for_partitions(self._consumer, self.routes)
+        self._consumer.subscribe(list(self.routes), listener=_Listener(self))
         while not self._stopping.is_set():
             try:
                 # A long wait costs nothing: records end it as they arrive, and `stop` cancels

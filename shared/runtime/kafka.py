@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
@@ -131,6 +133,54 @@ async def publish_cloud_events(
             )
         )
     await asyncio.gather(*pending)
+
+
+async def wait_for_partitions(
+    consumer: AIOKafkaConsumer,
+    topics: Collection[str],
+    *,
+    max_delay: float = 5.0,
+    warn_every: float = 30.0,
+) -> None:
+    """Return once the broker's metadata lists partitions of every topic in `topics` (the
+    consumer must be started). A group member subscribed to a topic the broker does not list yet
+    is assigned none of its partitions, and aiokafka looks again only at its next periodic
+    metadata refresh (`metadata_max_age_ms`, 5 minutes): a service started just after its topics
+    were created (or before them) would consume nothing meanwhile. Waits as long as it takes
+    (topics are never auto-created), with a warning every `warn_every` seconds."""
+    delay, warned = 0.1, -warn_every
+    started = time.monotonic()
+    while True:
+        try:
+            listed = await consumer.topics()  # a fresh metadata request: topics with partitions
+            missing = sorted(set(topics) - listed)
+        except KafkaError as exc:  # the broker is away: wait it out too
+            missing = [f"(metadata unavailable: {exc!r})"]
+        if not missing:
+            return
+        waited = time.monotonic() - started
+        if waited - warned >= warn_every:
+            log.warning("waiting for topics the broker does not list yet: %s", ", ".join(missing))
+            warned = waited
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+
+
+async def wait_for_topics(settings: ServiceSettings, topics: Collection[str]) -> None:
+    """`wait_for_partitions` with a consumer of its own (no group), for the topics of FastStream's
+    subscribers before the broker starts them."""
+    if not topics:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.service_name}-topics",
+        **aiokafka_security_options(settings),
+    )
+    await consumer.start()
+    try:
+        await wait_for_partitions(consumer, topics)
+    finally:
+        await consumer.stop()
 
 
 async def ensure_topics(

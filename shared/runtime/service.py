@@ -33,7 +33,12 @@ from shared.runtime.http import (
     install_operational_routes,
     install_problem_handlers,
 )
-from shared.runtime.kafka import create_broker, idle_consumer_options, kafka_security
+from shared.runtime.kafka import (
+    create_broker,
+    idle_consumer_options,
+    kafka_security,
+    wait_for_topics,
+)
 from shared.runtime.logging import configure_logging, log_context
 from shared.runtime.mongo import create_mongo_client, ping
 from shared.runtime.settings import ServiceSettings
@@ -107,6 +112,9 @@ def build_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # (A subscriber whose topic is not listed yet would get no partition of it for minutes.)
+        topics = {t for s in broker.subscribers for t in getattr(s, "topics", ())}
+        await wait_for_topics(settings, topics)
         await broker.start()
         try:
             async with AsyncExitStack() as stack:
