@@ -218,6 +218,56 @@ async def test_outboxes_are_emptied_together_and_events_appended_meanwhile_stay(
     assert sorted(ids) == sorted([*(e.id for e in first.values()), late.id])
 
 
+async def test_handed_over_outboxes_are_emptied_together_and_a_late_event_goes_out_at_once(
+    kafka_bootstrap: str, make_topic, mongo_db
+) -> None:
+    """Handed-over documents are published at once and their outboxes emptied together, when
+    `batch_size` wait or `empty_delay` after the first: one bulk write for several requests. An
+    event appended to one of them meanwhile (its writer's poke found the document still held)
+    goes out as soon as the relay has pulled the published ones, without waiting for a scan."""
+    topic = await make_topic("outbox-handed-bulk", partitions=1)
+    cases = mongo_db["cases"]
+    codes = [dossier_code(n) for n in (30, 31, 32)]
+    first = {c: wrap(processed(c, DossierState.RECEIVED, "receive"), "/t") for c in codes}
+    late = wrap(processed(codes[0], DossierState.IN_PROCESSING, "start_processing"), "/t")
+    broker = create_broker(kafka_bootstrap, "test-relay")
+    async with broker:
+        await broker.connect()
+        # No scan during the test; the third document fills the batch.
+        relay = OutboxRelay(cases, broker, poll_interval=60, batch_size=3, empty_delay=60)
+        bulks: list[int] = []
+        bulk_write = cases.bulk_write
+
+        async def counted(operations: list, **kwargs: object) -> object:
+            bulks.append(len(operations))
+            return await bulk_write(operations, **kwargs)  # type: ignore[arg-type]
+
+        relay.collection.bulk_write = counted  # type: ignore[method-assign]
+        relay.start()
+        try:
+            for n, code in enumerate(codes, start=1):
+                document = {"_id": code, **_pending(topic, first[code]), **relay.handover_claim()}
+                await cases.insert_one(document)
+                relay.hand_over(document)
+                await read_records(kafka_bootstrap, topic, n)  # published at once
+                if n == 1:  # a later event of the first dossier, while it is held
+                    await cases.update_one({"_id": code}, outbox_update([(topic, late)]))
+                    relay.poke(code)
+            records = await read_records(kafka_bootstrap, topic, 4)
+        finally:
+            await relay.stop()
+    assert bulks == [3, 1]  # the three handed outboxes in one write; then the late event's
+    assert [CloudEvent.from_kafka(r.value, r.headers).id for r in records] == [
+        first[codes[0]].id,
+        first[codes[1]].id,
+        first[codes[2]].id,
+        late.id,
+    ]
+    for code in codes:
+        emptied = await cases.find_one({"_id": code})
+        assert emptied[OUTBOX_FIELD] == [] and emptied[PENDING_FIELD] is False
+
+
 async def test_a_scan_looks_past_documents_another_relay_holds(
     kafka_bootstrap: str, make_topic, mongo_db
 ) -> None:
