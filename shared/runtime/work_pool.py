@@ -49,16 +49,18 @@ class WorkPool:
         self._idle.set()
         self._stopping = False
 
-    def submit(self, key: str) -> None:
-        """Queue a key for the workers (the poller finds it anyway if the queue is full)."""
+    def submit(self, key: str) -> bool:
+        """Queue a key for the workers (the poller finds it anyway if the queue is full); False
+        when it was not queued now: already queued or in flight, full, or stopping."""
         if key in self._active or self._stopping:
-            return
+            return False
         try:
             self._queue.put_nowait(key)
         except asyncio.QueueFull:
             self.pacer.due_in(self.pacer.interval)  # the poller finds it again soon
-            return
+            return False
         self._active.add(key)
+        return True
 
     def due_at(self, when: datetime) -> None:
         """Some work falls due at `when` (e.g. a retry): the poller looks for it then."""

@@ -644,6 +644,10 @@ async def exercise_portal(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     assert await store.codes_with_status("failed") == [code]
     assert (await store.counts())["failed"] == 1
     assert await store.reset_for_resync(code, now + timedelta(minutes=5)) == "reset"
+    claimed = await store.record_and_claim(
+        code, "event-2", update, now, timedelta(seconds=60), "claim-2"
+    )
+    assert claimed is not None and claimed["claim"] == "claim-2"
 
 
 async def exercise_reporting(db: AsyncDatabase[Any], recorder: Recorder) -> None:

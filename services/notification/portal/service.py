@@ -9,6 +9,7 @@ outage never slows or blocks the consumer. The `PortalWorker` sends what is pend
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -90,8 +91,13 @@ class PortalSync:
         )
 
     async def _record(self, code: str, event_id: str, update: dict[str, Any]) -> None:
-        if await self.store.record(code, event_id, update, self._clock()):
-            self.worker.submit(code)
+        now, claim = self._clock(), uuid.uuid4().hex
+        lease = self.worker.lease()
+        claimed = await self.store.record_and_claim(code, event_id, update, now, lease, claim)
+        if claimed is not None:  # recorded and claimed in one write: the pass starts from it
+            self.worker.hand_over(code, claimed, claim, now + lease)
+        elif await self.store.record(code, event_id, update, now):
+            self.worker.submit(code)  # a worker holds the dossier: its next pass sends this
         # (A redelivery changes nothing: the first delivery's one write made the dossier pending,
         # and the poller finds it if that process died before submitting it.)
 

@@ -4,7 +4,9 @@ One dossier at a time per worker, three database commands per pass (`PortalStore
 facts and sync state are one document):
 
 1. claim: one `findAndModify` takes the due dossier with a lease and returns its facts and sync
-   state; without its submission nothing can be sent yet → `waiting`;
+   state; without its submission nothing can be sent yet → `waiting`. An event whose write
+   claimed the dossier already (`PortalStore.record_and_claim`) hands the document it got back
+   over (`hand_over`), and the pass starts from it;
 2. send: if the record changed since the portal last accepted its dossier message (`seq` >
    `synced_seq`), the dossier message (always before the steps: the portal must know the dossier
    first), then every step the portal has not accepted yet, in time order. What the portal
@@ -26,6 +28,7 @@ facts and sync state are one document):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -82,6 +85,15 @@ class Accepted:
         return update
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A dossier claimed by an event's write, waiting for its pass."""
+
+    document: Document
+    claim: str
+    lease_end: datetime
+
+
 class PortalWorker:
     def __init__(
         self,
@@ -95,6 +107,7 @@ class PortalWorker:
         self.client = client
         self.schedule = schedule
         self._clock = clock
+        self._claimed: dict[str, Claimed] = {}  # handed over, pass not started yet
         # Never two workers of this process on one dossier.
         self.pool = WorkPool(
             "portal-sync",
@@ -107,21 +120,39 @@ class PortalWorker:
 
     # ------------------------------------------------------------------ one dossier
 
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.schedule.lease)
+
+    def hand_over(self, code: str, document: Document, claim: str, lease_end: datetime) -> None:
+        """Sync a dossier that an event's write claimed (`PortalStore.record_and_claim`), from
+        the document that write returned: no claim of its own."""
+        self._claimed[code] = Claimed(document, claim, lease_end)
+        self.submit(code)  # (already queued: that pass takes it; in flight: see `process`)
+
     async def process(self, code: str) -> str | None:
-        """Claim the dossier if it is due and sync it; its status afterwards, or None when it
-        was not due or another worker holds it."""
-        claim = uuid.uuid4().hex
-        now = self._clock()
-        lease = timedelta(seconds=self.schedule.lease)
-        document = await self.store.claim(code, now, lease, claim)
-        if document is None:
-            return None
-        with log_context(dossier_code=code):
-            try:
-                return await self._sync(code, document, claim, now + lease)
-            except LostClaim:
-                log.warning("portal sync of %s taken over by another worker", code)
-                return None
+        """Claim the dossier if it is due and sync it (or take the claim handed over); its
+        status afterwards, or None when it was not due or another worker holds it."""
+        try:
+            taken = self._claimed.pop(code, None)
+            if taken is not None and self._clock() < taken.lease_end:
+                document, claim, lease_end = taken.document, taken.claim, taken.lease_end
+            else:
+                claim = uuid.uuid4().hex
+                now = self._clock()
+                lease_end = now + self.lease()
+                claimed = await self.store.claim(code, now, self.lease(), claim)
+                if claimed is None:
+                    return None
+                document = claimed
+            with log_context(dossier_code=code):
+                try:
+                    return await self._sync(code, document, claim, lease_end)
+                except LostClaim:
+                    log.warning("portal sync of %s taken over by another worker", code)
+                    return None
+        finally:
+            if code in self._claimed:  # handed over during this pass: queued once it is done
+                asyncio.get_running_loop().call_soon(self.submit, code)
 
     async def _sync(self, code: str, document: Document, claim: str, lease_end: datetime) -> str:
         record = DossierRecord.model_validate(document)

@@ -538,10 +538,12 @@ async def test_the_former_sync_collection_is_merged_into_the_dossiers_at_start(
 ) -> None:
     synced, failed, unmarked, touched = (code_of(n) for n in (11, 12, 13, 14))
     t0 = base_time()
+    former = build_portal_sync(mongo_db, settings)  # the former version's process, gone
+    for code in (synced, failed, unmarked, touched):
+        await former.dossier_submitted(submitted(code, t0), f"submit-{code}")
+    await former.close()
     sync = build_portal_sync(mongo_db, settings)
     try:
-        for code in (synced, failed, unmarked, touched):
-            await sync.dossier_submitted(submitted(code, t0), f"submit-{code}")
         # The former layout: the sync state in `portal_sync`, none in the dossiers' documents
         # (and none at all for `unmarked`: its handler died between the two writes).
         dossiers = mongo_db["portal_dossiers"]
@@ -617,10 +619,16 @@ def portal_commands(service: str) -> dict[str, float]:
     return counts
 
 
-async def test_one_event_costs_three_database_commands(
-    settings: PortalCommandSettings, mongo_url: str, mongo_db: Any, unique: str
+async def test_one_event_costs_two_database_commands(
+    settings: PortalCommandSettings,
+    mongo_url: str,
+    mongo_db: Any,
+    unique: str,
+    portal: PortalServer,
 ) -> None:
-    """The handler's write, the worker's claim (which reads the facts) and its settle."""
+    """The handler's write, which also claims the dossier and reads its facts back, and the
+    worker's settle. While another worker holds the dossier, an event is recorded without the
+    claim and sent by the pass after that worker's."""
     service = f"portal-count-{unique}"
     client = create_mongo_client(mongo_url, appname=service)
     sync = build_portal_sync(client[mongo_db.name], settings)
@@ -632,7 +640,18 @@ async def test_one_event_costs_three_database_commands(
         assert await sync.worker.process(code) == SYNCED
         spent = {k: v - before.get(k, 0) for k, v in portal_commands(service).items()}
         spent = {k: v for k, v in spent.items() if v}
-        assert spent == {"update portal_dossiers": 2, "findAndModify portal_dossiers": 1}
+        assert spent == {"findAndModify portal_dossiers": 1, "update portal_dossiers": 1}
+        assert set(portal.state.dossiers) == {code}
+
+        dossiers = mongo_db["portal_dossiers"]
+        held = {"claim": "another-worker", "lease_until": datetime.now(UTC) + timedelta(minutes=1)}
+        await dossiers.update_one({"_id": code}, {"$set": held})
+        await sync.dossier_processed(receive(code, base_time() + timedelta(minutes=1)), "r-7")
+        assert await sync.worker.process(code) is None  # still that worker's
+        assert "r-7" not in portal.state.steps.get(code, {})
+        await dossiers.update_one({"_id": code}, {"$set": {"claim": None, "lease_until": None}})
+        assert await sync.worker.process(code) == SYNCED
+        assert list(portal.state.steps[code]) == ["submit-7", "r-7"]
     finally:
         await sync.close()
         await client.close()

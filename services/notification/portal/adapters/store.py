@@ -9,10 +9,12 @@ dossier in `portal_dossiers` (`_id` = dossier code) holding
   last error.
 
 One document, so an event's facts and its `pending` mark are one write, and the worker claims a
-dossier and reads its facts in one `findAndModify`. This relies on single-document updates being
-atomic: true on MongoDB, and on devstack's FerretDB, which runs the writes to each collection
-one at a time (devstack/ferretdb/patches/0004). The sync state used to live in a second
-collection, `portal_sync`; `migrate_sync_collection` merges it in once.
+dossier and reads its facts in one `findAndModify`; when no worker holds the dossier, the event's
+write claims it too (`record_and_claim`), and the worker starts from the document it returned.
+This relies on single-document updates being atomic: true on MongoDB, and on devstack's
+FerretDB, which runs the writes to each collection one at a time (devstack/ferretdb/patches/0004).
+The sync state used to live in a second collection, `portal_sync`; `migrate_sync_collection`
+merges it in once.
 
 Hot paths touch one document by `_id`; the worker finds due dossiers with
 `{status: pending, next_attempt_at <= now}` on a (status, next_attempt_at) index (MongoDB serves
@@ -30,7 +32,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notification.portal.domain.sync_status import PENDING, STATUSES
-from shared.runtime.idempotency import apply_once
+from shared.runtime.idempotency import apply_once, apply_once_and_read
 from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes
 from shared.runtime.outbox import merge_updates
 
@@ -104,6 +106,39 @@ class PortalStore:
         # The upsert met an existing document: one that lists the event (a redelivery), or, on
         # MongoDB, one that a concurrent first event of the dossier just inserted. Apply it there.
         return await apply_once(self.dossiers, {"_id": code}, event_id, update, upsert=False)
+
+    async def record_and_claim(
+        self,
+        code: str,
+        event_id: str,
+        update: Document,
+        now: datetime,
+        lease: timedelta,
+        claim: str,
+    ) -> Document | None:
+        """`record` and `claim` in one `findAndModify`, when no worker holds the dossier: the
+        event's facts, the dossier pending with one attempt and leased to `claim`; returns the
+        document as written. None when a worker holds it or the event was applied before (the
+        filter matches nothing and the upsert meets the existing `_id`): then `record` it."""
+        until = now + lease
+        update = merge_updates(
+            update,
+            {
+                "$inc": {"seq": 1},
+                "$set": {
+                    "status": PENDING,
+                    "next_attempt_at": until,
+                    "attempts": 1,
+                    "claim": claim,
+                    "lease_until": until,
+                    "updated_at": now,
+                },
+                "$setOnInsert": {"synced_seq": 0, "steps_sent": [], "created_at": now},
+            },
+        )
+        return await apply_once_and_read(
+            self.dossiers, {"_id": code, **_lease_free(now)}, event_id, update
+        )
 
     # ------------------------------------------------------------------ worker
 
