@@ -112,4 +112,15 @@ def serve(app: FastAPI, host: str, port: int) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, exit_quietly)
-    QuietServer(uvicorn.Config(app, host=host, port=port, log_level="info")).run()
+    # The services' event loop and HTTP parser, no access log: the simulators share the cores
+    # with the platform under load (bench/bench_e2e.py), at a few hundred requests a second.
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+    QuietServer(config).run()
