@@ -68,6 +68,26 @@ def _lease_free(now: datetime) -> Document:
     return {"$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}]}
 
 
+def _recorded(update: Document, now: datetime, sync: Document) -> Document:
+    """An event's `update` with its mark: `seq` bumped, the dossier pending with the `sync`
+    fields, the other sync fields' defaults when the write creates the document."""
+    defaults = {
+        "synced_seq": 0,
+        "steps_sent": [],
+        "lease_until": None,
+        "claim": None,
+        "created_at": now,
+    }
+    return merge_updates(
+        update,
+        {
+            "$inc": {"seq": 1},
+            "$set": {"status": PENDING, "updated_at": now, **sync},
+            "$setOnInsert": {k: v for k, v in defaults.items() if k not in sync},
+        },
+    )
+
+
 class PortalStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -82,25 +102,7 @@ class PortalStore:
         """Apply one event's facts once and make the dossier pending (due now, a fresh retry
         budget, also for a failed dossier), in one write; True when applied now. A redelivered
         event changes nothing: its first delivery wrote the facts and the mark together."""
-        update = merge_updates(
-            update,
-            {
-                "$inc": {"seq": 1},
-                "$set": {
-                    "status": PENDING,
-                    "next_attempt_at": now,
-                    "attempts": 0,
-                    "updated_at": now,
-                },
-                "$setOnInsert": {
-                    "synced_seq": 0,
-                    "steps_sent": [],
-                    "lease_until": None,
-                    "claim": None,
-                    "created_at": now,
-                },
-            },
-        )
+        update = _recorded(update, now, {"next_attempt_at": now, "attempts": 0})
         if await apply_once(self.dossiers, {"_id": code}, event_id, update):
             return True
         # The upsert met an existing document: one that lists the event (a redelivery), or, on
@@ -121,21 +123,8 @@ class PortalStore:
         document as written. None when a worker holds it or the event was applied before (the
         filter matches nothing and the upsert meets the existing `_id`): then `record` it."""
         until = now + lease
-        update = merge_updates(
-            update,
-            {
-                "$inc": {"seq": 1},
-                "$set": {
-                    "status": PENDING,
-                    "next_attempt_at": until,
-                    "attempts": 1,
-                    "claim": claim,
-                    "lease_until": until,
-                    "updated_at": now,
-                },
-                "$setOnInsert": {"synced_seq": 0, "steps_sent": [], "created_at": now},
-            },
-        )
+        sync = {"next_attempt_at": until, "attempts": 1, "claim": claim, "lease_until": until}
+        update = _recorded(update, now, sync)
         return await apply_once_and_read(
             self.dossiers, {"_id": code, **_lease_free(now)}, event_id, update
         )
