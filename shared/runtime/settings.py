@@ -48,8 +48,12 @@ class ServiceSettings(BaseSettings):
     # The longest pause between two tries of an event held during an infrastructure outage.
     consumer_outage_max_backoff_seconds: float = Field(default=30.0, gt=0, le=300)
     # Kafka consumers' long poll: the broker answers a fetch as soon as records arrive, or after
-    # this long with none (so an idle consumer sends one fetch per this many milliseconds).
-    consumer_fetch_max_wait_ms: int = Field(default=5000, ge=100, le=30_000)
+    # this long with none (so an idle consumer sends one fetch per this many milliseconds). Also
+    # the stall of a busy consumer: aiokafka keeps one fetch in flight per broker, and while
+    # every busy partition still has records in hand that fetch asks for the idle topics'
+    # partitions alone, which the broker holds this long (5 s here once made a 40/s load queue
+    # up behind notification's consumer; 500 ms is the Java client's default).
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=100, le=30_000)
     # How often a consumer tells its group it is alive; also how soon it notices a rebalance
     # (another member joining). A member rejoins once its fetch in flight returns, so a join
     # waits up to this plus `consumer_fetch_max_wait_ms` (tests that start services shorten
