@@ -198,13 +198,8 @@ class OutboxRelay:
             claimed = await claim()
             if not claimed:
                 break
-            # Documents in parallel (their events in order within each), so that broker round
-            # trips overlap; then every published outbox emptied in one bulk write.
-            results = await asyncio.gather(
-                *(self._publish_events(d) for d in claimed), return_exceptions=True
-            )
-            failures = [r for r in results if isinstance(r, BaseException)]
-            sent = [d for d, r in zip(claimed, results, strict=True) if r is None]
+            # Every published outbox emptied in one bulk write.
+            sent, failures = await self._publish_each(claimed)
             try:
                 await self._empty_outboxes(sent)
                 published += sum(len(d.get(OUTBOX_FIELD) or []) for d in sent)
@@ -214,22 +209,30 @@ class OutboxRelay:
                 # Those documents keep their lease and are retried when it expires.
                 log.warning("outbox: %d documents not published: %r", len(failures), failures[0])
                 self.pacer.due_in(self.lease.total_seconds())  # scanned when their lease ends
-                if len(failures) == len(results):
+                if len(failures) == len(claimed):
                     break
         return published
+
+    async def _publish_each(
+        self, documents: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[BaseException]]:
+        """Publish the documents in parallel (their events in order within each), so that
+        broker round trips overlap; returns those sent and the failures."""
+        results = await asyncio.gather(
+            *(self._publish_events(d) for d in documents), return_exceptions=True
+        )
+        sent = [d for d, r in zip(documents, results, strict=True) if r is None]
+        return sent, [r for r in results if isinstance(r, BaseException)]
 
     async def _publish_handed(self, documents: list[dict[str, Any]]) -> None:
         """Publish handed-over documents at once; empty their outboxes when `batch_size` are
         waiting or `empty_delay` after the first (one bulk write for the documents of a few
         requests or batches instead of one each; their lease keeps other relays off meanwhile)."""
-        results = await asyncio.gather(
-            *(self._publish_events(d) for d in documents), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
+        sent, failures = await self._publish_each(documents)
         if failures:  # those keep their lease and are published by a scan when it ends
             log.warning("outbox: %d documents not published: %r", len(failures), failures[0])
             self.pacer.due_in(HANDOVER_LEASE.total_seconds())
-        self._published += [d for d, r in zip(documents, results, strict=True) if r is None]
+        self._published += sent
         if len(self._published) >= self.batch_size:
             await self._empty_published()
         elif self._published and self._emptier is None:

@@ -1,7 +1,7 @@
 """Sending each dossier's pending messages to the portal: in order, once, with bounded retries.
 
-One dossier at a time per worker, three database commands per pass (`PortalStore`: the dossier's
-facts and sync state are one document):
+One dossier at a time per worker, three database commands per pass, two when the event's write
+claimed the dossier (`PortalStore`: the dossier's facts and sync state are one document):
 
 1. claim: one `findAndModify` takes the due dossier with a lease and returns its facts and sync
    state; without its submission nothing can be sent yet → `waiting`. An event whose write
@@ -137,10 +137,9 @@ class PortalWorker:
             if taken is not None and self._clock() < taken.lease_end:
                 document, claim, lease_end = taken.document, taken.claim, taken.lease_end
             else:
-                claim = uuid.uuid4().hex
-                now = self._clock()
-                lease_end = now + self.lease()
-                claimed = await self.store.claim(code, now, self.lease(), claim)
+                claim, now, lease = uuid.uuid4().hex, self._clock(), self.lease()
+                lease_end = now + lease
+                claimed = await self.store.claim(code, now, lease, claim)
                 if claimed is None:
                     return None
                 document = claimed
