@@ -233,13 +233,16 @@ def _children(parent: int) -> list[int]:
 
 
 class NotifiedWatcher:
-    """Reads the notified topic (no consumer group, from its end): dossier code -> the first
-    successful notification's record timestamp (Unix seconds); failures are counted."""
+    """Reads the notified and submitted topics (no consumer group, from their ends): dossier code
+    -> the first successful notification's record timestamp (Unix seconds), and the submitted
+    event's (when intake published it); failures are counted."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, submitted_topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.submitted_topic = submitted_topic
         self.notified: dict[str, float] = {}
+        self.published: dict[str, float] = {}
         self.failed: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self.consumer: AIOKafkaConsumer | None = None
@@ -247,7 +250,11 @@ class NotifiedWatcher:
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await self.consumer.start()
-        assigned = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+        assigned = [
+            TopicPartition(topic, p)
+            for topic in (self.topic, self.submitted_topic)
+            for p in range(PARTITIONS)
+        ]
         self.consumer.assign(assigned)
         await self.consumer.seek_to_end(*assigned)
         self._task = asyncio.create_task(self._run())
@@ -256,9 +263,12 @@ class NotifiedWatcher:
         while True:
             assert self.consumer is not None
             batches = await self.consumer.getmany(timeout_ms=100, max_records=10_000)
-            for records in batches.values():
+            for partition, records in batches.items():
                 for record in records:
                     code = record.key.decode()
+                    if partition.topic == self.submitted_topic:
+                        self.published.setdefault(code, record.timestamp / 1000)
+                        continue
                     status = json.loads(record.value).get("status")
                     if status in OK_STATUSES:
                         self.notified.setdefault(code, record.timestamp / 1000)
@@ -636,6 +646,7 @@ async def batch(
             f"({len(latencies):,} of {len(codes):,} notified; failures {dict(watcher.failed)})"
         )
         print("  p99 by submission time: " + latency_timeline(submitted, watcher.notified))
+        print("  stages since submit: " + await stage_timeline(stack, mongo, submitted, watcher))
     if not codes:
         return False
     total_ops = 0.0
@@ -702,6 +713,45 @@ def latency_timeline(
     )
 
 
+async def stage_timeline(
+    stack: Stack, mongo: Any, submitted: list[Submitted], watcher: NotifiedWatcher
+) -> str:
+    """p50/p99 of when each stage was reached, counted from the submission's start: intake's
+    answer, its submitted event published (the record's timestamp), the receipt's delivery
+    created (notification's consumer handled that event: the record's `created_at`), the
+    message accepted by the mail simulator (`sent_at`) and the notified event appended to its
+    topic (its record timestamp). Where a tail forms shows where work queues."""
+    began = {s.code: s.began for s in submitted if s.code}
+    stages: dict[str, list[float]] = defaultdict(list)
+    for s in submitted:
+        if s.code:
+            stages["answered"].append(s.seconds * 1000)
+            if s.code in watcher.published:
+                stages["published"].append((watcher.published[s.code] - s.began) * 1000)
+    deliveries = mongo[stack.database("notification")]["deliveries"].find(
+        {"dossier_code": {"$in": list(began)}},
+        {"dossier_code": 1, "created_at": 1, "sent_at": 1},
+    )
+    firsts: dict[str, dict[str, Any]] = {}
+    async for document in deliveries:
+        first = firsts.get(document["dossier_code"])
+        if first is None or document["created_at"] < first["created_at"]:
+            firsts[document["dossier_code"]] = document
+    for code, document in firsts.items():
+        for stage, field in (("created", "created_at"), ("sent", "sent_at")):
+            if value := document.get(field):
+                moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+                stages[stage].append((moment - began[code]) * 1000)
+    for code, moment in watcher.notified.items():
+        if code in began:
+            stages["notified"].append((moment - began[code]) * 1000)
+    return ", ".join(
+        f"{stage} {percentile(values, 50):,.0f}/{percentile(values, 99):,.0f} ms"
+        for stage, values in stages.items()
+        if values
+    )
+
+
 async def idle_rates(
     stack: Stack, client: httpx.AsyncClient, seconds: float
 ) -> dict[str, CommandCounts]:
@@ -726,7 +776,9 @@ async def run(stack: Stack, args: argparse.Namespace) -> bool:
     print(f"starting the services and simulators (data {stack.config.data_dir})")
     # Dropping a database of 100,000 dossiers takes FerretDB longer than the default time-out.
     mongo = create_mongo_client(stack.infra.mongo_url, appname="bench-e2e", socketTimeoutMS=300_000)
-    watcher = NotifiedWatcher(bootstrap, DOSSIER_NOTIFIED_TOPIC + stack.suffix)
+    watcher = NotifiedWatcher(
+        bootstrap, DOSSIER_NOTIFIED_TOPIC + stack.suffix, DOSSIER_SUBMITTED_TOPIC + stack.suffix
+    )
     channels = args.channels.split(",")
     ok = True
     try:

@@ -62,6 +62,12 @@ class WorkPool:
         self._active.add(key)
         return True
 
+    @property
+    def free(self) -> int:
+        """Workers neither busy nor spoken for by a queued key: work submitted now starts at once
+        (as long as nothing else is submitted first)."""
+        return self.workers - self._busy - self._queue.qsize()
+
     def due_at(self, when: datetime) -> None:
         """Some work falls due at `when` (e.g. a retry): the poller looks for it then."""
         self.pacer.due_at(when)

@@ -4,9 +4,11 @@ next channel, final outcomes published.
 
 Flow (GOV.UK Notify's habit: persist, enqueue only the id, let the worker re-read state):
 
-1. `create_message` inserts the delivery record of the first channel (`created`, due now;
-   `_id` = notification id derived from source event id + channel, unique) and queues its id.
-   A redelivered event hits the unique key and sends nothing.
+1. `create_message` inserts the delivery record of the first channel (`_id` = notification id
+   derived from source event id + channel, unique) and queues its id. A redelivered event hits
+   the unique key and sends nothing. When a worker of this process is free, the record is
+   written already claimed for it (`sending`, first attempt, a lease; `_claimed`), and the
+   worker sends from it without a claim of its own; otherwise it is written `created`, due now.
 2. A worker `claim`s the record (compare-and-set to `sending`, one more attempt, a lease), sends
    through the guarded channel with the notification id as idempotency key, then writes the
    outcome conditioned on its claim:
@@ -19,6 +21,10 @@ Flow (GOV.UK Notify's habit: persist, enqueue only the id, let the worker re-rea
    (one single-document update); the `OutboxRelay` publishes it.
 4. A poller re-queues due retries, records whose worker died (expired lease) and fallbacks
    interrupted between their two writes.
+
+A graceful stop gives back the claims of records written claimed and not sent yet (`stop`); after
+a crash they are sent once their lease expires, like an interrupted send. Only as many records
+are written claimed as there are free workers, so that no queue of them waits on a lease.
 
 Exactly-once window: a crash after the provider accepted a message but before `sent` was written
 leaves the record `sending`; after the lease it is sent again with the SAME notification id. The
@@ -81,6 +87,8 @@ class Notifier:
         self.retry = retry
         self.relay = relay
         self._clock = clock
+        # Written claimed for a free worker (`_create_delivery`), not taken by one yet.
+        self._claimed: dict[str, tuple[Document, str]] = {}
         # Never two sends of one delivery in this process (across replicas the claim's
         # compare-and-set decides; see `claim` in the store).
         self.pool = WorkPool(
@@ -131,6 +139,9 @@ class Notifier:
         self, message: Document, hop: Hop, now: datetime, fallback_of: str | None = None
     ) -> bool:
         nid = notification_id(message["source_event_id"], hop.channel)
+        # A free worker sends it at once: written claimed for it, it needs no claim of its own.
+        # (`_claimed` holds those not taken yet, so that they are not counted free twice.)
+        claim = uuid.uuid4().hex if self.pool.free > len(self._claimed) else None
         document = {
             **{k: v for k, v in message.items() if k in _MESSAGE_FIELDS},
             "_id": nid,
@@ -146,7 +157,18 @@ class Notifier:
             "fallback_of": fallback_of,
             "fallback_pending": False,
         }
-        if not await self.store.create_delivery(document):
+        if claim is not None:
+            lease_until = now + timedelta(seconds=self.retry.lease)
+            claimed = {"status": delivery.SENDING, "attempts": 1, "claim": claim}
+            document.update(claimed, lease_until=lease_until)
+            self._claimed[nid] = (document, claim)
+        created = False
+        try:
+            created = await self.store.create_delivery(document)
+        finally:
+            if claim is not None and not created:
+                self._claimed.pop(nid, None)
+        if not created:
             return False
         metrics.MESSAGES.labels(hop.channel, delivery.CREATED).inc()
         self.submit(nid)
@@ -159,12 +181,18 @@ class Notifier:
         self.pool.submit(nid)
 
     async def process(self, nid: str) -> None:
-        """Claim one due delivery and attempt it once."""
+        """Claim one due delivery (or take the one written claimed) and attempt it once."""
         now = self._clock()
-        claim = uuid.uuid4().hex
-        document = await self.store.claim(nid, now, timedelta(seconds=self.retry.lease), claim)
-        if document is None:
-            return  # not due, already done, or another worker has it
+        taken = self._claimed.pop(nid, None)
+        if taken is not None and now < taken[0]["lease_until"]:
+            document, claim = taken
+        else:
+            claim = uuid.uuid4().hex
+            lease = timedelta(seconds=self.retry.lease)
+            claimed = await self.store.claim(nid, now, lease, claim)
+            if claimed is None:
+                return  # not due, already done, or another worker has it
+            document = claimed
         with log_context(dossier_code=document["dossier_code"]):
             await self._attempt(document, claim)
 
@@ -374,6 +402,25 @@ class Notifier:
         """Stop taking work, let in-flight sends finish (up to `grace` seconds), then stop.
         An abandoned send stays `sending` and is taken over after its lease."""
         await self.pool.stop(grace)
+        await self._give_back_claims()
+
+    async def _give_back_claims(self) -> None:
+        """Records written claimed that no worker took: `created` again, due now, so that the
+        next process sends them at once rather than after their lease."""
+        taken, self._claimed = self._claimed, {}
+        for nid, (document, claim) in taken.items():
+            await self.store.update_where(
+                {"_id": nid, "status": delivery.SENDING, "claim": claim},
+                {
+                    "$set": {
+                        "status": delivery.CREATED,
+                        "claim": None,
+                        "lease_until": None,
+                        "next_attempt_at": document["next_attempt_at"],
+                    },
+                    "$inc": {"attempts": -1},
+                },
+            )
 
 
 _MESSAGE_FIELDS = frozenset(

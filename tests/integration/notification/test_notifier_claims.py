@@ -1,0 +1,175 @@
+"""The notifier's first attempt on FerretDB: a delivery a free worker will send at once is written
+already claimed (no claim round trip), the others are written due, and a graceful stop gives back
+the claims of those no worker took (a restart sends them at once, not after their lease)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from services.notification.citizens.adapters.store import NotificationStore
+from services.notification.citizens.adapters.templates import RenderedMessage
+from services.notification.citizens.domain import sms_text
+from services.notification.citizens.domain.delivery import CREATED, SENDING, SENT
+from services.notification.citizens.domain.ports import OutgoingMessage, SendResult
+from services.notification.citizens.domain.routing import Hop
+from services.notification.citizens.notifier import Notifier
+from services.notification.domain.retry import RetryConfig
+from shared.runtime.mongo import create_mongo_client
+from tests.factories import dossier_code
+from tests.integration.notification.conftest import eventually
+
+EMAIL = "a@example.vn"
+
+
+class HeldChannel:
+    """An e-mail channel that records what it sends and holds each send until released."""
+
+    provider = "test-mail"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.started: list[str] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.started.append(message.notification_id)
+        await self.release.wait()
+        self.sent.append(message.notification_id)
+        return SendResult("sent")
+
+    async def close(self) -> None:
+        pass
+
+
+def rendered() -> RenderedMessage:
+    text = "Ho so da duoc tiep nhan"
+    return RenderedMessage("receipt.v1", "vi", "Tiếp nhận", text, text, sms_text.measure(text))
+
+
+@asynccontextmanager
+async def notifier_on(
+    mongo_url: str, database: str, service: str, channel: HeldChannel, workers: int
+) -> AsyncIterator[Notifier]:
+    client = create_mongo_client(mongo_url, appname=service)
+    store = NotificationStore(client[database])
+    await store.ensure_indexes()
+    retry = RetryConfig(workers=workers, poll_interval=0.2)
+    notifier = Notifier(store, {"email": channel}, notified_topic="unused", retry=retry)
+    try:
+        yield notifier
+    finally:
+        await client.close()
+
+
+async def create(notifier: Notifier, n: int) -> None:
+    assert await notifier.create_message(
+        source_event_id=f"event-{n}",
+        dossier_code=dossier_code(n),
+        unit_code="G12",
+        rendered=rendered(),
+        hops=[Hop("email", EMAIL)],
+    )
+
+
+def delivery_writes(service: str) -> dict[str, float]:
+    """The write commands one client (by its `appname`) sent to the deliveries (the poller's
+    reads come and go with time)."""
+    counts: dict[str, float] = {}
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "dvc_mongo_commands_total"
+                and labels.get("service") == service
+                and labels.get("collection") == "deliveries"
+                and labels["command"] in ("insert", "update", "findAndModify")
+            ):
+                key = labels["command"]
+                counts[key] = counts.get(key, 0) + sample.value
+    return counts
+
+
+async def test_a_message_for_a_free_worker_is_sent_without_a_claim_of_its_own(
+    mongo_url: str, mongo_db: Any, unique: str
+) -> None:
+    service = f"notifier-free-{unique}"
+    channel = HeldChannel()
+    async with notifier_on(mongo_url, mongo_db.name, service, channel, workers=2) as notifier:
+        notifier.start()
+        try:
+            await create(notifier, 1)
+            [nid] = await eventually(lambda: _async(channel.sent))
+            document = await eventually(lambda: _status_is(notifier, nid, SENT))
+        finally:
+            await notifier.stop()
+    assert document["attempts"] == 1 and document["claim"] is not None
+    # Its insert (already claimed) and its outcome: no findAndModify to claim it.
+    assert delivery_writes(service) == {"insert": 1, "update": 1}
+
+
+async def test_while_every_worker_is_busy_a_message_is_written_due_and_claimed_when_taken(
+    mongo_url: str, mongo_db: Any, unique: str
+) -> None:
+    channel = HeldChannel()
+    channel.release.clear()
+    service = f"notifier-busy-{unique}"
+    async with notifier_on(mongo_url, mongo_db.name, service, channel, workers=1) as notifier:
+        notifier.start()
+        try:
+            await create(notifier, 1)
+            [first] = await eventually(lambda: _async(channel.started))
+            await create(notifier, 2)
+            [waiting] = [d for d in await _deliveries(notifier) if d["_id"] != first]
+            assert (waiting["status"], waiting["attempts"], waiting["claim"]) == (CREATED, 0, None)
+            channel.release.set()
+            await eventually(lambda: _async(len(channel.sent) == 2))
+        finally:
+            await notifier.stop()
+    assert channel.sent == [first, waiting["_id"]]
+    # The second was claimed by the worker that took it.
+    assert delivery_writes(service) == {"insert": 2, "findAndModify": 1, "update": 2}
+
+
+async def test_a_graceful_stop_gives_back_claims_no_worker_took(
+    mongo_url: str, mongo_db: Any, unique: str
+) -> None:
+    channel = HeldChannel()
+    service = f"notifier-stop-{unique}"
+    async with notifier_on(mongo_url, mongo_db.name, service, channel, workers=2) as notifier:
+        await create(notifier, 1)  # written claimed for a worker, which never starts
+        [written] = await _deliveries(notifier)
+        assert written["status"] == SENDING and written["attempts"] == 1
+        await notifier.stop()
+        [given_back] = await _deliveries(notifier)
+    assert (given_back["status"], given_back["attempts"]) == (CREATED, 0)
+    assert given_back["claim"] is None and given_back["lease_until"] is None
+
+    # The next process sends it at once (its poller finds it due), not after the 60 s lease.
+    async with notifier_on(mongo_url, mongo_db.name, service, channel, workers=2) as restarted:
+        restarted.start()
+        try:
+            await eventually(lambda: _async(channel.sent), within=5)
+        finally:
+            await restarted.stop()
+    assert channel.sent == [written["_id"]]
+
+
+async def _deliveries(notifier: Notifier) -> list[dict[str, Any]]:
+    store = notifier.store
+    assert isinstance(store, NotificationStore)
+    return await store.deliveries.find({}).sort("created_at", 1).to_list()
+
+
+async def _status_is(notifier: Notifier, nid: str, status: str) -> dict[str, Any] | None:
+    document = await notifier.store.delivery(nid)
+    return document if document and document["status"] == status else None
+
+
+async def _async(value: Any) -> Any:
+    return value
