@@ -24,7 +24,13 @@ from shared.contracts.cloudevents import Contract
 from shared.contracts.topics import dead_letter_topic
 from shared.runtime.auth import verifier_from_settings
 from shared.runtime.background import Job, OnRead, wait_for_event
-from shared.runtime.batch_consumer import BatchConsumer, Parsed, per_key_in_order, routes_for
+from shared.runtime.batch_consumer import (
+    BatchConsumer,
+    KeyedStreamConsumer,
+    Parsed,
+    per_key_in_order,
+    routes_for,
+)
 from shared.runtime.consumer import EventHandler, RetryPolicy, Route, subscribe
 from shared.runtime.failures import OutageWatch
 from shared.runtime.http import (
@@ -225,16 +231,16 @@ def consume_dossier_events_in_batches(
     context: ServiceContext, *, group: str, handlers: Mapping[type[Contract], EventHandler]
 ) -> BatchConsumer:
     """What `subscribe_dossier_events` does, reading in batches: each dossier's events in order
-    (events are keyed by dossier), different dossiers concurrently, one commit per batch. For
-    handlers that wait on round trips per event; they must be idempotent, as everywhere (a
-    failed batch is handled again). The consumer is started and stopped by the caller's
-    lifecycle (`BatchConsumer.running`)."""
+    (events are keyed by dossier), different dossiers concurrently, without waiting for a
+    batch's slowest dossier (`KeyedStreamConsumer`). For handlers that wait on round trips per
+    event; they must be idempotent, as everywhere (what was not committed is handled again). The
+    consumer is started and stopped by the caller's lifecycle (`BatchConsumer.running`)."""
 
     async def handle(item: Parsed) -> None:
         with log_context(dossier_code=item.cloud_event.subject, event_id=item.cloud_event.id):
             await handlers[type(item.event)](item.event, item.cloud_event)
 
-    return BatchConsumer(
+    return KeyedStreamConsumer(
         context.settings,
         context.broker,
         group=group,

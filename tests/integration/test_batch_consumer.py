@@ -1,39 +1,56 @@
 """Batch consumption against the real broker: a poisoned record in a batch is dead-lettered and
-the rest pass; offsets are committed only after the batch was handled."""
+the rest pass; offsets are committed only after the batch was handled. The keyed stream
+(`KeyedStreamConsumer`) does the same, and a slow dossier holds up neither the dossiers read
+with it nor those read after it, only its own later events and the commit."""
 
 from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaProducer
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contracts.cloudevents import wrap
 from shared.contracts.events import DossierSubmitted
 from shared.contracts.topics import TopicSpec, dead_letter_topic
-from shared.runtime.batch_consumer import BatchConsumer, Parsed
+from shared.runtime.batch_consumer import (
+    BatchConsumer,
+    KeyedStreamConsumer,
+    Parsed,
+    per_key_in_order,
+)
 from shared.runtime.consumer import RetryPolicy
 from shared.runtime.kafka import create_broker, ensure_topics
 from shared.runtime.settings import ServiceSettings
 from tests.factories import dossier_code, submitted
 from tests.kafka_helpers import read_records
 
+KINDS = [BatchConsumer, KeyedStreamConsumer]
 
-async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, list]]) -> None:
+
+async def produce(
+    bootstrap: str, topic: str, values: list[tuple[bytes, list]], key: bytes = b"k"
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         for value, headers in values:
-            await producer.send_and_wait(topic, value, key=b"k", headers=headers)
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
 
 
 def consumer_for(
-    kafka_bootstrap: str, unique: str, topic: str, handle, group: str = "batch"
+    kafka_bootstrap: str,
+    unique: str,
+    topic: str,
+    handle,
+    group: str = "batch",
+    kind: type[BatchConsumer] = BatchConsumer,
 ) -> tuple[BatchConsumer, object]:
     settings = ServiceSettings(kafka_bootstrap=kafka_bootstrap, topic_suffix=f".{unique}")
     broker = create_broker(kafka_bootstrap, "batch-test")
-    consumer = BatchConsumer(
+    consumer = kind(
         settings,
         broker,
         group=group,
@@ -44,8 +61,9 @@ def consumer_for(
     return consumer, broker
 
 
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_poisoned_record_is_dead_lettered_and_the_batch_passes(
-    kafka_bootstrap: str, make_topic, unique: str
+    kafka_bootstrap: str, make_topic, unique: str, kind: type[BatchConsumer]
 ) -> None:
     topic = await make_topic("batch", partitions=1)
     dlq = dead_letter_topic(topic, "batch")
@@ -65,7 +83,7 @@ async def test_a_poisoned_record_is_dead_lettered_and_the_batch_passes(
         if len(set(handled)) == 4:
             all_seen.set()
 
-    consumer, broker = consumer_for(kafka_bootstrap, unique, topic, handle)
+    consumer, broker = consumer_for(kafka_bootstrap, unique, topic, handle, kind=kind)
     async with broker:  # type: ignore[attr-defined]
         await broker.start()  # type: ignore[attr-defined]
         await consumer.start()
@@ -78,8 +96,9 @@ async def test_a_poisoned_record_is_dead_lettered_and_the_batch_passes(
     assert reasons == ["exhausted", "malformed"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_restarted_consumer_resumes_after_the_last_handled_batch(
-    kafka_bootstrap: str, make_topic, unique: str
+    kafka_bootstrap: str, make_topic, unique: str, kind: type[BatchConsumer]
 ) -> None:
     topic = await make_topic("batch-resume", partitions=1)
     first = [wrap(submitted(dossier_code(n)), "/t") for n in (1, 2)]
@@ -94,7 +113,7 @@ async def test_a_restarted_consumer_resumes_after_the_last_handled_batch(
         if len(seen) >= 2:
             got.set()
 
-    consumer, broker = consumer_for(kafka_bootstrap, unique, topic, handle)
+    consumer, broker = consumer_for(kafka_bootstrap, unique, topic, handle, kind=kind)
     async with broker:  # type: ignore[attr-defined]
         await consumer.start()
         await asyncio.wait_for(got.wait(), timeout=30)
@@ -104,7 +123,7 @@ async def test_a_restarted_consumer_resumes_after_the_last_handled_batch(
     await produce(kafka_bootstrap, topic, [(later.to_kafka().value, later.to_kafka().headers)])
     seen.clear()
     got.clear()
-    consumer, broker = consumer_for(kafka_bootstrap, unique, topic, handle)
+    consumer, broker = consumer_for(kafka_bootstrap, unique, topic, handle, kind=kind)
     async with broker:  # type: ignore[attr-defined]
         await consumer.start()
         async with asyncio.timeout(30):
@@ -112,3 +131,113 @@ async def test_a_restarted_consumer_resumes_after_the_last_handled_batch(
                 await asyncio.sleep(0.05)
         await consumer.stop()
     assert seen == [dossier_code(3)]  # the first two were committed: not read again
+
+
+async def committed(bootstrap: str, group: str, partition: TopicPartition) -> int | None:
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await reader.start()
+    try:
+        return await reader.committed(partition)
+    finally:
+        await reader.stop()
+
+
+async def test_a_slow_dossier_holds_up_only_its_own_later_events_and_the_commit(
+    kafka_bootstrap: str, make_topic, unique: str
+) -> None:
+    topic = await make_topic("keyed", partitions=1)
+    partition = TopicPartition(topic, 0)
+    slow, others = dossier_code(1), [dossier_code(n) for n in (2, 3, 4)]
+    released = asyncio.Event()
+    handled: list[str] = []
+
+    async def handle_one(item: Parsed) -> None:
+        if item.event.dossier_code == slow and not released.is_set():
+            await released.wait()
+        handled.append(f"{item.event.dossier_code}/{item.cloud_event.id}")
+
+    def event(code: str) -> tuple[bytes, list]:
+        message = wrap(submitted(code), "/t").to_kafka()
+        return message.value, message.headers
+
+    first = event(slow)
+    await produce(kafka_bootstrap, topic, [first], key=slow.encode())
+    for code in others:
+        await produce(kafka_bootstrap, topic, [event(code)], key=code.encode())
+
+    consumer, broker = consumer_for(
+        kafka_bootstrap, unique, topic, per_key_in_order(handle_one), kind=KeyedStreamConsumer
+    )
+    group = f"batch.{unique}"
+    async with broker:  # type: ignore[attr-defined]
+        await consumer.start()
+        try:
+            async with asyncio.timeout(30):
+                while len(handled) < 3:  # noqa: ASYNC110 (state set by the consumer)
+                    await asyncio.sleep(0.05)
+            assert [h.split("/")[0] for h in handled] == others  # not held up by the first
+            # Read after the slow one and on another dossier: handled at once too.
+            later = dossier_code(5)
+            await produce(kafka_bootstrap, topic, [event(later)], key=later.encode())
+            second = event(slow)  # the slow dossier's next event waits for its first
+            await produce(kafka_bootstrap, topic, [second], key=slow.encode())
+            async with asyncio.timeout(30):
+                while not any(h.startswith(later) for h in handled):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            assert not any(h.startswith(slow) for h in handled)
+            assert await committed(kafka_bootstrap, group, partition) in (None, 0)
+
+            released.set()
+            async with asyncio.timeout(30):
+                while await committed(kafka_bootstrap, group, partition) != 6:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        finally:
+            await consumer.stop()
+    mine = [h for h in handled if h.startswith(slow)]
+    assert len(mine) == 2 and handled.index(mine[0]) < handled.index(mine[1])
+
+
+async def test_a_stop_with_a_dossier_in_hand_leaves_it_to_be_read_again(
+    kafka_bootstrap: str, make_topic, unique: str
+) -> None:
+    topic = await make_topic("keyed-stop", partitions=1)
+    slow, other = dossier_code(1), dossier_code(2)
+    stuck = asyncio.Event()
+    handled: list[str] = []
+    first_process = [True]
+
+    async def handle_one(item: Parsed) -> None:
+        if item.event.dossier_code == slow and first_process[0]:
+            stuck.set()
+            await asyncio.sleep(3600)  # never done in this process
+        handled.append(item.event.dossier_code)
+
+    for code in (slow, other):
+        message = wrap(submitted(code), "/t").to_kafka()
+        await produce(kafka_bootstrap, topic, [(message.value, message.headers)], key=code.encode())
+
+    consumer, broker = consumer_for(
+        kafka_bootstrap, unique, topic, per_key_in_order(handle_one), kind=KeyedStreamConsumer
+    )
+    async with broker:  # type: ignore[attr-defined]
+        await consumer.start()
+        await asyncio.wait_for(stuck.wait(), timeout=30)
+        async with asyncio.timeout(30):
+            while other not in handled:  # noqa: ASYNC110 (state set by the consumer)
+                await asyncio.sleep(0.05)
+        await consumer.stop(grace=0.5)
+
+    handled.clear()
+    first_process[0] = False
+    consumer, broker = consumer_for(
+        kafka_bootstrap, unique, topic, per_key_in_order(handle_one), kind=KeyedStreamConsumer
+    )
+    async with broker:  # type: ignore[attr-defined]
+        await consumer.start()
+        async with asyncio.timeout(30):
+            while slow not in handled:  # noqa: ASYNC110 (state set by the consumer)
+                await asyncio.sleep(0.05)
+        await consumer.stop()
+    # Read again from the oldest record not done: the slow one, and the other after it (its
+    # handler is idempotent in real use).
+    assert handled[0] == slow
