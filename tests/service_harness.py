@@ -24,6 +24,7 @@ from shared.runtime.kafka import ensure_topics
 QUICK_CONSUMERS: dict[str, int] = {
     "consumer_fetch_max_wait_ms": 100,
     "consumer_heartbeat_interval_ms": 100,
+    "consumer_idle_fetch_max_wait_ms": 100,
 }
 
 

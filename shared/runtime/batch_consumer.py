@@ -33,6 +33,7 @@ from shared.runtime.failures import OutageWatch, StoppedDuringOutage, describe, 
 from shared.runtime.kafka import (
     aiokafka_security_options,
     idle_consumer_options,
+    long_poll_when_idle,
     wait_for_partitions,
 )
 from shared.runtime.metrics import CONSUMER_RETRIES
@@ -112,6 +113,7 @@ class BatchConsumer:
             **aiokafka_security_options(self.settings),
         )
         await self._consumer.start()
+        long_poll_when_idle(self._consumer, self.settings)
         self._task = asyncio.create_task(self._run(), name=f"batch-consumer-{self.group}")
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ import logging
 import ssl
 import time
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -76,6 +77,32 @@ def idle_consumer_options(settings: ServiceSettings) -> dict[str, int]:
         "heartbeat_interval_ms": settings.consumer_heartbeat_interval_ms,
         "consumer_timeout_ms": 1000,
     }
+
+
+def long_poll_when_idle(consumer: AIOKafkaConsumer, settings: ServiceSettings) -> None:
+    """Make a started consumer's long poll `consumer_idle_fetch_max_wait_ms` while it has no
+    record in hand, and `consumer_fetch_max_wait_ms` while it has.
+
+    The short one is needed only while records are in hand: aiokafka keeps one fetch in flight
+    per broker and leaves the partitions with records in hand out of it, so the broker holds a
+    fetch for the idle ones for the whole wait while the busy ones' next records wait behind it.
+    A fetch sent with nothing in hand names every partition and ends as soon as records arrive
+    on any of them, so it may wait long: an idle consumer sends a fetch every 5 s instead of
+    every 0.5 s. This reaches into aiokafka's fetcher (0.12-0.13: `_fetcher`,
+    `_get_actions_per_node`, `_records`, `_fetch_max_wait_ms`); where those are missing the
+    consumer keeps its fixed long poll, and `tests/integration/test_kafka_long_poll.py` says so."""
+    fetcher: Any = getattr(consumer, "_fetcher", None)
+    plan = getattr(fetcher, "_get_actions_per_node", None)
+    if plan is None or not all(hasattr(fetcher, a) for a in ("_records", "_fetch_max_wait_ms")):
+        log.warning("aiokafka's fetcher changed: the consumer keeps a fixed long poll")
+        return
+    busy, idle = settings.consumer_fetch_max_wait_ms, settings.consumer_idle_fetch_max_wait_ms
+
+    def planned(assignment: Any) -> Any:
+        fetcher._fetch_max_wait_ms = busy if fetcher._records else idle
+        return plan(assignment)
+
+    fetcher._get_actions_per_node = planned
 
 
 def create_broker(

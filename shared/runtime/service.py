@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
@@ -43,6 +44,7 @@ from shared.runtime.kafka import (
     create_broker,
     idle_consumer_options,
     kafka_security,
+    long_poll_when_idle,
     wait_for_topics,
 )
 from shared.runtime.logging import configure_logging, log_context
@@ -122,6 +124,9 @@ def build_service_app(
         topics = {t for s in broker.subscribers for t in getattr(s, "topics", ())}
         await wait_for_topics(settings, topics)
         await broker.start()
+        for subscriber in broker.subscribers:
+            if isinstance(consumer := getattr(subscriber, "consumer", None), AIOKafkaConsumer):
+                long_poll_when_idle(consumer, settings)
         try:
             async with AsyncExitStack() as stack:
                 for hook in hooks:

@@ -54,10 +54,14 @@ class ServiceSettings(BaseSettings):
     # partitions alone, which the broker holds this long (5 s here once made a 40/s load queue
     # up behind notification's consumer; 500 ms is the Java client's default).
     consumer_fetch_max_wait_ms: int = Field(default=500, ge=100, le=30_000)
+    # The long poll of a consumer with no record in hand (`long_poll_when_idle`): records that
+    # arrive end it at once, and no partition can be left out of it, so a longer one costs no
+    # latency; an idle platform then sends a tenth of the fetches.
+    consumer_idle_fetch_max_wait_ms: int = Field(default=5000, ge=100, le=30_000)
     # How often a consumer tells its group it is alive; also how soon it notices a rebalance
     # (another member joining). A member rejoins once its fetch in flight returns, so a join
-    # waits up to this plus `consumer_fetch_max_wait_ms` (tests that start services shorten
-    # both; kept at Kafka's default of 3 s otherwise).
+    # waits up to this plus `consumer_idle_fetch_max_wait_ms` (tests that start services shorten
+    # them; kept at Kafka's default of 3 s otherwise).
     consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100, le=3000)
     # Handled events' offsets are committed together at most this long after the first of them
     # (`shared.runtime.commits`): a crash delivers the last ones again (handlers are idempotent).
