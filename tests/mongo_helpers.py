@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import REGISTRY
 from pymongo import monitoring
 
 
@@ -24,3 +26,20 @@ class Commands(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+def counted_commands(service: str, collections: Callable[[str], bool]) -> dict[str, float]:
+    """`dvc_mongo_commands_total` of one client (by its `appname`), as "command collection" ->
+    count, for the collections `collections` accepts."""
+    counts: dict[str, float] = {}
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "dvc_mongo_commands_total"
+                and labels.get("service") == service
+                and collections(labels.get("collection", ""))
+            ):
+                key = f"{labels['command']} {labels['collection']}"
+                counts[key] = counts.get(key, 0) + sample.value
+    return counts

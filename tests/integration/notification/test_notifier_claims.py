@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from prometheus_client import REGISTRY
-
 from services.notification.citizens.adapters.store import NotificationStore
 from services.notification.citizens.adapters.templates import RenderedMessage
 from services.notification.citizens.domain import sms_text
@@ -22,6 +20,7 @@ from services.notification.domain.retry import RetryConfig
 from shared.runtime.mongo import create_mongo_client
 from tests.factories import dossier_code
 from tests.integration.notification.conftest import eventually
+from tests.mongo_helpers import counted_commands
 
 EMAIL = "a@example.vn"
 
@@ -80,19 +79,9 @@ async def create(notifier: Notifier, n: int) -> None:
 def delivery_writes(service: str) -> dict[str, float]:
     """The write commands one client (by its `appname`) sent to the deliveries (the poller's
     reads come and go with time)."""
-    counts: dict[str, float] = {}
-    for family in REGISTRY.collect():
-        for sample in family.samples:
-            labels = sample.labels
-            if (
-                sample.name == "dvc_mongo_commands_total"
-                and labels.get("service") == service
-                and labels.get("collection") == "deliveries"
-                and labels["command"] in ("insert", "update", "findAndModify")
-            ):
-                key = labels["command"]
-                counts[key] = counts.get(key, 0) + sample.value
-    return counts
+    counts = counted_commands(service, lambda collection: collection == "deliveries")
+    writes = ("insert", "update", "findAndModify")
+    return {k.split()[0]: v for k, v in counts.items() if k.split()[0] in writes}
 
 
 async def test_a_message_for_a_free_worker_is_sent_without_a_claim_of_its_own(

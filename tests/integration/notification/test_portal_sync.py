@@ -45,6 +45,7 @@ from shared.runtime.kafka import create_broker
 from shared.runtime.mongo import create_mongo_client
 from tests.integration.notification.conftest import eventually, publish
 from tests.integration.notification.servers import PASSWORD, USER, PortalServer
+from tests.mongo_helpers import counted_commands
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 MODELS = (DossierSubmitted, DossierSupplemented, DossierWithdrawn, DossierPaid, DossierProcessed)
@@ -604,19 +605,8 @@ async def status_is(sync: PortalSync, code: str, status: str) -> bool:
 
 
 def portal_commands(service: str) -> dict[str, float]:
-    """`dvc_mongo_commands_total` of one client (by its `appname`) on the portal's collections."""
-    counts: dict[str, float] = {}
-    for family in REGISTRY.collect():
-        for sample in family.samples:
-            labels = sample.labels
-            if (
-                sample.name == "dvc_mongo_commands_total"
-                and labels.get("service") == service
-                and labels.get("collection", "").startswith("portal_")
-            ):
-                key = f"{labels['command']} {labels['collection']}"
-                counts[key] = counts.get(key, 0) + sample.value
-    return counts
+    """The commands of one client (by its `appname`) on the portal's collections."""
+    return counted_commands(service, lambda collection: collection.startswith("portal_"))
 
 
 async def test_one_event_costs_two_database_commands(
