@@ -408,19 +408,25 @@ class Notifier:
         """Records written claimed that no worker took: `created` again, due now, so that the
         next process sends them at once rather than after their lease."""
         taken, self._claimed = self._claimed, {}
-        for nid, (document, claim) in taken.items():
-            await self.store.update_where(
-                {"_id": nid, "status": delivery.SENDING, "claim": claim},
-                {
-                    "$set": {
-                        "status": delivery.CREATED,
-                        "claim": None,
-                        "lease_until": None,
-                        "next_attempt_at": document["next_attempt_at"],
-                    },
-                    "$inc": {"attempts": -1},
+        try:
+            for nid, (document, claim) in taken.items():
+                await self._give_back(nid, document, claim)
+        except Exception as exc:  # the database is away: their leases end, then they are sent
+            log.warning("claims of %d unsent deliveries not given back: %s", len(taken), exc)
+
+    async def _give_back(self, nid: str, document: Document, claim: str) -> None:
+        await self.store.update_where(
+            {"_id": nid, "status": delivery.SENDING, "claim": claim},
+            {
+                "$set": {
+                    "status": delivery.CREATED,
+                    "claim": None,
+                    "lease_until": None,
+                    "next_attempt_at": document["next_attempt_at"],
                 },
-            )
+                "$inc": {"attempts": -1},
+            },
+        )
 
 
 _MESSAGE_FIELDS = frozenset(
