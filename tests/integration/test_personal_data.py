@@ -273,21 +273,26 @@ async def test_processing_and_reporting_store_no_identifier_or_contact(
         form={"dia_chi": address, "so_dien_thoai": PHONE},
     )
     async with running_services(kafka_bootstrap, mongo_url, tmp_path) as suffix:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-        await producer.start()
-        try:
-            record = wrap(event, "/test/intake").to_kafka()
-            await producer.send_and_wait(
-                DOSSIER_SUBMITTED_TOPIC + suffix, record.value, key=record.key,
-                headers=record.headers,
-            )  # fmt: skip
-        finally:
-            await producer.stop()
         token = suffix.lstrip(".")
         client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
         try:
             processing = client[f"test_pii_processing_{token}"]
             reporting = client[f"test_pii_reporting_{token}"]
+            # Processing has the procedure from intake's catalogue (read by its own consumer)
+            # before the dossier comes: it waits only half a second for one it does not know.
+            async with asyncio.timeout(60):
+                while not await processing["procedures"].find_one({"_id": "1.004940"}):  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+            await producer.start()
+            try:
+                record = wrap(event, "/test/intake").to_kafka()
+                await producer.send_and_wait(
+                    DOSSIER_SUBMITTED_TOPIC + suffix, record.value, key=record.key,
+                    headers=record.headers,
+                )  # fmt: skip
+            finally:
+                await producer.stop()
             async with asyncio.timeout(60):
                 while not (  # noqa: ASYNC110 (the state is in other services' databases)
                     await processing["cases"].find_one({"_id": event.dossier_code})
