@@ -131,7 +131,7 @@ class BatchConsumer:
         if self.watch is not None:
             self.watch.stopping.set()  # a batch waiting out an outage stops waiting
         if self._task:
-            if not self._busy:
+            if not self._in_hand():
                 self._task.cancel()  # waiting for records, none in hand: stop at once
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace)
@@ -173,6 +173,10 @@ class BatchConsumer:
                 await asyncio.sleep(self.policy.backoff(1) + 0.1)
             finally:
                 self._busy = False
+
+    def _in_hand(self) -> bool:
+        """Records read and not committed yet (a stop then waits for them)."""
+        return self._busy
 
     async def on_revoked(self) -> None:
         """Before partitions move to another member (nothing here: a batch in hand is committed
@@ -351,7 +355,6 @@ class KeyedStreamConsumer(BatchConsumer):
                     log.exception("a batch of %s failed; it will be read again", self.group)
                     await self._settle_all()
                     self._reads = []
-                    self._busy = False
                     await self._rewind()
                     await asyncio.sleep(self.policy.backoff(1) + 0.1)
             await self._settle_all()
@@ -369,12 +372,14 @@ class KeyedStreamConsumer(BatchConsumer):
         )
         records = [record for part in batches.values() for record in part]
         if records:
-            self._busy = True
             self._hand_out(records)
         while self._reads and sum(read.count for read in self._reads) >= self.max_in_hand:
             await asyncio.wait(self._reads[0].tasks)
             await self._commit_done()
         await self._commit_done()
+
+    def _in_hand(self) -> bool:
+        return bool(self._reads)
 
     def _hand_out(self, records: list[ConsumerRecord]) -> None:
         by_key: dict[bytes | None, list[ConsumerRecord]] = defaultdict(list)
@@ -416,7 +421,6 @@ class KeyedStreamConsumer(BatchConsumer):
                     break
                 offsets.update(read.offsets)
                 self._reads.pop(0)
-            self._busy = bool(self._reads)
             await self._commit(offsets)
             if failure is not None:
                 self._reads.pop(0)

@@ -88,7 +88,7 @@ class Notifier:
         self.relay = relay
         self._clock = clock
         # Written claimed for a free worker (`_create_delivery`), not taken by one yet.
-        self._claimed: dict[str, tuple[Document, str]] = {}
+        self._claimed: dict[str, Document] = {}
         # Never two sends of one delivery in this process (across replicas the claim's
         # compare-and-set decides; see `claim` in the store).
         self.pool = WorkPool(
@@ -161,7 +161,7 @@ class Notifier:
             lease_until = now + timedelta(seconds=self.retry.lease)
             claimed = {"status": delivery.SENDING, "attempts": 1, "claim": claim}
             document.update(claimed, lease_until=lease_until)
-            self._claimed[nid] = (document, claim)
+            self._claimed[nid] = document
         created = False
         try:
             created = await self.store.create_delivery(document)
@@ -184,8 +184,8 @@ class Notifier:
         """Claim one due delivery (or take the one written claimed) and attempt it once."""
         now = self._clock()
         taken = self._claimed.pop(nid, None)
-        if taken is not None and now < taken[0]["lease_until"]:
-            document, claim = taken
+        if taken is not None and now < taken["lease_until"]:
+            document, claim = taken, taken["claim"]
         else:
             claim = uuid.uuid4().hex
             lease = timedelta(seconds=self.retry.lease)
@@ -409,14 +409,14 @@ class Notifier:
         next process sends them at once rather than after their lease."""
         taken, self._claimed = self._claimed, {}
         try:
-            for nid, (document, claim) in taken.items():
-                await self._give_back(nid, document, claim)
+            for document in taken.values():
+                await self._give_back(document)
         except Exception as exc:  # the database is away: their leases end, then they are sent
             log.warning("claims of %d unsent deliveries not given back: %s", len(taken), exc)
 
-    async def _give_back(self, nid: str, document: Document, claim: str) -> None:
+    async def _give_back(self, document: Document) -> None:
         await self.store.update_where(
-            {"_id": nid, "status": delivery.SENDING, "claim": claim},
+            {"_id": document["_id"], "status": delivery.SENDING, "claim": document["claim"]},
             {
                 "$set": {
                     "status": delivery.CREATED,
