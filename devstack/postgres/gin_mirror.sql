@@ -18,6 +18,9 @@ BEGIN
   END IF;
   SELECT relname INTO index_name FROM pg_class WHERE oid = btree_index;
   keys := substring(definition FROM ' USING btree \((.*)\)$');
+  IF keys = '((_jsonb -> ''_id''::text))' THEN
+    RETURN;  -- FerretDB's patch 0005 looks _id up with `=`, which its own btree index serves
+  END IF;
   keys := regexp_replace(keys, ' DESC', '', 'g');
   keys := regexp_replace(keys, '(\(\(_jsonb [^)]*\)\))', '\1 jsonb_path_ops', 'g');
   EXECUTE format(
@@ -56,3 +59,21 @@ WHERE am.amname = 'btree'
     SELECT 1 FROM pg_class g
     WHERE g.relname = left(c.relname, 56) || '_gin' AND g.relnamespace = c.relnamespace
   );
+
+-- Mirrors of _id indexes made before FerretDB's patch 0005: no query uses them any more.
+DO $do$
+DECLARE
+  mirror regclass;
+BEGIN
+  FOR mirror IN
+    SELECT i.indexrelid::regclass
+    FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indexrelid
+    JOIN pg_am am ON am.oid = c.relam
+    WHERE am.amname = 'gin'
+      AND pg_get_indexdef(i.indexrelid) LIKE '% USING gin (((_jsonb -> ''_id''::text)) jsonb_path_ops)%'
+  LOOP
+    EXECUTE format('DROP INDEX IF EXISTS %s', mirror);
+  END LOOP;
+END
+$do$;

@@ -65,10 +65,31 @@ async def test_lookups_by_id_and_by_an_indexed_field_use_an_index(mongo_db) -> N
     assert explained["filterPushdown"] is True
 
     table = table_of(mongo_db.name, "dossiers")
-    by_id = plan(table, """_jsonb->'_id' @> '"D00042"'""")
     by_state = plan(table, """_jsonb->'state' @> '"pending"'""")
-    for found in (by_id, by_state):
+    assert "Index Scan" in by_state and "Seq Scan" not in by_state, by_state
+
+
+async def test_a_lookup_by_id_uses_the_unique_btree_and_no_gin_twin(mongo_db) -> None:
+    """FerretDB's patch 0005 looks an `_id` up with `=`, which the unique btree FerretDB makes
+    serves (the plan here is PostgreSQL's for the statement FerretDB sends), so `_id` needs no
+    GIN twin to maintain on every write; `$in` on `_id` is served the same way."""
+    cases = mongo_db["cases"]
+    await cases.insert_many([{"_id": f"C{n:05d}", "n": n} for n in range(3000)])
+    for query in ({"_id": "C00042"}, {"_id": {"$in": ["C00001", "C00002"]}}):
+        explained = await mongo_db.command("explain", {"find": "cases", "filter": query})
+        found = json.dumps(explained["queryPlanner"])
         assert "Index Scan" in found and "Seq Scan" not in found, found
+        assert "_id__" in found and "_gin" not in found, found
+    assert await cases.find_one({"_id": "C00042"}) == {"_id": "C00042", "n": 42}
+    assert await cases.count_documents({"_id": {"$in": ["C00001", "C00002", "X"]}}) == 2
+
+    table = table_of(mongo_db.name, "cases")
+    schema, name = (part.strip('"') for part in table.split("."))
+    twins = sql(
+        f"SELECT indexname FROM pg_indexes WHERE schemaname = '{schema}' "
+        f"AND tablename = '{name}' AND indexdef LIKE '%USING gin%'"
+    )
+    assert twins == ""
 
 
 async def test_an_unindexed_field_is_still_a_scan(mongo_db) -> None:
@@ -83,31 +104,32 @@ async def test_a_lookup_prepared_on_a_small_table_uses_the_index_once_it_grew(
     mongo_db, tmp_path
 ) -> None:
     """FerretDB prepares its statements with the field name as a parameter (`_jsonb->$1 @> $2`,
-    pgx caches them per connection), and our patch adds the limit (`LIMIT $3`: a `find_one` by
-    `_id`). With PostgreSQL's default plan cache mode, five runs on a small table settle on a
-    generic plan: a sequential scan (a parameter cannot match the expression indexes), kept after
-    the table grew until its statistics are refreshed. At 100,000 stored dossiers lookups by `_id`
-    scanned the table. devstack runs PostgreSQL with `plan_cache_mode=force_custom_plan`. The
-    statement is prepared here, in one session, on the collection's own table (with the default
-    mode this test sees the `Seq Scan`)."""
+    pgx caches them per connection), and our patch adds the limit (`LIMIT $3`: a `find_one`).
+    With PostgreSQL's default plan cache mode, five runs on a small table settle on a generic
+    plan: a sequential scan (a parameter cannot match the expression indexes), kept after the
+    table grew until its statistics are refreshed. At 100,000 stored dossiers lookups by `_id`
+    scanned the table (since patch 0005 `_id` is looked up with `=`; other fields still so).
+    devstack runs PostgreSQL with `plan_cache_mode=force_custom_plan`. The statement is prepared
+    here, in one session, on the collection's own table (with the default mode this test sees
+    the `Seq Scan`)."""
     cases = mongo_db["cases"]
     await cases.create_index([("unit", ASCENDING)])
-    await cases.insert_one({"_id": "C0", "unit": "G12"})
+    await cases.insert_one({"_id": "C0", "unit": "U0"})
     table = table_of(mongo_db.name, "cases")
     script = tmp_path / "prepared.sql"
     script.write_text(
-        # The statement our patched FerretDB sends for `find_one({"_id": ...})`.
+        # The statement our patched FerretDB sends for `find_one({"unit": ...})`.
         "PREPARE lookup(text, jsonb, int) AS WITH _q AS MATERIALIZED (SELECT _jsonb, "
         f"_jsonb->'$s'->'p' AS _s FROM (SELECT _jsonb FROM {table} WHERE _jsonb->$1 @> $2) AS _f), "
-        "_r AS (SELECT _jsonb, _s, (COALESCE((_s->'_id'->>'t') IN ('string'), false)) AS _c "
+        "_r AS (SELECT _jsonb, _s, (COALESCE((_s->'unit'->>'t') IN ('string'), false)) AS _c "
         "FROM _q) (SELECT _jsonb FROM _r WHERE _c LIMIT $3) "
         "UNION ALL (SELECT _jsonb FROM _r WHERE NOT _c);\n"
-        + "EXECUTE lookup('_id', '\"C0\"', 1);\n"
+        + "EXECUTE lookup('unit', '\"U0\"', 1);\n"
         * 6
         # Grown since, its statistics not yet refreshed (autovacuum sleeps for minutes).
         + f"INSERT INTO {table} (_jsonb) SELECT jsonb_build_object('_id', 'C' || n, 'unit', "
         "'U' || n) FROM generate_series(1, 5000) AS n;\n"
-        "EXPLAIN (FORMAT JSON) EXECUTE lookup('_id', '\"C42\"', 1);\n"
+        "EXPLAIN (FORMAT JSON) EXECUTE lookup('unit', '\"U42\"', 1);\n"
     )
     result = postgres_server.psql(CONFIG, None, database=DATABASE, script=script)
     assert result.returncode == 0, result.stderr

@@ -120,8 +120,9 @@ NOT_EXERCISED = {
 }
 
 FILTERED_COMMANDS = ("find", "update", "delete", "findAndModify", "count", "distinct", "aggregate")
-# FerretDB's SQL for a pushed-down equality: `(<table>._jsonb -> 'field'::text) @> '<value>'`.
-PUSHED_EQUALITY = re.compile(r"_jsonb -> '([^']+)'::text\) @> ")
+# FerretDB's SQL for a pushed-down equality: `(<table>._jsonb -> 'field'::text) @> '<value>'`,
+# and `= '<value>'` for `_id` (devstack's FerretDB patch 0005).
+PUSHED_EQUALITY = re.compile(r"_jsonb -> '([^']+)'::text\) (?:@>|=) ")
 PUSHABLE = (str, bool, int, float, datetime, ObjectId)
 MAX_SAFE_INTEGER = 2**53
 
