@@ -1,9 +1,13 @@
 """Subscriptions of the processing service: the catalogue copy and the applicants' dossier events.
 
-Two consumers in the processing group: the catalogue has its own, so that a submitted dossier
-waiting for its procedure (start-up: the catalogue topic not read yet) does not block the very
-consumer that would bring the procedure in. Both get the shared retries and dead-letter topics.
-Each subscriber takes one event type and delegates to the service layer (`service/cases.py`).
+Two consumers in the processing group: the catalogue has its own (a FastStream subscriber), so
+that a submitted dossier waiting for its procedure (start-up: the catalogue topic not read yet)
+does not block the very consumer that would bring the procedure in. The dossier events are read
+in batches (`consume_dossier_events_in_batches`): each dossier's events in order, different
+dossiers at the same time, so that the cases opened together share one insert and a dossier
+waiting for its procedure holds up only itself. Both get the shared retries and dead-letter
+topics. Each handler takes one event type and delegates to the service layer
+(`service/cases.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from shared.contracts.events import (
     DossierWithdrawn,
 )
 from shared.contracts.topics import PROCESSING_GROUP
-from shared.runtime.service import ServiceContext, subscribe_dossier_events
+from shared.runtime.batch_consumer import BatchConsumer
+from shared.runtime.service import (
+    ServiceContext,
+    consume_dossier_events_in_batches,
+    subscribe_dossier_events,
+)
 
 
 @dataclass(frozen=True)
@@ -43,11 +52,12 @@ class Subscribers:
         await self.cases.paid(event, cloud_event.id)
 
 
-def register(context: ServiceContext, cases: ProcessingService) -> None:
+def register(context: ServiceContext, cases: ProcessingService) -> BatchConsumer:
+    """Subscribe to the catalogue; the dossier events' consumer, started by the lifecycle."""
     group = PROCESSING_GROUP  # isolated runs get `<group><topic suffix>` (ServiceSettings)
     subscribers = Subscribers(cases)
     subscribe_dossier_events(context, group=group, handlers={Procedure: subscribers.on_procedure})
-    subscribe_dossier_events(
+    return consume_dossier_events_in_batches(
         context,
         group=group,
         handlers={

@@ -25,6 +25,7 @@ from services.processing.service.staff import StaffDirectory
 from services.processing.settings import ProcessingSettings
 from shared.contracts.topics import DOSSIER_PROCESSED_TOPIC
 from shared.runtime.background import periodically
+from shared.runtime.batch_consumer import BatchConsumer
 from shared.runtime.outbox import OutboxRelay
 from shared.runtime.service import LifecycleHook, ServiceContext, build_service_app
 
@@ -39,6 +40,7 @@ class Processing:
     service: ProcessingService
     results: ResultDocuments
     staff: StaffDirectory  # who has called the officer API (the assignment form's choices)
+    consumer: BatchConsumer  # the applicants' dossier events
 
 
 def build_processing(settings: ProcessingSettings, context: ServiceContext) -> Processing:
@@ -56,7 +58,8 @@ def build_processing(settings: ProcessingSettings, context: ServiceContext) -> P
     service = ProcessingService(settings=settings, store=store, relay=relay)
     results = ResultDocuments(settings=settings, cases=service, results=ResultStore(context.db))
     staff = StaffDirectory(StaffStore(context.db))
-    return Processing(settings, store, relay, service, results, staff)
+    consumer = handlers.register(context, service)
+    return Processing(settings, store, relay, service, results, staff, consumer)
 
 
 Hook = Callable[[Processing, ServiceContext], AbstractAsyncContextManager[None]]
@@ -68,9 +71,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     built: list[Processing] = []  # by `register`, before the app starts
 
     def register(context: ServiceContext) -> None:
-        processing = build_processing(settings, context)
-        handlers.register(context, processing.service)
-        built.append(processing)
+        built.append(build_processing(settings, context))
 
     def hook(run: Hook) -> LifecycleHook:
         return lambda context: run(built[0], context)
@@ -80,7 +81,13 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         title="Processing (xử lý hồ sơ)",
         register=register,
         routers=api.routers,
-        hooks=[hook(prepare_store), hook(run_relay), hook(run_scanner), hook(run_refresher)],
+        hooks=[
+            hook(prepare_store),
+            hook(run_relay),
+            hook(run_consumer),
+            hook(run_scanner),
+            hook(run_refresher),
+        ],
         # A result document, with its form fields and the multipart framing around it.
         larger_bodies=dict.fromkeys(api.UPLOAD_ROUTES, settings.max_result_bytes + FORM_OVERHEAD),
     )
@@ -103,6 +110,14 @@ async def run_relay(processing: Processing, context: ServiceContext) -> AsyncIte
         yield
     finally:
         await processing.relay.stop()  # publishes what is pending before the broker stops
+
+
+def run_consumer(
+    processing: Processing, context: ServiceContext
+) -> AbstractAsyncContextManager[None]:
+    # After the store's indexes and the relay (it stops first: the relay publishes what the
+    # last events wrote).
+    return processing.consumer.running()
 
 
 @asynccontextmanager

@@ -28,8 +28,20 @@ from faststream.kafka import KafkaBroker
 
 from shared.contracts.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
 from shared.contracts.topics import dead_letter_topic
-from shared.runtime.consumer import RetryPolicy, _dead_letter, handle_record, wait_out
-from shared.runtime.failures import OutageWatch, StoppedDuringOutage, describe, is_transient
+from shared.runtime.consumer import (
+    PermanentError,
+    RetryPolicy,
+    _dead_letter,
+    handle_record,
+    wait_out,
+)
+from shared.runtime.failures import (
+    AwaitingEarlierEvent,
+    OutageWatch,
+    StoppedDuringOutage,
+    describe,
+    is_transient,
+)
 from shared.runtime.kafka import (
     aiokafka_security_options,
     idle_consumer_options,
@@ -214,6 +226,18 @@ class BatchConsumer:
                     return
                 except StoppedDuringOutage:
                     raise
+                except AwaitingEarlierEvent:
+                    break  # waited for and parked one by one, below (nothing was written)
+                except PermanentError as exc:
+                    if len(parsed) > 1:  # which record is refused: see below, one by one
+                        break
+                    # Refused for good: handled again alone it would be refused again (and
+                    # whatever the handler counts on the way, counted twice).
+                    record = parsed[0].record
+                    await _dead_letter(
+                        record, self.group, self._dlq(record), self._write_dlq, "permanent", exc, 1
+                    )
+                    return
                 except Exception as exc:
                     CONSUMER_RETRIES.labels(parsed[0].record.topic, self.group).inc()
                     # The records are fine: hold them until it is back (with a stop signal).

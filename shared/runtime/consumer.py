@@ -111,7 +111,7 @@ async def handle_record(
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     watch: OutageWatch | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.time,  # parked-since headers are wall-clock times
 ) -> Outcome:
     """Parse one record and handle it reliably (the batch consumer's record-by-record path)."""
     try:

@@ -19,7 +19,7 @@ from shared.runtime.batch_consumer import (
     Parsed,
     per_key_in_order,
 )
-from shared.runtime.consumer import RetryPolicy
+from shared.runtime.consumer import PermanentError, RetryPolicy
 from shared.runtime.kafka import create_broker, ensure_topics
 from shared.runtime.settings import ServiceSettings
 from tests.factories import dossier_code, submitted
@@ -94,6 +94,45 @@ async def test_a_poisoned_record_is_dead_lettered_and_the_batch_passes(
     dead = await read_records(kafka_bootstrap, dlq, expected=2)
     reasons = sorted(dict(r.headers)["dlq_reason"].decode() for r in dead)
     assert reasons == ["exhausted", "malformed"]
+
+
+async def test_a_refused_event_is_handled_once_and_dead_lettered(
+    kafka_bootstrap: str, make_topic, unique: str
+) -> None:
+    """A handler's `PermanentError` (processing refusing a payment of the wrong amount) is not
+    run again on its own before the event is dead-lettered: what the handler counts on the way
+    (the mismatch metric) is counted once."""
+    topic = await make_topic("refused", partitions=1)
+    dlq = dead_letter_topic(topic, "batch")
+    await ensure_topics(kafka_bootstrap, [TopicSpec(dlq, 1, None)])
+    codes = [dossier_code(n) for n in range(1, 4)]
+    for code in codes:  # one dossier per key: the keyed stream hands each its own batch
+        event = wrap(submitted(code), "/t").to_kafka()
+        await produce(kafka_bootstrap, topic, [(event.value, event.headers)], key=code.encode())
+
+    calls: list[str] = []
+    done = asyncio.Event()
+
+    async def handle_one(item: Parsed) -> None:
+        calls.append(item.event.dossier_code)
+        if len(calls) >= len(codes):
+            done.set()
+        if item.event.dossier_code == codes[1]:
+            raise PermanentError("refused")
+
+    consumer, broker = consumer_for(
+        kafka_bootstrap, unique, topic, per_key_in_order(handle_one), kind=KeyedStreamConsumer
+    )
+    async with broker:  # type: ignore[attr-defined]
+        await broker.start()  # type: ignore[attr-defined]
+        await consumer.start()
+        await asyncio.wait_for(done.wait(), timeout=30)
+        [dead] = await read_records(kafka_bootstrap, dlq, expected=1)
+        await consumer.stop()
+
+    assert sorted(calls) == codes  # each once, the refused one too
+    assert dict(dead.headers)["dlq_reason"] == b"permanent"
+    assert dict(dead.headers)["ce_subject"] == codes[1].encode()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -33,6 +33,7 @@ from shared.contracts.events import DossierProcessed
 from shared.runtime.idempotency import APPLIED_EVENTS_FIELD
 from shared.runtime.mongo import ensure_indexes, gridfs_indexes
 from shared.runtime.outbox import OUTBOX_INDEX, merge_updates, outbox_update
+from shared.runtime.write_batching import WriteBatcher
 
 REQUEST_KEYS_FIELD = "applied_request_keys"
 CASES = "cases"
@@ -112,6 +113,8 @@ class CaseStore:
         self.procedures: AsyncCollection[dict[str, Any]] = db[PROCEDURES]
         self.calendar_changes: AsyncCollection[dict[str, Any]] = db[CALENDAR_CHANGES]
         self.leases: AsyncCollection[dict[str, Any]] = db[LEASES]
+        # New cases opened at the same time (the consumer's dossiers) share one `insert_many`.
+        self._new_cases = WriteBatcher(self.cases)
         self.processed_topic = processed_topic
         self.source = source
 
@@ -161,7 +164,7 @@ class CaseStore:
             document["outbox"] = update["$push"]["outbox"]["$each"]
             document.update(update["$set"])
         try:
-            await self.cases.insert_one(document)
+            await self._new_cases.insert(document)
         except DuplicateKeyError:
             return False
         return True
