@@ -101,7 +101,13 @@ async def test_the_demo_leaves_dossiers_in_several_states(services) -> None:
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert case.status_code == 200, case.text
-            assert case.json()["state"] == dossier["state"]
+            found = case.json()
+            if found["state"] != dossier["state"]:
+                # A paper dossier left received (2) whose start was due: the deadline scanner
+                # handed it to the unit (4) after the demo read it. When depends on the clock.
+                assert (dossier["state"], found["state"]) == (2, 4), found
+                steps = [(step["action"], step["actor"]) for step in found["history"]]
+                assert ("start_processing", "system") in steps, steps
     # Walked where they were meant to go (a withdrawal may still be on its way).
     missed = [d for d in result.dossiers if d["state"] != d["target"] and d["target"] != 7]
     assert not missed, missed
