@@ -67,6 +67,12 @@ def outbox_update(events: Sequence[tuple[str, CloudEvent]]) -> dict[str, Any]:
     }
 
 
+def pushed_outbox(document_id: Any, update: dict[str, Any]) -> dict[str, Any]:
+    """The document to `OutboxRelay.hand_over` after `update` (with an `outbox_update` merged
+    in) was applied to a document whose outbox was empty: its `_id` and the events pushed."""
+    return {"_id": document_id, OUTBOX_FIELD: list(update["$push"][OUTBOX_FIELD]["$each"])}
+
+
 def merge_updates(*updates: dict[str, Any]) -> dict[str, Any]:
     """Merge MongoDB update documents operator by operator (`$set` with `$set`, ...)."""
     merged: dict[str, dict[str, Any]] = {}
@@ -150,8 +156,8 @@ class OutboxRelay:
 
     def hand_over(self, document: dict[str, Any]) -> None:
         """Publish the events of `document`, written with `handover_claim` and holding its whole
-        outbox (an insert, or the document an update returned), without claiming or reading it
-        again."""
+        outbox (an insert, the document an update returned, or `pushed_outbox`), without
+        claiming or reading it again."""
         self._handed.append(document)
         self.pacer.wake()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -16,10 +16,13 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 from shared.runtime.mongo import BULK_CHUNK
 
 DUPLICATE_KEY = 11000
+# Marks the document an `update_if` inserts where none had the filter's `_id` (deleted at once).
+STUB_FIELD = "_update_if_stub"
 
 
 class WriteBatcher:
-    """Writes to one collection whose callers need no result but success, sent together: a write
+    """Writes to one collection whose callers need no result but success (or, for a
+    compare-and-set `update_if`, whether it matched), sent together: a write
     asked for while a bulk write is in flight goes in the next one (callers of at most
     `BULK_CHUNK` operations in all per write, and at least one), so concurrent handlers (a batch
     consumer's dossiers, simultaneous requests) share round trips, the collection's write lock
@@ -42,16 +45,37 @@ class WriteBatcher:
     ) -> None:
         await self._join([UpdateOne(document_filter, update, upsert=upsert)])
 
+    async def update_if(
+        self, document_filter: Mapping[str, Any], update: Mapping[str, Any]
+    ) -> bool:
+        """A compare-and-set update of one document: applied if `document_filter` (an `_id`
+        equality and more conditions) matches; False when it matches nothing (the document moved
+        on, or there is none).
+
+        A bulk write's answer counts the matches of all its updates together, so each is sent as
+        an upsert, and the server's answer says which did not match: where the `_id` exists but
+        the rest of the filter does not hold, the upsert is refused as a duplicate `_id`; where
+        no document has it, the one it inserts (marked `STUB_FIELD`) is deleted at once. Not for
+        documents that may be deleted meanwhile (a reader could see the stub). On FerretDB this
+        needs devstack's patch 0007 (upstream stops a bulk update at its first refusal)."""
+        if "_id" not in document_filter:
+            raise ValueError("update_if needs an _id equality in its filter")
+        on_insert = {**update.get("$setOnInsert", {}), STUB_FIELD: True}
+        stubbing = {**update, "$setOnInsert": on_insert}
+        matched = await self._join([UpdateOne(document_filter, stubbing, upsert=True)], cas=True)
+        return bool(matched)
+
     async def insert(self, *documents: Mapping[str, Any]) -> None:
         """Insert `documents` (all of them; on `DuplicateKeyError`, the others are inserted)."""
         await self._join([InsertOne(document) for document in documents])
 
-    async def _join(self, operations: list[Any]) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queued.append((operations, done))
+    async def _join(self, operations: list[Any], *, cas: bool = False) -> bool | None:
+        """Queue one caller's operations; with `cas`, one `update_if` (its outcome returned)."""
+        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._queued.append(_Queued(operations, done, cas))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_queued())
-        await done
+        return await done
 
     async def _write_queued(self) -> None:
         batch: list[_Queued] = []
@@ -62,49 +86,73 @@ class WriteBatcher:
                 await self._write(batch)
                 batch = []
         except BaseException:  # cancelled (the service stops): nobody waits forever
-            for _, done in [*batch, *self._queued]:
-                done.cancel()
+            for queued in [*batch, *self._queued]:
+                queued.done.cancel()
             self._queued = []
             raise
         finally:
             self._writer = None
 
     async def _write(self, batch: list[_Queued]) -> None:
-        operations = [operation for operations, _ in batch for operation in operations]
+        operations = [operation for queued in batch for operation in queued.operations]
         outcomes: list[BaseException | None] = [None] * len(operations)
+        upserted: dict[int, Any] = {}  # operation index: the `_id` its upsert inserted
         try:
-            await self.collection.bulk_write(operations, ordered=False)
+            result = await self.collection.bulk_write(operations, ordered=False)
+            upserted = dict(result.upserted_ids or {})
         except BulkWriteError as exc:
             for error in exc.details.get("writeErrors", []):
                 code, message = error.get("code"), error.get("errmsg")
                 refused = DuplicateKeyError if code == DUPLICATE_KEY else WriteError
                 outcomes[error["index"]] = refused(message, code, error)
+            upserted = {u["index"]: u["_id"] for u in exc.details.get("upserted", [])}
         except Exception as exc:
-            # An outage, or an answer PyMongo cannot read (FerretDB's to a bulk write with a
-            # refused update: the others are applied). Which operations were applied is
+            # An outage, or an answer PyMongo cannot read: which operations were applied is
             # unknown, so none is sent again: every caller gets the error.
             outcomes = [exc] * len(operations)
         start = 0
-        for operations_of_caller, done in batch:
-            end = start + len(operations_of_caller)
+        stubs: list[tuple[int, Any]] = []
+        for queued in batch:
+            if queued.cas and start in upserted:
+                stubs.append((start, upserted[start]))
+            start += len(queued.operations)
+        if stubs:
+            try:
+                await self.collection.delete_many(
+                    {"_id": {"$in": [key for _, key in stubs]}, STUB_FIELD: True}
+                )
+            except Exception as exc:
+                for index, _ in stubs:
+                    outcomes[index] = exc
+        start = 0
+        for queued in batch:
+            end = start + len(queued.operations)
             failure = next((o for o in outcomes[start:end] if o is not None), None)
-            start = end
-            if done.done():
+            first, start = start, end
+            if queued.done.done():
                 continue  # its caller was cancelled
+            if queued.cas and (failure is None or isinstance(failure, DuplicateKeyError)):
+                # Refused as a duplicate `_id`, or a stub inserted: the filter matched nothing.
+                queued.done.set_result(failure is None and first not in upserted)
+                continue
             if failure is None:
-                done.set_result(None)
+                queued.done.set_result(None)
             else:
-                done.set_exception(failure)
+                queued.done.set_exception(failure)
 
 
-# One caller's operations and its wait.
-_Queued = tuple[list[Any], "asyncio.Future[None]"]
+class _Queued(NamedTuple):
+    """One caller's operations, its wait, and whether it is an `update_if`."""
+
+    operations: list[Any]
+    done: asyncio.Future[bool | None]
+    cas: bool
 
 
 def _take(queued: list[_Queued], limit: int) -> tuple[list[_Queued], list[_Queued]]:
     """The first callers whose operations fit in `limit` (the first caller always), and the rest."""
     count, taken = 0, 0
-    for operations, _ in queued:
+    for operations, _, _ in queued:
         if taken and count + len(operations) > limit:
             break
         count += len(operations)

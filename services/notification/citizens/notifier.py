@@ -58,7 +58,13 @@ from services.notification.domain.retry import RetryConfig, backoff
 from shared.contracts.cloudevents import wrap
 from shared.contracts.events import DossierNotified
 from shared.runtime.logging import log_context, mask
-from shared.runtime.outbox import OutboxRelay, merge_updates, outbox_update
+from shared.runtime.outbox import (
+    OUTBOX_FIELD,
+    OutboxRelay,
+    merge_updates,
+    outbox_update,
+    pushed_outbox,
+)
 from shared.runtime.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
@@ -239,10 +245,17 @@ class Notifier:
                 return  # a receipt overtook us, or we lost the claim: the newer state stands
             metrics.MESSAGES.labels(document["channel"], status).inc()
             return
-        # The outcome with its event, claimed for this process's relay and read back in the
-        # same round trip: the relay publishes it without claiming and reading it again.
+        # The outcome with its event, claimed for this process's relay, which publishes it
+        # without claiming and reading it again. The outbox was empty when claimed (the usual
+        # case), so it now holds just this event and needs no reading back; otherwise it is read
+        # back in the same round trip.
         update = merge_updates(update, {"$set": self.relay.handover_claim()})
-        written = await self.store.update_and_read(owned, update)
+        if document.get(OUTBOX_FIELD):
+            written = await self.store.update_and_read(owned, update)
+        elif await self.store.update_where(owned, update):
+            written = pushed_outbox(document["_id"], update)
+        else:
+            written = None
         if written is None:
             return
         metrics.MESSAGES.labels(document["channel"], status).inc()

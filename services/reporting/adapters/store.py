@@ -20,8 +20,8 @@ submission (`FactsUpdate.opens_dossier`) creates its document with one insert. W
 moved on elsewhere (another replica after a rebalance, a rebuild) or exists already, the write
 matches nothing and the event takes the general path: apply once and read, then reconcile. Round
 trips per event: 2 instead of 3 (the `$inc` of each counter changed is the other, and the
-dossiers a batch handles at the same time share those bulk writes, and their first inserts:
-`WriteBatcher`).
+dossiers a batch handles at the same time share those bulk writes, their compare-and-set
+updates and their first inserts: `WriteBatcher`).
 
 A rebuild (`services.reporting.rebuild`) fills a fresh set of these collections under its own
 prefix and swaps it in by rewriting the pointer document (`read_model_pointer`); the service's
@@ -93,6 +93,7 @@ class ReportingStore:
         self.procedures = db[f"{prefix}procedures"]
         self._counter_updates = WriteBatcher(self.counters)
         self._dossier_inserts = WriteBatcher(self.dossiers)
+        self._dossier_updates = WriteBatcher(self.dossiers)
         # Each dossier's document as this store last wrote it (see the module's docstring).
         self._written: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=CACHED_DOSSIERS)
 
@@ -144,7 +145,7 @@ class ReportingStore:
             except DuplicateKeyError:
                 return False  # the dossier has a document already
         else:
-            written = await self.dossiers.update_one(
+            written = await self._dossier_updates.update_if(
                 {"_id": dossier_code, "v": known["v"]},
                 merge_updates(
                     mongo_update(update),
@@ -152,7 +153,7 @@ class ReportingStore:
                     {"$set": {"counted": facts["counted"]}, "$inc": {"v": 1}},
                 ),
             )
-            if written.modified_count != 1:
+            if not written:
                 return False
         self._written[dossier_code] = facts
         await self._add(delta)
@@ -172,11 +173,11 @@ class ReportingStore:
                 self._written[dossier_code] = facts
                 return
             counted = to_triples(wanted)
-            saved = await self.dossiers.update_one(
+            saved = await self._dossier_updates.update_if(
                 {"_id": dossier_code, "v": facts["v"]},
                 {"$set": {"counted": counted}, "$inc": {"v": 1}},
             )
-            if saved.modified_count != 1:
+            if not saved:
                 facts = None  # another consumer moved the dossier on: read and derive again
                 continue
             self._written[dossier_code] = {**facts, "counted": counted, "v": facts["v"] + 1}

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from faststream.kafka import KafkaBroker
+
 from services.notification.citizens.adapters.store import NotificationStore
 from services.notification.citizens.adapters.templates import RenderedMessage
 from services.notification.citizens.domain import sms_text
@@ -17,9 +19,14 @@ from services.notification.citizens.domain.ports import OutgoingMessage, SendRes
 from services.notification.citizens.domain.routing import Hop
 from services.notification.citizens.notifier import Notifier
 from services.notification.domain.retry import RetryConfig
+from shared.contracts.cloudevents import CloudEvent, unwrap
+from shared.contracts.events import DossierNotified
+from shared.runtime.kafka import create_broker
 from shared.runtime.mongo import create_mongo_client
+from shared.runtime.outbox import OUTBOX_FIELD, PENDING_FIELD, OutboxRelay
 from tests.factories import dossier_code
 from tests.integration.notification.conftest import eventually
+from tests.kafka_helpers import read_records
 from tests.mongo_helpers import counted_commands
 
 EMAIL = "a@example.vn"
@@ -53,16 +60,32 @@ def rendered() -> RenderedMessage:
 
 @asynccontextmanager
 async def notifier_on(
-    mongo_url: str, database: str, service: str, channel: HeldChannel, workers: int
+    mongo_url: str,
+    database: str,
+    service: str,
+    channel: HeldChannel,
+    workers: int,
+    *,
+    notified_topic: str = "unused",
+    broker: KafkaBroker | None = None,
 ) -> AsyncIterator[Notifier]:
+    """A notifier on its own client (counted by `service`); with `broker`, its outbox relay
+    publishes the notified events to `notified_topic`."""
     client = create_mongo_client(mongo_url, appname=service)
     store = NotificationStore(client[database])
     await store.ensure_indexes()
     retry = RetryConfig(workers=workers, poll_interval=0.2)
-    notifier = Notifier(store, {"email": channel}, notified_topic="unused", retry=retry)
+    relay = OutboxRelay(store.deliveries, broker) if broker else None
+    notifier = Notifier(
+        store, {"email": channel}, notified_topic=notified_topic, retry=retry, relay=relay
+    )
+    if relay:
+        relay.start()
     try:
         yield notifier
     finally:
+        if relay:
+            await relay.stop()
         await client.close()
 
 
@@ -100,6 +123,40 @@ async def test_a_message_for_a_free_worker_is_sent_without_a_claim_of_its_own(
     assert document["attempts"] == 1 and document["claim"] is not None
     # Its insert (already claimed) and its outcome: no findAndModify to claim it.
     assert delivery_writes(service) == {"insert": 1, "update": 1}
+
+
+async def test_a_final_outcome_and_its_event_are_one_update_published_without_reading_back(
+    mongo_url: str, mongo_db: Any, unique: str, kafka_bootstrap: str, make_topic: Any
+) -> None:
+    topic = await make_topic("notified")
+    service = f"notifier-outcome-{unique}"
+    channel = HeldChannel()
+    broker = create_broker(kafka_bootstrap, "test-notifier-relay")
+    async with broker:
+        await broker.connect()
+        async with notifier_on(
+            mongo_url, mongo_db.name, service, channel, 2, notified_topic=topic, broker=broker
+        ) as notifier:
+            notifier.start()
+            try:
+                await create(notifier, 1)
+                [nid] = await eventually(lambda: _async(channel.sent))
+
+                async def released() -> dict | None:
+                    document = await notifier.store.delivery(nid)
+                    return document if document and not document[PENDING_FIELD] else None
+
+                document = await eventually(released)
+            finally:
+                await notifier.stop()
+    [record] = await read_records(kafka_bootstrap, topic, 1)
+    event = unwrap(CloudEvent.from_kafka(record.value, record.headers))
+    assert isinstance(event, DossierNotified)
+    assert (event.notification_id, event.status, event.channel) == (nid, SENT, "email")
+    assert document["status"] == SENT and document[OUTBOX_FIELD] == []
+    # Its insert (claimed), its outcome with the event (no findAndModify to read it back), and
+    # the relay's emptying of the outbox.
+    assert delivery_writes(service) == {"insert": 1, "update": 2}
 
 
 async def test_while_every_worker_is_busy_a_message_is_written_due_and_claimed_when_taken(

@@ -55,6 +55,7 @@ class NotificationStore:
         self.inbox: AsyncCollection[Document] = db["inbox"]
         self._recipient_updates = WriteBatcher(self.recipients)
         self._delivery_inserts = WriteBatcher(self.deliveries)
+        self._delivery_updates = WriteBatcher(self.deliveries)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -126,9 +127,9 @@ class NotificationStore:
         return ids
 
     async def update_where(self, document_filter: Document, update: Document) -> bool:
-        """A compare-and-set update; True when the document matched."""
-        result = await self.deliveries.update_one(document_filter, update)
-        return result.matched_count == 1
+        """A compare-and-set update (`document_filter` names the `_id`); True when the document
+        matched. The deliveries updated at the same time share one bulk write."""
+        return await self._delivery_updates.update_if(document_filter, update)
 
     async def update_and_read(self, document_filter: Document, update: Document) -> Document | None:
         """A compare-and-set update returning the delivery as updated (one round trip)."""

@@ -77,7 +77,8 @@ class MessageStore(Protocol):
         ...
 
     async def update_where(self, document_filter: Document, update: Document) -> bool:
-        """A compare-and-set update of one delivery; True when it matched."""
+        """A compare-and-set update of the delivery whose `_id` the filter names; True when it
+        matched."""
         ...
 
     async def update_and_read(self, document_filter: Document, update: Document) -> Document | None:

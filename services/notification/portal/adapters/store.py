@@ -35,6 +35,7 @@ from services.notification.portal.domain.sync_status import PENDING, STATUSES
 from shared.runtime.idempotency import apply_once, apply_once_and_read
 from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes
 from shared.runtime.outbox import merge_updates
+from shared.runtime.write_batching import WriteBatcher
 
 Document = dict[str, Any]
 
@@ -92,6 +93,7 @@ class PortalStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.dossiers: AsyncCollection[Document] = db[COLLECTION]
+        self._owned_updates = WriteBatcher(self.dossiers)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -152,12 +154,12 @@ class PortalStore:
         self, code: str, claim: str, update: Document, *, seq: int | None = None
     ) -> bool:
         """An update by the worker holding `claim` (and, with `seq`, only if no event came in
-        since the record was at that version); False when it matched nothing."""
+        since the record was at that version); False when it matched nothing. The workers'
+        updates at the same time share one bulk write."""
         owned: Document = {"_id": code, "claim": claim}
         if seq is not None:
             owned["seq"] = seq
-        result = await self.dossiers.update_one(owned, update)
-        return result.matched_count == 1
+        return await self._owned_updates.update_if(owned, update)
 
     async def due_codes(self, now: datetime, limit: int) -> list[str]:
         cursor = self.dossiers.find(
