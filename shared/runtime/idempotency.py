@@ -13,6 +13,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from shared.runtime.mongo import as_stored, upserted_document
+
 APPLIED_EVENTS_FIELD = "applied_event_ids"
 
 Document = dict[str, Any]
@@ -63,3 +65,11 @@ async def apply_once_and_read(
         )
     except DuplicateKeyError:
         return None  # the document exists and already lists the event
+
+
+def first_applied(document_id: Any, event_id: str, update: Document) -> Document:
+    """The document `apply_once` (upserting) writes where none has `document_id` yet, as the
+    database stores it: for a writer that inserts it instead (an insert can share a bulk write;
+    its `DuplicateKeyError` then says the document exists, and `apply_once` takes over)."""
+    _, once = _once({"_id": document_id}, event_id, update)
+    return as_stored(upserted_document(document_id, once))

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import bson
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -62,6 +63,39 @@ def command_counts_enabled() -> bool:
 # answers 503). Long scans are not affected: each batch is a separate read.
 SOCKET_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_MS = 5_000
+
+
+# How the services' clients hand documents back (`create_mongo_client`).
+AS_READ: bson.CodecOptions[dict[str, Any]] = bson.CodecOptions(tz_aware=True)
+
+
+def as_stored(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` as it reads back from the database (datetimes in UTC to the millisecond...), so
+    that what a service derives from a document it wrote is what a read would give."""
+    return bson.decode(bson.encode(value), codec_options=AS_READ)
+
+
+def upserted_document(document_id: Any, update: Mapping[str, Any]) -> dict[str, Any]:
+    """The document an upsert of `update` inserts where no document has `document_id` (its filter
+    an `_id` equality and conditions that add no field): for a writer that inserts it instead.
+    Top-level fields only; `$set`, `$setOnInsert`, `$inc`, and `$push` or `$addToSet` of a value
+    or of `$each` values."""
+    document: dict[str, Any] = {"_id": document_id}
+    for operator, fields in update.items():
+        for field, value in fields.items():
+            if "." in field or field == "_id":
+                raise ValueError(f"upserted_document takes top-level fields, not {field!r}")
+            if operator in ("$set", "$setOnInsert", "$inc"):
+                document[field] = value
+            elif operator in ("$push", "$addToSet"):
+                each = isinstance(value, Mapping) and "$each" in value
+                values = value["$each"] if each else [value]
+                if operator == "$addToSet":
+                    values = [v for i, v in enumerate(values) if v not in values[:i]]
+                document[field] = list(values)
+            else:
+                raise ValueError(f"upserted_document does not apply {operator}")
+    return document
 
 
 def create_mongo_client(url: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:

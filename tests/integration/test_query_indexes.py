@@ -649,6 +649,9 @@ async def exercise_portal(db: AsyncDatabase[Any], recorder: Recorder) -> None:
         code, "event-2", update, now, timedelta(seconds=60), "claim-2"
     )
     assert claimed is not None and claimed["claim"] == "claim-2"
+    lease = timedelta(seconds=60)
+    assert await store.insert_claimed(dossier_code(33), "event-3", update, now, lease, "claim-3")
+    assert not await store.insert_claimed(code, "event-3", update, now, lease, "claim-3")
 
 
 async def exercise_reporting(db: AsyncDatabase[Any], recorder: Recorder) -> None:

@@ -66,7 +66,7 @@ class PortalSync:
         }
         if (step := messages.submission_step(event, event_id)) is not None:
             update["$push"] = {"steps": _fact(step)}
-        await self._record(event.dossier_code, event_id, update)
+        await self._record(event.dossier_code, event_id, update, first=True)
 
     async def dossier_processed(self, event: DossierProcessed, event_id: str) -> None:
         step = messages.step_fact(event, event_id)
@@ -90,10 +90,18 @@ class PortalSync:
             event.dossier_code, event_id, {"$push": {"withdrawals": _fact(withdrawal)}}
         )
 
-    async def _record(self, code: str, event_id: str, update: dict[str, Any]) -> None:
+    async def _record(
+        self, code: str, event_id: str, update: dict[str, Any], *, first: bool = False
+    ) -> None:
+        """Record an event's facts and sync the dossier. `first`: the dossier usually has no
+        document yet (its submission), so the write tries an insert first."""
         now, claim = self._clock(), uuid.uuid4().hex
         lease = self.worker.lease()
-        claimed = await self.store.record_and_claim(code, event_id, update, now, lease, claim)
+        claimed = None
+        if first:
+            claimed = await self.store.insert_claimed(code, event_id, update, now, lease, claim)
+        if claimed is None:
+            claimed = await self.store.record_and_claim(code, event_id, update, now, lease, claim)
         if claimed is not None:  # recorded and claimed in one write: the pass starts from it
             self.worker.hand_over(code, claimed, claim, now + lease)
         elif await self.store.record(code, event_id, update, now):

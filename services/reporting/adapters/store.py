@@ -36,7 +36,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import bson
 from cachetools import LRUCache
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -51,15 +50,13 @@ from services.reporting.domain.contributions import (
 from services.reporting.domain.facts import FactsUpdate, with_fact
 from shared.contracts.catalogue import Procedure
 from shared.runtime.idempotency import APPLIED_EVENTS_FIELD, apply_once_and_read
-from shared.runtime.mongo import ensure_indexes
+from shared.runtime.mongo import as_stored, ensure_indexes
 from shared.runtime.outbox import merge_updates
 from shared.runtime.write_batching import WriteBatcher
 
 MAX_CAS_ATTEMPTS = 20
 # Dossiers whose document as last written is remembered (a few KB each).
 CACHED_DOSSIERS = 5_000
-# How the driver hands documents back (`shared.runtime.mongo.create_mongo_client`).
-_AS_READ: bson.CodecOptions[dict[str, Any]] = bson.CodecOptions(tz_aware=True)
 
 # Every index of one read-model set (collection names without the set's prefix;
 # `shared.runtime.mongo.ensure_indexes`); repeated queries start with an equality on `_id` or on
@@ -74,12 +71,6 @@ INDEXES: dict[str, list[IndexModel]] = {
 def mongo_update(update: FactsUpdate) -> dict[str, Any]:
     """The MongoDB update adding one event's facts to its dossier's document."""
     return {"$push" if update.appended else "$set": {update.name: update.value}}
-
-
-def as_stored(value: dict[str, Any]) -> dict[str, Any]:
-    """`value` as it reads back from the database (datetimes in UTC to the millisecond...), so
-    that what is derived from a remembered document is what a read would derive."""
-    return bson.decode(bson.encode(value), codec_options=_AS_READ)
 
 
 class ReportingStore:

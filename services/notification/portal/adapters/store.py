@@ -10,7 +10,9 @@ dossier in `portal_dossiers` (`_id` = dossier code) holding
 
 One document, so an event's facts and its `pending` mark are one write, and the worker claims a
 dossier and reads its facts in one `findAndModify`; when no worker holds the dossier, the event's
-write claims it too (`record_and_claim`), and the worker starts from the document it returned.
+write claims it too (`record_and_claim`), and the worker starts from the document it returned. A
+submission, usually a dossier's first event, inserts its document claimed (`insert_claimed`):
+the inserts of simultaneous submissions share one round trip.
 This relies on single-document updates being atomic: true on MongoDB, and on devstack's
 FerretDB, which runs the writes to each collection one at a time (devstack/ferretdb/patches/0004).
 The sync state used to live in a second collection, `portal_sync`; `migrate_sync_collection`
@@ -30,9 +32,10 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.notification.portal.domain.sync_status import PENDING, STATUSES
-from shared.runtime.idempotency import apply_once, apply_once_and_read
+from shared.runtime.idempotency import apply_once, apply_once_and_read, first_applied
 from shared.runtime.mongo import bulk_write_in_chunks, ensure_indexes
 from shared.runtime.outbox import merge_updates
 from shared.runtime.write_batching import WriteBatcher
@@ -69,6 +72,12 @@ def _lease_free(now: datetime) -> Document:
     return {"$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}]}
 
 
+def _claimed(now: datetime, lease: timedelta, claim: str) -> Document:
+    """The sync fields of a dossier an event's write claims: leased to `claim`, one attempt."""
+    until = now + lease
+    return {"next_attempt_at": until, "attempts": 1, "claim": claim, "lease_until": until}
+
+
 def _recorded(update: Document, now: datetime, sync: Document) -> Document:
     """An event's `update` with its mark: `seq` bumped, the dossier pending with the `sync`
     fields, the other sync fields' defaults when the write creates the document."""
@@ -94,6 +103,7 @@ class PortalStore:
         self.db = db
         self.dossiers: AsyncCollection[Document] = db[COLLECTION]
         self._owned_updates = WriteBatcher(self.dossiers)
+        self._inserts = WriteBatcher(self.dossiers)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -124,12 +134,31 @@ class PortalStore:
         event's facts, the dossier pending with one attempt and leased to `claim`; returns the
         document as written. None when a worker holds it or the event was applied before (the
         filter matches nothing and the upsert meets the existing `_id`): then `record` it."""
-        until = now + lease
-        sync = {"next_attempt_at": until, "attempts": 1, "claim": claim, "lease_until": until}
-        update = _recorded(update, now, sync)
+        update = _recorded(update, now, _claimed(now, lease, claim))
         return await apply_once_and_read(
             self.dossiers, {"_id": code, **_lease_free(now)}, event_id, update
         )
+
+    async def insert_claimed(
+        self,
+        code: str,
+        event_id: str,
+        update: Document,
+        now: datetime,
+        lease: timedelta,
+        claim: str,
+    ) -> Document | None:
+        """`record_and_claim` for a dossier without a document yet (its submission usually comes
+        first): the document that write would upsert, inserted (the dossiers recorded at the
+        same time share one insert) and returned. None when the dossier has a document already:
+        then `record_and_claim` it."""
+        recorded = _recorded(update, now, _claimed(now, lease, claim))
+        document = first_applied(code, event_id, recorded)
+        try:
+            await self._inserts.insert(document)
+        except DuplicateKeyError:
+            return None
+        return document
 
     # ------------------------------------------------------------------ worker
 
