@@ -29,6 +29,7 @@ from services.intake.settings import IntakeSettings
 from shared.contracts.topics import CATALOGUE_TOPIC, DOSSIER_PAID_TOPIC
 from shared.runtime.auth import DevIssuer, Role
 from shared.runtime.background import Pacer, periodically
+from shared.runtime.batch_consumer import BatchConsumer
 from shared.runtime.outbox import OutboxRelay
 from shared.runtime.service import LifecycleHook, ServiceContext, build_service_app
 
@@ -46,6 +47,7 @@ class IntakeComponents:
     catalogue_publisher: CataloguePublisher
     limits: RateLimits
     service: IntakeService
+    status_consumer: BatchConsumer  # processing's and notification's events, for the status view
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -55,7 +57,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     def register(context: ServiceContext) -> None:
         nonlocal built
         built = build_components(settings, context)
-        handlers.register(context, built.service.status)
 
     def hook(
         part: Callable[[IntakeComponents], AbstractAsyncContextManager[Any]],
@@ -75,6 +76,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             hook(close_http_client),
             hook(prepare_store),
             hook(run_relays),
+            hook(run_status_consumer),
             hook(settle),
             hook(expire_idempotency_records),
         ],
@@ -138,6 +140,7 @@ def build_components(settings: IntakeSettings, context: ServiceContext) -> Intak
             wrong_secret_window_seconds=settings.wrong_secret_window_seconds,
         ),
         service=service,
+        status_consumer=handlers.register(context, service.status),
     )
 
 
@@ -186,6 +189,11 @@ async def run_relays(intake: IntakeComponents) -> AsyncIterator[None]:
             yield
     finally:
         await intake.dossier_relay.stop()
+
+
+def run_status_consumer(intake: IntakeComponents) -> AbstractAsyncContextManager[None]:
+    """After the store's indexes; stopped before the relays."""
+    return intake.status_consumer.running()
 
 
 @asynccontextmanager
