@@ -242,16 +242,22 @@ class ActiveStore(ReportingStore):
         self.ttl = ttl
         self._clock = clock or time.monotonic
         self._checked_at: float | None = None
+        self._reading = asyncio.Lock()
         self._current = ReportingStore(db, "")
 
     async def current(self) -> ReportingStore:
-        now = self._clock()
-        if self._checked_at is None or now - self._checked_at >= self.ttl:
-            prefix = await read_active_prefix(self.db)
-            if prefix != self._current.prefix:
-                self._current = ReportingStore(self.db, prefix)
-            self._checked_at = now
+        if self._stale():
+            async with self._reading:  # the calls that find it stale together share one read
+                if self._stale():
+                    now = self._clock()
+                    prefix = await read_active_prefix(self.db)
+                    if prefix != self._current.prefix:
+                        self._current = ReportingStore(self.db, prefix)
+                    self._checked_at = now
         return self._current
+
+    def _stale(self) -> bool:
+        return self._checked_at is None or self._clock() - self._checked_at >= self.ttl
 
     async def ensure_indexes(self) -> None:
         await (await self.current()).ensure_indexes()
