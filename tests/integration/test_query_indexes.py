@@ -650,8 +650,10 @@ async def exercise_portal(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     )
     assert claimed is not None and claimed["claim"] == "claim-2"
     lease = timedelta(seconds=60)
-    assert await store.insert_claimed(dossier_code(33), "event-3", update, now, lease, "claim-3")
-    assert not await store.insert_claimed(code, "event-3", update, now, lease, "claim-3")
+    first = await store.record_and_claim(
+        dossier_code(33), "event-3", update, now, lease, "claim-3", first=True
+    )
+    assert first is not None and first["claim"] == "claim-3"
 
 
 async def exercise_reporting(db: AsyncDatabase[Any], recorder: Recorder) -> None:

@@ -97,11 +97,9 @@ class PortalSync:
         document yet (its submission), so the write tries an insert first."""
         now, claim = self._clock(), uuid.uuid4().hex
         lease = self.worker.lease()
-        claimed = None
-        if first:
-            claimed = await self.store.insert_claimed(code, event_id, update, now, lease, claim)
-        if claimed is None:
-            claimed = await self.store.record_and_claim(code, event_id, update, now, lease, claim)
+        claimed = await self.store.record_and_claim(
+            code, event_id, update, now, lease, claim, first=first
+        )
         if claimed is not None:  # recorded and claimed in one write: the pass starts from it
             self.worker.hand_over(code, claimed, claim, now + lease)
         elif await self.store.record(code, event_id, update, now):

@@ -5,8 +5,8 @@ claimed the dossier (`PortalStore`: the dossier's facts and sync state are one d
 
 1. claim: one `findAndModify` takes the due dossier with a lease and returns its facts and sync
    state; without its submission nothing can be sent yet → `waiting`. An event whose write
-   claimed the dossier already (`PortalStore.record_and_claim`, or `insert_claimed` for a
-   submission) hands the document it wrote over (`hand_over`), and the pass starts from it;
+   claimed the dossier already (`PortalStore.record_and_claim`) hands the document it wrote
+   over (`hand_over`), and the pass starts from it;
 2. send: if the record changed since the portal last accepted its dossier message (`seq` >
    `synced_seq`), the dossier message (always before the steps: the portal must know the dossier
    first), then every step the portal has not accepted yet, in time order. What the portal

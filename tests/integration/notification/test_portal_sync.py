@@ -627,7 +627,9 @@ async def test_a_submission_inserts_the_document_its_upsert_would_write(
     }
     try:
         await store.ensure_indexes()
-        inserted = await store.insert_claimed("inserted", "e-1", update, now, lease, "c")
+        inserted = await store.record_and_claim(
+            "inserted", "e-1", update, now, lease, "c", first=True
+        )
         upserted = await store.record_and_claim("upserted", "e-1", update, now, lease, "c")
         assert inserted is not None and upserted is not None
         assert inserted.pop("_id") == "inserted" and upserted.pop("_id") == "upserted"
@@ -636,7 +638,9 @@ async def test_a_submission_inserts_the_document_its_upsert_would_write(
         assert not_empty(inserted) == not_empty(upserted)
         stored = {d.pop("_id"): d async for d in mongo_db["portal_dossiers"].find({})}
         assert stored == {"inserted": inserted, "upserted": upserted}
-        assert await store.insert_claimed("inserted", "e-1", update, now, lease, "c") is None
+        # Again (a redelivery): the insert meets the document, the findAndModify matches nothing.
+        again = await store.record_and_claim("inserted", "e-1", update, now, lease, "c", first=True)
+        assert again is None
     finally:
         await client.close()
 

@@ -11,8 +11,8 @@ dossier in `portal_dossiers` (`_id` = dossier code) holding
 One document, so an event's facts and its `pending` mark are one write, and the worker claims a
 dossier and reads its facts in one `findAndModify`; when no worker holds the dossier, the event's
 write claims it too (`record_and_claim`), and the worker starts from the document it returned. A
-submission, usually a dossier's first event, inserts its document claimed (`insert_claimed`):
-the inserts of simultaneous submissions share one round trip.
+submission, usually a dossier's first event, inserts its document claimed instead: the inserts of
+simultaneous submissions share one round trip.
 This relies on single-document updates being atomic: true on MongoDB, and on devstack's
 FerretDB, which runs the writes to each collection one at a time (devstack/ferretdb/patches/0004).
 The sync state used to live in a second collection, `portal_sync`; `migrate_sync_collection`
@@ -129,36 +129,28 @@ class PortalStore:
         now: datetime,
         lease: timedelta,
         claim: str,
+        *,
+        first: bool = False,
     ) -> Document | None:
         """`record` and `claim` in one `findAndModify`, when no worker holds the dossier: the
         event's facts, the dossier pending with one attempt and leased to `claim`; returns the
         document as written. None when a worker holds it or the event was applied before (the
-        filter matches nothing and the upsert meets the existing `_id`): then `record` it."""
+        filter matches nothing and the upsert meets the existing `_id`): then `record` it.
+
+        `first`: the dossier usually has no document yet (its submission): the document the
+        upsert would write is inserted instead (the dossiers recorded at the same time share one
+        insert); if it has one, the `findAndModify` follows."""
         update = _recorded(update, now, _claimed(now, lease, claim))
+        if first:
+            document = first_applied(code, event_id, update)
+            try:
+                await self._inserts.insert(document)
+                return document
+            except DuplicateKeyError:
+                pass  # the dossier has a document already
         return await apply_once_and_read(
             self.dossiers, {"_id": code, **_lease_free(now)}, event_id, update
         )
-
-    async def insert_claimed(
-        self,
-        code: str,
-        event_id: str,
-        update: Document,
-        now: datetime,
-        lease: timedelta,
-        claim: str,
-    ) -> Document | None:
-        """`record_and_claim` for a dossier without a document yet (its submission usually comes
-        first): the document that write would upsert, inserted (the dossiers recorded at the
-        same time share one insert) and returned. None when the dossier has a document already:
-        then `record_and_claim` it."""
-        recorded = _recorded(update, now, _claimed(now, lease, claim))
-        document = first_applied(code, event_id, recorded)
-        try:
-            await self._inserts.insert(document)
-        except DuplicateKeyError:
-            return None
-        return document
 
     # ------------------------------------------------------------------ worker
 
