@@ -110,20 +110,10 @@ class WriteBatcher:
             # An outage, or an answer PyMongo cannot read: which operations were applied is
             # unknown, so none is sent again: every caller gets the error.
             outcomes = [exc] * len(operations)
-        start = 0
-        stubs: list[tuple[int, Any]] = []
-        for queued in batch:
-            if queued.cas and start in upserted:
-                stubs.append((start, upserted[start]))
-            start += len(queued.operations)
+        conditional = [queued.cas for queued in batch for _ in queued.operations]
+        stubs = {i: key for i, key in upserted.items() if conditional[i]}
         if stubs:
-            try:
-                await self.collection.delete_many(
-                    {"_id": {"$in": [key for _, key in stubs]}, STUB_FIELD: True}
-                )
-            except Exception as exc:
-                for index, _ in stubs:
-                    outcomes[index] = exc
+            await self._delete_stubs(stubs, outcomes)
         start = 0
         for queued in batch:
             end = start + len(queued.operations)
@@ -139,6 +129,19 @@ class WriteBatcher:
                 queued.done.set_result(None)
             else:
                 queued.done.set_exception(failure)
+
+    async def _delete_stubs(
+        self, stubs: dict[int, Any], outcomes: list[BaseException | None]
+    ) -> None:
+        """Delete what `update_if`s inserted where no document had their `_id` (operation index:
+        `_id`); a failure is those operations' outcome."""
+        try:
+            await self.collection.delete_many(
+                {"_id": {"$in": list(stubs.values())}, STUB_FIELD: True}
+            )
+        except Exception as exc:
+            for index in stubs:
+                outcomes[index] = exc
 
 
 class _Queued(NamedTuple):
