@@ -6,6 +6,7 @@ collection's write lock; the busier the service, the fewer commands per dossier.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -161,6 +162,84 @@ def _take(queued: list[_Queued], limit: int) -> tuple[list[_Queued], list[_Queue
         count += len(operations)
         taken += 1
     return queued[:taken], queued[taken:]
+
+
+class CounterAdder:
+    """Amounts added to counter documents (`$inc` upserts by `_id`), merged per document while a
+    write is in flight: the callers that add to one counter meanwhile share one update of it in
+    the next bulk write (at most `BULK_CHUNK` counters per write), however many they are. Each
+    caller waits until the write carrying its amounts is done and gets that counter's error, if
+    any (all of the write's counters get the error when the server's answer does not say which
+    failed: none is sent again)."""
+
+    def __init__(self, collection: AsyncCollection[Any]) -> None:
+        self.collection = collection
+        self._pending: dict[Any, _Sum] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    async def add(
+        self, key: Any, amounts: Mapping[str, int], on_insert: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add `amounts` to the fields of counter `key` (created with `on_insert` if new)."""
+        pending = self._pending.get(key)
+        if pending is None:
+            done = asyncio.get_running_loop().create_future()
+            pending = self._pending[key] = _Sum(Counter(), dict(on_insert or {}), done)
+        pending.amounts.update(amounts)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_pending())
+        await asyncio.shield(pending.done)  # shared: one caller's cancellation is not the others'
+
+    async def _write_pending(self) -> None:
+        taken: dict[Any, _Sum] = {}
+        try:
+            await asyncio.sleep(0)  # the callers running in this turn of the loop join in
+            while self._pending:
+                keys = list(self._pending)[:BULK_CHUNK]
+                taken = {key: self._pending.pop(key) for key in keys}
+                await self._write(taken)
+                taken = {}
+        except BaseException:  # cancelled (the service stops): nobody waits forever
+            for pending in [*taken.values(), *self._pending.values()]:
+                pending.done.cancel()
+            self._pending = {}
+            raise
+        finally:
+            self._writer = None
+
+    async def _write(self, taken: dict[Any, _Sum]) -> None:
+        sums = list(taken.items())
+        outcomes: list[BaseException | None] = [None] * len(sums)
+        operations = [
+            UpdateOne({"_id": key}, _increment(pending), upsert=True) for key, pending in sums
+        ]
+        try:
+            await self.collection.bulk_write(operations, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                outcomes[error["index"]] = WriteError(error.get("errmsg"), error.get("code"), error)
+        except Exception as exc:
+            outcomes = [exc] * len(sums)
+        for (_, pending), failure in zip(sums, outcomes, strict=True):
+            if failure is None:
+                pending.done.set_result(None)
+            else:
+                pending.done.set_exception(failure)
+
+
+class _Sum(NamedTuple):
+    """What the callers added to one counter since the last write, and their wait."""
+
+    amounts: Counter[str]
+    on_insert: dict[str, Any]
+    done: asyncio.Future[None]
+
+
+def _increment(pending: _Sum) -> dict[str, Any]:
+    update: dict[str, Any] = {"$inc": dict(pending.amounts)}
+    if pending.on_insert:
+        update["$setOnInsert"] = pending.on_insert
+    return update
 
 
 class NumberDrawer:

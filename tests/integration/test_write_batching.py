@@ -1,5 +1,5 @@
-"""`WriteBatcher` and `NumberDrawer`: concurrent writes to one collection share round trips, and
-each caller gets its own outcome."""
+"""`WriteBatcher`, `CounterAdder` and `NumberDrawer`: concurrent writes to one collection share
+round trips, and each caller gets its own outcome."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError, WriteError
 
 from shared.runtime.mongo import BULK_CHUNK
-from shared.runtime.write_batching import NumberDrawer, WriteBatcher
+from shared.runtime.write_batching import CounterAdder, NumberDrawer, WriteBatcher
 
 
 async def test_concurrent_upserts_share_bulk_writes_of_at_most_a_chunk(watched_db) -> None:
@@ -155,6 +155,66 @@ async def test_an_insert_then_an_update_of_the_same_document_apply_in_that_order
     await keys.update({"_id": "k"}, {"$set": {"state": "completed"}}, upsert=False)
 
     assert await db["keys"].find_one({"_id": "k"}) == {"_id": "k", "state": "completed"}
+
+
+async def test_amounts_added_to_one_counter_meanwhile_are_one_statement_of_the_next_write(
+    watched_db,
+) -> None:
+    db, commands = watched_db
+    counters = CounterAdder(db["counters"])
+    commands.sent.clear()
+
+    first = asyncio.create_task(counters.add("q1|a", {"received": 1}, {"quarter": "q1"}))
+    await asyncio.sleep(0.001)  # the first write is on its way
+    await asyncio.gather(
+        *(counters.add("q1|a", {"received": 1, "online": 1}, {"quarter": "q1"}) for _ in range(7)),
+        counters.add("q1|b", {"received": 2}, {"quarter": "q1"}),
+        counters.add("q1|a", {"online": -1}),
+    )
+    await first
+
+    assert commands.sent == [("update", "counters"), ("update", "counters")]
+    # The second write has one statement per counter, whatever the number of callers.
+    assert [len(s or []) for s in commands.statements] == [1, 2]
+    rows = {row["_id"]: row async for row in db["counters"].find({})}
+    assert rows == {
+        "q1|a": {"_id": "q1|a", "quarter": "q1", "received": 8, "online": 6},
+        "q1|b": {"_id": "q1|b", "quarter": "q1", "received": 2},
+    }
+
+
+async def test_a_refused_sum_fails_the_callers_of_that_counter_only(watched_db) -> None:
+    db, _ = watched_db
+    await db["counters"].insert_one({"_id": "text", "n": "not a number"})
+    counters = CounterAdder(db["counters"])
+
+    results = await asyncio.gather(
+        counters.add("one", {"n": 1}),
+        counters.add("text", {"n": 1}),
+        counters.add("text", {"n": 2}),
+        counters.add("two", {"n": 2}),
+        return_exceptions=True,
+    )
+
+    assert [type(r) for r in results] == [type(None), WriteError, WriteError, type(None)]
+    rows = {row["_id"]: row["n"] async for row in db["counters"].find({})}
+    assert rows == {"text": "not a number", "one": 1, "two": 2}
+    await counters.add("one", {"n": 1})  # the next write goes on
+    assert (await db["counters"].find_one({"_id": "one"}))["n"] == 2
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_sum(watched_db) -> None:
+    db, _ = watched_db
+    counters = CounterAdder(db["counters"])
+
+    leaving = asyncio.create_task(counters.add("k", {"n": 1}))
+    staying = asyncio.create_task(counters.add("k", {"n": 1}))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    await staying
+
+    # An amount is added when asked for: the leaving caller cancels neither its own nor the other.
+    assert (await db["counters"].find_one({"_id": "k"}))["n"] == 2
 
 
 async def test_simultaneous_draws_share_one_round_trip_and_get_consecutive_numbers(

@@ -6,7 +6,8 @@ Flow (GOV.UK Notify's habit: persist, enqueue only the id, let the worker re-rea
 
 1. `create_message` inserts the delivery record of the first channel (`_id` = notification id
    derived from source event id + channel, unique) and queues its id. A redelivered event hits
-   the unique key and sends nothing. When a worker of this process is free, the record is
+   the unique key and sends nothing. When a worker of this process will take it soon (fewer
+   than one round of workers, `RetryConfig.workers`, waits in the queue), the record is
    written already claimed for it (`sending`, first attempt, a lease; `_claimed`), and the
    worker sends from it without a claim of its own; otherwise it is written `created`, due now.
 2. A worker `claim`s the record (compare-and-set to `sending`, one more attempt, a lease), sends
@@ -24,7 +25,8 @@ Flow (GOV.UK Notify's habit: persist, enqueue only the id, let the worker re-rea
 
 A graceful stop gives back the claims of records written claimed and not sent yet (`stop`); after
 a crash they are sent once their lease expires, like an interrupted send. Only as many records
-are written claimed as there are free workers, so that no queue of them waits on a lease.
+are written claimed as the workers take within about one send each (at most twice the number of
+workers at once), so that a crash leaves few of them waiting on a lease.
 
 Exactly-once window: a crash after the provider accepted a message but before `sent` was written
 leaves the record `sending`; after the lease it is sent again with the SAME notification id. The
@@ -95,6 +97,7 @@ class Notifier:
         self._clock = clock
         # Written claimed for a free worker (`_create_delivery`), not taken by one yet.
         self._claimed: dict[str, Document] = {}
+        self._inserting = 0
         # Never two sends of one delivery in this process (across replicas the claim's
         # compare-and-set decides; see `claim` in the store).
         self.pool = WorkPool(
@@ -145,9 +148,11 @@ class Notifier:
         self, message: Document, hop: Hop, now: datetime, fallback_of: str | None = None
     ) -> bool:
         nid = notification_id(message["source_event_id"], hop.channel)
-        # A free worker sends it at once: written claimed for it, it needs no claim of its own.
-        # (`_claimed` holds those not taken yet, so that they are not counted free twice.)
-        claim = uuid.uuid4().hex if self.pool.free > len(self._claimed) else None
+        # A worker takes it soon (fewer than one round of them waits in the queue): written
+        # claimed for it, it needs no claim of its own. (`_inserting` counts those written
+        # claimed and not queued yet, so that they are not counted free twice.)
+        soon = self.pool.free + self.retry.workers > self._inserting
+        claim = uuid.uuid4().hex if soon else None
         document = {
             **{k: v for k, v in message.items() if k in _MESSAGE_FIELDS},
             "_id": nid,
@@ -169,9 +174,11 @@ class Notifier:
             document.update(claimed, lease_until=lease_until)
             self._claimed[nid] = document
         created = False
+        self._inserting += claim is not None
         try:
             created = await self.store.create_delivery(document)
         finally:
+            self._inserting -= claim is not None
             if claim is not None and not created:
                 self._claimed.pop(nid, None)
         if not created:

@@ -21,7 +21,8 @@ moved on elsewhere (another replica after a rebalance, a rebuild) or exists alre
 matches nothing and the event takes the general path: apply once and read, then reconcile. Round
 trips per event: 2 instead of 3 (the `$inc` of each counter changed is the other, and the
 dossiers a batch handles at the same time share those bulk writes, their compare-and-set
-updates and their first inserts: `WriteBatcher`).
+updates and their first inserts: `WriteBatcher`; what they add to one counter is summed into
+one `$inc` of it: `CounterAdder`).
 
 A rebuild (`services.reporting.rebuild`) fills a fresh set of these collections under its own
 prefix and swaps it in by rewriting the pointer document (`read_model_pointer`); the service's
@@ -52,7 +53,7 @@ from shared.contracts.catalogue import Procedure
 from shared.runtime.idempotency import APPLIED_EVENTS_FIELD, apply_once_and_read
 from shared.runtime.mongo import as_stored, ensure_indexes
 from shared.runtime.outbox import merge_updates
-from shared.runtime.write_batching import WriteBatcher
+from shared.runtime.write_batching import CounterAdder, WriteBatcher
 
 MAX_CAS_ATTEMPTS = 20
 # Dossiers whose document as last written is remembered (a few KB each).
@@ -82,7 +83,7 @@ class ReportingStore:
         self.dossiers = db[f"{prefix}dossiers"]
         self.counters = db[f"{prefix}counters"]
         self.procedures = db[f"{prefix}procedures"]
-        self._counter_updates = WriteBatcher(self.counters)
+        self._counters = CounterAdder(self.counters)
         self._dossier_inserts = WriteBatcher(self.dossiers)
         self._dossier_updates = WriteBatcher(self.dossiers)
         # Each dossier's document as this store last wrote it (see the module's docstring).
@@ -180,12 +181,7 @@ class ReportingStore:
         """Add a dossier's change of contributions to the counters (in the bulk writes the
         dossiers handled at the same time share)."""
         await asyncio.gather(
-            *(
-                self._counter_updates.update(
-                    {"_id": key}, {"$inc": fields, "$setOnInsert": parse_key(key)}, upsert=True
-                )
-                for key, fields in delta.items()
-            )
+            *(self._counters.add(key, fields, parse_key(key)) for key, fields in delta.items())
         )
 
     async def counters_for(self, quarters: Iterable[str]) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""The notifier's first attempt on FerretDB: a delivery a free worker will send at once is written
-already claimed (no claim round trip), the others are written due, and a graceful stop gives back
+"""The notifier's first attempt on FerretDB: a delivery a worker will take soon is written already
+claimed (no claim round trip), the others are written due, and a graceful stop gives back
 the claims of those no worker took (a restart sends them at once, not after their lease)."""
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ async def test_a_final_outcome_and_its_event_are_one_update_published_without_re
     assert delivery_writes(service) == {"insert": 1, "update": 2}
 
 
-async def test_while_every_worker_is_busy_a_message_is_written_due_and_claimed_when_taken(
+async def test_while_a_round_of_workers_waits_a_message_is_written_due_and_claimed_when_taken(
     mongo_url: str, mongo_db: Any, unique: str
 ) -> None:
     channel = HeldChannel()
@@ -170,16 +170,18 @@ async def test_while_every_worker_is_busy_a_message_is_written_due_and_claimed_w
         try:
             await create(notifier, 1)
             [first] = await eventually(lambda: _async(channel.started))
-            await create(notifier, 2)
-            [waiting] = [d for d in await _deliveries(notifier) if d["_id"] != first]
+            await create(notifier, 2)  # the worker takes it next: written claimed for it
+            await create(notifier, 3)  # a round of workers waits already: written due
+            _, queued, waiting = await _deliveries(notifier)
+            assert (queued["status"], queued["attempts"]) == (SENDING, 1)
             assert (waiting["status"], waiting["attempts"], waiting["claim"]) == (CREATED, 0, None)
             channel.release.set()
-            await eventually(lambda: _async(len(channel.sent) == 2))
+            await eventually(lambda: _async(len(channel.sent) == 3))
         finally:
             await notifier.stop()
-    assert channel.sent == [first, waiting["_id"]]
-    # The second was claimed by the worker that took it.
-    assert delivery_writes(service) == {"insert": 2, "findAndModify": 1, "update": 2}
+    assert channel.sent == [first, queued["_id"], waiting["_id"]]
+    # Only the third was claimed by the worker that took it.
+    assert delivery_writes(service) == {"insert": 3, "findAndModify": 1, "update": 3}
 
 
 async def test_a_graceful_stop_gives_back_claims_no_worker_took(
