@@ -117,7 +117,7 @@ def start(config: StackConfig) -> bool:
         "port": str(config.postgres_port),
         "listen_addresses": "127.0.0.1",
         "unix_socket_directories": "",  # TCP on 127.0.0.1 only: no socket path-length limits
-        "max_connections": "300",
+        "max_connections": str(2 * FERRETDB_POOL + 50),
         "shared_buffers": "128MB",
         # Commits return before the WAL reaches the disk: a machine crash may lose the last
         # fraction of a second, a process crash loses nothing. Fine for a developer's box.
@@ -211,8 +211,9 @@ def psql(
 # the whole command ends (its iterators are closed by a deferred call in the statements' loop), so
 # a command of N statements needs N + 1 connections of its pool at once: at the pool's limit it
 # waits forever. Its default pool (50) is raised, and shared.runtime.mongo.BULK_CHUNK stays well
-# below it.
-FERRETDB_POOL = 250  # of max_connections = 300 below
+# below it. FerretDB opens two such pools (patch 0008: one for the statements on `_id` alone),
+# each up to this size, and only as many connections as it uses at once.
+FERRETDB_POOL = 250
 
 
 def url(config: StackConfig) -> str:

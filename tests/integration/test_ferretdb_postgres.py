@@ -9,6 +9,7 @@ is not the test profile's (a FerretDB started by hand, see DVC_TEST_MONGO_URL)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -135,6 +136,54 @@ async def test_a_lookup_prepared_on_a_small_table_uses_the_index_once_it_grew(
     assert result.returncode == 0, result.stderr
     found = result.stdout
     assert "Index Scan" in found and "Seq Scan" not in found, found
+
+
+async def test_writes_on_id_scan_no_table_even_one_planned_while_tiny(mongo_db) -> None:
+    """FerretDB's patch 0008 runs the statements that find their row by `_id` (every `UPDATE`,
+    and the `SELECT` of a filter that starts with `_id`) on sessions that plan each statement
+    once and never choose a sequential scan where an index serves. On a one-page table with fresh
+    statistics a sequential scan is the cheaper plan; without the patch every run was planned
+    again (so it was one here), and a plan made once would have stayed one after the table grew
+    (autovacuum refreshes statistics only minutes later). The table's scan counters tell what
+    FerretDB's own statements did."""
+    deliveries = mongo_db["deliveries"]
+    await deliveries.insert_one({"_id": "d0", "status": "created", "n": 0})
+    table = table_of(mongo_db.name, "deliveries")
+    sql(f"VACUUM ANALYZE {table}")
+
+    async def write_on_id(key: str) -> None:
+        await deliveries.update_one({"_id": key}, {"$inc": {"n": 1}})
+        await deliveries.find_one_and_update({"_id": key, "status": "created"}, {"$inc": {"n": 1}})
+
+    for _ in range(8):  # past the five custom plans of PostgreSQL's default plan cache mode
+        await write_on_id("d0")
+    await deliveries.insert_many(
+        [{"_id": f"d{n}", "status": "created", "n": 0} for n in range(1, 5001)]
+    )
+    for n in range(8):
+        await write_on_id(f"d{n * 500}")
+
+    # 32 writes, each a SELECT and an UPDATE that find their row by `_id` (a session's counts
+    # reach PostgreSQL's statistics within seconds).
+    deadline = asyncio.get_running_loop().time() + 30
+    while (scans := _scans(table))[1] < 64:
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    sequential, by_index = scans
+    assert by_index >= 64, scans
+    assert sequential <= 1, scans  # the build of the unique `_id` index, when the table was made
+    written = await deliveries.find_one({"_id": "d500"})
+    assert written == {"_id": "d500", "status": "created", "n": 2}
+
+
+def _scans(table: str) -> tuple[int, int]:
+    """A table's sequential and index scans so far (PostgreSQL's statistics)."""
+    seq, idx = sql(
+        f"SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+        f"WHERE relid = '{table}'::regclass"
+    ).split("|")
+    return int(seq), int(idx)
 
 
 # Values of every kind the sort and the filters meet: the patch orders missing, null, numbers,
