@@ -102,14 +102,21 @@ async def test_the_demo_leaves_dossiers_in_several_states(services) -> None:
             )
             assert case.status_code == 200, case.text
             found = case.json()
-            if found["state"] != dossier["state"]:
-                # A paper dossier left received (2) whose start was due: the deadline scanner
-                # handed it to the unit (4) after the demo read it. When depends on the clock.
-                assert (dossier["state"], found["state"]) == (2, 4), found
+            if dossier["target"] == 2 and found["state"] == 4:
+                # A paper dossier meant to wait as received (2) whose handover to the unit was
+                # due by the working calendar: processing's deadline scanner handed it on (4),
+                # before or after the demo read it (which depends on the day and the hour).
                 steps = [(step["action"], step["actor"]) for step in found["history"]]
                 assert ("start_processing", "system") in steps, steps
-    # Walked where they were meant to go (a withdrawal may still be on its way).
-    missed = [d for d in result.dossiers if d["state"] != d["target"] and d["target"] != 7]
+            else:
+                assert found["state"] == dossier["state"], found
+    # Walked where they were meant to go (a withdrawal may still be on its way; a paper dossier
+    # the scanner handed on was checked above).
+    missed = [
+        d
+        for d in result.dossiers
+        if d["state"] != d["target"] and d["target"] != 7 and (d["target"], d["state"]) != (2, 4)
+    ]
     assert not missed, missed
 
     # Twice is fine: it adds more.
