@@ -61,7 +61,7 @@ class CitizenMessages:
         # Both at once (two collections, one round trip of waiting): the dossier's next event is
         # handled once both are written, and a retried event writes the same again.
         await asyncio.gather(
-            self.store.save_recipient(event.dossier_code, recipient),
+            self.store.save_recipient(event.dossier_code, recipient, new=True),
             self._send(MessageKind.RECEIPT, source_event_id, event.dossier_code, recipient, {}),
         )
         log.info(

@@ -3,6 +3,7 @@ in-memory fake (`adapters.memory`) and the MongoDB store on the real MongoDB-pro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,6 +94,21 @@ async def test_a_recipient_is_upserted_and_read_back(subject: Subject) -> None:
     assert recipient is not None
     assert recipient["_id"] == CODE
     assert (recipient["phone"], recipient["email"]) == ("0912345678", "a@example.vn")
+
+
+async def test_a_new_recipient_is_stored_as_its_upsert_and_a_redelivery_writes_it_again(
+    subject: Subject,
+) -> None:
+    store = subject.store
+    submitted = {"phone": "0912345678", "email": None, "channel_order": ["email", "sms"]}
+    await store.save_recipient(CODE, submitted, new=True)
+    await store.save_recipient("other", submitted)  # the upsert
+    first = await store.recipient(CODE)
+    assert first == {**(await store.recipient("other") or {}), "_id": CODE}
+    # Changed meanwhile, then the submitted event delivered again: written again, as upserted.
+    await store.save_recipient(CODE, {"phone": None}, new=False)
+    await store.save_recipient(CODE, submitted, new=True)
+    assert await store.recipient(CODE) == first
 
 
 async def test_a_delivery_is_created_once(subject: Subject) -> None:
@@ -205,3 +221,19 @@ async def test_a_dossiers_deliveries_and_inbox_come_oldest_first(subject: Subjec
     assert [d["_id"] for d in await store.deliveries_for(CODE)] == ["n-1", "n-2", "n-0"]
     assert [m["_id"] for m in await store.inbox_for(CODE)] == ["m-1", "m-2", "m-0"]
     assert await store.deliveries_for("nobody") == [] and await store.inbox_for("nobody") == []
+
+
+async def test_a_new_recipient_costs_one_insert_that_simultaneous_ones_share(watched_db) -> None:
+    db, commands = watched_db
+    store = NotificationStore(db)
+    commands.sent.clear()
+
+    await asyncio.gather(
+        *(store.save_recipient(f"{CODE}-{n}", {"phone": "0912345678"}, new=True) for n in range(5))
+    )
+    assert commands.sent == [("insert", "recipients")]
+
+    commands.sent.clear()
+    await store.save_recipient(f"{CODE}-1", {"phone": "0987654321"}, new=True)  # redelivered
+    assert commands.sent == [("insert", "recipients"), ("update", "recipients")]
+    assert await store.recipient(f"{CODE}-1") == {"_id": f"{CODE}-1", "phone": "0987654321"}

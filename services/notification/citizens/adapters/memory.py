@@ -25,7 +25,9 @@ class InMemoryMessageStore:
 
     # ------------------------------------------------------------------ recipients
 
-    async def save_recipient(self, dossier_code: str, fields: Document) -> None:
+    async def save_recipient(
+        self, dossier_code: str, fields: Document, *, new: bool = False
+    ) -> None:
         stored = self.recipients.setdefault(dossier_code, {"_id": dossier_code})
         stored.update(copy.deepcopy(fields))
 

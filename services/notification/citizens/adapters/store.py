@@ -53,6 +53,7 @@ class NotificationStore:
         self.recipients: AsyncCollection[Document] = db["recipients"]
         self.deliveries: AsyncCollection[Document] = db["deliveries"]
         self.inbox: AsyncCollection[Document] = db["inbox"]
+        self._recipient_inserts = WriteBatcher(self.recipients)
         self._recipient_updates = WriteBatcher(self.recipients)
         self._delivery_inserts = WriteBatcher(self.deliveries)
         self._delivery_updates = WriteBatcher(self.deliveries)
@@ -62,9 +63,20 @@ class NotificationStore:
 
     # ------------------------------------------------------------------ recipients
 
-    async def save_recipient(self, dossier_code: str, fields: Document) -> None:
+    async def save_recipient(
+        self, dossier_code: str, fields: Document, *, new: bool = False
+    ) -> None:
         """Upsert the contact details of a dossier (a redelivered event writes the same); the
-        dossiers a batch handles at the same time share one bulk write."""
+        dossiers a batch handles at the same time share one bulk write. A `new` one (its
+        submission) is inserted as the upsert would write it, in the multi-row insert that
+        simultaneous submissions share (an upsert is a read and a write on FerretDB), and
+        upserted only when it exists already."""
+        if new:
+            try:
+                await self._recipient_inserts.insert({"_id": dossier_code, **fields})
+                return
+            except DuplicateKeyError:
+                pass  # a redelivered submission
         await self._recipient_updates.update({"_id": dossier_code}, {"$set": fields}, upsert=True)
 
     async def recipient(self, dossier_code: str) -> Document | None:

@@ -53,8 +53,11 @@ class MessageStore(Protocol):
 
     async def ensure_indexes(self) -> None: ...
 
-    async def save_recipient(self, dossier_code: str, fields: Document) -> None:
-        """Upsert the contact details of a dossier."""
+    async def save_recipient(
+        self, dossier_code: str, fields: Document, *, new: bool = False
+    ) -> None:
+        """Upsert the contact details of a dossier (`new`: most likely not stored yet, as at
+        its submission)."""
         ...
 
     async def recipient(self, dossier_code: str) -> Document | None: ...
