@@ -95,8 +95,9 @@ class Notifier:
         self.retry = retry
         self.relay = relay
         self._clock = clock
-        # Written claimed for a free worker (`_create_delivery`), not taken by one yet.
+        # Written claimed for a worker (`_create_delivery`), not taken by one yet.
         self._claimed: dict[str, Document] = {}
+        # Of those, the ones whose insert is still in flight (not queued for the workers yet).
         self._inserting = 0
         # Never two sends of one delivery in this process (across replicas the claim's
         # compare-and-set decides; see `claim` in the store).
