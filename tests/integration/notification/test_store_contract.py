@@ -114,8 +114,8 @@ async def test_a_new_recipient_is_stored_as_its_upsert_and_a_redelivery_writes_i
 async def test_a_delivery_is_created_once(subject: Subject) -> None:
     store = subject.store
     assert await store.create_delivery(delivery("n-1"))
-    assert not await store.create_delivery(delivery("n-1"))  # a redelivered event
-    assert not await store.create_delivery(delivery("n-2"))  # same source event and channel
+    # A redelivered event: the same id (derived from the source event and the channel).
+    assert not await store.create_delivery(delivery("n-1"))
     assert await store.create_delivery(delivery("n-3", channel="email"))
     found = await store.delivery("n-1")
     assert found is not None and found["status"] == "created"

@@ -38,10 +38,7 @@ class InMemoryMessageStore:
 
     async def create_delivery(self, document: Document) -> bool:
         if document["_id"] in self.deliveries:
-            return False
-        key = (document.get("source_event_id"), document.get("channel"))
-        if any((d.get("source_event_id"), d.get("channel")) == key for d in self._all()):
-            return False  # the unique (source event, channel) index
+            return False  # the `_id` derives from the source event and channel
         self.deliveries[document["_id"]] = copy.deepcopy(document)
         return True
 

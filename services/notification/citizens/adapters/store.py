@@ -33,9 +33,9 @@ Document = dict[str, Any]
 INDEXES: dict[str, list[IndexModel]] = {
     # Finished dossiers' recipients not erased yet, by finish date (`adapters.erasure`).
     "recipients": [IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)])],
+    # One delivery per source event and channel: its `_id` derives from both
+    # (`domain.delivery.notification_id`), so `_id`'s own index is the exactly-once key.
     "deliveries": [
-        # The exactly-once key: one delivery per source event and channel.
-        IndexModel([("source_event_id", ASCENDING), ("channel", ASCENDING)], unique=True),
         # The poller: retries due (`created`), and sends whose lease expired (`sending`).
         IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
