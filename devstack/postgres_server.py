@@ -207,12 +207,13 @@ def psql(
     )
 
 
-# FerretDB 1.24 keeps each statement's PostgreSQL connection of an update or delete command until
-# the whole command ends (its iterators are closed by a deferred call in the statements' loop), so
-# a command of N statements needs N + 1 connections of its pool at once: at the pool's limit it
-# waits forever. Its default pool (50) is raised, and shared.runtime.mongo.BULK_CHUNK stays well
-# below it. FerretDB opens two such pools (patch 0008: one for the statements on `_id` alone),
-# each up to this size, and only as many connections as it uses at once.
+# Upstream FerretDB 1.24 keeps each statement's PostgreSQL connection of an update command until
+# the whole command ends (a deferred close in the statements' loop), so a command of N statements
+# needs N + 1 connections of its pool at once, and at the pool's limit waits forever; our patch
+# 0009 gives each back before the next statement. The default pool (50) is still raised for the
+# commands that run side by side. FerretDB opens two such pools (patch 0008: one for the
+# statements on `_id` alone), each up to this size, and only as many connections as it uses at
+# once.
 FERRETDB_POOL = 250
 
 

@@ -17,10 +17,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.runtime.metrics import MONGO_COMMANDS
 
-# FerretDB 1.24 holds one backend connection per statement of an update command until the command
-# ends, from a pool (SQLite: 100; PostgreSQL: devstack sets 250): an update command of more
-# statements than the pool has connections waits forever, and every write behind it with it. Bulk
-# writes are therefore sent in chunks small enough for several to run side by side.
+# Upstream FerretDB 1.24 holds one backend connection per statement of an update command until the
+# command ends, from a pool (SQLite: 100; PostgreSQL: devstack sets 250): an update command of more
+# statements than the pool has connections waits forever, and every write behind it with it
+# (devstack's build gives each back per statement: patch 0009). Bulk writes are therefore sent in
+# chunks small enough for several to run side by side on any FerretDB.
 BULK_CHUNK = 25
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from bson import Binary, Int64, ObjectId, Regex, Timestamp
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from devstack import postgres_server
@@ -491,6 +491,19 @@ async def test_the_services_gauges_and_state_counts_are_pushed_down_exactly(mong
         },
     )
     assert explained["limitPushdown"], explained
+
+
+async def test_an_update_command_longer_than_the_connection_pool_completes(mongo_db) -> None:
+    """Patch 0009: each statement of an update command gives its PostgreSQL connection back
+    before the next one. Upstream held every statement's connection until the command ended, so
+    a command of more statements than FerretDB's pool has connections waited forever."""
+    docs = mongo_db["long_update"]
+    count = postgres_server.FERRETDB_POOL + 10
+    await docs.insert_many([{"_id": i, "n": 0} for i in range(count)])
+    updates = [UpdateOne({"_id": i}, {"$inc": {"n": 1}}) for i in range(count)]
+    result = await asyncio.wait_for(docs.bulk_write(updates, ordered=False), timeout=60)
+    assert (result.matched_count, result.modified_count) == (count, count)
+    assert await docs.count_documents({"n": 1}) == count
 
 
 async def test_single_document_writes_keep_their_errors_and_effects(mongo_db) -> None:
