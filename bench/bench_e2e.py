@@ -28,8 +28,9 @@ after its 1 s receipt delay.
    it (its quarterly counters, read directly). Each service's `/metrics` is scraped before and
    after (`dvc_mongo_commands_total`, see `shared.runtime.mongo.CommandCounter`): database commands
    per dossier, by service, command and collection, less what the service does idle (measured
-   over a few seconds before the batch). Also each service's CPU time and RSS (from /proc), and
-   the CPU time of the servers under them (FerretDB, PostgreSQL's postmaster and backends, Kafka):
+   over a few seconds before the batch). Also each service's CPU time and RSS (from /proc), the
+   part of it its garbage collector took (`dvc_gc_cpu_seconds_total`), and the CPU time of the
+   servers under them (FerretDB, PostgreSQL's postmaster and backends, Kafka):
    on this 2-core machine everything shares two cores, so CPU ms per dossier bounds the rate.
 
 Prints figures; asserts nothing (exit status 1 only if dossiers never got through).
@@ -160,17 +161,20 @@ def free_base_port(count: int) -> int:
 
 
 async def scrape(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    """Database commands by (command, collection), and cases opened (processing)."""
+    """Database commands by (command, collection), cases opened (processing), and the CPU
+    seconds of the garbage collector's passes."""
     text = (await client.get(f"{url}/metrics")).text
     commands: CommandCounts = defaultdict(float)
-    opened = 0.0
+    opened = gc_seconds = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "dvc_mongo_commands_total":
                 commands[(sample.labels["command"], sample.labels["collection"])] += sample.value
             elif sample.name == "dvc_processing_cases_opened_total":
                 opened += sample.value
-    return {"commands": dict(commands), "opened": opened}
+            elif sample.name == "dvc_gc_cpu_seconds_total":
+                gc_seconds += sample.value
+    return {"commands": dict(commands), "opened": opened, "gc": gc_seconds}
 
 
 async def scrape_all(stack: Stack, client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
@@ -687,6 +691,12 @@ async def batch(
         + ", ".join(f"{s} {v:.1f}" for s, v in in_servers.items())
         + f" (servers {sum(in_servers.values()):.1f}; all {sum(cpu.values()):.1f} on "
         f"{os.cpu_count()} cores)"
+    )
+    print(
+        "  of which the garbage collector's passes: "
+        + ", ".join(
+            f"{s} {(after[s]['gc'] - before[s]['gc']) * 1000 / len(codes):.2f}" for s in SERVICES
+        )
     )
     print(
         "cpu ms/dossier, not the platform's (on the same cores): "

@@ -8,7 +8,6 @@ let in-flight handlers finish, flush the producer and close the clients.
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -34,6 +33,7 @@ from shared.runtime.batch_consumer import (
     per_key_in_order,
     routes_for,
 )
+from shared.runtime.collector import count_collector_time, freeze_what_exists
 from shared.runtime.consumer import EventHandler, RetryPolicy, Route, subscribe
 from shared.runtime.failures import OutageWatch
 from shared.runtime.http import (
@@ -168,20 +168,17 @@ def build_service_app(
 class QuietServer(uvicorn.Server):
     """uvicorn's server, whose housekeeping loop ticks once a second instead of ten times (the
     ten ticks are most of an idle service's CPU). Each tick still refreshes the `Date` header,
-    and an exit signal ends the wait at once.
-
-    Once the app has started, what exists then (modules, routes, models, clients: a few hundred
-    thousand objects that live as long as the process) is moved out of the garbage collector's
-    reach (`gc.freeze`). Otherwise every pass over the oldest generation walks all of them:
-    measured at 11-13% of a service's CPU under load (bench/bench_e2e.py)."""
+    and an exit signal ends the wait at once. Once the app has started, what exists then is
+    frozen out of the garbage collector's passes, whose CPU is counted
+    (`shared.runtime.collector`)."""
 
     _exit: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        gc.collect()  # what is garbage already is not frozen with the rest
-        gc.freeze()
+        count_collector_time()
+        freeze_what_exists()
 
     async def main_loop(self) -> None:
         self._loop = asyncio.get_running_loop()
