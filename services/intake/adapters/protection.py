@@ -7,8 +7,8 @@ the gateway in front of the platform usually limits too.
 
 The windows are kept here rather than by the `limits` library's `MemoryStorage`, which starts a
 thread (`threading.Timer`) every 10 ms while it holds entries and copies each key's list of
-entries in it: measured 0.2-0.3 ms of CPU per submission at 100 submissions/s, a tenth of the
-intake's CPU per dossier.
+entries in it: 0.2-0.3 ms of CPU per hit when hit 100 times a second in an event loop (1,000
+hits, 0 or 5,000 entries held), a tenth of the intake's CPU per dossier at that rate.
 """
 
 from __future__ import annotations
