@@ -45,6 +45,8 @@ import json
 import os
 import re
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -155,6 +157,37 @@ def free_base_port(count: int) -> int:
         if not any(port_in_use(base + i) for i in range(count)):
             return base
     raise SystemExit("no free block of ports for the bench's services")
+
+
+# ------------------------------------------------------------------------- machine speed
+
+# A fixed pure-Python workload, timed in CPU time once a second in a process of its own. This
+# machine's cores are not always equally fast (the same batch has taken 35 % more CPU per dossier
+# in every process at some moments than at others), so the CPU a batch took is read against
+# what this workload took meanwhile (about 2 % of one core).
+SPEED_PROBE = """
+import sys, time
+while True:
+    start = time.process_time()
+    total = 0
+    for i in range(100_000):
+        total += i * i % 7
+    print(round((time.process_time() - start) * 1000, 2), flush=True)
+    time.sleep(1)
+"""
+
+
+class SpeedProbe:
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", SPEED_PROBE], stdout=subprocess.PIPE, text=True
+        )
+
+    def stop(self) -> list[float]:
+        """The workload's CPU ms, once per second since the start."""
+        self._process.terminate()
+        out, _ = self._process.communicate()
+        return [float(line) for line in out.split()]
 
 
 # ---------------------------------------------------------------------------------- metrics
@@ -601,6 +634,7 @@ async def batch(
     before = await scrape_all(stack, client)
     counted_before = await reporting_counted(stack, mongo)
     cpu_before = cpu_seconds(stack)
+    probe = SpeedProbe()
     began = time.perf_counter()
     submitted = await send()
     submit_seconds = time.perf_counter() - began
@@ -626,6 +660,7 @@ async def batch(
     seconds = time.perf_counter() - began
     after = await scrape_all(stack, client)
     cpu_after = cpu_seconds(stack)
+    probe_ms = probe.stop()
     through = all(done.values())
 
     http = [s.seconds * 1000 for s in submitted if s.code]
@@ -703,6 +738,11 @@ async def batch(
         + ", ".join(f"{s} {v:.1f}" for s, v in outside.items())
     )
     print("rss                 " + ", ".join(f"{s} {rss_mb(stack.pid(s))}" for s in SERVICES))
+    if probe_ms:
+        print(
+            f"machine speed       a fixed Python loop took {statistics.median(probe_ms):.1f} ms of "
+            f"CPU (median of {len(probe_ms)}, once a second during the batch; lower is faster)"
+        )
     return through
 
 
