@@ -19,7 +19,8 @@ after its 1 s receipt delay.
    client in a loop, and 16 concurrent), `insert_many`, `update_one` and `find_one` by `_id`, of
    the intake dossier document; aiokafka produce (acks=all) and consume of the submitted event.
 3. For each stored size: every per-dossier collection is seeded with copies of the templates
-   (`insert_many` in batches, collections in parallel) up to that many dossiers, then N online
+   (`insert_many` in batches, collections in parallel) up to that many dossiers (on PostgreSQL
+   then vacuumed and analyzed, `analyze_seeded`), then N online
    dossiers are submitted over HTTP (multipart, two files, an `Idempotency-Key`) at the fixed
    offered rate, then N more as fast as `--clients` concurrent clients go. A dossier is through
    when processing opened its case (`dvc_processing_cases_opened_total`), its receipt was
@@ -68,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_agencies import _proc_cpu_seconds, delete_topics, percentile, produce, read_all
 from bench_intake import rss_mb
 
-from devstack import services
+from devstack import postgres_server, services
 from devstack.config import StackConfig, load_config
 from devstack.processes import port_in_use
 from services.reporting.domain.quarters import quarter_of
@@ -505,6 +506,36 @@ async def seed(
     return time.perf_counter() - began
 
 
+async def analyze_seeded(stack: Stack) -> float | None:
+    """On PostgreSQL, vacuum and analyze the bench's tables once they are seeded, and return the
+    seconds it took (None on another backend). A database whose tables grew a little at a time
+    has had this done by autovacuum all along; freshly seeded ones have not, and autovacuum's
+    first pass over hundreds of thousands of new rows, or plans made without statistics, would
+    land in the measured batches."""
+    if stack.infra.mongo_backend != "postgresql":
+        return None
+    schemas = ", ".join(f"'{stack.database(s)}'" for s in SERVICES)
+    listed = postgres_server.psql(
+        stack.infra,
+        "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables "
+        f"WHERE schemaname IN ({schemas})",
+        database=postgres_server.DATABASE,
+    )
+    tables = listed.stdout.strip()
+    if listed.returncode != 0 or not tables:
+        raise SystemExit(f"cannot list the seeded tables: {listed.stderr.strip()}")
+    began = time.perf_counter()
+    done = await asyncio.to_thread(
+        postgres_server.psql,
+        stack.infra,
+        f"VACUUM (ANALYZE) {tables}",
+        database=postgres_server.DATABASE,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"VACUUM ANALYZE failed: {done.stderr.strip()}")
+    return time.perf_counter() - began
+
+
 # ---------------------------------------------------------------------------------- ceilings
 
 
@@ -878,6 +909,8 @@ async def run(stack: Stack, args: argparse.Namespace) -> bool:
                         f"\n-- seeded {size - stored:,} dossiers ({count:,} documents) in "
                         f"{seconds:.1f} s = {count / seconds:,.0f} documents/s"
                     )
+                    if (analyzed := await analyze_seeded(stack)) is not None:
+                        print(f"-- VACUUM (ANALYZE) of the seeded tables in {analyzed:.1f} s")
                     stored = size
                 print(f"-- {stored:,} dossiers stored in each service")
                 idle = await idle_rates(stack, client, 3 if args.quick else 10)
