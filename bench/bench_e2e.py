@@ -163,9 +163,10 @@ def free_base_port(count: int) -> int:
 # ------------------------------------------------------------------------- machine speed
 
 # A fixed pure-Python workload, timed in CPU time once a second in a process of its own. This
-# machine's cores are not always equally fast (the same batch has taken 35 % more CPU per dossier
-# in every process at some moments than at others), so the CPU a batch took is read against
-# what this workload took meanwhile (about 2 % of one core).
+# machine's cores are not always equally fast (the same batch has taken a quarter more CPU per
+# dossier in every process at some moments than at others); the workload's time shows some of
+# those moments, not all (it is pure computation, the platform mostly system calls). About 2 %
+# of one core.
 SPEED_PROBE = """
 import sys, time
 while True:
