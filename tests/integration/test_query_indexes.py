@@ -644,9 +644,13 @@ async def exercise_portal(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     assert await store.sync_state(code) is not None
     assert await store.codes_with_status("failed") == [code]
     assert (await store.counts())["failed"] == 1
-    assert await store.reset_for_resync(code, now + timedelta(minutes=5)) == "reset"
+    later = now + timedelta(minutes=5)
+    reset = await store.reset_for_resync(code, later, timedelta(seconds=60), "claim-r")
+    assert isinstance(reset, dict) and reset["claim"] == "claim-r"
+    # Claimed by the reset itself: the service's own workers cannot take it meanwhile.
+    assert await store.claim(code, later, timedelta(seconds=60), "claim-w") is None
     claimed = await store.record_and_claim(
-        code, "event-2", update, now, timedelta(seconds=60), "claim-2"
+        code, "event-2", update, later + timedelta(minutes=5), timedelta(seconds=60), "claim-2"
     )
     assert claimed is not None and claimed["claim"] == "claim-2"
     lease = timedelta(seconds=60)

@@ -6,7 +6,8 @@
 
 `resync` rebuilds each dossier's messages from the stored facts and sends them now (the dossier,
 then every step); the portal upserts, so resyncing a synced dossier changes nothing there. It may
-run beside the service: a dossier the service's worker holds at that moment is reported `busy`.
+run beside the service: a dossier the service's worker holds at that moment is reported `busy`;
+one it resets is claimed by that same write, so the service's worker cannot take it meanwhile.
 Exit status 0 when every named dossier ended `synced`, 1 otherwise.
 """
 

@@ -145,11 +145,12 @@ class PortalSync:
         waiting (submission unknown), unknown, or busy (a worker holds it; try again)."""
         outcomes: dict[str, str] = {}
         for code in codes:
-            reset = await self.store.reset_for_resync(code, self._clock())
-            if reset != "reset":
+            claim, now, lease = uuid.uuid4().hex, self._clock(), self.worker.lease()
+            reset = await self.store.reset_for_resync(code, now, lease, claim)
+            if isinstance(reset, str):
                 outcomes[code] = reset
                 continue
-            status = await self.worker.process(code)
+            status = await self.worker.process_claimed(code, reset, claim, now + lease)
             outcomes[code] = status or "busy"
         return outcomes
 

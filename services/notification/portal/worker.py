@@ -129,6 +129,14 @@ class PortalWorker:
         self._claimed[code] = Claimed(document, claim, lease_end)
         self.submit(code)  # (already queued: that pass takes it; in flight: see `process`)
 
+    async def process_claimed(
+        self, code: str, document: Document, claim: str, lease_end: datetime
+    ) -> str | None:
+        """Sync, now, a dossier the caller's own write claimed (an operator's resync); its status
+        afterwards, or None when another worker took it over meanwhile."""
+        self._claimed[code] = Claimed(document, claim, lease_end)
+        return await self.process(code)
+
     async def process(self, code: str) -> str | None:
         """Claim the dossier if it is due and sync it (or take the claim handed over); its
         status afterwards, or None when it was not due or another worker holds it."""

@@ -199,27 +199,29 @@ class PortalStore:
     async def codes_with_status(self, status: str) -> list[str]:
         return [d["_id"] async for d in self.dossiers.find({"status": status}, {"_id": 1})]
 
-    async def reset_for_resync(self, code: str, now: datetime) -> str:
-        """Forget what the portal acknowledged, so that everything is sent again. Returns
-        `reset`, `unknown`, or `busy` (a worker holds the dossier right now)."""
-        result = await self.dossiers.update_one(
+    async def reset_for_resync(
+        self, code: str, now: datetime, lease: timedelta, claim: str
+    ) -> Document | str:
+        """Forget what the portal acknowledged, so that everything is sent again, and claim the
+        dossier for the caller in the same write (a worker of the service running beside an
+        operator's command could otherwise take it in between). Returns the document as reset
+        and claimed, or `unknown`, or `busy` (a worker holds the dossier right now)."""
+        document = await self.dossiers.find_one_and_update(
             {"_id": code, **_lease_free(now)},
             {
                 "$set": {
                     "status": PENDING,
                     "synced_seq": 0,
                     "steps_sent": [],
-                    "attempts": 0,
-                    "next_attempt_at": now,
                     "last_error": None,
-                    "claim": None,
-                    "lease_until": None,
                     "updated_at": now,
+                    **_claimed(now, lease, claim),
                 }
             },
+            return_document=ReturnDocument.AFTER,
         )
-        if result.matched_count:
-            return "reset"
+        if document is not None:
+            return document
         return "busy" if await self.dossiers.find_one({"_id": code}, {"_id": 1}) else "unknown"
 
     async def counts(self) -> dict[str, int]:
