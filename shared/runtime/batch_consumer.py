@@ -2,7 +2,8 @@
 
 The public projection (produce many records, wait once) and the webhook intake (insert many
 deliveries at once) read with this instead of `shared.runtime.consumer.subscribe`. The guarantees
-are the same: offsets are committed only after the batch handler returned; a malformed record goes
+are the same: offsets are committed only after the batch handler returned (together, at most
+`consumer_commit_interval_seconds` later: `shared.runtime.commits`); a malformed record goes
 to the dead-letter topic at once; a batch that keeps failing is retried record by record through
 `shared.runtime.consumer.handle_record`, so one poisoned record is dead-lettered and the others
 pass;
@@ -23,11 +24,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError
 from faststream.kafka import KafkaBroker
 
 from shared.contracts.cloudevents import CloudEvent, Contract, MalformedEvent, unwrap
 from shared.contracts.topics import dead_letter_topic
+from shared.runtime.commits import CoalescedCommits
 from shared.runtime.consumer import (
     PermanentError,
     RetryPolicy,
@@ -112,7 +113,9 @@ class BatchConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._busy = False  # a batch is in hand (read, not committed yet)
+        self._busy = False  # a batch is in hand (read, not handled yet)
+        # Handled batches' offsets, committed together (and before a rebalance or a stop).
+        self._commits = CoalescedCommits(settings.consumer_commit_interval_seconds)
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -125,6 +128,7 @@ class BatchConsumer:
             **aiokafka_security_options(self.settings),
         )
         await self._consumer.start()
+        self._commits.bind(self._consumer)
         long_poll_when_idle(self._consumer, self.settings)
         self._task = asyncio.create_task(self._run(), name=f"batch-consumer-{self.group}")
 
@@ -138,7 +142,8 @@ class BatchConsumer:
             await self.stop()
 
     async def stop(self, grace: float = 15.0) -> None:
-        """Let the batch in hand finish (up to `grace` seconds), then leave the group."""
+        """Let the batch in hand finish (up to `grace` seconds), commit what was handled, then
+        leave the group."""
         self._stopping.set()
         if self.watch is not None:
             self.watch.stopping.set()  # a batch waiting out an outage stops waiting
@@ -172,9 +177,7 @@ class BatchConsumer:
                     continue
                 self._busy = True
                 await self.process(records)
-                await self._consumer.commit()
-            except CommitFailedError as exc:  # a rebalance took the partitions: redelivered
-                log.warning("commit failed after a rebalance: %s", exc)
+                await self._commits.commit(_positions_after(records))
             except StoppedDuringOutage:
                 return  # uncommitted: read again after the restart
             except asyncio.CancelledError:
@@ -191,11 +194,14 @@ class BatchConsumer:
         return self._busy
 
     async def on_revoked(self) -> None:
-        """Before partitions move to another member (nothing here: a batch in hand is committed
-        after it, or read again by the new owner if the commit fails)."""
+        """Before partitions move to another member: commit what was handled (a batch in hand
+        is committed after it, or read again by the new owner if the commit fails)."""
+        await self._commits.flush()
 
     async def _rewind(self) -> None:
+        """Read again from the last commit (what was handled since is committed first)."""
         assert self._consumer is not None
+        await self._commits.flush()
         for partition in self._consumer.assignment():
             committed = await self._consumer.committed(partition)
             if committed is None:
@@ -309,6 +315,15 @@ def per_key_in_order(
     return handle
 
 
+def _positions_after(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
+    """Each partition's position just past the last of `records` read from it."""
+    positions: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        positions[partition] = max(positions.get(partition, 0), record.offset + 1)
+    return positions
+
+
 def routes_for(
     settings: ServiceSettings, models: list[type[Contract]]
 ) -> dict[str, type[Contract]]:
@@ -407,17 +422,15 @@ class KeyedStreamConsumer(BatchConsumer):
 
     def _hand_out(self, records: list[ConsumerRecord]) -> None:
         by_key: dict[bytes | None, list[ConsumerRecord]] = defaultdict(list)
-        offsets: dict[TopicPartition, int] = {}
         for record in records:
             by_key[record.key].append(record)
-            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         tasks = []
         for key, own in by_key.items():
             task = asyncio.create_task(self._chain(self._latest.get(key), own))
             self._latest[key] = task
             task.add_done_callback(partial(self._forget, key))
             tasks.append(task)
-        self._reads.append(_Read(tasks, offsets, len(records)))
+        self._reads.append(_Read(tasks, _positions_after(records), len(records)))
 
     def _forget(self, key: bytes | None, task: asyncio.Task[None]) -> None:
         if self._latest.get(key) is task:
@@ -451,15 +464,8 @@ class KeyedStreamConsumer(BatchConsumer):
                 raise failure
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        assert self._consumer is not None
-        owned = self._consumer.assignment()
-        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(offsets)
-        except CommitFailedError as exc:  # a rebalance took the partitions: redelivered
-            log.warning("commit failed after a rebalance: %s", exc)
+        if offsets:
+            await self._commits.commit(offsets)
 
     async def _settle_all(self) -> None:
         """Wait until every task in hand is done (their failures were logged by `process`)."""
@@ -480,4 +486,5 @@ class KeyedStreamConsumer(BatchConsumer):
             await self._commit_done()
         except Exception:
             log.warning("%s: a failed batch at a rebalance is read again", self.group)
+        await self._commits.flush()
         self._reads = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -48,13 +49,23 @@ class CoalescedCommits:
         if self.interval <= 0 or not isinstance(consumer, AIOKafkaConsumer):
             return
         if consumer is not self._consumer:
-            self._bind(consumer)
+            self.bind(consumer)
         message.consumer = _RecordAck(self, consumer, record)
 
     def handled(self, record: ConsumerRecord) -> None:
         partition = TopicPartition(record.topic, record.partition)
         self._pending[partition] = max(self._pending.get(partition, 0), record.offset + 1)
         self._flush_soon()
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Remember the positions `offsets` (just past handled records) for the next commit; at
+        once with a zero interval. The consumer must be `bind`-ed."""
+        for partition, offset in offsets.items():
+            self._pending[partition] = max(self._pending.get(partition, 0), offset)
+        if self.interval <= 0:
+            await self.flush()
+        else:
+            self._flush_soon()
 
     def _flush_soon(self) -> None:
         if self._timer is None:
@@ -94,9 +105,9 @@ class CoalescedCommits:
         """Commits what is pending before partitions are taken away."""
         return _FlushOnRevoke(self)
 
-    def _bind(self, consumer: AIOKafkaConsumer) -> None:
+    def bind(self, consumer: AIOKafkaConsumer) -> None:
         """Follow a (new) consumer, and flush before it stops: FastStream stops the consumer
-        once its last handler has returned."""
+        once its last handler has returned (and a `BatchConsumer` once its batch is done)."""
         self._consumer = consumer
         stop = consumer.stop
 

@@ -1,7 +1,8 @@
 """Batch consumption against the real broker: a poisoned record in a batch is dead-lettered and
 the rest pass; offsets are committed only after the batch was handled. The keyed stream
 (`KeyedStreamConsumer`) does the same, and a slow dossier holds up neither the dossiers read
-with it nor those read after it, only its own later events and the commit."""
+with it nor those read after it, only its own later events and the commit. Both commit the
+offsets of handled reads together, not one commit per read."""
 
 from __future__ import annotations
 
@@ -47,8 +48,13 @@ def consumer_for(
     handle,
     group: str = "batch",
     kind: type[BatchConsumer] = BatchConsumer,
+    commit_interval: float = 0.5,
 ) -> tuple[BatchConsumer, object]:
-    settings = ServiceSettings(kafka_bootstrap=kafka_bootstrap, topic_suffix=f".{unique}")
+    settings = ServiceSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_suffix=f".{unique}",
+        consumer_commit_interval_seconds=commit_interval,
+    )
     broker = create_broker(kafka_bootstrap, "batch-test")
     consumer = kind(
         settings,
@@ -170,6 +176,52 @@ async def test_a_restarted_consumer_resumes_after_the_last_handled_batch(
                 await asyncio.sleep(0.05)
         await consumer.stop()
     assert seen == [dossier_code(3)]  # the first two were committed: not read again
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_reads_handled_one_by_one_are_committed_together_and_all_by_the_stop(
+    kafka_bootstrap: str,
+    make_topic,
+    unique: str,
+    kind: type[BatchConsumer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twenty events sent one after the other, each read and handled alone (a quiet hour's
+    traffic): a handful of commits, not one per read; the stop commits the last ones, so a
+    restarted consumer reads none of them again."""
+    topic = await make_topic("batch-coalesced", partitions=1)
+    partition = TopicPartition(topic, 0)
+    commits: list[object] = []
+    commit = AIOKafkaConsumer.commit
+
+    async def counted_commit(consumer: AIOKafkaConsumer, offsets: object = None) -> None:
+        commits.append(offsets)
+        await commit(consumer, offsets)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "commit", counted_commit)
+    handled: list[str] = []
+
+    async def handle_one(item: Parsed) -> None:
+        handled.append(item.event.dossier_code)
+
+    consumer, broker = consumer_for(
+        kafka_bootstrap, unique, topic, per_key_in_order(handle_one), kind=kind, commit_interval=5
+    )
+    async with broker:  # type: ignore[attr-defined]
+        await consumer.start()
+        try:
+            for n in range(20):
+                message = wrap(submitted(dossier_code(n)), "/t").to_kafka()
+                await produce(kafka_bootstrap, topic, [(message.value, message.headers)])
+                async with asyncio.timeout(30):
+                    while len(handled) <= n:  # noqa: ASYNC110 (state set by the consumer)
+                        await asyncio.sleep(0.01)
+        finally:
+            await consumer.stop()
+    assert handled == [dossier_code(n) for n in range(20)]
+    assert 1 <= len(commits) <= 3, commits
+    assert all(commits)  # explicit offsets, never the bare position
+    assert await committed(kafka_bootstrap, f"batch.{unique}", partition) == 20
 
 
 async def committed(bootstrap: str, group: str, partition: TopicPartition) -> int | None:

@@ -52,7 +52,7 @@ class FlakyConsumer:
 async def test_handled_offsets_are_committed_once_together() -> None:
     consumer = FlakyConsumer(failures=0)
     commits = CoalescedCommits(0.01)
-    commits._bind(consumer)  # type: ignore[arg-type]
+    commits.bind(consumer)  # type: ignore[arg-type]
     for offset in range(5):
         commits.handled(record(offset))
     await asyncio.wait_for(consumer.done.wait(), 5)
@@ -64,7 +64,7 @@ async def test_a_failed_commit_is_retried_without_another_event() -> None:
     and looks stalled to monitoring."""
     consumer = FlakyConsumer(failures=2)
     commits = CoalescedCommits(0.01)
-    commits._bind(consumer)  # type: ignore[arg-type]
+    commits.bind(consumer)  # type: ignore[arg-type]
     commits.handled(record(41))
     await asyncio.wait_for(consumer.done.wait(), 5)
     assert consumer.committed == [{PARTITION: 42}]
@@ -73,7 +73,7 @@ async def test_a_failed_commit_is_retried_without_another_event() -> None:
 async def test_stopping_commits_what_is_pending_first() -> None:
     consumer = FlakyConsumer(failures=0)
     commits = CoalescedCommits(60)
-    commits._bind(consumer)  # type: ignore[arg-type]
+    commits.bind(consumer)  # type: ignore[arg-type]
     commits.handled(record(6))
     await consumer.stop()  # the wrapped stop: flush, then stop
     assert consumer.committed == [{PARTITION: 7}]
