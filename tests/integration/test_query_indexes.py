@@ -450,11 +450,12 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     )
     await store.delete_attachments([storage_id])
 
-    assert await store.reserve_idempotency_key("key-1", "fingerprint") is None
-    await store.complete_idempotency_key("key-1", 201, {"code": code})
-    assert await store.reserve_idempotency_key("key-1", "fingerprint") is not None
-    assert await store.reserve_idempotency_key("key-2", "fingerprint") is None
-    await store.release_idempotency_key("key-2")
+    assert await store.reserve_idempotency_key("key-1", "fingerprint", reservation="r1") is None
+    await store.complete_idempotency_key("key-1", "r1", 201, {"code": code})
+    replayed = await store.reserve_idempotency_key("key-1", "fingerprint", reservation="r2")
+    assert replayed is not None
+    assert await store.reserve_idempotency_key("key-2", "fingerprint", reservation="r3") is None
+    await store.release_idempotency_key("key-2", "r3")
     await store.delete_expired_idempotency_records(date.today())
 
     await store.create_payment(

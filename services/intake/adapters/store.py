@@ -36,6 +36,7 @@ from services.intake.domain.idempotency import (
     IDEMPOTENCY_TTL,
     SealedResponse,
     expiry_day,
+    idempotency_answer_id,
     idempotency_record_id,
     idempotency_record_lapsed,
 )
@@ -470,24 +471,25 @@ class IntakeStore:
     # ------------------------------------------------------------------ idempotency keys
 
     async def reserve_idempotency_key(
-        self, key: str, fingerprint: str, now: datetime | None = None
+        self, key: str, fingerprint: str, *, reservation: str, now: datetime | None = None
     ) -> IdempotentResult | None:
-        """Reserve `key` for this request; returns the stored response of a completed first
-        request with the same key, or raises `IdempotencyConflict`.
+        """Reserve `key` for this request (`reservation`: a fresh token, which its answer
+        names); returns the stored answer to a first request with the same key, or raises
+        `IdempotencyConflict`.
 
-        The record holds neither the key nor the response in clear: its `_id` is the key's
-        digest and the response is sealed with a key derived from the Idempotency-Key itself,
-        which only the client holds (`shared.runtime.idempotency.SealedResponse`), so the tracking
-        secret
-        a receipt carries cannot be read from the database. A record expires after
-        `IDEMPOTENCY_TTL`, an unfinished one after `IDEMPOTENCY_STUCK_AFTER` (a crash mid-way):
-        the key can then be used again."""
+        Neither the record nor its answer holds the key or the response in clear: the record's
+        `_id` is the key's digest and the response is sealed with a key derived from the
+        Idempotency-Key itself, which only the client holds
+        (`services.intake.domain.idempotency.SealedResponse`), so the tracking secret a receipt
+        carries cannot be read from the database. A record expires after `IDEMPOTENCY_TTL`, an
+        unanswered one after `IDEMPOTENCY_STUCK_AFTER` (a crash mid-way): the key can then be
+        used again."""
         now = now or datetime.now(UTC)
         record_id = idempotency_record_id(key)
         fresh = {
             "_id": record_id,
             "fingerprint": fingerprint,
-            "state": "in-progress",
+            "reservation": reservation,
             "created_at": now,
             "expires_on": expiry_day(now),
         }
@@ -498,7 +500,8 @@ class IntakeStore:
             existing = await self.idempotency.find_one({"_id": record_id})
         if existing is None:  # released meanwhile: let the client retry
             raise IdempotencyConflict("in-progress")
-        if idempotency_record_lapsed(existing, now):
+        answer = await self._idempotency_answer(existing)
+        if idempotency_record_lapsed(existing["created_at"], now, answered=answer is not None):
             # Expired, or stuck after a crash: take it over (only one taker wins the replace).
             taken = await self.idempotency.replace_one(
                 {"_id": record_id, "created_at": existing["created_at"]}, fresh
@@ -508,29 +511,39 @@ class IntakeStore:
             raise IdempotencyConflict("in-progress")
         if existing["fingerprint"] != fingerprint:
             raise IdempotencyConflict("mismatch")
-        if existing["state"] != "completed":
+        if answer is None:
             raise IdempotencyConflict("in-progress")
-        body = SealedResponse.open(key, existing["sealed_body"])
-        return IdempotentResult(existing["status_code"], body)
+        body = SealedResponse.open(key, answer["sealed_body"])
+        return IdempotentResult(answer["status_code"], body)
 
-    async def complete_idempotency_key(self, key: str, status_code: int, body: Any) -> None:
-        """Record the answer to replay (simultaneous requests share one bulk write)."""
-        await self._idempotency_writes.update(
-            {"_id": idempotency_record_id(key)},
+    async def _idempotency_answer(self, record: Document) -> Document | None:
+        if record.get("state") == "completed":
+            return record  # answered in the record itself, as before answers had their own
+        if not record.get("reservation"):
+            return None
+        answer_id = idempotency_answer_id(record["_id"], record["reservation"])
+        return await self.idempotency.find_one({"_id": answer_id})
+
+    async def complete_idempotency_key(
+        self, key: str, reservation: str, status_code: int, body: Any
+    ) -> None:
+        """Keep the answer to replay, in a document of its own (simultaneous requests share one
+        multi-row insert); it expires with the record, by the same clean-up."""
+        now = datetime.now(UTC)
+        await self._idempotency_writes.insert(
             {
-                "$set": {
-                    "state": "completed",
-                    "status_code": status_code,
-                    "sealed_body": SealedResponse.seal(key, body),
-                }
-            },
-            upsert=False,
+                "_id": idempotency_answer_id(idempotency_record_id(key), reservation),
+                "status_code": status_code,
+                "sealed_body": SealedResponse.seal(key, body),
+                "created_at": now,
+                "expires_on": expiry_day(now),
+            }
         )
 
-    async def release_idempotency_key(self, key: str) -> None:
+    async def release_idempotency_key(self, key: str, reservation: str) -> None:
         """Forget a key whose request failed, so that a corrected retry can use it."""
         await self.idempotency.delete_one(
-            {"_id": idempotency_record_id(key), "state": "in-progress"}
+            {"_id": idempotency_record_id(key), "reservation": reservation}
         )
 
     async def delete_expired_idempotency_records(self, today: date) -> int:

@@ -35,12 +35,19 @@ def expiry_day(created_at: datetime) -> str:
     return (created_at + IDEMPOTENCY_TTL).date().isoformat()
 
 
-def idempotency_record_lapsed(record: dict[str, Any], now: datetime) -> bool:
-    """True for an expired record, or for one still in progress long after it began."""
-    age = now - record["created_at"]
+def idempotency_answer_id(record_id: str, reservation: str) -> str:
+    """The `_id` of the answer to one reservation of a record: a document of its own, inserted
+    once the request is done (an insert costs FerretDB less than an update of the record). A
+    record taken over after it lapsed has a new reservation, so an old answer never applies."""
+    return f"{record_id}:{reservation}"
+
+
+def idempotency_record_lapsed(created_at: datetime, now: datetime, *, answered: bool) -> bool:
+    """True for an expired record, or for one never answered long after it began."""
+    age = now - created_at
     if age >= IDEMPOTENCY_TTL:
         return True
-    return bool(record.get("state") != "completed" and age >= IDEMPOTENCY_STUCK_AFTER)
+    return not answered and age >= IDEMPOTENCY_STUCK_AFTER
 
 
 class SealedResponse:

@@ -90,9 +90,13 @@ class Submissions:
         check_channel(procedure, channel)
         documents = check_documents(procedure, files, self.settings.max_file_bytes)
 
+        reservation = secrets.token_hex(16)  # this request's claim on its key, if it has one
         if idempotency is not None:
+            key, request_fingerprint = idempotency
             try:
-                previous = await self.store.reserve_idempotency_key(*idempotency)
+                previous = await self.store.reserve_idempotency_key(
+                    key, request_fingerprint, reservation=reservation
+                )
             except IdempotencyConflict as conflict:
                 raise _idempotency_error(conflict.reason) from None
             if previous is not None:
@@ -101,11 +105,11 @@ class Submissions:
             status, body = await self._persist(procedure, form, documents, channel, received_at)
         except BaseException:
             if idempotency is not None:
-                await self.store.release_idempotency_key(idempotency[0])
+                await self.store.release_idempotency_key(idempotency[0], reservation)
             raise
         if idempotency is not None:
             try:
-                await self.store.complete_idempotency_key(idempotency[0], status, body)
+                await self.store.complete_idempotency_key(idempotency[0], reservation, status, body)
             except Exception as exc:  # the dossier is stored: its receipt must still go out
                 if not is_transient(exc):
                     raise

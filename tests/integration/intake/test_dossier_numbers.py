@@ -65,6 +65,7 @@ async def test_refused_requests_draw_no_dossier_number(intake) -> None:
                 for name, (file_name, data, _) in trademark_files()
             ],
         ),
+        reservation="another request, still running",
     )
     wrong_type = [
         ("to_khai", ("tk.png", PNG, "image/png")),  # to_khai takes PDF or DOCX

@@ -6,11 +6,13 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from pymongo.errors import AutoReconnect
 
 from services.intake.adapters.store import IdempotencyConflict
+from services.intake.domain.idempotency import SealedResponse, expiry_day, idempotency_record_id
 from shared.contracts.cloudevents import CloudEvent, unwrap
 from shared.contracts.events import Channel, DossierSubmitted
 from shared.contracts.topics import DOSSIER_SUBMITTED_TOPIC
@@ -102,18 +104,58 @@ async def test_the_idempotency_record_keeps_no_secret_and_lapses(intake) -> None
     stuck = str(uuid.uuid4())
     store = intake.components.store
     long_ago = datetime.now(UTC) - timedelta(minutes=6)
-    assert await store.reserve_idempotency_key(f"online:{stuck}", "fp", now=long_ago) is None
-    assert await store.reserve_idempotency_key(f"online:{stuck}", "fp") is None  # taken over
+    reserve = partial(store.reserve_idempotency_key, f"online:{stuck}", "fp")
+    assert await reserve(reservation="crashed", now=long_ago) is None
+    assert await reserve(reservation="retry") is None  # taken over
     with pytest.raises(IdempotencyConflict):  # but not twice
-        await store.reserve_idempotency_key(f"online:{stuck}", "fp")
+        await reserve(reservation="another retry")
 
     # The hourly clean-up deletes records of past days, and only those.
     old = str(uuid.uuid4())
     days_ago = datetime.now(UTC) - timedelta(days=3)
-    await store.reserve_idempotency_key(f"online:{old}", "fp", now=days_ago)
+    await store.reserve_idempotency_key(f"online:{old}", "fp", reservation="r", now=days_ago)
     before = await records.count_documents({})
     assert await store.delete_expired_idempotency_records(datetime.now(UTC).date()) == 1
     assert await records.count_documents({}) == before - 1
+
+
+async def test_a_late_answer_to_a_lapsed_reservation_is_not_replayed(intake) -> None:
+    """A request stuck past 5 minutes lost its key to a retry; when it finishes after all, its
+    answer is not given to the retry's own retries (the retry is still running)."""
+    store = intake.components.store
+    key = f"online:{uuid.uuid4()}"
+    long_ago = datetime.now(UTC) - timedelta(minutes=6)
+    assert await store.reserve_idempotency_key(key, "fp", reservation="slow", now=long_ago) is None
+    assert await store.reserve_idempotency_key(key, "fp", reservation="retry") is None
+    await store.complete_idempotency_key(key, "slow", 201, {"dossier_code": "late"})
+    with pytest.raises(IdempotencyConflict) as conflict:
+        await store.reserve_idempotency_key(key, "fp", reservation="double click")
+    assert conflict.value.reason == "in-progress"
+    await store.complete_idempotency_key(key, "retry", 201, {"dossier_code": "retried"})
+    replay = await store.reserve_idempotency_key(key, "fp", reservation="third")
+    assert replay is not None and replay.body == {"dossier_code": "retried"}
+
+
+async def test_a_record_answered_in_place_before_answers_had_their_own_is_replayed(
+    intake,
+) -> None:
+    """Records written by the previous release (the answer inside the record) still replay."""
+    store = intake.components.store
+    key = f"online:{uuid.uuid4()}"
+    now = datetime.now(UTC)
+    await store.idempotency.insert_one(
+        {
+            "_id": idempotency_record_id(key),
+            "fingerprint": "fp",
+            "state": "completed",
+            "status_code": 201,
+            "sealed_body": SealedResponse.seal(key, {"dossier_code": "kept"}),
+            "created_at": now,
+            "expires_on": expiry_day(now),
+        }
+    )
+    replay = await store.reserve_idempotency_key(key, "fp", reservation="new")
+    assert replay is not None and replay.body == {"dossier_code": "kept"}
 
 
 async def test_fifty_concurrent_submissions_get_fifty_distinct_gap_free_codes(intake) -> None:
