@@ -48,6 +48,11 @@ ANSWERS: dict[type[errors.IntakeError], Answer] = {
     errors.RequestInProgress: Answer(
         409, "Yêu cầu đang được xử lý (request in progress)", headers={"Retry-After": "1"}
     ),
+    errors.DailyNumbersExhausted: Answer(
+        503,
+        "Đã hết số hồ sơ trong ngày, vui lòng nộp lại sau 0 giờ (today's numbers are used up)",
+        "daily-numbers-exhausted",
+    ),
     errors.OtherUnitsDossier: Answer(
         403, "Hồ sơ thuộc đơn vị khác (dossier of another unit)", "other-unit"
     ),
@@ -100,10 +105,19 @@ ANSWERS: dict[type[errors.IntakeError], Answer] = {
 INVALID_ATTACHMENT_TITLE = "Tệp đính kèm không hợp lệ (invalid attachment)"
 
 
-def rejected(reason: str, status: int, title: str, detail: str, **extensions: Any) -> Problem:
+def rejected(
+    reason: str,
+    status: int,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Problem:
     """A refused request (counted), for refusals the routes make themselves."""
     REJECTED_REQUESTS.labels("intake", reason).inc()
-    return Problem(status, title, detail, type_=f"urn:dvc:problem:{reason}", **extensions)
+    return Problem(
+        status, title, detail, type_=f"urn:dvc:problem:{reason}", headers=headers, **extensions
+    )
 
 
 def problem(error: errors.IntakeError) -> Problem:
@@ -113,13 +127,12 @@ def problem(error: errors.IntakeError) -> Problem:
         reason = f"attachment-{error.code}".replace("_", "-")
         return rejected(reason, status, INVALID_ATTACHMENT_TITLE, error.detail, **error.extensions)
     answer = next(ANSWERS[kind] for kind in type(error).__mro__ if kind in ANSWERS)
+    headers = {**answer.headers, **getattr(error, "headers", {})}
     if answer.reason is not None:
         return rejected(
-            answer.reason, answer.status, answer.title, error.detail, **error.extensions
+            answer.reason, answer.status, answer.title, error.detail, headers, **error.extensions
         )
-    return Problem(
-        answer.status, answer.title, error.detail, headers=answer.headers, **error.extensions
-    )
+    return Problem(answer.status, answer.title, error.detail, headers=headers, **error.extensions)
 
 
 def install(app: FastAPI) -> None:

@@ -6,7 +6,7 @@ agency, starting at 0001. The sequence itself comes from an atomic counter in th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -29,3 +29,10 @@ def format_code(agency_id: str, received_at: datetime, sequence: int) -> str:
     if not 1 <= sequence <= MAX_DAILY_SEQUENCE:
         raise ValueError(f"daily sequence {sequence} is outside 1..{MAX_DAILY_SEQUENCE}")
     return f"{sequence_key(agency_id, received_at)}-{sequence:04d}"
+
+
+def seconds_to_next_day(now: datetime) -> int:
+    """Whole seconds from `now` until the next day begins in Asia/Ho_Chi_Minh (at least 1)."""
+    local = now.astimezone(VIETNAM)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return max(1, int((midnight - local).total_seconds() + 0.999))

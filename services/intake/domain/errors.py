@@ -63,6 +63,16 @@ class RequestInProgress(IntakeError):
     """A request with the same Idempotency-Key is still being processed."""
 
 
+class DailyNumbersExhausted(IntakeError):
+    """Every dossier number of the day is used: the code's sequence has four digits (Circular
+    01/2018 art. 19), 9,999 dossiers a day for the agency. Numbering resumes at midnight in Viet
+    Nam; nothing of the refused request is kept."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+
 # --- Dossiers recorded at the counter ------------------------------------------------------------
 
 

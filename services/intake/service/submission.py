@@ -17,7 +17,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.intake.adapters.store import (
@@ -29,8 +29,14 @@ from services.intake.adapters.store import (
 from services.intake.domain.attachments import CONTENT_TYPES, safe_file_name
 from services.intake.domain.counter import check_receipt_time, check_recording_unit
 from services.intake.domain.dossier import Dossier
-from services.intake.domain.dossier_code import MAX_DAILY_SEQUENCE, format_code, sequence_key
+from services.intake.domain.dossier_code import (
+    MAX_DAILY_SEQUENCE,
+    format_code,
+    seconds_to_next_day,
+    sequence_key,
+)
 from services.intake.domain.errors import (
+    DailyNumbersExhausted,
     IdempotencyKeyReused,
     InvalidDossier,
     RequestInProgress,
@@ -157,6 +163,12 @@ class Submissions:
             secret = secrets.token_urlsafe(18)
 
             def build(sequence: int) -> tuple[Dossier, list[Outgoing]]:
+                if sequence > MAX_DAILY_SEQUENCE:
+                    raise DailyNumbersExhausted(
+                        f"All {MAX_DAILY_SEQUENCE:,} dossier numbers of the day are used; "
+                        "submissions resume at midnight (Asia/Ho_Chi_Minh).",
+                        retry_after_seconds=seconds_to_next_day(datetime.now(UTC)),
+                    )
                 code = format_code(settings.agency_id, received_at, sequence)
                 dossier = Dossier.submitted(
                     code=code,
@@ -182,8 +194,10 @@ class Submissions:
             dossier = await store.insert_with_next_code(
                 sequence_key(settings.agency_id, received_at), build, handover=self.relay
             )
-        except BaseException:
+        except BaseException as error:
             await store.delete_attachments(r.storage_id for r in refs)
+            if isinstance(error, DailyNumbersExhausted):
+                log.error("dossier numbers of %s exhausted: submission refused", received_at.date())
             raise
         SUBMISSIONS.labels(procedure.unit_code, str(procedure.level), str(int(channel))).inc()
         receipt = self._receipt(dossier, secret, documents)

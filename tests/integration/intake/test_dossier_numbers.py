@@ -141,3 +141,27 @@ async def test_refused_requests_draw_no_dossier_number(intake) -> None:
     assert sequence_of(replay) == first  # the first answer again, no new number
     assert sequence_of(await online(intake)) == first + 1
     assert sequence_of(await at_counter(intake, dossier_json(channel=1))) == first + 2
+
+
+async def test_the_day_s_last_number_used_refuses_with_a_problem_and_keeps_nothing(intake) -> None:
+    """Codes have four digits: the 10,000th dossier of a day cannot be numbered. The citizen gets
+    a 503 problem saying when to come back (not a 500), and nothing of the request stays: its
+    files are deleted and its Idempotency-Key is free for the retry."""
+    store = intake.components.store
+    key = sequence_key(intake.settings.agency_id, now())
+    in_use = await number_in_use(intake)
+    files_before = await store.attachments_files.count_documents({})
+    await store.sequences.update_one({"_id": key}, {"$set": {"value": 9999}}, upsert=True)
+    try:
+        idempotency_key = str(uuid.uuid4())
+        refused = await online(intake, **{"Idempotency-Key": idempotency_key})
+        again = await online(intake, **{"Idempotency-Key": idempotency_key})
+    finally:
+        await store.sequences.update_one({"_id": key}, {"$set": {"value": in_use}})
+    for response in (refused, again):  # the retry is refused the same way, not "in progress"
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == "urn:dvc:problem:daily-numbers-exhausted"
+        assert 1 <= int(response.headers["retry-after"]) <= 24 * 3600
+    assert await store.attachments_files.count_documents({}) == files_before
+    assert sequence_of(await online(intake)) == in_use + 1  # the next day's numbering, here

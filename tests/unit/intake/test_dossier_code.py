@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.intake.domain.dossier_code import format_code, sequence_key
+from services.intake.domain.dossier_code import format_code, seconds_to_next_day, sequence_key
 from shared.contracts.events import DOSSIER_CODE_PATTERN
 
 
@@ -32,3 +32,15 @@ def test_a_sequence_outside_four_digits_is_refused(sequence: int) -> None:
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError):
         sequence_key("000.00.21.G12", datetime(2026, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("now", "seconds"),
+    [
+        (datetime(2026, 12, 7, 16, 59, 59, tzinfo=UTC), 1),  # 23:59:59 in Ha Noi
+        (datetime(2026, 12, 7, 17, 0, 0, tzinfo=UTC), 24 * 3600),  # midnight there
+        (datetime(2026, 12, 7, 5, 0, 0, 500_000, tzinfo=UTC), 12 * 3600),  # rounded up
+    ],
+)
+def test_numbering_resumes_at_midnight_in_viet_nam(now: datetime, seconds: int) -> None:
+    assert seconds_to_next_day(now) == seconds
