@@ -29,6 +29,9 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 log = logging.getLogger(__name__)
 
 STOP_FLUSH_TIMEOUT = 5.0  # seconds a stopping consumer waits to commit what it handled
+# A failed commit is retried at most this often (also with a zero interval: no tight loop while
+# the coordinator is away).
+RETRY_AFTER_FAILED_COMMIT = 0.5
 
 
 class CoalescedCommits:
@@ -67,9 +70,10 @@ class CoalescedCommits:
         else:
             self._flush_soon()
 
-    def _flush_soon(self) -> None:
+    def _flush_soon(self, delay: float | None = None) -> None:
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.interval, self._flush_later)
+            delay = self.interval if delay is None else delay
+            self._timer = asyncio.get_running_loop().call_later(delay, self._flush_later)
 
     def _flush_later(self) -> None:
         self._timer = None
@@ -96,10 +100,11 @@ class CoalescedCommits:
                 log.warning("offsets not committed after a rebalance (read again): %s", exc)
             except Exception as exc:  # the broker away, a connection lost: try again, even if no
                 # other event comes (else the group would look stalled, its lag never cleared)
-                log.warning("offset commit failed (%s); retried in %.1f s", exc, self.interval)
+                retry = max(self.interval, RETRY_AFTER_FAILED_COMMIT)
+                log.warning("offset commit failed (%s); retried in %.1f s", exc, retry)
                 for tp, offset in offsets.items():
                     self._pending[tp] = max(self._pending.get(tp, 0), offset)
-                self._flush_soon()
+                self._flush_soon(retry)
 
     def listener(self) -> ConsumerRebalanceListener:
         """Commits what is pending before partitions are taken away."""

@@ -32,6 +32,7 @@ class FlakyConsumer:
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
+        self.attempts = 0
         self.committed: list[dict[TopicPartition, int]] = []
         self.done = asyncio.Event()
 
@@ -39,6 +40,7 @@ class FlakyConsumer:
         return {PARTITION}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.attempts += 1
         if self.failures:
             self.failures -= 1
             raise ConnectionError("broker away")
@@ -77,3 +79,18 @@ async def test_stopping_commits_what_is_pending_first() -> None:
     commits.handled(record(6))
     await consumer.stop()  # the wrapped stop: flush, then stop
     assert consumer.committed == [{PARTITION: 7}]
+
+
+async def test_with_no_interval_each_commit_is_at_once_and_a_failed_one_is_not_hammered() -> None:
+    """A batch reader configured to commit each read (interval 0): the commit is made before
+    `commit` returns; one refused while the broker is away is retried later, not in a loop."""
+    consumer = FlakyConsumer(failures=1)
+    commits = CoalescedCommits(0)
+    commits.bind(consumer)  # type: ignore[arg-type]
+    await commits.commit({PARTITION: 3})
+    await asyncio.sleep(0.2)
+    assert consumer.attempts == 1 and not consumer.committed
+    await asyncio.wait_for(consumer.done.wait(), 5)
+    assert consumer.committed == [{PARTITION: 3}]
+    await commits.commit({PARTITION: 4})
+    assert consumer.committed[-1] == {PARTITION: 4}  # at once
