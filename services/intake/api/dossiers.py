@@ -90,6 +90,9 @@ SUBMISSION_NOTES = {
     422: "The `dossier` part is missing or invalid (`errors` lists the fields), the procedure is "
     "unknown or not offered online, a document is missing or not of the procedure, a file is "
     "refused (type or content), or the `Idempotency-Key` was used for other content",
+    503: "Also when the day's 9,999 dossier numbers are used up "
+    "(`urn:dvc:problem:daily-numbers-exhausted`; `Retry-After`: the seconds until midnight in "
+    "Viet Nam)",
 }
 
 
@@ -204,7 +207,7 @@ NO_STORE = {"Cache-Control": "no-store"}
     status_code=201,
     response_model=SubmissionReceipt,
     description=SUBMISSION_DOC,
-    responses=problems(400, 409, 413, 415, 422, 429, notes=SUBMISSION_NOTES),
+    responses=problems(400, 409, 413, 415, 422, 429, 503, notes=SUBMISSION_NOTES),
     openapi_extra=submission_body(SubmissionForm),
 )
 async def submit_online(
@@ -245,6 +248,7 @@ async def submit_online(
         413,
         415,
         422,
+        503,
         notes={
             **SUBMISSION_NOTES,
             403: "Not a counter officer or administrator, or the procedure is received by "
