@@ -127,7 +127,7 @@ def problem(error: errors.IntakeError) -> Problem:
         reason = f"attachment-{error.code}".replace("_", "-")
         return rejected(reason, status, INVALID_ATTACHMENT_TITLE, error.detail, **error.extensions)
     answer = next(ANSWERS[kind] for kind in type(error).__mro__ if kind in ANSWERS)
-    headers = {**answer.headers, **getattr(error, "headers", {})}
+    headers = {**answer.headers, **error.headers}
     if answer.reason is not None:
         return rejected(
             answer.reason, answer.status, answer.title, error.detail, headers, **error.extensions

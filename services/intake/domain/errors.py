@@ -1,8 +1,9 @@
 """Why intake refuses a request: one exception per reason, raised by the domain rules and the
 service layer, answered as RFC 9457 problems by `services.intake.api.problems`.
 
-Each error carries a `detail` (English, for the reader of the problem) and optional
-`extensions` (machine-readable fields added to the problem body).
+Each error carries a `detail` (English, for the reader of the problem), optional
+`extensions` (machine-readable fields added to the problem body) and optional `headers` (added
+to the answer, e.g. a `Retry-After` that depends on the moment).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 class IntakeError(Exception):
     """Base of every refusal intake answers with a problem."""
 
-    def __init__(self, detail: str, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
         self.extensions = extensions
 
 
@@ -68,9 +72,8 @@ class DailyNumbersExhausted(IntakeError):
     01/2018 art. 19), 9,999 dossiers a day for the agency. Numbering resumes at midnight in Viet
     Nam; nothing of the refused request is kept."""
 
-    def __init__(self, detail: str, *, retry_after_seconds: int, **extensions: Any) -> None:
-        super().__init__(detail, **extensions)
-        self.headers = {"Retry-After": str(retry_after_seconds)}
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
 
 
 # --- Dossiers recorded at the counter ------------------------------------------------------------

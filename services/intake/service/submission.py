@@ -161,9 +161,11 @@ class Submissions:
         try:
             refs = await store_documents(store, documents)
             secret = secrets.token_urlsafe(18)
+            sequence_day = sequence_key(settings.agency_id, received_at)
 
             def build(sequence: int) -> tuple[Dossier, list[Outgoing]]:
                 if sequence > MAX_DAILY_SEQUENCE:
+                    log.error("dossier numbers of %s used up: submission refused", sequence_day)
                     raise DailyNumbersExhausted(
                         f"All {MAX_DAILY_SEQUENCE:,} dossier numbers of the day are used; "
                         "submissions resume at midnight (Asia/Ho_Chi_Minh).",
@@ -191,13 +193,9 @@ class Submissions:
                 store.check_storable(*build(MAX_DAILY_SEQUENCE))
             except ValueError as error:  # `Unstorable`, or an event the contract refuses
                 raise InvalidDossier(f"The dossier cannot be stored: {error}") from None
-            dossier = await store.insert_with_next_code(
-                sequence_key(settings.agency_id, received_at), build, handover=self.relay
-            )
-        except BaseException as error:
+            dossier = await store.insert_with_next_code(sequence_day, build, handover=self.relay)
+        except BaseException:
             await store.delete_attachments(r.storage_id for r in refs)
-            if isinstance(error, DailyNumbersExhausted):
-                log.error("dossier numbers of %s exhausted: submission refused", received_at.date())
             raise
         SUBMISSIONS.labels(procedure.unit_code, str(procedure.level), str(int(channel))).inc()
         receipt = self._receipt(dossier, secret, documents)
