@@ -5,9 +5,14 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 from stdnum.vn import mst
+
+from services.intake.domain.dossier import Dossier
+from shared.contracts.catalogue import Procedure
+from shared.contracts.events import Channel
 
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
@@ -55,3 +60,18 @@ def trademark_files() -> list[tuple[str, tuple[str, bytes, str]]]:
 
 def multipart(dossier: str, files: list) -> dict[str, Any]:
     return {"data": {"dossier": dossier}, "files": files}
+
+
+def stored_dossier(procedure: Procedure, code: str) -> Dossier:
+    """A dossier as intake stores it, with no files, to write through the store directly."""
+    return Dossier.submitted(
+        code=code,
+        procedure=procedure,
+        applicant={"kind": "person", "name": "Nguyễn Văn A", "identifier": "001099012345"},
+        contact={"email": "a@example.vn"},
+        form={},
+        documents=[],
+        channel=Channel.ONLINE,
+        received_at=datetime.now(UTC),
+        tracking_secret="secret",
+    )

@@ -40,7 +40,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from devstack.config import load_config
 from services.intake.adapters import store as intake_store
 from services.intake.adapters.shipped_catalogue import load_catalogue
-from services.intake.adapters.store import IntakeStore, NewAttachment
+from services.intake.adapters.store import (
+    IdempotencyClaim,
+    IdempotencyConflict,
+    IntakeStore,
+    NewAttachment,
+)
 from services.intake.domain.dossier import Dossier, InboxMessage, Rating, processing_step
 from services.notification.citizens.adapters import store as notification_store
 from services.notification.citizens.adapters.store import NotificationStore
@@ -68,10 +73,11 @@ from services.reporting.adapters.store import (
 )
 from services.reporting.domain.facts import facts_update
 from shared.contracts.cloudevents import wrap
-from shared.contracts.events import Channel, DossierState
+from shared.contracts.events import DossierState
 from shared.runtime.mongo import IndexDeclaration, create_mongo_client, ensure_indexes
 from shared.runtime.outbox import OutboxRelay, outbox_update
 from tests.factories import dossier_code, processed, submitted
+from tests.intake_samples import stored_dossier
 from tests.integration.processing.test_deadline_scanner import PROCEDURE
 
 pytestmark = pytest.mark.skipif(
@@ -410,17 +416,7 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     code = dossier_code(1)
 
     def new_dossier(dossier_code_: str) -> Dossier:
-        return Dossier.submitted(
-            code=dossier_code_,
-            procedure=first,
-            applicant={"kind": "person", "name": "Nguyễn Văn A", "identifier": "001099012345"},
-            contact={"email": "a@example.vn"},
-            form={},
-            documents=[],
-            channel=Channel.ONLINE,
-            received_at=datetime.now(UTC),
-            tracking_secret="secret",
-        )
+        return stored_dossier(first, dossier_code_)
 
     def build(number: int) -> tuple[Dossier, list[tuple[str, Any]]]:
         return new_dossier(code), [("t", wrap(submitted(code), "/test"))]
@@ -451,10 +447,13 @@ async def exercise_intake(db: AsyncDatabase[Any], recorder: Recorder) -> None:
     await store.delete_attachments([storage_id])
 
     assert await store.reserve_idempotency_key("key-1", "fingerprint", reservation="r1") is None
-    await store.complete_idempotency_key("key-1", "r1", 201, {"code": code})
+    answer = IdempotencyClaim("key-1", "r1").answer(201, {"code": dossier_code(3)})
+    await store.insert_dossier(new_dossier(dossier_code(3)), [], answer=answer)
     replayed = await store.reserve_idempotency_key("key-1", "fingerprint", reservation="r2")
     assert replayed is not None
     assert await store.reserve_idempotency_key("key-2", "fingerprint", reservation="r3") is None
+    with pytest.raises(IdempotencyConflict):  # no answer yet, in the dossiers or beside the key
+        await store.reserve_idempotency_key("key-2", "fingerprint", reservation="r4")
     await store.release_idempotency_key("key-2", "r3")
     await store.delete_expired_idempotency_records(date.today())
 

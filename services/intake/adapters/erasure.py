@@ -15,7 +15,12 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.intake.adapters.store import ERASABLE, FINISHED_AT, IntakeStore
+from services.intake.adapters.store import (
+    ERASABLE,
+    FINISHED_AT,
+    IDEMPOTENCY_ANSWER,
+    IntakeStore,
+)
 from services.intake.domain.erasure import FINISHED_STATES, anonymised_fields, stored_files
 
 Document = dict[str, Any]
@@ -43,7 +48,11 @@ class DossierErasureStore:
         await self.store.delete_attachments(stored_files(dossier))
         result = await self.dossiers.update_one(
             {"_id": dossier["_id"], ERASABLE: True},
-            {"$set": anonymised_fields(dossier, now), "$unset": {ERASABLE: ""}},
+            # The sealed answer to the submission's retries goes too (its receipt names files).
+            {
+                "$set": anonymised_fields(dossier, now),
+                "$unset": {ERASABLE: "", IDEMPOTENCY_ANSWER: ""},
+            },
         )
         return result.modified_count == 1
 

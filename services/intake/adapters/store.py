@@ -57,6 +57,11 @@ CALLBACK_PENDING = "callback_pending"
 # True on a procedure whose stored content is not yet published on the catalogue topic.
 PUBLISH_PENDING = "publish_pending"
 
+# On a dossier submitted with an Idempotency-Key: the answer's id (the lookup of a retry) and
+# the answer itself, written with the dossier in one insert.
+IDEMPOTENCY_ANSWER_ID = "idempotency_answer_id"
+IDEMPOTENCY_ANSWER = "idempotency_answer"
+
 # Set on a finished dossier (state 3, 8 or 10) whose personal data is not erased yet, with the
 # finish date: the erasure command's query (`adapters.erasure`).
 ERASABLE = "erasable"
@@ -70,7 +75,12 @@ CHUNK_SIZE = 255 * 1024
 # Every index of intake's collections (`shared.runtime.mongo.ensure_indexes`); repeated queries
 # start with an equality on `_id` or on the first key of one of these.
 INDEXES: dict[str, list[IndexModel]] = {
-    "dossiers": [OUTBOX_INDEX, IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)])],
+    "dossiers": [
+        OUTBOX_INDEX,
+        IndexModel([(ERASABLE, ASCENDING), (FINISHED_AT, ASCENDING)]),
+        # A retry with the Idempotency-Key of a stored dossier finds its answer.
+        IndexModel([(IDEMPOTENCY_ANSWER_ID, ASCENDING)]),
+    ],
     "procedures": [
         # The search's filters (then by code); the publisher's pass.
         IndexModel([("unit_code", ASCENDING), ("_id", ASCENDING)]),
@@ -95,6 +105,27 @@ class IdempotentResult:
     body: Any
 
 
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """A request's reservation of its Idempotency-Key (`reserve_idempotency_key`)."""
+
+    key: str
+    reservation: str
+
+    def answer(self, status_code: int, body: Any, now: datetime | None = None) -> Document:
+        """The fields that keep this request's answer in the dossier it stores, sealed."""
+        return {
+            IDEMPOTENCY_ANSWER_ID: idempotency_answer_id(
+                idempotency_record_id(self.key), self.reservation
+            ),
+            IDEMPOTENCY_ANSWER: {
+                "status_code": status_code,
+                "sealed_body": SealedResponse.seal(self.key, body),
+                "created_at": now or datetime.now(UTC),
+            },
+        }
+
+
 class IdempotencyConflict(Exception):
     """The key was used for a different request, or the first request is still running."""
 
@@ -115,6 +146,16 @@ class NewAttachment:
     file_name: str
     content_type: str
     metadata: Mapping[str, Any]
+
+
+# What the dossier's readers never see: its outbox, the ids of the events it applied, and the
+# sealed answer to its submission's retries.
+_STORED_ONLY = {
+    "outbox": 0,
+    "applied_event_ids": 0,
+    IDEMPOTENCY_ANSWER_ID: 0,
+    IDEMPOTENCY_ANSWER: 0,
+}
 
 
 class IntakeStore:
@@ -306,12 +347,19 @@ class IntakeStore:
         return await self._numbers.draw(key)
 
     async def insert_dossier(
-        self, dossier: Dossier, events: Sequence[Outgoing], handover: OutboxRelay | None = None
+        self,
+        dossier: Dossier,
+        events: Sequence[Outgoing],
+        handover: OutboxRelay | None = None,
+        answer: Document | None = None,
     ) -> None:
         """The dossier and the events announcing it, in one write. Raises `DuplicateKeyError`
         if the code is taken. With `handover`, the document is written claimed by that relay
-        and handed to it (published without being read back)."""
+        and handed to it (published without being read back). `answer`
+        (`IdempotencyClaim.answer`) is the submission's answer to replay, kept with it."""
         document = _with_outbox(dossier_document(dossier), events)
+        if answer is not None:
+            document.update(answer)
         if handover is not None:
             document.update(handover.handover_claim())
         await self._dossier_inserts.insert(document)
@@ -333,8 +381,10 @@ class IntakeStore:
         build: Callable[[int], tuple[Dossier, Sequence[Outgoing]]],
         attempts: int = 20,
         handover: OutboxRelay | None = None,
+        answer: Callable[[Dossier], Document] | None = None,
     ) -> Dossier:
-        """Draw the next number of a daily sequence and insert the dossier `build(number)` makes.
+        """Draw the next number of a daily sequence and insert the dossier `build(number)` makes
+        (with the fields `answer(dossier)` gives, see `insert_dossier`).
 
         The counter's `$inc` is atomic (on MongoDB, and on devstack's FerretDB, which serialises
         writes), across replicas; the unique dossier code is the last line of defence: a number
@@ -345,7 +395,9 @@ class IntakeStore:
             number = await self.next_sequence(sequence)
             dossier, events = build(number)
             try:
-                await self.insert_dossier(dossier, events, handover)
+                await self.insert_dossier(
+                    dossier, events, handover, answer(dossier) if answer else None
+                )
                 return dossier
             except DuplicateKeyError:
                 continue
@@ -357,7 +409,7 @@ class IntakeStore:
 
     async def dossier_record(self, code: str) -> Document | None:
         """The stored dossier as it is (without its outbox and applied event ids)."""
-        return await self.dossiers.find_one({"_id": code}, {"outbox": 0, "applied_event_ids": 0})
+        return await self.dossiers.find_one({"_id": code}, _STORED_ONLY)
 
     async def request_withdrawal(
         self, code: str, expected_state: int, events: Sequence[Outgoing]
@@ -517,28 +569,21 @@ class IntakeStore:
         return IdempotentResult(answer["status_code"], body)
 
     async def _idempotency_answer(self, record: Document) -> Document | None:
+        """The answer to the record's current reservation: kept in the dossier it stored
+        (`IdempotencyClaim.answer`), or, written by earlier releases, in the record itself or
+        in a document of its own beside it (those expire within `IDEMPOTENCY_TTL`)."""
         if record.get("state") == "completed":
-            return record  # answered in the record itself, as before answers had their own
+            return record
         if not record.get("reservation"):
             return None
         answer_id = idempotency_answer_id(record["_id"], record["reservation"])
-        return await self.idempotency.find_one({"_id": answer_id})
-
-    async def complete_idempotency_key(
-        self, key: str, reservation: str, status_code: int, body: Any
-    ) -> None:
-        """Keep the answer to replay, in a document of its own (simultaneous requests share one
-        multi-row insert); it expires with the record, by the same clean-up."""
-        now = datetime.now(UTC)
-        await self._idempotency_writes.insert(
-            {
-                "_id": idempotency_answer_id(idempotency_record_id(key), reservation),
-                "status_code": status_code,
-                "sealed_body": SealedResponse.seal(key, body),
-                "created_at": now,
-                "expires_on": expiry_day(now),
-            }
+        dossier = await self.dossiers.find_one(
+            {IDEMPOTENCY_ANSWER_ID: answer_id}, {IDEMPOTENCY_ANSWER: 1}
         )
+        if dossier is not None:
+            answer: Document = dossier[IDEMPOTENCY_ANSWER]
+            return answer
+        return await self.idempotency.find_one({"_id": answer_id})
 
     async def release_idempotency_key(self, key: str, reservation: str) -> None:
         """Forget a key whose request failed, so that a corrected retry can use it."""

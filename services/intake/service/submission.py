@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.intake.adapters.store import (
+    Document,
+    IdempotencyClaim,
     IdempotencyConflict,
     IntakeStore,
     NewAttachment,
@@ -59,7 +61,6 @@ from shared.contracts.cloudevents import CloudEvent, wrap
 from shared.contracts.events import Applicant, Channel, Contact, DocumentRef, DossierSubmitted
 from shared.contracts.topics import DOSSIER_SUBMITTED_TOPIC
 from shared.runtime.auth import Staff
-from shared.runtime.failures import describe, is_transient
 from shared.runtime.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -96,35 +97,25 @@ class Submissions:
         check_channel(procedure, channel)
         documents = check_documents(procedure, files, self.settings.max_file_bytes)
 
-        reservation = secrets.token_hex(16)  # this request's claim on its key, if it has one
+        claim: IdempotencyClaim | None = None
         if idempotency is not None:
             key, request_fingerprint = idempotency
+            # This request's claim on its key: its answer is kept under this token.
+            claim = IdempotencyClaim(key, reservation=secrets.token_hex(16))
             try:
                 previous = await self.store.reserve_idempotency_key(
-                    key, request_fingerprint, reservation=reservation
+                    key, request_fingerprint, reservation=claim.reservation
                 )
             except IdempotencyConflict as conflict:
                 raise _idempotency_error(conflict.reason) from None
             if previous is not None:
                 return previous.status_code, previous.body
         try:
-            status, body = await self._persist(procedure, form, documents, channel, received_at)
+            return await self._persist(procedure, form, documents, channel, received_at, claim)
         except BaseException:
-            if idempotency is not None:
-                await self.store.release_idempotency_key(idempotency[0], reservation)
+            if claim is not None:
+                await self.store.release_idempotency_key(claim.key, claim.reservation)
             raise
-        if idempotency is not None:
-            try:
-                await self.store.complete_idempotency_key(idempotency[0], reservation, status, body)
-            except Exception as exc:  # the dossier is stored: its receipt must still go out
-                if not is_transient(exc):
-                    raise
-                log.warning(
-                    "dossier %s stored, its idempotency record not completed: %s",
-                    body.get("dossier_code"),
-                    describe(exc),
-                )
-        return status, body
 
     async def record_at_counter(
         self,
@@ -155,7 +146,10 @@ class Submissions:
         documents: Sequence[CheckedDocument],
         channel: Channel,
         received_at: datetime,
+        claim: IdempotencyClaim | None,
     ) -> tuple[int, dict[str, Any]]:
+        """Store the files and the dossier; with an Idempotency-Key's `claim`, the answer to
+        replay is written with the dossier, so that a stored dossier always has it."""
         store, settings = self.store, self.settings
         refs: list[DocumentRef] = []
         try:
@@ -186,6 +180,13 @@ class Submissions:
                 event = self._announcement(dossier, form)
                 return dossier, [(settings.topic(DOSSIER_SUBMITTED_TOPIC), event)]
 
+            def receipt(dossier: Dossier) -> dict[str, Any]:
+                return self._receipt(dossier, secret, documents).model_dump(mode="json")
+
+            def answer(dossier: Dossier) -> Document:
+                assert claim is not None
+                return claim.answer(201, receipt(dossier))
+
             # The number is the only part that is not known yet: build the dossier with a
             # stand-in and prove it can be stored, so that nothing a client sent fails after the
             # draw.
@@ -193,13 +194,14 @@ class Submissions:
                 store.check_storable(*build(MAX_DAILY_SEQUENCE))
             except ValueError as error:  # `Unstorable`, or an event the contract refuses
                 raise InvalidDossier(f"The dossier cannot be stored: {error}") from None
-            dossier = await store.insert_with_next_code(sequence_day, build, handover=self.relay)
+            dossier = await store.insert_with_next_code(
+                sequence_day, build, handover=self.relay, answer=answer if claim else None
+            )
         except BaseException:
             await store.delete_attachments(r.storage_id for r in refs)
             raise
         SUBMISSIONS.labels(procedure.unit_code, str(procedure.level), str(int(channel))).inc()
-        receipt = self._receipt(dossier, secret, documents)
-        return 201, receipt.model_dump(mode="json")
+        return 201, receipt(dossier)
 
     def _announcement(self, dossier: Dossier, form: SubmissionForm) -> CloudEvent:
         event = DossierSubmitted(

@@ -12,7 +12,13 @@ from bson import ObjectId
 
 from services.intake.adapters.erasure import DossierErasureStore
 from services.intake.adapters.shipped_catalogue import load_catalogue
-from services.intake.adapters.store import ERASABLE, INDEXES, IntakeStore, NewAttachment
+from services.intake.adapters.store import (
+    ERASABLE,
+    INDEXES,
+    IdempotencyClaim,
+    IntakeStore,
+    NewAttachment,
+)
 from services.intake.domain.dossier import Dossier, Rating, processing_step
 from services.intake.domain.erasure import ERASED_NAME
 from services.intake.erasure import erase_finished_dossiers, main
@@ -56,7 +62,9 @@ async def new_dossier(store: IntakeStore, sequence: int) -> str:
         received_at=NOW - timedelta(days=900),
         tracking_secret="secret",
     )
-    await store.insert_dossier(dossier, [])
+    # Submitted with an Idempotency-Key: its sealed receipt is kept with it.
+    answer = IdempotencyClaim(f"online:key-{code}", "r").answer(201, {"dossier_code": code})
+    await store.insert_dossier(dossier, [], answer=answer)
     return code
 
 
@@ -114,6 +122,7 @@ async def test_finished_dossiers_past_retention_lose_their_personal_data(mongo_d
             assert personal(stored) == [], name
             assert stored["applicant"] == {"kind": "person", "name": ERASED_NAME, "identifier": ""}
             assert stored["personal_data_erased_at"] is not None
+            assert "idempotency_answer" not in stored  # the sealed receipt named the files
             # What the Ministry accounts for stays: the dossier, its states, its history.
             assert stored["status"]["state"] in (3, 8, 10)
             assert stored["documents"][0]["document_type"] == "cccd"
@@ -122,6 +131,7 @@ async def test_finished_dossiers_past_retention_lose_their_personal_data(mongo_d
             Dossier.model_validate(stored)
         else:
             assert IDENTIFIER in json.dumps(stored, default=str), name
+            assert stored["idempotency_answer"]["sealed_body"], name
     rated = await mongo_db["dossiers"].find_one({"_id": dossiers["returned_long_ago"]})
     assert rated["rating"]["score"] == 5 and rated["rating"]["comment"] is None
     # The attached files are gone, the kept dossiers' files are not.

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
-from pymongo.errors import AutoReconnect
 
-from services.intake.adapters.store import IdempotencyConflict
+from services.intake.adapters.store import IdempotencyClaim, IdempotencyConflict
+from services.intake.domain.dossier import Dossier
 from services.intake.domain.idempotency import SealedResponse, expiry_day, idempotency_record_id
+from shared.contracts.catalogue import Procedure
 from shared.contracts.cloudevents import CloudEvent, unwrap
 from shared.contracts.events import Channel, DossierSubmitted
 from shared.contracts.topics import DOSSIER_SUBMITTED_TOPIC
@@ -23,6 +24,7 @@ from tests.intake_samples import (
     TRADEMARK,
     dossier_json,
     multipart,
+    stored_dossier,
     trademark_files,
     valid_tax_code,
 )
@@ -97,6 +99,10 @@ async def test_the_idempotency_record_keeps_no_secret_and_lapses(intake) -> None
     stored = [r async for r in records.find({})]
     raw = json.dumps(stored, default=str)
     assert secret not in raw and key not in raw and first.json()["dossier_code"] not in raw
+    # The answer is kept, sealed, in the dossier it stored.
+    dossier = await intake.components.store.dossiers.find_one({"_id": first.json()["dossier_code"]})
+    assert dossier["idempotency_answer"]["sealed_body"]
+    assert secret not in json.dumps(dossier, default=str) and key not in str(dossier)
     replay = await submit(intake, **{"Idempotency-Key": key})
     assert replay.json() == first.json()  # double click: the same receipt, secret included
 
@@ -119,21 +125,71 @@ async def test_the_idempotency_record_keeps_no_secret_and_lapses(intake) -> None
     assert await records.count_documents({}) == before - 1
 
 
+def new_dossier(procedure: Procedure) -> Dossier:
+    return stored_dossier(procedure, f"G12-{uuid.uuid4().hex[:12]}")
+
+
 async def test_a_late_answer_to_a_lapsed_reservation_is_not_replayed(intake) -> None:
-    """A request stuck past 5 minutes lost its key to a retry; when it finishes after all, its
-    answer is not given to the retry's own retries (the retry is still running)."""
+    """A request stuck past 5 minutes lost its key to a retry; when it stores its dossier after
+    all, that dossier's answer is not given to the retry's own retries (the retry is still
+    running)."""
     store = intake.components.store
     key = f"online:{uuid.uuid4()}"
     long_ago = datetime.now(UTC) - timedelta(minutes=6)
     assert await store.reserve_idempotency_key(key, "fp", reservation="slow", now=long_ago) is None
     assert await store.reserve_idempotency_key(key, "fp", reservation="retry") is None
-    await store.complete_idempotency_key(key, "slow", 201, {"dossier_code": "late"})
+    procedure = await store.cached_procedure(TRADEMARK)
+    late = IdempotencyClaim(key, reservation="slow").answer(201, {"dossier_code": "late"})
+    await store.insert_dossier(new_dossier(procedure), [], answer=late)
     with pytest.raises(IdempotencyConflict) as conflict:
         await store.reserve_idempotency_key(key, "fp", reservation="double click")
     assert conflict.value.reason == "in-progress"
-    await store.complete_idempotency_key(key, "retry", 201, {"dossier_code": "retried"})
+    retried = IdempotencyClaim(key, reservation="retry").answer(201, {"dossier_code": "retried"})
+    await store.insert_dossier(new_dossier(procedure), [], answer=retried)
     replay = await store.reserve_idempotency_key(key, "fp", reservation="third")
     assert replay is not None and replay.body == {"dossier_code": "retried"}
+
+
+class Killed(BaseException):
+    """The process dies: nothing after this point runs, no clean-up either."""
+
+
+async def test_a_dossier_stored_just_before_a_crash_is_replayed_not_submitted_again(
+    intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intake died right after the dossier's insert, before answering. The client retries with
+    the same key after the 5 minutes that free an unanswered key: it gets that dossier's
+    receipt, not a second dossier."""
+    store = intake.components.store
+    key = str(uuid.uuid4())
+    stored: list[str] = []
+    insert = store.insert_dossier
+
+    async def insert_then_die(dossier, *args, **kwargs):
+        await insert(dossier, *args, **kwargs)
+        stored.append(dossier.code)
+        raise Killed
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr(store, "insert_dossier", insert_then_die)
+    monkeypatch.setattr(store, "release_idempotency_key", nothing)
+    monkeypatch.setattr(store, "delete_attachments", nothing)
+    before = await counts(intake)
+    with pytest.raises(Killed):
+        await submit(intake, **{"Idempotency-Key": key})
+    monkeypatch.undo()
+    six_minutes_ago = datetime.now(UTC) - timedelta(minutes=6)
+    await store.idempotency.update_one(
+        {"_id": idempotency_record_id(f"online:{key}")},
+        {"$set": {"created_at": six_minutes_ago}},
+    )
+
+    retry = await submit(intake, **{"Idempotency-Key": key})
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["dossier_code"] == stored[0] and retry.json()["tracking_secret"]
+    assert (await counts(intake))[0] == before[0] + 1
 
 
 async def test_a_record_answered_in_place_before_answers_had_their_own_is_replayed(
@@ -269,19 +325,3 @@ async def test_counter_dossiers_need_a_counter_officer_and_may_be_any_level(inta
     )
     assert response.status_code == 201, response.text
     assert response.json()["state"] == 2 and response.json()["channel"] == Channel.COUNTER
-
-
-async def test_a_stored_dossier_is_answered_201_even_if_its_idempotency_record_fails(
-    intake, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The database went away between storing the dossier and completing its key (seen in the
-    fault suite): the citizen must still get the receipt of the dossier that exists."""
-
-    async def database_gone(*_: object) -> None:
-        raise AutoReconnect("connection reset")
-
-    monkeypatch.setattr(intake.components.store, "complete_idempotency_key", database_gone)
-    before = await counts(intake)
-    response = await submit(intake, **{"Idempotency-Key": str(uuid.uuid4())})
-    assert response.status_code == 201 and response.json()["tracking_secret"]
-    assert (await counts(intake))[0] == before[0] + 1
