@@ -12,7 +12,12 @@ import pytest
 
 from services.intake.adapters.store import IdempotencyClaim, IdempotencyConflict
 from services.intake.domain.dossier import Dossier
-from services.intake.domain.idempotency import SealedResponse, expiry_day, idempotency_record_id
+from services.intake.domain.idempotency import (
+    SealedResponse,
+    expiry_day,
+    idempotency_answer_id,
+    idempotency_record_id,
+)
 from shared.contracts.catalogue import Procedure
 from shared.contracts.cloudevents import CloudEvent, unwrap
 from shared.contracts.events import Channel, DossierSubmitted
@@ -212,6 +217,28 @@ async def test_a_record_answered_in_place_before_answers_had_their_own_is_replay
     )
     replay = await store.reserve_idempotency_key(key, "fp", reservation="new")
     assert replay is not None and replay.body == {"dossier_code": "kept"}
+
+
+async def test_an_answer_kept_beside_its_record_by_the_previous_release_is_replayed(
+    intake,
+) -> None:
+    """The release before this one kept each answer in a document of its own beside the record
+    (`_id`: the record's and the reservation's); those still replay until they expire."""
+    store = intake.components.store
+    key = f"online:{uuid.uuid4()}"
+    now = datetime.now(UTC)
+    assert await store.reserve_idempotency_key(key, "fp", reservation="first") is None
+    await store.idempotency.insert_one(
+        {
+            "_id": idempotency_answer_id(idempotency_record_id(key), "first"),
+            "status_code": 201,
+            "sealed_body": SealedResponse.seal(key, {"dossier_code": "beside"}),
+            "created_at": now,
+            "expires_on": expiry_day(now),
+        }
+    )
+    replay = await store.reserve_idempotency_key(key, "fp", reservation="retry")
+    assert replay is not None and replay.body == {"dossier_code": "beside"}
 
 
 async def test_fifty_concurrent_submissions_get_fifty_distinct_gap_free_codes(intake) -> None:
