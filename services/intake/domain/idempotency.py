@@ -1,9 +1,10 @@
 """Idempotency-Key records that keep no secret at rest and do not live forever.
 
 A retried submission must get the first response back, tracking secret included (a citizen who
-double-clicked must still see it). The record therefore keeps the response, but sealed with a
-key derived from the Idempotency-Key, which only the client holds: the record's `_id` is the key's
-digest, so the database alone can neither read the secret nor link a record to its key.
+double-clicked must still see it). The response is therefore kept (in the dossier it stored), but
+sealed with a key derived from the Idempotency-Key, which only the client holds: the record's
+`_id` is the key's digest, so the database alone can neither read the secret nor link a record
+to its key.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def expiry_day(created_at: datetime) -> str:
 
 
 def idempotency_answer_id(record_id: str, reservation: str) -> str:
-    """The `_id` of the answer to one reservation of a record: a document of its own, inserted
-    once the request is done (an insert costs FerretDB less than an update of the record). A
-    record taken over after it lapsed has a new reservation, so an old answer never applies."""
+    """The id of the answer to one reservation of a record, kept in the dossier the request
+    stored (earlier releases: the `_id` of a document of its own). A record taken over after it
+    lapsed has a new reservation, so an old answer never applies."""
     return f"{record_id}:{reservation}"
 
 
