@@ -72,5 +72,5 @@ def handlers_for(reporting: ReportingService) -> dict[type[Contract], EventHandl
 def consumer(context: ServiceContext, reporting: ReportingService) -> BatchConsumer:
     """The reporting group's consumer (started by the service's lifecycle)."""
     return consume_dossier_events_in_batches(
-        context, group=REPORTING_GROUP, handlers=handlers_for(reporting)
+        context, group=REPORTING_GROUP, handlers=handlers_for(reporting), background=True
     )

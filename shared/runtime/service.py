@@ -242,13 +242,21 @@ def subscribe_dossier_events(
 
 
 def consume_dossier_events_in_batches(
-    context: ServiceContext, *, group: str, handlers: Mapping[type[Contract], EventHandler]
+    context: ServiceContext,
+    *,
+    group: str,
+    handlers: Mapping[type[Contract], EventHandler],
+    background: bool = False,
 ) -> BatchConsumer:
     """What `subscribe_dossier_events` does, reading in batches: each dossier's events in order
     (events are keyed by dossier), different dossiers concurrently, without waiting for a
     batch's slowest dossier (`KeyedStreamConsumer`). For handlers that wait on round trips per
     event; they must be idempotent, as everywhere (what was not committed is handled again). The
-    consumer is started and stopped by the caller's lifecycle (`BatchConsumer.running`)."""
+    consumer is started and stopped by the caller's lifecycle (`BatchConsumer.running`).
+
+    `background`: work nobody waits for within the second (figures, the national portal's
+    copy): reads at most every `consumer_linger_seconds`, so that a quiet stream's events share
+    their writes rather than costing a round of writes each, the CPU the citizens' path needs."""
 
     async def handle(item: Parsed) -> None:
         with log_context(dossier_code=item.cloud_event.subject, event_id=item.cloud_event.id):
@@ -262,4 +270,5 @@ def consume_dossier_events_in_batches(
         handle=per_key_in_order(handle),
         policy=context.retry_policy,
         watch=context.outages,
+        linger=context.settings.consumer_linger_seconds if background else 0.0,
     )

@@ -67,6 +67,10 @@ class ServiceSettings(BaseSettings):
     # (`shared.runtime.commits`): a crash delivers the last ones again (handlers are idempotent).
     # 0: one commit per event.
     consumer_commit_interval_seconds: float = Field(default=0.5, ge=0, le=10)
+    # How long a background consumer (`consume_dossier_events_in_batches(background=True)`:
+    # reporting, the national-portal sync) lets events gather after a read that was not full.
+    # 0: each read handled at once.
+    consumer_linger_seconds: float = Field(default=0.25, ge=0, le=5)
 
     # Idle behaviour of the background loops (docs/architecture.md, "Idle behaviour"). A poll for
     # work (outbox scans, delivery and sync retries, the deadline scanner...) backs off from its

@@ -49,6 +49,7 @@ def consumer_for(
     group: str = "batch",
     kind: type[BatchConsumer] = BatchConsumer,
     commit_interval: float = 0.5,
+    **options: float,
 ) -> tuple[BatchConsumer, object]:
     settings = ServiceSettings(
         kafka_bootstrap=kafka_bootstrap,
@@ -63,6 +64,7 @@ def consumer_for(
         routes={topic: DossierSubmitted},
         handle=handle,
         policy=RetryPolicy(max_attempts=2, base_delay=0.01),
+        **options,
     )
     return consumer, broker
 
@@ -222,6 +224,73 @@ async def test_reads_handled_one_by_one_are_committed_together_and_all_by_the_st
     assert 1 <= len(commits) <= 3, commits
     assert all(commits)  # explicit offsets, never the bare position
     assert await committed(kafka_bootstrap, f"batch.{unique}", partition) == 20
+
+
+@pytest.mark.parametrize("linger", [0.0, 1.0])
+async def test_a_lingering_stream_handles_a_trickle_of_events_in_few_reads(
+    kafka_bootstrap: str,
+    make_topic,
+    unique: str,
+    linger: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten events of ten dossiers sent 50 ms apart: read one by one without a linger; with one
+    (a background consumer), the events that came meanwhile are read and handed out together
+    (their writes shared), all handled in order and committed."""
+    topic = await make_topic("keyed-linger", partitions=1)
+    reads: list[int] = []
+    hand_out = KeyedStreamConsumer._hand_out
+
+    def counted(consumer: KeyedStreamConsumer, records: list) -> None:
+        reads.append(len(records))
+        hand_out(consumer, records)
+
+    monkeypatch.setattr(KeyedStreamConsumer, "_hand_out", counted)
+    handled: list[str] = []
+
+    async def handle_one(item: Parsed) -> None:
+        handled.append(item.event.dossier_code)
+
+    consumer, broker = consumer_for(
+        kafka_bootstrap,
+        unique,
+        topic,
+        per_key_in_order(handle_one),
+        kind=KeyedStreamConsumer,
+        linger=linger,
+    )
+    warm_up, codes = dossier_code(99), [dossier_code(n) for n in range(10)]
+    async with broker:  # type: ignore[attr-defined]
+        await consumer.start()
+        try:
+            producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+            await producer.start()
+            try:
+                # The first event proves the consumer assigned; the trickle is read after it.
+                for n, code in enumerate([warm_up, *codes]):
+                    message = wrap(submitted(code), "/t").to_kafka()
+                    await producer.send_and_wait(
+                        topic, message.value, key=code.encode(), headers=message.headers
+                    )
+                    async with asyncio.timeout(30):
+                        while n == 0 and not handled:  # noqa: ASYNC110 (set by the consumer)
+                            await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.05)
+            finally:
+                await producer.stop()
+            async with asyncio.timeout(30):
+                while len(handled) <= len(codes):  # noqa: ASYNC110 (state set by the consumer)
+                    await asyncio.sleep(0.01)
+        finally:
+            await consumer.stop()
+    assert handled == [warm_up, *codes]
+    reads = reads[1:]  # the warm-up's own
+    assert sum(reads) == len(codes)
+    if linger:
+        assert len(reads) <= 3, reads
+    else:
+        assert len(reads) >= 5, reads
+    assert await committed(kafka_bootstrap, f"batch.{unique}", TopicPartition(topic, 0)) == 11
 
 
 async def committed(bootstrap: str, group: str, partition: TopicPartition) -> int | None:

@@ -51,5 +51,5 @@ def consumer(context: ServiceContext, sync: PortalSync) -> BatchConsumer:
     """The portal group's consumer of the five dossier topics (started by the sync's
     lifecycle)."""
     return consume_dossier_events_in_batches(
-        context, group=PORTAL_GROUP, handlers=portal_handlers(sync)
+        context, group=PORTAL_GROUP, handlers=portal_handlers(sync), background=True
     )
