@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -173,7 +174,7 @@ class BatchConsumer:
                 batches = await self._consumer.getmany(
                     timeout_ms=1000, max_records=self.max_records
                 )
-                records = [record for part in batches.values() for record in part]
+                records = in_time_order(batches)
                 if not records:
                     continue
                 self._busy = True
@@ -316,6 +317,13 @@ def per_key_in_order(
     return handle
 
 
+def in_time_order(batches: Mapping[TopicPartition, list[ConsumerRecord]]) -> list[ConsumerRecord]:
+    """One read's records, each partition's in offset order, the partitions merged by the time
+    the records were produced: a dossier's events read together from two topics (submitted, then
+    processed) are handled as they happened, not topic by topic."""
+    return list(heapq.merge(*batches.values(), key=lambda record: record.timestamp))
+
+
 def _positions_after(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
     """Each partition's position just past the last of `records` read from it."""
     positions: dict[TopicPartition, int] = {}
@@ -419,7 +427,7 @@ class KeyedStreamConsumer(BatchConsumer):
         batches = await self._consumer.getmany(
             timeout_ms=100 if self._reads else 1000, max_records=self.max_records
         )
-        records = [record for part in batches.values() for record in part]
+        records = in_time_order(batches)
         if records:
             self._hand_out(records)
             if self.linger and len(records) < self.max_records:

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
-from shared.runtime.batch_consumer import Parsed, per_key_in_order
+from shared.runtime.batch_consumer import Parsed, in_time_order, per_key_in_order
 
 
 def item(key: str, n: int) -> Parsed:
@@ -80,3 +80,37 @@ async def test_a_failure_stops_its_own_dossier_only_and_is_raised_after_the_othe
     with pytest.raises(ConnectionError):  # the exception itself, classifiable as an outage
         await per_key_in_order(handle)(batch)
     assert sorted(handled) == [("A", 0), ("B", 0), ("B", 1), ("B", 2)]  # not A 2: A stopped
+
+
+def produced(topic: str, offset: int, at: int) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp=at,
+        timestamp_type=0,
+        key=b"G12-261207-0001",
+        value=b"",
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=0,
+        headers=[],
+    )
+
+
+def test_a_read_from_two_topics_is_handled_in_the_order_the_events_happened() -> None:
+    """A dossier's processed event and the submitted event before it, read together from two
+    topics: the submitted first; within a partition, offsets decide (a clock that went back
+    does not reorder them)."""
+    processed = [produced("processed", 0, at=20), produced("processed", 1, at=40)]
+    submitted = [produced("submitted", 0, at=10), produced("submitted", 1, at=50)]
+    skewed = [produced("skewed", 0, at=60), produced("skewed", 1, at=5)]
+    batches = {
+        TopicPartition("processed", 0): processed,
+        TopicPartition("submitted", 0): submitted,
+        TopicPartition("skewed", 0): skewed,
+    }
+    order = [(r.topic, r.offset) for r in in_time_order(batches)]
+    assert order[:4] == [("submitted", 0), ("processed", 0), ("processed", 1), ("submitted", 1)]
+    assert order.index(("skewed", 0)) < order.index(("skewed", 1))
+    assert len(order) == 6
