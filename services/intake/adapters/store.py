@@ -408,7 +408,7 @@ class IntakeStore:
         return Dossier.model_validate(document) if document else None
 
     async def dossier_record(self, code: str) -> Document | None:
-        """The stored dossier as it is (without its outbox and applied event ids)."""
+        """The stored dossier as it is (without its outbox, applied event ids and sealed answer)."""
         return await self.dossiers.find_one({"_id": code}, _STORED_ONLY)
 
     async def request_withdrawal(
